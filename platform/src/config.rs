@@ -1,0 +1,540 @@
+//! The partition config: the one typed source of truth for what each partition owns.
+//!
+//! A board's config says what the board must look like (checked against its DTB at boot by
+//! [`crate::check`]), what RAM the hypervisor keeps for itself, and which CPUs, RAM ranges,
+//! devices and interrupt lines each partition owns. [`Config::validate`] refuses a config
+//! that could not be enforced (overlaps, double ownership, unknown names); `cargo xtask`
+//! runs it when it reads the board file and `hv` runs it again at boot.
+//!
+//! This module never touches hardware and never allocates more than the config itself.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+/// Granule every RAM range must be aligned to: stage-2 maps 4 KiB pages.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A physical address range `[base, base + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl Region {
+    pub const fn new(base: u64, size: u64) -> Self {
+        Self { base, size }
+    }
+
+    /// One past the last byte, or `None` if the range wraps the address space.
+    pub fn end(&self) -> Option<u64> {
+        self.base.checked_add(self.size)
+    }
+
+    pub fn overlaps(&self, other: &Region) -> bool {
+        match (self.end(), other.end()) {
+            (Some(a_end), Some(b_end)) => self.base < b_end && other.base < a_end,
+            _ => true,
+        }
+    }
+
+    pub fn contains(&self, inner: &Region) -> bool {
+        match (self.end(), inner.end()) {
+            (Some(a_end), Some(b_end)) => self.base <= inner.base && b_end <= a_end,
+            _ => false,
+        }
+    }
+
+    pub fn contains_addr(&self, addr: u64) -> bool {
+        addr >= self.base && self.end().is_none_or(|end| addr < end)
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.end() {
+            Some(end) => write!(f, "[{:#x}..{:#x})", self.base, end),
+            None => write!(f, "[{:#x}+{:#x} wraps])", self.base, self.size),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GicVersion {
+    V2,
+    V3,
+}
+
+/// How secondary CPUs are started on the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpuBoot {
+    /// PSCI `CPU_ON` (conduit from the DTB's `/psci` node).
+    Psci,
+    /// Write the entry address to the CPU's `cpu-release-addr`, then `sev`.
+    SpinTable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionKind {
+    /// The general-purpose partition (an unmodified Linux).
+    Linux,
+    /// The real-time partition (`guest-rt`).
+    Rt,
+}
+
+/// A device the board has, as the config names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    pub name: String,
+    /// DTB `compatible` string the device must carry.
+    pub compatible: String,
+    /// CPU physical address of its registers.
+    pub base: u64,
+    pub size: u64,
+    /// GIC interrupt IDs (SPIs, >= 32) the device raises.
+    #[serde(default)]
+    pub irqs: Vec<u32>,
+}
+
+/// What the board must look like; checked against the DTB at boot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSpec {
+    /// A string the DTB root `compatible` must contain.
+    pub compatible: String,
+    pub gic: GicVersion,
+    pub cpus: u32,
+    pub cpu_boot: CpuBoot,
+    /// RAM the board has (partition and hv RAM must lie inside).
+    pub ram: Vec<Region>,
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// What the hypervisor keeps for itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HvSpec {
+    /// RAM reserved for `hv`: its image, payloads, heap and tables. No partition maps it.
+    pub ram: Region,
+    /// Name of the board device `hv` logs to.
+    pub console: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    pub name: String,
+    pub kind: PartitionKind,
+    /// Physical CPU indices (DTB order); each runs one vCPU of this partition, pinned.
+    pub cpus: Vec<u32>,
+    pub ram: Vec<Region>,
+    /// Names of board devices passed through to this partition.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// SPIs this partition owns.
+    #[serde(default)]
+    pub irqs: Vec<u32>,
+}
+
+/// A whole board configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Board name as `cargo xtask run --board NAME` knows it.
+    pub name: String,
+    pub board: BoardSpec,
+    pub hv: HvSpec,
+    #[serde(rename = "partition")]
+    pub partitions: Vec<Partition>,
+    /// How to run the board under QEMU, when QEMU can emulate it.
+    #[serde(default)]
+    pub qemu: Option<QemuSpec>,
+}
+
+/// QEMU command-line facts for a board (used by `cargo xtask`, ignored by `hv`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuSpec {
+    /// `-M` value.
+    pub machine: String,
+    pub cpu: String,
+    pub smp: u32,
+    /// `-m` value, e.g. "2G".
+    pub memory: String,
+    /// A DTB to pass with `-dtb`, as a path inside Debian's arm64 kernel package
+    /// (e.g. `broadcom/bcm2711-rpi-4-b.dtb`); `None` lets QEMU generate one.
+    #[serde(default)]
+    pub kernel_package_dtb: Option<String>,
+    /// Extra arguments (e.g. `-no-reboot`).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+/// Why a config is refused. Each variant names the offending parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    NoPartitions,
+    DuplicatePartition {
+        name: String,
+    },
+    PartitionWithoutCpus {
+        partition: String,
+    },
+    PartitionWithoutRam {
+        partition: String,
+    },
+    EmptyRegion {
+        owner: String,
+        region: Region,
+    },
+    MisalignedRegion {
+        owner: String,
+        region: Region,
+    },
+    RamOutsideBoard {
+        owner: String,
+        region: Region,
+    },
+    OverlappingRam {
+        first: String,
+        second: String,
+        region: Region,
+    },
+    CpuOutsideBoard {
+        partition: String,
+        cpu: u32,
+        board_cpus: u32,
+    },
+    CpuTwice {
+        cpu: u32,
+        first: String,
+        second: String,
+    },
+    UnknownDevice {
+        owner: String,
+        device: String,
+    },
+    DuplicateDevice {
+        device: String,
+    },
+    DeviceTwice {
+        device: String,
+        first: String,
+        second: String,
+    },
+    UnknownIrq {
+        partition: String,
+        irq: u32,
+    },
+    IrqTwice {
+        irq: u32,
+        first: String,
+        second: String,
+    },
+    BadDeviceIrq {
+        device: String,
+        irq: u32,
+    },
+}
+
+impl ConfigError {
+    /// Stable short name of the error, for tests and scripts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::NoPartitions => "no-partitions",
+            Self::DuplicatePartition { .. } => "duplicate-partition",
+            Self::PartitionWithoutCpus { .. } => "partition-without-cpus",
+            Self::PartitionWithoutRam { .. } => "partition-without-ram",
+            Self::EmptyRegion { .. } => "empty-region",
+            Self::MisalignedRegion { .. } => "misaligned-region",
+            Self::RamOutsideBoard { .. } => "ram-outside-board",
+            Self::OverlappingRam { .. } => "overlapping-ram",
+            Self::CpuOutsideBoard { .. } => "cpu-outside-board",
+            Self::CpuTwice { .. } => "cpu-twice",
+            Self::UnknownDevice { .. } => "unknown-device",
+            Self::DuplicateDevice { .. } => "duplicate-device",
+            Self::DeviceTwice { .. } => "device-twice",
+            Self::UnknownIrq { .. } => "unknown-irq",
+            Self::IrqTwice { .. } => "irq-twice",
+            Self::BadDeviceIrq { .. } => "bad-device-irq",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.name())?;
+        match self {
+            Self::NoPartitions => write!(f, "the config defines no partition"),
+            Self::DuplicatePartition { name } => write!(f, "partition `{name}` is defined twice"),
+            Self::PartitionWithoutCpus { partition } => {
+                write!(f, "partition `{partition}` has no CPU")
+            }
+            Self::PartitionWithoutRam { partition } => {
+                write!(f, "partition `{partition}` has no RAM")
+            }
+            Self::EmptyRegion { owner, region } => {
+                write!(f, "{owner}: RAM range {region} is empty or wraps around")
+            }
+            Self::MisalignedRegion { owner, region } => write!(
+                f,
+                "{owner}: RAM range {region} is not aligned to {PAGE_SIZE:#x} bytes"
+            ),
+            Self::RamOutsideBoard { owner, region } => {
+                write!(
+                    f,
+                    "{owner}: RAM range {region} is not inside the board's RAM"
+                )
+            }
+            Self::OverlappingRam {
+                first,
+                second,
+                region,
+            } => write!(f, "RAM of {second} {region} overlaps RAM of {first}"),
+            Self::CpuOutsideBoard {
+                partition,
+                cpu,
+                board_cpus,
+            } => write!(
+                f,
+                "partition `{partition}` names CPU {cpu}, the board has CPUs 0-{}",
+                board_cpus.saturating_sub(1)
+            ),
+            Self::CpuTwice { cpu, first, second } => {
+                write!(f, "CPU {cpu} is given to `{first}` and to `{second}`")
+            }
+            Self::UnknownDevice { owner, device } => {
+                write!(
+                    f,
+                    "{owner} names device `{device}`, which the board does not declare"
+                )
+            }
+            Self::DuplicateDevice { device } => {
+                write!(f, "board device `{device}` is declared twice")
+            }
+            Self::DeviceTwice {
+                device,
+                first,
+                second,
+            } => write!(f, "device `{device}` is given to {first} and to {second}"),
+            Self::UnknownIrq { partition, irq } => write!(
+                f,
+                "partition `{partition}` names interrupt {irq}, which no board device raises"
+            ),
+            Self::IrqTwice { irq, first, second } => {
+                write!(f, "interrupt {irq} is given to `{first}` and to `{second}`")
+            }
+            Self::BadDeviceIrq { device, irq } => write!(
+                f,
+                "device `{device}` declares interrupt {irq}; only SPIs (32-1019) can be owned"
+            ),
+        }
+    }
+}
+
+impl Config {
+    pub fn partition(&self, name: &str) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.name == name)
+    }
+
+    pub fn device(&self, name: &str) -> Option<&Device> {
+        self.board.devices.iter().find(|d| d.name == name)
+    }
+
+    /// The partition that owns physical CPU `cpu`, if any.
+    pub fn partition_of_cpu(&self, cpu: u32) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.cpus.contains(&cpu))
+    }
+
+    /// Checks every rule; returns the first violation found.
+    ///
+    /// Rules: at least one partition, unique names; every partition has CPUs and RAM; RAM
+    /// ranges are non-empty, page aligned, inside the board's RAM and pairwise disjoint
+    /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
+    /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
+    /// raises and are owned once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.partitions.is_empty() {
+            return Err(ConfigError::NoPartitions);
+        }
+        for (i, p) in self.partitions.iter().enumerate() {
+            if self.partitions[..i].iter().any(|q| q.name == p.name) {
+                return Err(ConfigError::DuplicatePartition {
+                    name: p.name.clone(),
+                });
+            }
+            if p.cpus.is_empty() {
+                return Err(ConfigError::PartitionWithoutCpus {
+                    partition: p.name.clone(),
+                });
+            }
+            if p.ram.is_empty() {
+                return Err(ConfigError::PartitionWithoutRam {
+                    partition: p.name.clone(),
+                });
+            }
+        }
+        self.validate_ram()?;
+        self.validate_cpus()?;
+        self.validate_devices()?;
+        self.validate_irqs()
+    }
+
+    fn validate_ram(&self) -> Result<(), ConfigError> {
+        let mut owned: Vec<(String, Region)> = Vec::new();
+        owned.push((String::from("hv"), self.hv.ram));
+        for p in &self.partitions {
+            for r in &p.ram {
+                owned.push((alloc::format!("partition `{}`", p.name), *r));
+            }
+        }
+        for (i, (owner, region)) in owned.iter().enumerate() {
+            if region.size == 0 || region.end().is_none() {
+                return Err(ConfigError::EmptyRegion {
+                    owner: owner.clone(),
+                    region: *region,
+                });
+            }
+            if region.base % PAGE_SIZE != 0 || region.size % PAGE_SIZE != 0 {
+                return Err(ConfigError::MisalignedRegion {
+                    owner: owner.clone(),
+                    region: *region,
+                });
+            }
+            if !self.board.ram.iter().any(|b| b.contains(region)) {
+                return Err(ConfigError::RamOutsideBoard {
+                    owner: owner.clone(),
+                    region: *region,
+                });
+            }
+            if let Some((first, _)) = owned[..i].iter().find(|(_, r)| r.overlaps(region)) {
+                return Err(ConfigError::OverlappingRam {
+                    first: first.clone(),
+                    second: owner.clone(),
+                    region: *region,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_cpus(&self) -> Result<(), ConfigError> {
+        let mut owner: Vec<Option<&str>> = alloc::vec![None; self.board.cpus as usize];
+        for p in &self.partitions {
+            for &cpu in &p.cpus {
+                let slot =
+                    owner
+                        .get_mut(cpu as usize)
+                        .ok_or_else(|| ConfigError::CpuOutsideBoard {
+                            partition: p.name.clone(),
+                            cpu,
+                            board_cpus: self.board.cpus,
+                        })?;
+                if let Some(first) = slot {
+                    return Err(ConfigError::CpuTwice {
+                        cpu,
+                        first: String::from(*first),
+                        second: p.name.clone(),
+                    });
+                }
+                *slot = Some(&p.name);
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_devices(&self) -> Result<(), ConfigError> {
+        for (i, d) in self.board.devices.iter().enumerate() {
+            if self.board.devices[..i].iter().any(|e| e.name == d.name) {
+                return Err(ConfigError::DuplicateDevice {
+                    device: d.name.clone(),
+                });
+            }
+            if let Some(&irq) = d.irqs.iter().find(|&&irq| !(32..1020).contains(&irq)) {
+                return Err(ConfigError::BadDeviceIrq {
+                    device: d.name.clone(),
+                    irq,
+                });
+            }
+        }
+        if self.device(&self.hv.console).is_none() {
+            return Err(ConfigError::UnknownDevice {
+                owner: String::from("hv (console)"),
+                device: self.hv.console.clone(),
+            });
+        }
+        let mut owners: Vec<(&str, String)> =
+            alloc::vec![(self.hv.console.as_str(), String::from("hv (console)"))];
+        for p in &self.partitions {
+            for dev in &p.devices {
+                let owner = alloc::format!("partition `{}`", p.name);
+                if self.device(dev).is_none() {
+                    return Err(ConfigError::UnknownDevice {
+                        owner,
+                        device: dev.clone(),
+                    });
+                }
+                if let Some((_, first)) = owners.iter().find(|(d, _)| d == dev) {
+                    return Err(ConfigError::DeviceTwice {
+                        device: dev.clone(),
+                        first: first.clone(),
+                        second: owner,
+                    });
+                }
+                owners.push((dev, owner));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_irqs(&self) -> Result<(), ConfigError> {
+        let mut owners: Vec<(u32, &str)> = Vec::new();
+        for p in &self.partitions {
+            for &irq in &p.irqs {
+                if !self.board.devices.iter().any(|d| d.irqs.contains(&irq)) {
+                    return Err(ConfigError::UnknownIrq {
+                        partition: p.name.clone(),
+                        irq,
+                    });
+                }
+                if let Some((_, first)) = owners.iter().find(|(i, _)| *i == irq) {
+                    return Err(ConfigError::IrqTwice {
+                        irq,
+                        first: String::from(*first),
+                        second: p.name.clone(),
+                    });
+                }
+                owners.push((irq, &p.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the config for the system image (read back by [`Config::decode`]).
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain owned data into a Vec cannot fail.
+        postcard::to_allocvec(self).expect("config serializes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+#[cfg(feature = "std")]
+impl Config {
+    /// Parses a board file (TOML) and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, std::string::String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}

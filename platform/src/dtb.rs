@@ -1,0 +1,355 @@
+//! The board model read from a flattened device tree (via the `fdt` crate).
+//!
+//! [`BoardInfo::parse`] turns the DTB that firmware hands to `hv` into plain data: RAM,
+//! CPUs and how they start, PSCI, the GIC and its frames, PL011 UARTs, timer interrupts and
+//! boot arguments. Bus addresses are translated through every parent's `ranges` so all
+//! addresses here are CPU physical addresses (the Pi 4 puts its peripherals behind
+//! `/soc` ranges).
+//!
+//! Parsing never panics on a malformed tree: missing or odd properties are skipped or
+//! reported as a [`DtbError`].
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use fdt::node::FdtNode;
+use fdt::Fdt;
+
+use crate::config::{GicVersion, Region};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CpuEnable {
+    Psci,
+    SpinTable {
+        release_addr: u64,
+    },
+    /// Any other or missing `enable-method` (the string, possibly empty).
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// The `reg` value: MPIDR affinity bits.
+    pub mpidr: u64,
+    pub enable: CpuEnable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    Smc,
+    Hvc,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GicInfo {
+    pub version: GicVersion,
+    pub gicd: Region,
+    /// GICv3 redistributor range.
+    pub gicr: Option<Region>,
+    /// GICv2 CPU interface, hypervisor control and virtual CPU interface frames.
+    pub gicc: Option<Region>,
+    pub gich: Option<Region>,
+    pub gicv: Option<Region>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UartInfo {
+    pub path: String,
+    pub base: u64,
+    pub size: u64,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardInfo {
+    pub model: String,
+    pub compatible: Vec<String>,
+    pub memory: Vec<Region>,
+    pub cpus: Vec<CpuInfo>,
+    pub psci: Option<PsciConduit>,
+    pub gic: Option<GicInfo>,
+    pub uarts: Vec<UartInfo>,
+    /// INTIDs of the architected timer's PPIs, in DTB order (secure, non-secure EL1
+    /// physical, virtual, EL2 physical).
+    pub timer_irqs: Vec<u32>,
+    pub bootargs: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DtbError {
+    /// The blob is not a device tree (bad magic, truncated, bad offsets).
+    Malformed(String),
+    NoCpus,
+    NoMemory,
+}
+
+impl fmt::Display for DtbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(why) => write!(f, "not a valid device tree: {why}"),
+            Self::NoCpus => write!(f, "the device tree lists no CPU"),
+            Self::NoMemory => write!(f, "the device tree lists no RAM"),
+        }
+    }
+}
+
+/// Address-space facts of one node, as its children see them.
+#[derive(Clone)]
+struct Bus {
+    address_cells: usize,
+    size_cells: usize,
+    /// `None`: no `ranges` (child addresses are not translatable; taken as identity).
+    /// `Some(empty)`: `ranges;` identity. Otherwise (child base, parent base, size).
+    ranges: Option<Vec<(u64, u64, u64)>>,
+}
+
+fn read_cells(bytes: &[u8], cells: usize) -> Option<(u64, &[u8])> {
+    let len = cells * 4;
+    if bytes.len() < len || cells > 2 {
+        return None;
+    }
+    let mut value = 0u64;
+    for chunk in bytes[..len].chunks_exact(4) {
+        value =
+            (value << 32) | u64::from(u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
+    }
+    Some((value, &bytes[len..]))
+}
+
+fn prop_u32(node: &FdtNode, name: &str) -> Option<u32> {
+    let value = node.property(name)?.value;
+    read_cells(value, 1).map(|(v, _)| v as u32)
+}
+
+fn prop_str<'a>(node: &FdtNode<'_, 'a>, name: &str) -> Option<&'a str> {
+    let value = node.property(name)?.value;
+    let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+    core::str::from_utf8(&value[..end]).ok()
+}
+
+fn has_compatible(node: &FdtNode, wanted: &[&str]) -> bool {
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| wanted.contains(&s)))
+}
+
+/// Translates `addr` from the address space of the innermost bus in `buses` up to the CPU's.
+fn translate(buses: &[Bus], mut addr: u64) -> u64 {
+    // buses[0] is the root, whose children's addresses are CPU addresses.
+    for bus in buses.iter().skip(1).rev() {
+        if let Some(ranges) = &bus.ranges {
+            if let Some((child, parent, _)) = ranges
+                .iter()
+                .find(|(child, _, size)| addr >= *child && addr - child < *size)
+            {
+                addr = addr - child + parent;
+            }
+        }
+    }
+    addr
+}
+
+fn node_regs(node: &FdtNode, buses: &[Bus]) -> Vec<Region> {
+    let parent = buses.last().expect("walk always has the root bus");
+    let Some(prop) = node.property("reg") else {
+        return Vec::new();
+    };
+    let mut bytes = prop.value;
+    let mut out = Vec::new();
+    while let Some((addr, rest)) = read_cells(bytes, parent.address_cells) {
+        let (size, rest) = if parent.size_cells == 0 {
+            (0, rest)
+        } else {
+            match read_cells(rest, parent.size_cells) {
+                Some(v) => v,
+                None => break,
+            }
+        };
+        out.push(Region::new(translate(buses, addr), size));
+        bytes = rest;
+    }
+    out
+}
+
+fn bus_of(node: &FdtNode, parent: &Bus) -> Bus {
+    let address_cells = prop_u32(node, "#address-cells").unwrap_or(2) as usize;
+    let size_cells = prop_u32(node, "#size-cells").unwrap_or(1) as usize;
+    let ranges = node.property("ranges").map(|p| {
+        let mut bytes = p.value;
+        let mut out = Vec::new();
+        loop {
+            let Some((child, rest)) = read_cells(bytes, address_cells) else {
+                break;
+            };
+            let Some((parent_addr, rest)) = read_cells(rest, parent.address_cells) else {
+                break;
+            };
+            let Some((size, rest)) = read_cells(rest, size_cells) else {
+                break;
+            };
+            out.push((child, parent_addr, size));
+            bytes = rest;
+        }
+        out
+    });
+    Bus {
+        address_cells,
+        size_cells,
+        ranges,
+    }
+}
+
+/// PPI/SPI specifiers (3 cells: type, number, flags) to GIC INTIDs.
+fn gic_intids(node: &FdtNode) -> Vec<u32> {
+    let Some(prop) = node.property("interrupts") else {
+        return Vec::new();
+    };
+    prop.value
+        .chunks_exact(12)
+        .map(|c| {
+            let kind = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+            let number = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+            if kind == 1 {
+                number + 16
+            } else {
+                number + 32
+            }
+        })
+        .collect()
+}
+
+impl BoardInfo {
+    pub fn parse(dtb: &[u8]) -> Result<Self, DtbError> {
+        let fdt = Fdt::new(dtb).map_err(|e| DtbError::Malformed(alloc::format!("{e:?}")))?;
+        let root = fdt
+            .find_node("/")
+            .ok_or_else(|| DtbError::Malformed("no root node".to_string()))?;
+        let mut info = BoardInfo {
+            model: prop_str(&root, "model").unwrap_or("").to_string(),
+            compatible: root
+                .compatible()
+                .map(|c| c.all().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            memory: Vec::new(),
+            cpus: Vec::new(),
+            psci: None,
+            gic: None,
+            uarts: Vec::new(),
+            timer_irqs: Vec::new(),
+            bootargs: fdt
+                .find_node("/chosen")
+                .and_then(|c| prop_str(&c, "bootargs"))
+                .map(ToString::to_string),
+        };
+        let top = Bus {
+            address_cells: 2,
+            size_cells: 1,
+            ranges: Some(Vec::new()),
+        };
+        let root_bus = bus_of(&root, &top);
+        let mut buses = alloc::vec![root_bus];
+        for child in root.children() {
+            info.visit(child, &mut buses, "");
+        }
+        if info.cpus.is_empty() {
+            return Err(DtbError::NoCpus);
+        }
+        if info.memory.is_empty() {
+            return Err(DtbError::NoMemory);
+        }
+        Ok(info)
+    }
+
+    fn visit(&mut self, node: FdtNode, buses: &mut Vec<Bus>, parent_path: &str) {
+        let path = alloc::format!("{parent_path}/{}", node.name);
+        let device_type = prop_str(&node, "device_type");
+        let enabled = prop_str(&node, "status").is_none_or(|s| s == "okay" || s == "ok");
+
+        if device_type == Some("memory") {
+            self.memory
+                .extend(node_regs(&node, buses).into_iter().filter(|r| r.size > 0));
+        } else if device_type == Some("cpu") && parent_path == "/cpus" {
+            if let Some(reg) = node_regs(&node, buses).first() {
+                let method = prop_str(&node, "enable-method").unwrap_or("");
+                let enable = match method {
+                    "psci" => CpuEnable::Psci,
+                    "spin-table" => match node
+                        .property("cpu-release-addr")
+                        .and_then(|p| read_cells(p.value, p.value.len() / 4))
+                    {
+                        Some((addr, _)) => CpuEnable::SpinTable { release_addr: addr },
+                        None => {
+                            CpuEnable::Other(String::from("spin-table without cpu-release-addr"))
+                        }
+                    },
+                    other => CpuEnable::Other(other.to_string()),
+                };
+                self.cpus.push(CpuInfo {
+                    mpidr: reg.base,
+                    enable,
+                });
+            }
+        } else if has_compatible(&node, &["arm,psci", "arm,psci-0.2", "arm,psci-1.0"]) {
+            self.psci = match prop_str(&node, "method") {
+                Some("hvc") => Some(PsciConduit::Hvc),
+                Some("smc") => Some(PsciConduit::Smc),
+                _ => None,
+            };
+        } else if has_compatible(&node, &["arm,gic-v3"]) && self.gic.is_none() {
+            let regs = node_regs(&node, buses);
+            if let Some(&gicd) = regs.first() {
+                self.gic = Some(GicInfo {
+                    version: GicVersion::V3,
+                    gicd,
+                    gicr: regs.get(1).copied(),
+                    gicc: None,
+                    gich: None,
+                    gicv: None,
+                });
+            }
+        } else if has_compatible(
+            &node,
+            &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic"],
+        ) && self.gic.is_none()
+        {
+            let regs = node_regs(&node, buses);
+            if let Some(&gicd) = regs.first() {
+                self.gic = Some(GicInfo {
+                    version: GicVersion::V2,
+                    gicd,
+                    gicr: None,
+                    gicc: regs.get(1).copied(),
+                    gich: regs.get(2).copied(),
+                    gicv: regs.get(3).copied(),
+                });
+            }
+        } else if has_compatible(&node, &["arm,pl011"]) {
+            if let Some(reg) = node_regs(&node, buses).first() {
+                self.uarts.push(UartInfo {
+                    path: path.clone(),
+                    base: reg.base,
+                    size: reg.size,
+                    enabled,
+                });
+            }
+        } else if has_compatible(&node, &["arm,armv8-timer"]) {
+            self.timer_irqs = gic_intids(&node);
+        }
+
+        let bus = bus_of(&node, buses.last().expect("root bus present"));
+        buses.push(bus);
+        for child in node.children() {
+            self.visit(child, buses, &path);
+        }
+        buses.pop();
+    }
+
+    /// Logical CPU index (DTB order) of the CPU whose MPIDR affinity is `mpidr`.
+    pub fn cpu_index(&self, mpidr: u64) -> Option<usize> {
+        let aff = mpidr & 0xff_00ff_ffff;
+        self.cpus.iter().position(|c| c.mpidr == aff)
+    }
+
+    pub fn uart_at(&self, base: u64) -> Option<&UartInfo> {
+        self.uarts.iter().find(|u| u.base == base)
+    }
+}
