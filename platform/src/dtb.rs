@@ -73,6 +73,8 @@ pub struct BoardInfo {
     /// physical, virtual, EL2 physical).
     pub timer_irqs: Vec<u32>,
     pub bootargs: Option<String>,
+    /// BCM2835-family power-management watchdog (the Pi's only way to reset or stop).
+    pub watchdog: Option<Region>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,6 +241,7 @@ impl BoardInfo {
                 .find_node("/chosen")
                 .and_then(|c| prop_str(&c, "bootargs"))
                 .map(ToString::to_string),
+            watchdog: None,
         };
         let top = Bus {
             address_cells: 2,
@@ -331,6 +334,8 @@ impl BoardInfo {
                     enabled,
                 });
             }
+        } else if has_compatible(&node, &["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"]) {
+            self.watchdog = node_regs(&node, buses).first().copied();
         } else if has_compatible(&node, &["arm,armv8-timer"]) {
             self.timer_irqs = gic_intids(&node);
         }

@@ -1,1 +1,108 @@
-fn main() {}
+//! `cargo xtask`: the project's two commands and their helpers.
+//!
+//! * `cargo xtask run [--board NAME] [--smoke]`: set the machine up, build, boot.
+//! * `cargo xtask test`: formatting, lints, host unit tests, QEMU tests, one summary line.
+
+mod suite;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use xtask::{boards, image, qemu, setup, step, Error};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  run [--board NAME] [--smoke]   build and boot under QEMU (default board: virt).
+                                 --smoke: wait until every CPU reported ready, power
+                                 off, exit 0 only if all did (timeout: 120 s)
+  test                           fmt, clippy, host unit tests, QEMU tests on every board
+  build [--board NAME]           build the system image only (target/images/NAME.img)
+";
+
+/// Upper bound for a smoke boot; a healthy one takes a few seconds.
+const SMOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Options {
+    board: String,
+    smoke: bool,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, Error> {
+    let mut options = Options {
+        board: "virt".into(),
+        smoke: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--board" => {
+                options.board = it
+                    .next()
+                    .ok_or_else(|| Error::new("--board needs a name"))?
+                    .clone();
+            }
+            "--smoke" => options.smoke = true,
+            other => return Err(Error::new(format!("unknown option `{other}`\n{USAGE}"))),
+        }
+    }
+    Ok(options)
+}
+
+fn dispatch(args: &[String]) -> Result<(), Error> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(Error::new(USAGE));
+    };
+    match command.as_str() {
+        "run" => run(&parse_options(rest)?),
+        "build" => {
+            let options = parse_options(rest)?;
+            setup::ensure_rust_target()?;
+            image::system_image(&boards::load(&options.board)?).map(|_| ())
+        }
+        "test" => suite::run_all(),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(Error::new(format!("unknown command `{other}`\n{USAGE}"))),
+    }
+}
+
+fn run(options: &Options) -> Result<(), Error> {
+    let config = boards::load(&options.board)?;
+    setup::ensure_all()?;
+    let image = image::system_image(&config)?;
+    let mut boot = qemu::Boot::new(&config, &image);
+    if options.smoke {
+        boot.bootargs.push(qemu::SMOKE_ARG.into());
+        step(&format!(
+            "smoke: booting `{}`, waiting up to {} s for every CPU to report ready",
+            config.name,
+            SMOKE_TIMEOUT.as_secs()
+        ));
+        let log = qemu::capture(&boot, SMOKE_TIMEOUT, true)?;
+        return match qemu::judge_smoke(&config, &log) {
+            Ok(()) => {
+                step(&format!("smoke: `{}` passed: all {} CPUs ready", config.name, config.board.cpus));
+                Ok(())
+            }
+            Err(why) => Err(Error::new(format!("smoke: `{}` failed: {why}", config.name))),
+        };
+    }
+    let mut cmd = boot.command()?;
+    step(&format!("booting `{}` (quit QEMU with Ctrl-A then x)", config.name));
+    xtask::run(&mut cmd)
+}

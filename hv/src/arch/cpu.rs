@@ -1,0 +1,41 @@
+//! Small per-core facts and instructions: which CPU this is, time, waiting.
+
+use aarch64_cpu::asm;
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0, MPIDR_EL1, TPIDR_EL2};
+
+/// CPTR_EL2 with no trap enabled (non-VHE layout, Arm ARM D24.2.34): RES1 bits [13:12],
+/// [9:0] set; TFP (10), TTA (20), TAM (30), TCPAC (31) clear, so FP/SIMD do not trap.
+/// aarch64-cpu declares only TAM for this register, hence the named value.
+pub const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
+
+/// Logical index of the running CPU (set in TPIDR_EL2 by the entry code).
+pub fn index() -> usize {
+    TPIDR_EL2.get() as usize
+}
+
+pub fn mpidr() -> u64 {
+    MPIDR_EL1.get()
+}
+
+/// Physical counter ticks and their frequency.
+pub fn ticks() -> u64 {
+    CNTPCT_EL0.get()
+}
+
+pub fn tick_hz() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+pub fn wait_for_event() {
+    asm::wfe();
+}
+
+pub fn send_event() {
+    asm::sev();
+}
+
+pub fn park() -> ! {
+    loop {
+        asm::wfe();
+    }
+}

@@ -1,0 +1,13 @@
+//! Everything that only exists on the target: entry code, vectors, system registers, MMU,
+//! UART, power. Kept thin; decisions live in the portable modules.
+
+pub mod console;
+pub mod cpu;
+pub mod entry;
+pub mod exception;
+pub mod heap;
+pub mod image;
+pub mod mmu;
+pub mod pl011;
+pub mod power;
+pub mod smp;

@@ -1,0 +1,292 @@
+//! hv's boot flow on the target: read the payload table and the DTB, start the console,
+//! check the board against its partition config, turn the MMU on, bring every CPU online.
+//!
+//! Every failure here is a named, printed error followed by a clean stop of the machine
+//! (`fatal!`), never a silent hang.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use log::{info, Level};
+use platform::config::{Config, Region};
+use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
+use platform::image::{self, PayloadKind, Payloads};
+
+use crate::arch::mmu::{self, Kind};
+use crate::arch::{console, cpu, heap, image as hv_image, power, smp};
+use crate::layout;
+use crate::options::BootOptions;
+
+/// Prints a fatal error and stops the machine.
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)*) => { $crate::boot::fatal(format_args!($($arg)*)) };
+}
+
+pub fn fatal(args: fmt::Arguments) -> ! {
+    console::line(Level::Error, format_args!("FATAL: {args}"));
+    console::line(Level::Error, format_args!("stopping the machine"));
+    power::system_off()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fatal!("hv panicked: {info}")
+}
+
+const FDT_MAGIC: u32 = 0xd00d_feed;
+/// A DTB larger than this is taken as corrupt.
+const MAX_DTB_SIZE: u32 = 2 << 20;
+/// A payload table claiming more than this is taken as corrupt.
+const MAX_PAYLOAD_BYTES: u64 = 512 << 20;
+
+/// The DTB as a byte slice, after checking its header.
+fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
+    if addr == 0 || addr % 8 != 0 {
+        return Err(alloc::format!("no usable DTB pointer in x0 ({addr:#x})"));
+    }
+    // SAFETY: firmware passes the DTB's address in x0 (arm64 boot protocol); the header is
+    // 8-byte aligned and at least 8 bytes long when present.
+    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    if magic != FDT_MAGIC {
+        return Err(alloc::format!("x0 = {addr:#x} does not point at a DTB (magic {magic:#x})"));
+    }
+    if size > MAX_DTB_SIZE {
+        return Err(alloc::format!("DTB at {addr:#x} claims {size} bytes: corrupt"));
+    }
+    // SAFETY: the header says the blob is `size` bytes long and firmware keeps it in RAM.
+    Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size as usize) })
+}
+
+/// The payload table after hv's image, validated.
+fn payloads() -> Result<Payloads<'static>, String> {
+    let at = hv_image::payload_table_addr();
+    // SAFETY: the loader copied the whole system image file, and the table sits right
+    // after hv's own memory; reading its fixed-size header stays inside the file.
+    let header = unsafe { core::slice::from_raw_parts(at as *const u8, image::HEADER_SIZE) };
+    let size = image::claimed_size(header).map_err(|e| e.to_string())?;
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(alloc::format!("payload table claims {size} bytes: corrupt"));
+    }
+    // SAFETY: the header claims `size` bytes; `Payloads::parse` checks every offset and
+    // checksum inside them before any payload is used.
+    let bytes = unsafe { core::slice::from_raw_parts(at as *const u8, size as usize) };
+    Payloads::parse(bytes).map_err(|e| e.to_string())
+}
+
+fn load_config(payloads: &Payloads<'static>) -> Result<Config, String> {
+    let bytes = payloads.get(PayloadKind::Config).map_err(|e| e.to_string())?;
+    let config = Config::decode(bytes).map_err(|e| alloc::format!("board config payload: {e}"))?;
+    config.validate().map_err(|e| alloc::format!("board config: {e}"))?;
+    Ok(config)
+}
+
+/// The UART to report on: the config's console, else (the config being unreadable) the
+/// DTB's first enabled PL011.
+fn console_base(config: Option<&Config>, board: Option<&BoardInfo>) -> Option<u64> {
+    if let Some(dev) = config.and_then(|c| c.device(&c.hv.console)) {
+        return Some(dev.base);
+    }
+    board?.uarts.iter().find(|u| u.enabled).map(|u| u.base)
+}
+
+/// Boot CPU, entered from `arch::entry` with the MMU off and x0 = DTB.
+pub extern "C" fn primary_main(dtb: usize) -> ! {
+    heap::init_boot_arena();
+    let dtb_bytes = dtb_slice(dtb);
+    let board = dtb_bytes
+        .clone()
+        .and_then(|b| BoardInfo::parse(b).map_err(|e| e.to_string()));
+    let payloads = payloads();
+    let config = payloads.as_ref().map_err(Clone::clone).and_then(load_config);
+
+    let Some(uart) = console_base(config.as_ref().ok(), board.as_ref().ok()) else {
+        // Nowhere to report: nothing else is safe to do.
+        cpu::park();
+    };
+    // SAFETY: the console PL011 belongs to hv (config) and the MMU is still off.
+    unsafe { console::init(uart as usize) };
+    info!(
+        "Bulkhead hv {} starting on CPU 0 at EL2 (DTB at {dtb:#x})",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let board = board.unwrap_or_else(|e| fatal!("cannot read the board's DTB: {e}"));
+    set_power_method(&board);
+    let payloads = payloads.unwrap_or_else(|e| fatal!("bad system image: {e}"));
+    let config = config.unwrap_or_else(|e| fatal!("bad system image: {e}"));
+    let options = BootOptions::parse(board.bootargs.as_deref().unwrap_or(""));
+
+    print_board(&board, &config);
+    let mismatches = platform::check::check(&config, &board);
+    if !mismatches.is_empty() {
+        for m in &mismatches {
+            console::line(Level::Error, format_args!("board mismatch: {m}"));
+        }
+        fatal!(
+            "the DTB does not match board config `{}` ({} mismatches)",
+            config.name,
+            mismatches.len()
+        );
+    }
+    smp::check_topology(&board).unwrap_or_else(|e| fatal!("unsupported CPU layout: {e:?}"));
+    if cpu::mpidr() & 0xff_00ff_ffff != board.cpus[0].mpidr {
+        fatal!("booted on MPIDR {:#x}, expected the DTB's first CPU", cpu::mpidr());
+    }
+
+    let dtb_region = Region::new(dtb as u64, dtb_bytes.map(|b| b.len()).unwrap_or(0) as u64);
+    setup_memory(&config, &board, dtb_region, payloads.total_size() as u64);
+    // SAFETY: `setup_memory` mapped hv's RAM (code, stacks, heap), all RAM and the devices hv
+    // uses.
+    unsafe { mmu::enable() };
+    info!("MMU and caches on; heap {} KiB", heap::total_bytes() / 1024);
+
+    smp::mark_online(0);
+    info!("ready: cpu 0 online at EL2, MPIDR {:#x}", cpu::mpidr());
+    for index in 1..board.cpus.len() {
+        if let Err(e) = smp::start(&board, index) {
+            fatal!("CPU {index} did not come online: {e:?}");
+        }
+    }
+    info!("ready: all {} CPUs online", board.cpus.len());
+    if options.smoke {
+        info!("smoke: every CPU reported ready, powering off");
+        power::system_off();
+    }
+    info!("idle: partitions are not started yet");
+    cpu::park()
+}
+
+/// Secondary CPUs, entered from `arch::entry` with the MMU off.
+pub extern "C" fn secondary_main(index: usize) -> ! {
+    // SAFETY: the boot CPU built and published the tables before starting this CPU.
+    unsafe { mmu::enable() };
+    info!("ready: cpu {index} online at EL2, MPIDR {:#x}", cpu::mpidr());
+    smp::mark_online(index);
+    cpu::park()
+}
+
+fn set_power_method(board: &BoardInfo) {
+    if let Some(conduit) = board.psci {
+        power::set_method(power::Method::Psci(conduit));
+    } else if let Some(wdt) = board.watchdog {
+        power::set_method(power::Method::Watchdog(wdt.base as usize));
+    }
+}
+
+/// Builds the heap from hv's free RAM and the EL2 identity map.
+fn setup_memory(config: &Config, board: &BoardInfo, dtb: Region, payload_bytes: u64) {
+    let image = hv_image::hv_region();
+    let hv_ram = config.hv.ram;
+    let image_with_payloads = Region::new(
+        image.base,
+        hv_image::payload_table_addr() + payload_bytes - image.base,
+    );
+    if !hv_ram.contains(&image_with_payloads) {
+        fatal!(
+            "hv's image {image_with_payloads} lies outside hv's RAM {hv_ram} (board config `{}`)",
+            config.name
+        );
+    }
+    // Keep firmware's spin-table slots and the DTB out of the heap.
+    let mut used: Vec<Region> = alloc::vec![image_with_payloads, dtb];
+    for c in &board.cpus {
+        if let CpuEnable::SpinTable { release_addr } = c.enable {
+            used.push(Region::new(release_addr & !0xfff, 0x1000));
+        }
+    }
+    let Some(free) = layout::largest_free(hv_ram, &used) else {
+        fatal!("no free RAM left for hv's heap in {hv_ram}");
+    };
+    // SAFETY: `free` is inside hv's reserved RAM, which no partition owns (validated config),
+    // and overlaps neither the image, the payloads, the DTB nor the spin table.
+    unsafe { heap::add(free) };
+
+    let mut map = mmu::Builder::new();
+    let mut mapped = |region: Region, kind: Kind, what: &str| {
+        if let Err(e) = map.map(region, kind) {
+            fatal!("cannot map {what} {region} in hv's page tables: {e:?}");
+        }
+    };
+    for ram in &board.memory {
+        mapped(*ram, Kind::Ram, "RAM");
+    }
+    mapped(hv_ram, Kind::HvRam, "hv RAM");
+    if let Some(dev) = config.device(&config.hv.console) {
+        mapped(Region::new(dev.base, dev.size), Kind::Device, "the console");
+    }
+    if let Some(gic) = &board.gic {
+        for frame in [Some(gic.gicd), gic.gicr, gic.gicc, gic.gich, gic.gicv]
+            .into_iter()
+            .flatten()
+        {
+            mapped(frame, Kind::Device, "a GIC frame");
+        }
+    }
+    if let Some(wdt) = board.watchdog {
+        mapped(wdt, Kind::Device, "the watchdog");
+    }
+    map.finish();
+}
+
+fn print_board(board: &BoardInfo, config: &Config) {
+    let name = if board.model.is_empty() {
+        board.compatible.first().map(String::as_str).unwrap_or("?")
+    } else {
+        board.model.as_str()
+    };
+    info!("board: {name} (config `{}`)", config.name);
+    for m in &board.memory {
+        info!("  memory {m} ({} MiB)", m.size >> 20);
+    }
+    let how = match (&board.cpus[0].enable, board.psci) {
+        (CpuEnable::Psci, Some(PsciConduit::Smc)) => "PSCI via SMC".to_string(),
+        (CpuEnable::Psci, Some(PsciConduit::Hvc)) => "PSCI via HVC".to_string(),
+        (CpuEnable::SpinTable { .. }, _) => "spin table".to_string(),
+        (other, _) => alloc::format!("{other:?}"),
+    };
+    let mpidrs: Vec<String> = board.cpus.iter().map(|c| alloc::format!("{:#x}", c.mpidr)).collect();
+    info!("  cpus   {} ({how}), MPIDR {}", board.cpus.len(), mpidrs.join(" "));
+    match &board.gic {
+        Some(g) => {
+            let frame = |r: Option<Region>| r.map(|r| alloc::format!("{:#x}", r.base)).unwrap_or("-".to_string());
+            info!(
+                "  gic    {:?}: GICD {:#x} GICR {} GICC {} GICH {} GICV {}",
+                g.version,
+                g.gicd.base,
+                frame(g.gicr),
+                frame(g.gicc),
+                frame(g.gich),
+                frame(g.gicv)
+            );
+        }
+        None => info!("  gic    none found"),
+    }
+    for u in &board.uarts {
+        info!(
+            "  uart   PL011 {} at {:#x}{}",
+            u.path,
+            u.base,
+            if u.enabled { "" } else { " (disabled)" }
+        );
+    }
+    info!(
+        "  timer  {} Hz, PPIs {:?}",
+        cpu::tick_hz(),
+        board.timer_irqs
+    );
+    for p in &config.partitions {
+        let ram: Vec<String> = p.ram.iter().map(|r| alloc::format!("{r}")).collect();
+        info!(
+            "  partition `{}` ({:?}): CPUs {:?}, RAM {}",
+            p.name,
+            p.kind,
+            p.cpus,
+            ram.join(" ")
+        );
+    }
+    info!("  hv RAM {}", config.hv.ram);
+}

@@ -1,0 +1,174 @@
+//! Running a system image under QEMU: the command line for a board, an interactive run,
+//! and a captured run with a deadline (for smoke runs and integration tests).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use platform::config::Config;
+
+use crate::{debian, target_dir, Error};
+
+pub const QEMU: &str = "qemu-system-aarch64";
+/// Boot argument that makes hv power off once everything reported ready.
+pub const SMOKE_ARG: &str = "bulkhead.smoke";
+
+/// What to boot and how.
+pub struct Boot<'a> {
+    pub config: &'a Config,
+    pub image: &'a Path,
+    /// Words for `/chosen/bootargs`.
+    pub bootargs: Vec<String>,
+    /// Replaces the board's `-smp` (to test a DTB that disagrees with the config).
+    pub smp: Option<u32>,
+}
+
+impl<'a> Boot<'a> {
+    pub fn new(config: &'a Config, image: &'a Path) -> Self {
+        Self {
+            config,
+            image,
+            bootargs: Vec::new(),
+            smp: None,
+        }
+    }
+
+    /// The DTB file to pass with `-dtb`, fetched from Debian's kernel package if needed.
+    pub fn dtb(&self) -> Result<Option<PathBuf>, Error> {
+        match self.config.qemu.as_ref().and_then(|q| q.kernel_package_dtb.as_deref()) {
+            Some(rel) => debian::kernel_dtb(rel, &target_dir()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn command(&self) -> Result<Command, Error> {
+        let q = self.config.qemu.as_ref().ok_or_else(|| {
+            Error::new(format!("board `{}` has no [qemu] section: it cannot run under QEMU", self.config.name))
+        })?;
+        let mut cmd = Command::new(QEMU);
+        cmd.args(["-M", &q.machine, "-cpu", &q.cpu, "-m", &q.memory])
+            .args(["-smp", &self.smp.unwrap_or(q.smp).to_string()])
+            .args(["-nographic", "-kernel"])
+            .arg(self.image);
+        if let Some(dtb) = self.dtb()? {
+            cmd.arg("-dtb").arg(dtb);
+        }
+        if !self.bootargs.is_empty() {
+            cmd.args(["-append", &self.bootargs.join(" ")]);
+        }
+        cmd.args(&q.extra_args);
+        Ok(cmd)
+    }
+}
+
+/// Everything a captured run printed, and how it ended.
+#[derive(Debug)]
+pub struct BootLog {
+    pub lines: Vec<String>,
+    /// `None` when the run was killed at the deadline.
+    pub status: Option<ExitStatus>,
+}
+
+impl BootLog {
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.lines.iter().any(|l| l.contains(needle))
+    }
+
+    /// The first line that contains `needle`.
+    pub fn line(&self, needle: &str) -> Option<&str> {
+        self.lines.iter().find(|l| l.contains(needle)).map(String::as_str)
+    }
+
+    pub fn fatal(&self) -> Option<&str> {
+        self.line("FATAL:")
+    }
+
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// Boots and captures the console until QEMU exits or `timeout` passes (then QEMU is
+/// killed). `echo` passes each line through to our stdout as it arrives.
+pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Error> {
+    let mut cmd = boot.command()?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(format!("cannot start {QEMU}: {e} (run `cargo xtask run` once to install it)")))?;
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => {
+                let line = line.trim_end_matches('\r').to_string();
+                if echo {
+                    println!("{line}");
+                }
+                lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(BootLog { lines, status: None });
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::new(format!("waiting for {QEMU}: {e}")))?;
+    Ok(BootLog {
+        lines,
+        status: Some(status),
+    })
+}
+
+/// Why a smoke boot failed, or `Ok` when every CPU reported ready and hv powered off.
+pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
+    if let Some(fatal) = log.fatal() {
+        return Err(format!("hv stopped with an error: {fatal}"));
+    }
+    let missing: Vec<u32> = (0..config.board.cpus)
+        .filter(|cpu| !log.contains(&format!("ready: cpu {cpu} online")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "CPUs {missing:?} never reported ready{}",
+            if log.timed_out() { " before the timeout" } else { "" }
+        ));
+    }
+    if !log.contains("smoke: every CPU reported ready") {
+        return Err("hv never confirmed that everything is ready".into());
+    }
+    match log.status {
+        None => Err("QEMU did not exit after hv powered off (timeout)".into()),
+        Some(s) if !s.success() => Err(format!("QEMU exited with {s}")),
+        Some(_) => Ok(()),
+    }
+}

@@ -1,0 +1,152 @@
+//! Makes a fresh machine able to build and run Bulkhead: the Rust target, QEMU >= 9.
+//!
+//! Every step is idempotent and prints one line. Nothing is installed behind the user's
+//! back on a machine we cannot handle (non-Debian, not root): we say what to install.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{step, Error};
+
+const TARGET: &str = "aarch64-unknown-none";
+const QEMU: &str = "qemu-system-aarch64";
+/// `raspi4b` arrived in QEMU 9.0.
+const QEMU_MIN_MAJOR: u32 = 9;
+const BACKPORTS_FILE: &str = "/etc/apt/sources.list.d/bulkhead-bookworm-backports.sources";
+
+pub fn ensure_all() -> Result<(), Error> {
+    ensure_rust_target()?;
+    ensure_qemu()
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn ensure_rust_target() -> Result<(), Error> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .ok_or_else(|| Error::new("`rustup` is needed to add the aarch64-unknown-none target"))?;
+    if installed.lines().any(|l| l.trim() == TARGET) {
+        step(&format!("rust target {TARGET}: present"));
+        return Ok(());
+    }
+    step(&format!("rust target {TARGET}: installing (rustup target add)"));
+    crate::run(Command::new("rustup").args(["target", "add", TARGET]))
+}
+
+fn qemu_major() -> Option<(u32, String)> {
+    let text = output(Command::new(QEMU).arg("--version"))?;
+    let version = text.split_whitespace().nth(3)?.to_string();
+    let major = version.split('.').next()?.parse().ok()?;
+    Some((major, version))
+}
+
+pub fn ensure_qemu() -> Result<(), Error> {
+    match qemu_major() {
+        Some((major, version)) if major >= QEMU_MIN_MAJOR => {
+            step(&format!("{QEMU} {version}: ok"));
+            return Ok(());
+        }
+        Some((_, version)) => step(&format!(
+            "{QEMU} {version} is too old (need >= {QEMU_MIN_MAJOR} for raspi4b): upgrading"
+        )),
+        None => step(&format!("{QEMU}: not found, installing")),
+    }
+    install_qemu_from_backports()?;
+    match qemu_major() {
+        Some((major, version)) if major >= QEMU_MIN_MAJOR => {
+            step(&format!("{QEMU} {version}: installed"));
+            Ok(())
+        }
+        _ => Err(Error::new(format!(
+            "{QEMU} >= {QEMU_MIN_MAJOR} is still missing after the install"
+        ))),
+    }
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+/// The `URIs:` and `Signed-By:` of the machine's own Debian entry, so no mirror host is
+/// hard-coded here.
+fn debian_source() -> Option<(String, String)> {
+    let dir = Path::new("/etc/apt/sources.list.d");
+    let mut files: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for path in files {
+        if path.extension().and_then(|e| e.to_str()) != Some("sources")
+            || path == Path::new(BACKPORTS_FILE)
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            let suites = field("Suites:").unwrap_or_default();
+            if suites.split_whitespace().any(|s| s == "bookworm") {
+                if let (Some(uris), Some(key)) = (field("URIs:"), field("Signed-By:")) {
+                    return Some((uris, key));
+                }
+            }
+        }
+    }
+    // Classic one-line format.
+    let list = std::fs::read_to_string("/etc/apt/sources.list").ok()?;
+    list.lines().find_map(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        (words.first() == Some(&"deb") && words.contains(&"bookworm")).then(|| {
+            let uri = words.iter().find(|w| w.starts_with("http")).unwrap_or(&"");
+            (
+                uri.to_string(),
+                "/usr/share/keyrings/debian-archive-keyring.gpg".to_string(),
+            )
+        })
+    })
+}
+
+fn install_qemu_from_backports() -> Result<(), Error> {
+    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let manual = format!(
+        "install QEMU >= {QEMU_MIN_MAJOR} yourself (package qemu-system-arm; on Debian 12 from \
+         bookworm-backports) and run again"
+    );
+    if !debian.contains("VERSION_CODENAME=bookworm") {
+        return Err(Error::new(format!(
+            "this is not Debian 12 (bookworm): {manual}"
+        )));
+    }
+    if !is_root() {
+        return Err(Error::new(format!(
+            "not running as root, so QEMU cannot be installed: {manual}"
+        )));
+    }
+    let (uris, key) = debian_source().ok_or_else(|| {
+        Error::new(format!(
+            "no Debian bookworm entry found in /etc/apt to copy for backports: {manual}"
+        ))
+    })?;
+    if !Path::new(BACKPORTS_FILE).exists() {
+        step(&format!("apt: adding bookworm-backports ({BACKPORTS_FILE})"));
+        let stanza = format!(
+            "Types: deb\nURIs: {uris}\nSuites: bookworm-backports\nComponents: main\nSigned-By: {key}\n"
+        );
+        std::fs::write(BACKPORTS_FILE, stanza)
+            .map_err(|e| Error::new(format!("writing {BACKPORTS_FILE}: {e}")))?;
+    }
+    step("apt: updating package lists");
+    crate::run(Command::new("apt-get").args(["update", "-q"]))?;
+    step("apt: installing qemu-system-arm from bookworm-backports");
+    crate::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "-t", "bookworm-backports", "qemu-system-arm"]),
+    )
+}
