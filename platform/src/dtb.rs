@@ -219,8 +219,100 @@ fn gic_intids(node: &FdtNode) -> Vec<u32> {
         .collect()
 }
 
+const FDT_MAGIC: u32 = 0xd00d_feed;
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Returns the DTB with every `FDT_NOP` token removed from its structure block.
+///
+/// Firmware that edits a tree in place (QEMU's raspi4b disables nodes with libfdt) leaves
+/// NOP tokens that the `fdt` crate (0.1.5) does not skip, so they go before parsing.
+/// Layout from the Devicetree Specification v0.4, chapter 5.
+pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
+    let bad = |why: &str| DtbError::Malformed(why.to_string());
+    if be32(dtb, 0) != Some(FDT_MAGIC) {
+        return Err(bad("bad magic"));
+    }
+    let field = |i: usize| be32(dtb, 4 * i).map(|v| v as usize).ok_or_else(|| bad("truncated header"));
+    let (total, off_struct, off_strings, off_rsvmap) = (field(1)?, field(2)?, field(3)?, field(4)?);
+    let (size_strings, size_struct) = (field(8)?, field(9)?);
+    let block = |off: usize, len: usize| {
+        dtb.get(off..off.checked_add(len)?)
+            .filter(|_| off + len <= total)
+    };
+    let structure = block(off_struct, size_struct).ok_or_else(|| bad("structure block out of bounds"))?;
+    let strings = block(off_strings, size_strings).ok_or_else(|| bad("strings block out of bounds"))?;
+    // The reservation map ends with an all-zero entry.
+    let mut rsv_len = 0;
+    loop {
+        let entry = block(off_rsvmap + rsv_len, 16).ok_or_else(|| bad("unterminated reservation map"))?;
+        rsv_len += 16;
+        if entry.iter().all(|&b| b == 0) {
+            break;
+        }
+    }
+    let rsvmap = &dtb[off_rsvmap..off_rsvmap + rsv_len];
+
+    let mut out_struct = Vec::with_capacity(structure.len());
+    let mut at = 0;
+    loop {
+        let token = be32(structure, at).ok_or_else(|| bad("structure block ends without FDT_END"))?;
+        let len = match token {
+            FDT_BEGIN_NODE => {
+                let name_len = structure[at + 4..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or_else(|| bad("unterminated node name"))?;
+                4 + (name_len + 1).next_multiple_of(4)
+            }
+            FDT_PROP => {
+                let value_len = be32(structure, at + 4).ok_or_else(|| bad("truncated property"))? as usize;
+                12 + value_len.next_multiple_of(4)
+            }
+            FDT_END_NODE | FDT_NOP | FDT_END => 4,
+            other => return Err(DtbError::Malformed(alloc::format!("unknown token {other:#x}"))),
+        };
+        let piece = structure.get(at..at + len).ok_or_else(|| bad("structure block truncated"))?;
+        if token != FDT_NOP {
+            out_struct.extend_from_slice(piece);
+        }
+        at += len;
+        if token == FDT_END {
+            break;
+        }
+    }
+
+    let header_len: usize = 40;
+    let rsv_at = header_len.next_multiple_of(8);
+    let struct_at = rsv_at + rsvmap.len();
+    let strings_at = struct_at + out_struct.len();
+    let new_total = strings_at + strings.len();
+    let mut out = alloc::vec![0u8; new_total];
+    out[..header_len].copy_from_slice(&dtb[..header_len]);
+    for (i, v) in [(1, new_total), (2, struct_at), (3, strings_at), (4, rsv_at), (8, strings.len()), (9, out_struct.len())] {
+        out[4 * i..4 * i + 4].copy_from_slice(&(v as u32).to_be_bytes());
+    }
+    out[rsv_at..struct_at].copy_from_slice(rsvmap);
+    out[struct_at..strings_at].copy_from_slice(&out_struct);
+    out[strings_at..].copy_from_slice(strings);
+    Ok(out)
+}
+
 impl BoardInfo {
+    /// Parses a DTB (NOP tokens tolerated, see [`strip_nops`]).
     pub fn parse(dtb: &[u8]) -> Result<Self, DtbError> {
+        let clean = strip_nops(dtb)?;
+        Self::parse_clean(&clean)
+    }
+
+    fn parse_clean(dtb: &[u8]) -> Result<Self, DtbError> {
         let fdt = Fdt::new(dtb).map_err(|e| DtbError::Malformed(alloc::format!("{e:?}")))?;
         let root = fdt
             .find_node("/")
