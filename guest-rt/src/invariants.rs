@@ -51,19 +51,27 @@ impl Kernel {
                     let found = match on {
                         BlockedOn::Mutex(m) => {
                             let q = &self.mutexes[m.index()].waiters;
-                            q.iter().filter(|w| w.tid == t && w.prio == th.effective).count()
+                            q.iter()
+                                .filter(|w| w.tid == t && w.prio == th.effective)
+                                .count()
                         }
                         BlockedOn::Completion(c) => {
                             let q = &self.completions[c.index()].waiters;
-                            q.iter().filter(|w| w.tid == t && w.prio == th.effective).count()
+                            q.iter()
+                                .filter(|w| w.tid == t && w.prio == th.effective)
+                                .count()
                         }
                         BlockedOn::Semaphore(s) => {
                             let q = &self.semaphores[s.index()].waiters;
-                            q.iter().filter(|w| w.tid == t && w.prio == th.effective).count()
+                            q.iter()
+                                .filter(|w| w.tid == t && w.prio == th.effective)
+                                .count()
                         }
                         BlockedOn::RwSem(r) => {
                             let q = &self.rwsems[r.index()].waiters;
-                            q.iter().filter(|w| w.tid == t && w.prio == th.effective).count()
+                            q.iter()
+                                .filter(|w| w.tid == t && w.prio == th.effective)
+                                .count()
                         }
                     };
                     if found != 1 {
@@ -76,9 +84,9 @@ impl Kernel {
                     }
                 }
                 ThreadState::Sleeping { .. } => {
-                    let armed = th
-                        .timer
-                        .is_some_and(|k| self.timers[k.cpu].contains_action(TimerAction::SleepEnd(t)));
+                    let armed = th.timer.is_some_and(|k| {
+                        self.timers[k.cpu].contains_action(TimerAction::SleepEnd(t))
+                    });
                     if !armed {
                         return Err(format!("{t:?}: sleeping with no timer (lost wakeup)"));
                     }
@@ -99,7 +107,9 @@ impl Kernel {
                         }
                     }
                     if places != 1 || !th.affinity.contains(th.cpu) {
-                        return Err(format!("{t:?}: runnable but queued {places} times or off its affinity"));
+                        return Err(format!(
+                            "{t:?}: runnable but queued {places} times or off its affinity"
+                        ));
                     }
                 }
                 ThreadState::Running => {
@@ -109,8 +119,10 @@ impl Kernel {
                 }
                 ThreadState::Exited => {}
             }
-            if !matches!(th.state, ThreadState::Blocked(_) | ThreadState::Sleeping { .. })
-                && th.timer.is_some()
+            if !matches!(
+                th.state,
+                ThreadState::Blocked(_) | ThreadState::Sleeping { .. }
+            ) && th.timer.is_some()
             {
                 return Err(format!("{t:?}: timer armed while not waiting"));
             }
@@ -138,7 +150,9 @@ impl Kernel {
         }
         for (i, s) in self.semaphores.iter().enumerate() {
             if !s.waiters.is_ordered() || (s.count > 0 && !s.waiters.is_empty()) {
-                return Err(format!("semaphore {i}: units available with waiters or out of order"));
+                return Err(format!(
+                    "semaphore {i}: units available with waiters or out of order"
+                ));
             }
         }
         for (i, r) in self.rwsems.iter().enumerate() {

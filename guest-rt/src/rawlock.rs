@@ -46,7 +46,11 @@ mod tests {
 
     #[test]
     fn raw_section_list_is_pinned_and_documented() {
-        assert_eq!(RAW_SECTIONS.len(), 4, "update RAW_SECTION_COUNT deliberately");
+        assert_eq!(
+            RAW_SECTIONS.len(),
+            4,
+            "update RAW_SECTION_COUNT deliberately"
+        );
         for (i, s) in RAW_SECTIONS.iter().enumerate() {
             assert!(!s.reason.is_empty(), "{} lacks a reason", s.name);
             assert!(

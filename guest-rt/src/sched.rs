@@ -189,11 +189,7 @@ impl Kernel {
             self.resched(best, origin);
         } else {
             // Nowhere to run now: wait at home; a CPU that frees up pulls it.
-            let home = if affinity.contains(last) {
-                last
-            } else {
-                best
-            };
+            let home = if affinity.contains(last) { last } else { best };
             self.enqueue_on(home, tid, front);
         }
     }

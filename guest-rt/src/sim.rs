@@ -413,7 +413,10 @@ impl Sim {
                 return Ok(());
             }
         }
-        Err(format!("t={}: no progress in time (livelock)", self.kernel.now()))
+        Err(format!(
+            "t={}: no progress in time (livelock)",
+            self.kernel.now()
+        ))
     }
 
     /// Advances `tid` (running on `cpu`) by one zero-time step.

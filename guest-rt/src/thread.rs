@@ -124,7 +124,9 @@ pub enum ThreadState {
     Running,
     Blocked(BlockedOn),
     /// In an absolute-time sleep.
-    Sleeping { until: Nanos },
+    Sleeping {
+        until: Nanos,
+    },
     Exited,
 }
 
@@ -134,7 +136,9 @@ pub enum ThreadState {
 pub enum WaitOutcome {
     /// Got what it waited for. For timed waits, `remaining` is the time left
     /// until the deadline (the Linux `*_timeout` return value).
-    Success { remaining: Option<Nanos> },
+    Success {
+        remaining: Option<Nanos>,
+    },
     TimedOut,
     Interrupted,
 }
