@@ -16,7 +16,10 @@ use platform::image::{self, PayloadKind, Payloads};
 use crate::arch::mmu::{self, Kind};
 use crate::arch::{console, cpu, heap, image as hv_image, power, smp};
 use crate::layout;
-use crate::options::BootOptions;
+use crate::options::{BootOptions, SelfTest};
+
+/// An address inside hv's 39-bit VA space that no board maps (256 GiB).
+const UNMAPPED_PROBE: usize = 0x40_0000_0000;
 
 /// Prints a fatal error and stops the machine.
 #[macro_export]
@@ -43,7 +46,7 @@ const MAX_PAYLOAD_BYTES: u64 = 512 << 20;
 
 /// The DTB as a byte slice, after checking its header.
 fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return Err(alloc::format!("no usable DTB pointer in x0 ({addr:#x})"));
     }
     // SAFETY: firmware passes the DTB's address in x0 (arm64 boot protocol); the header is
@@ -52,10 +55,14 @@ fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
     let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
     if magic != FDT_MAGIC {
-        return Err(alloc::format!("x0 = {addr:#x} does not point at a DTB (magic {magic:#x})"));
+        return Err(alloc::format!(
+            "x0 = {addr:#x} does not point at a DTB (magic {magic:#x})"
+        ));
     }
     if size > MAX_DTB_SIZE {
-        return Err(alloc::format!("DTB at {addr:#x} claims {size} bytes: corrupt"));
+        return Err(alloc::format!(
+            "DTB at {addr:#x} claims {size} bytes: corrupt"
+        ));
     }
     // SAFETY: the header says the blob is `size` bytes long and firmware keeps it in RAM.
     Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size as usize) })
@@ -78,9 +85,13 @@ fn payloads() -> Result<Payloads<'static>, String> {
 }
 
 fn load_config(payloads: &Payloads<'static>) -> Result<Config, String> {
-    let bytes = payloads.get(PayloadKind::Config).map_err(|e| e.to_string())?;
+    let bytes = payloads
+        .get(PayloadKind::Config)
+        .map_err(|e| e.to_string())?;
     let config = Config::decode(bytes).map_err(|e| alloc::format!("board config payload: {e}"))?;
-    config.validate().map_err(|e| alloc::format!("board config: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| alloc::format!("board config: {e}"))?;
     Ok(config)
 }
 
@@ -101,7 +112,10 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         .clone()
         .and_then(|b| BoardInfo::parse(b).map_err(|e| e.to_string()));
     let payloads = payloads();
-    let config = payloads.as_ref().map_err(Clone::clone).and_then(load_config);
+    let config = payloads
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(load_config);
 
     let Some(uart) = console_base(config.as_ref().ok(), board.as_ref().ok()) else {
         // Nowhere to report: nothing else is safe to do.
@@ -132,9 +146,12 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
             mismatches.len()
         );
     }
-    smp::check_topology(&board).unwrap_or_else(|e| fatal!("unsupported CPU layout: {e:?}"));
+    smp::check_topology(&board).unwrap_or_else(|e| fatal!("unsupported CPU layout: {e}"));
     if cpu::mpidr() & 0xff_00ff_ffff != board.cpus[0].mpidr {
-        fatal!("booted on MPIDR {:#x}, expected the DTB's first CPU", cpu::mpidr());
+        fatal!(
+            "booted on MPIDR {:#x}, expected the DTB's first CPU",
+            cpu::mpidr()
+        );
     }
 
     let dtb_region = Region::new(dtb as u64, dtb_bytes.map(|b| b.len()).unwrap_or(0) as u64);
@@ -143,12 +160,19 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
     // uses.
     unsafe { mmu::enable() };
     info!("MMU and caches on; heap {} KiB", heap::total_bytes() / 1024);
+    if options.selftest == Some(SelfTest::El2Fault) {
+        info!("selftest: reading unmapped address {UNMAPPED_PROBE:#x}");
+        // SAFETY: not safe on purpose: the read faults and the EL2 vectors must report it
+        // and stop the machine (requested with bulkhead.selftest=el2-fault).
+        let value = unsafe { (UNMAPPED_PROBE as *const u64).read_volatile() };
+        fatal!("selftest: read of an unmapped address returned {value:#x} instead of faulting");
+    }
 
     smp::mark_online(0);
     info!("ready: cpu 0 online at EL2, MPIDR {:#x}", cpu::mpidr());
     for index in 1..board.cpus.len() {
         if let Err(e) = smp::start(&board, index) {
-            fatal!("CPU {index} did not come online: {e:?}");
+            fatal!("CPU {index} did not come online: {e}");
         }
     }
     info!("ready: all {} CPUs online", board.cpus.len());
@@ -164,7 +188,10 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
 pub extern "C" fn secondary_main(index: usize) -> ! {
     // SAFETY: the boot CPU built and published the tables before starting this CPU.
     unsafe { mmu::enable() };
-    info!("ready: cpu {index} online at EL2, MPIDR {:#x}", cpu::mpidr());
+    info!(
+        "ready: cpu {index} online at EL2, MPIDR {:#x}",
+        cpu::mpidr()
+    );
     smp::mark_online(index);
     cpu::park()
 }
@@ -248,11 +275,22 @@ fn print_board(board: &BoardInfo, config: &Config) {
         (CpuEnable::SpinTable { .. }, _) => "spin table".to_string(),
         (other, _) => alloc::format!("{other:?}"),
     };
-    let mpidrs: Vec<String> = board.cpus.iter().map(|c| alloc::format!("{:#x}", c.mpidr)).collect();
-    info!("  cpus   {} ({how}), MPIDR {}", board.cpus.len(), mpidrs.join(" "));
+    let mpidrs: Vec<String> = board
+        .cpus
+        .iter()
+        .map(|c| alloc::format!("{:#x}", c.mpidr))
+        .collect();
+    info!(
+        "  cpus   {} ({how}), MPIDR {}",
+        board.cpus.len(),
+        mpidrs.join(" ")
+    );
     match &board.gic {
         Some(g) => {
-            let frame = |r: Option<Region>| r.map(|r| alloc::format!("{:#x}", r.base)).unwrap_or("-".to_string());
+            let frame = |r: Option<Region>| {
+                r.map(|r| alloc::format!("{:#x}", r.base))
+                    .unwrap_or("-".to_string())
+            };
             info!(
                 "  gic    {:?}: GICD {:#x} GICR {} GICC {} GICH {} GICV {}",
                 g.version,

@@ -35,11 +35,6 @@ impl Esr {
         (self.0 & 0x1ff_ffff) as u32
     }
 
-    /// 32-bit instruction (IL = 1) rather than 16-bit.
-    pub fn il32(self) -> bool {
-        self.0 & (1 << 25) != 0
-    }
-
     /// The exception class by name.
     pub fn class(self) -> &'static str {
         match self.ec() {
@@ -90,13 +85,13 @@ impl Esr {
 /// Names a data/instruction fault status code.
 pub fn fault_status(fsc: u8) -> &'static str {
     match fsc {
-        0b0000_00..=0b0000_11 => "address size fault",
-        0b0001_00..=0b0001_11 => "translation fault",
-        0b0010_00..=0b0010_11 => "access flag fault",
-        0b0011_00..=0b0011_11 => "permission fault",
-        0b0100_00 => "synchronous external abort",
-        0b1000_01 => "alignment fault",
-        0b1100_00 => "TLB conflict abort",
+        0x00..=0x03 => "address size fault",
+        0x04..=0x07 => "translation fault",
+        0x08..=0x0b => "access flag fault",
+        0x0c..=0x0f => "permission fault",
+        0x10 => "synchronous external abort",
+        0x21 => "alignment fault",
+        0x30 => "TLB conflict abort",
         _ => "other fault",
     }
 }
@@ -128,7 +123,8 @@ mod tests {
     fn decodes_a_data_abort_store() {
         // str w1, [x0] faulting at EL2 on a level-3 translation fault:
         // EC 0x25, IL, ISV, SAS = 2 (4 bytes), SRT = 1, WnR, DFSC = 0b000111.
-        let esr = Esr((0x25 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (1 << 16) | (1 << 6) | 0b111);
+        let esr =
+            Esr((0x25 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (1 << 16) | (1 << 6) | 0b111);
         let da = esr.data_abort().expect("is a data abort");
         assert_eq!(
             da,
@@ -152,9 +148,11 @@ mod tests {
     fn decodes_a_64_bit_load_from_a_lower_el() {
         let esr = Esr((0x24 << 26) | (1 << 24) | (3 << 22) | (7 << 16) | (1 << 15) | 0b1101);
         let da = esr.data_abort().unwrap();
-        assert_eq!((da.size, da.register, da.sixty_four, da.write), (8, 7, true, false));
+        assert_eq!(
+            (da.size, da.register, da.sixty_four, da.write),
+            (8, 7, true, false)
+        );
         assert_eq!(fault_status(da.dfsc), "permission fault");
-        assert!(!esr.il32());
     }
 
     #[test]

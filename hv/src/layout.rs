@@ -53,7 +53,7 @@ mod tests {
     #[test]
     fn unaligned_used_ranges_are_rounded_out() {
         let ram = Region::new(0, 0x10_0000);
-        let used = Region::new(0x100, 0x50_1);
+        let used = Region::new(0x100, 0x501);
         let free = largest_free(ram, &[used]).unwrap();
         assert_eq!(free.base, 0x1000);
         assert_eq!(free.end(), Some(0x10_0000));

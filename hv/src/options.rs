@@ -5,14 +5,25 @@
 pub struct BootOptions {
     /// `bulkhead.smoke`: power off once every CPU and partition reported ready.
     pub smoke: bool,
+    /// `bulkhead.selftest=NAME`: exercise a failure path on purpose (QEMU tests).
+    pub selftest: Option<SelfTest>,
+}
+
+/// Failure paths the integration tests trigger to prove they are reported, not hung.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    /// hv reads an unmapped address after its MMU is on: the EL2 vectors must report it.
+    El2Fault,
 }
 
 impl BootOptions {
     pub fn parse(bootargs: &str) -> Self {
         let mut options = Self::default();
         for word in bootargs.split_ascii_whitespace() {
-            if word == "bulkhead.smoke" {
-                options.smoke = true;
+            match word {
+                "bulkhead.smoke" => options.smoke = true,
+                "bulkhead.selftest=el2-fault" => options.selftest = Some(SelfTest::El2Fault),
+                _ => {}
             }
         }
         options
@@ -28,5 +39,14 @@ mod tests {
         assert!(BootOptions::parse("console=ttyAMA0 bulkhead.smoke").smoke);
         assert!(!BootOptions::parse("bulkhead.smokey").smoke);
         assert!(!BootOptions::parse("").smoke);
+    }
+
+    #[test]
+    fn selftests_are_named_exactly() {
+        assert_eq!(
+            BootOptions::parse("bulkhead.selftest=el2-fault").selftest,
+            Some(SelfTest::El2Fault)
+        );
+        assert_eq!(BootOptions::parse("bulkhead.selftest=other").selftest, None);
     }
 }

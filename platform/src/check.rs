@@ -76,7 +76,7 @@ impl fmt::Display for Mismatch {
 pub fn check(config: &Config, board: &BoardInfo) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let spec = &config.board;
-    if !board.compatible.iter().any(|c| *c == spec.compatible) {
+    if !board.compatible.contains(&spec.compatible) {
         out.push(Mismatch::NotCompatible {
             wanted: spec.compatible.clone(),
             found: board.compatible.clone(),

@@ -178,10 +178,7 @@ fn bus_of(node: &FdtNode, parent: &Bus) -> Bus {
     let ranges = node.property("ranges").map(|p| {
         let mut bytes = p.value;
         let mut out = Vec::new();
-        loop {
-            let Some((child, rest)) = read_cells(bytes, address_cells) else {
-                break;
-            };
+        while let Some((child, rest)) = read_cells(bytes, address_cells) {
             let Some((parent_addr, rest)) = read_cells(rest, parent.address_cells) else {
                 break;
             };
@@ -240,19 +237,26 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
     if be32(dtb, 0) != Some(FDT_MAGIC) {
         return Err(bad("bad magic"));
     }
-    let field = |i: usize| be32(dtb, 4 * i).map(|v| v as usize).ok_or_else(|| bad("truncated header"));
+    let field = |i: usize| {
+        be32(dtb, 4 * i)
+            .map(|v| v as usize)
+            .ok_or_else(|| bad("truncated header"))
+    };
     let (total, off_struct, off_strings, off_rsvmap) = (field(1)?, field(2)?, field(3)?, field(4)?);
     let (size_strings, size_struct) = (field(8)?, field(9)?);
     let block = |off: usize, len: usize| {
         dtb.get(off..off.checked_add(len)?)
             .filter(|_| off + len <= total)
     };
-    let structure = block(off_struct, size_struct).ok_or_else(|| bad("structure block out of bounds"))?;
-    let strings = block(off_strings, size_strings).ok_or_else(|| bad("strings block out of bounds"))?;
+    let structure =
+        block(off_struct, size_struct).ok_or_else(|| bad("structure block out of bounds"))?;
+    let strings =
+        block(off_strings, size_strings).ok_or_else(|| bad("strings block out of bounds"))?;
     // The reservation map ends with an all-zero entry.
     let mut rsv_len = 0;
     loop {
-        let entry = block(off_rsvmap + rsv_len, 16).ok_or_else(|| bad("unterminated reservation map"))?;
+        let entry =
+            block(off_rsvmap + rsv_len, 16).ok_or_else(|| bad("unterminated reservation map"))?;
         rsv_len += 16;
         if entry.iter().all(|&b| b == 0) {
             break;
@@ -263,7 +267,8 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
     let mut out_struct = Vec::with_capacity(structure.len());
     let mut at = 0;
     loop {
-        let token = be32(structure, at).ok_or_else(|| bad("structure block ends without FDT_END"))?;
+        let token =
+            be32(structure, at).ok_or_else(|| bad("structure block ends without FDT_END"))?;
         let len = match token {
             FDT_BEGIN_NODE => {
                 let name_len = structure[at + 4..]
@@ -273,13 +278,20 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
                 4 + (name_len + 1).next_multiple_of(4)
             }
             FDT_PROP => {
-                let value_len = be32(structure, at + 4).ok_or_else(|| bad("truncated property"))? as usize;
+                let value_len =
+                    be32(structure, at + 4).ok_or_else(|| bad("truncated property"))? as usize;
                 12 + value_len.next_multiple_of(4)
             }
             FDT_END_NODE | FDT_NOP | FDT_END => 4,
-            other => return Err(DtbError::Malformed(alloc::format!("unknown token {other:#x}"))),
+            other => {
+                return Err(DtbError::Malformed(alloc::format!(
+                    "unknown token {other:#x}"
+                )))
+            }
         };
-        let piece = structure.get(at..at + len).ok_or_else(|| bad("structure block truncated"))?;
+        let piece = structure
+            .get(at..at + len)
+            .ok_or_else(|| bad("structure block truncated"))?;
         if token != FDT_NOP {
             out_struct.extend_from_slice(piece);
         }
@@ -296,7 +308,14 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
     let new_total = strings_at + strings.len();
     let mut out = alloc::vec![0u8; new_total];
     out[..header_len].copy_from_slice(&dtb[..header_len]);
-    for (i, v) in [(1, new_total), (2, struct_at), (3, strings_at), (4, rsv_at), (8, strings.len()), (9, out_struct.len())] {
+    for (i, v) in [
+        (1, new_total),
+        (2, struct_at),
+        (3, strings_at),
+        (4, rsv_at),
+        (8, strings.len()),
+        (9, out_struct.len()),
+    ] {
         out[4 * i..4 * i + 4].copy_from_slice(&(v as u32).to_be_bytes());
     }
     out[rsv_at..struct_at].copy_from_slice(rsvmap);

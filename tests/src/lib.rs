@@ -1,1 +1,60 @@
-//! QEMU harness.
+//! Harness for the QEMU integration tests: get a board's system image and boot it with a
+//! deadline, exactly as `cargo xtask run` would.
+//!
+//! Images are built by `cargo xtask test` before these tests run; run alone
+//! (`cargo test -p bulkhead-tests`), the harness builds them itself.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use platform::config::Config;
+use xtask::qemu::{self, Boot, BootLog};
+
+/// Generous: a healthy boot takes seconds, CI machines are slow and shared.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// The board's config and its system image (built once per test process if needed).
+pub fn board(name: &str) -> (Config, PathBuf) {
+    let config = xtask::boards::load(name).unwrap_or_else(|e| panic!("{e}"));
+    let path = xtask::target_dir()
+        .join("images")
+        .join(format!("{name}.img"));
+    if std::env::var_os("BULKHEAD_IMAGES_BUILT").is_none() || !path.exists() {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        xtask::image::system_image(&config).unwrap_or_else(|e| panic!("building {name}: {e}"));
+    }
+    (config, path)
+}
+
+/// Boots and returns the console log; panics with the log when QEMU cannot start.
+pub fn boot(boot: &Boot) -> BootLog {
+    let log = qemu::capture(boot, BOOT_TIMEOUT, false).unwrap_or_else(|e| panic!("{e}"));
+    println!("---- console ----\n{}\n-----------------", log.text());
+    log
+}
+
+/// Boots `name` in smoke mode (power off when ready).
+pub fn smoke(name: &str) -> (Config, BootLog) {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(qemu::SMOKE_ARG.into());
+    let log = boot(&b);
+    (config, log)
+}
+
+/// A copy of `name`'s image with `edit` applied, written next to it as `NAME-SUFFIX.img`.
+pub fn edited_image(
+    name: &str,
+    suffix: &str,
+    edit: impl FnOnce(&mut Vec<u8>),
+) -> (Config, PathBuf) {
+    let (config, path) = board(name);
+    let mut bytes = std::fs::read(&path).expect("image readable");
+    edit(&mut bytes);
+    let out = path.with_file_name(format!("{name}-{suffix}.img"));
+    std::fs::write(&out, bytes).expect("edited image writable");
+    (config, out)
+}

@@ -38,8 +38,8 @@ pub fn load(name: &str) -> Result<Config, Error> {
             names().join(", ")
         ))
     })?;
-    let config = Config::from_toml(&text)
-        .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    let config =
+        Config::from_toml(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     if config.name != name {
         return Err(Error::new(format!(
             "{}: `name = \"{}\"` does not match the file name",

@@ -48,15 +48,25 @@ fn sha256_of(path: &Path) -> Result<String, Error> {
 pub fn unpacked(pkg: &Package, target_dir: &Path) -> Result<PathBuf, Error> {
     let root = target_dir.join("debian");
     let debs = root.join("debs");
-    let deb = debs.join(format!("{}_{}_arm64.deb", pkg.name, pkg.version.replace(':', "%3a")));
-    let tree = root.join("unpacked").join(format!("{}_{}", pkg.name, pkg.version));
+    let deb = debs.join(format!(
+        "{}_{}_arm64.deb",
+        pkg.name,
+        pkg.version.replace(':', "%3a")
+    ));
+    let tree = root
+        .join("unpacked")
+        .join(format!("{}_{}", pkg.name, pkg.version));
     let stamp = tree.join(".bulkhead-unpacked");
     if stamp.exists() {
         return Ok(tree);
     }
     let verified = deb.exists() && sha256_of(&deb)? == pkg.sha256;
     if !verified {
-        for dir in [root.join("lists/partial"), root.join("cache/archives/partial"), debs.clone()] {
+        for dir in [
+            root.join("lists/partial"),
+            root.join("cache/archives/partial"),
+            debs.clone(),
+        ] {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::new(format!("creating {}: {e}", dir.display())))?;
         }
@@ -69,9 +79,19 @@ pub fn unpacked(pkg: &Package, target_dir: &Path) -> Result<PathBuf, Error> {
                 deb.display()
             )));
         }
-        step(&format!("debian: fetching arm64 package lists into {}", root.display()));
-        crate::run(Command::new("apt-get").args(apt_options(&root)).arg("update"))?;
-        step(&format!("debian: downloading {} {} (arm64)", pkg.name, pkg.version));
+        step(&format!(
+            "debian: fetching arm64 package lists into {}",
+            root.display()
+        ));
+        crate::run(
+            Command::new("apt-get")
+                .args(apt_options(&root))
+                .arg("update"),
+        )?;
+        step(&format!(
+            "debian: downloading {} {} (arm64)",
+            pkg.name, pkg.version
+        ));
         crate::run(
             Command::new("apt-get")
                 .current_dir(&debs)

@@ -22,7 +22,15 @@ pub fn build_hv() -> Result<PathBuf, Error> {
     crate::run(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
-            .args(["build", "--quiet", "--release", "-p", "hv", "--target", TARGET]),
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "hv",
+                "--target",
+                TARGET,
+            ]),
     )?;
     Ok(target_dir().join(TARGET).join("release/hv"))
 }
@@ -47,7 +55,9 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, Error> {
             continue;
         }
         let dst = flat.get_mut(at..at + data.len()).ok_or_else(|| {
-            Error::new(format!("hv segment at {at:#x} lies beyond __hv_end {end:#x}"))
+            Error::new(format!(
+                "hv segment at {at:#x} lies beyond __hv_end {end:#x}"
+            ))
         })?;
         dst.copy_from_slice(data);
     }

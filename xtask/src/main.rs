@@ -96,13 +96,22 @@ fn run(options: &Options) -> Result<(), Error> {
         let log = qemu::capture(&boot, SMOKE_TIMEOUT, true)?;
         return match qemu::judge_smoke(&config, &log) {
             Ok(()) => {
-                step(&format!("smoke: `{}` passed: all {} CPUs ready", config.name, config.board.cpus));
+                step(&format!(
+                    "smoke: `{}` passed: all {} CPUs ready",
+                    config.name, config.board.cpus
+                ));
                 Ok(())
             }
-            Err(why) => Err(Error::new(format!("smoke: `{}` failed: {why}", config.name))),
+            Err(why) => Err(Error::new(format!(
+                "smoke: `{}` failed: {why}",
+                config.name
+            ))),
         };
     }
     let mut cmd = boot.command()?;
-    step(&format!("booting `{}` (quit QEMU with Ctrl-A then x)", config.name));
+    step(&format!(
+        "booting `{}` (quit QEMU with Ctrl-A then x)",
+        config.name
+    ));
     xtask::run(&mut cmd)
 }

@@ -37,7 +37,12 @@ impl<'a> Boot<'a> {
 
     /// The DTB file to pass with `-dtb`, fetched from Debian's kernel package if needed.
     pub fn dtb(&self) -> Result<Option<PathBuf>, Error> {
-        match self.config.qemu.as_ref().and_then(|q| q.kernel_package_dtb.as_deref()) {
+        match self
+            .config
+            .qemu
+            .as_ref()
+            .and_then(|q| q.kernel_package_dtb.as_deref())
+        {
             Some(rel) => debian::kernel_dtb(rel, &target_dir()).map(Some),
             None => Ok(None),
         }
@@ -45,7 +50,10 @@ impl<'a> Boot<'a> {
 
     pub fn command(&self) -> Result<Command, Error> {
         let q = self.config.qemu.as_ref().ok_or_else(|| {
-            Error::new(format!("board `{}` has no [qemu] section: it cannot run under QEMU", self.config.name))
+            Error::new(format!(
+                "board `{}` has no [qemu] section: it cannot run under QEMU",
+                self.config.name
+            ))
         })?;
         let mut cmd = Command::new(QEMU);
         cmd.args(["-M", &q.machine, "-cpu", &q.cpu, "-m", &q.memory])
@@ -82,7 +90,10 @@ impl BootLog {
 
     /// The first line that contains `needle`.
     pub fn line(&self, needle: &str) -> Option<&str> {
-        self.lines.iter().find(|l| l.contains(needle)).map(String::as_str)
+        self.lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .map(String::as_str)
     }
 
     pub fn fatal(&self) -> Option<&str> {
@@ -101,9 +112,11 @@ pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Er
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::new(format!("cannot start {QEMU}: {e} (run `cargo xtask run` once to install it)")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(format!(
+            "cannot start {QEMU}: {e} (run `cargo xtask run` once to install it)"
+        ))
+    })?;
     let (tx, rx) = mpsc::channel();
     for stream in [
         Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
@@ -137,7 +150,10 @@ pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Er
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(BootLog { lines, status: None });
+            return Ok(BootLog {
+                lines,
+                status: None,
+            });
         }
     }
     let status = child
@@ -160,7 +176,11 @@ pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
     if !missing.is_empty() {
         return Err(format!(
             "CPUs {missing:?} never reported ready{}",
-            if log.timed_out() { " before the timeout" } else { "" }
+            if log.timed_out() {
+                " before the timeout"
+            } else {
+                ""
+            }
         ));
     }
     if !log.contains("smoke: every CPU reported ready") {

@@ -33,7 +33,9 @@ pub fn ensure_rust_target() -> Result<(), Error> {
         step(&format!("rust target {TARGET}: present"));
         return Ok(());
     }
-    step(&format!("rust target {TARGET}: installing (rustup target add)"));
+    step(&format!(
+        "rust target {TARGET}: installing (rustup target add)"
+    ));
     crate::run(Command::new("rustup").args(["target", "add", TARGET]))
 }
 
@@ -75,7 +77,11 @@ fn is_root() -> bool {
 /// hard-coded here.
 fn debian_source() -> Option<(String, String)> {
     let dir = Path::new("/etc/apt/sources.list.d");
-    let mut files: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     for path in files {
         if path.extension().and_then(|e| e.to_str()) != Some("sources")
@@ -134,7 +140,9 @@ fn install_qemu_from_backports() -> Result<(), Error> {
         ))
     })?;
     if !Path::new(BACKPORTS_FILE).exists() {
-        step(&format!("apt: adding bookworm-backports ({BACKPORTS_FILE})"));
+        step(&format!(
+            "apt: adding bookworm-backports ({BACKPORTS_FILE})"
+        ));
         let stanza = format!(
             "Types: deb\nURIs: {uris}\nSuites: bookworm-backports\nComponents: main\nSigned-By: {key}\n"
         );
@@ -147,6 +155,13 @@ fn install_qemu_from_backports() -> Result<(), Error> {
     crate::run(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q", "-t", "bookworm-backports", "qemu-system-arm"]),
+            .args([
+                "install",
+                "-y",
+                "-q",
+                "-t",
+                "bookworm-backports",
+                "qemu-system-arm",
+            ]),
     )
 }

@@ -1,6 +1,185 @@
-//! `cargo xtask test`: every check the project has, ending with one summary line.
-use xtask::Error;
+//! `cargo xtask test`: every check the project has, in order, ending with one summary
+//! line (`summary: N passed, N failed`). A failing step does not hide later ones.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use xtask::{boards, image, setup, step, workspace_root, Error};
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push(name.to_string());
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// A check that passes or fails as a whole (fmt, clippy).
+fn check(tally: &mut Tally, name: &str, cmd: &mut Command) {
+    step(&format!("check: {name}"));
+    let ok = cmd.status().is_ok_and(|s| s.success());
+    step(&format!(
+        "check: {name}: {}",
+        if ok { "ok" } else { "FAILED" }
+    ));
+    tally.record(name, ok);
+}
+
+/// Runs `cargo test ...`, echoing its output and counting its tests from the
+/// `test result:` lines.
+fn tests(tally: &mut Tally, name: &str, cmd: &mut Command) {
+    step(&format!("tests: {name}"));
+    let child = cmd.stdout(Stdio::piped()).spawn();
+    let Ok(mut child) = child else {
+        tally.record(name, false);
+        return;
+    };
+    let (mut passed, mut failed) = (0, 0);
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(word)?
+                            .trim()
+                            .rsplit(' ')
+                            .next()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += count("passed");
+            failed += count("failed");
+        }
+    }
+    let ok = child.wait().is_ok_and(|s| s.success());
+    if !ok && failed == 0 {
+        // Build failure or crash: count the step itself as a failure.
+        failed = 1;
+    }
+    tally.passed += passed;
+    tally.failed += failed;
+    if failed > 0 {
+        tally.failures.push(name.to_string());
+    }
+    step(&format!("tests: {name}: {passed} passed, {failed} failed"));
+}
 
 pub fn run_all() -> Result<(), Error> {
-    Err(Error::new("not yet"))
+    setup::ensure_all()?;
+    let mut tally = Tally::default();
+
+    check(
+        &mut tally,
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    );
+    check(
+        &mut tally,
+        "clippy (host, all crates and targets)",
+        cargo().args([
+            "clippy",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    check(
+        &mut tally,
+        "clippy (aarch64-unknown-none: hv, guest-rt)",
+        cargo().args([
+            "clippy",
+            "--quiet",
+            "-p",
+            "hv",
+            "-p",
+            "guest-rt",
+            "--target",
+            image::TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    check(
+        &mut tally,
+        "clippy (aarch64-unknown-none: platform, no_std)",
+        cargo().args([
+            "clippy",
+            "--quiet",
+            "-p",
+            "platform",
+            "--no-default-features",
+            "--target",
+            image::TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    tests(
+        &mut tally,
+        "host unit tests",
+        cargo().args(["test", "--workspace", "--exclude", "bulkhead-tests"]),
+    );
+
+    // QEMU integration tests boot the images built here.
+    let mut built = true;
+    for name in boards::names() {
+        match boards::load(&name).and_then(|c| image::system_image(&c)) {
+            Ok(_) => {}
+            Err(e) => {
+                step(&format!("image for `{name}`: {e}"));
+                built = false;
+            }
+        }
+    }
+    if built {
+        tests(
+            &mut tally,
+            "QEMU integration tests",
+            cargo().env("BULKHEAD_IMAGES_BUILT", "1").args([
+                "test",
+                "-p",
+                "bulkhead-tests",
+                "--",
+                "--test-threads=1",
+            ]),
+        );
+    } else {
+        tally.record("system images", false);
+    }
+
+    if !tally.failures.is_empty() {
+        step(&format!("failed: {}", tally.failures.join("; ")));
+    }
+    // The closing line CI reads: nothing may follow it.
+    println!("summary: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }

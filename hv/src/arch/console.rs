@@ -33,10 +33,6 @@ pub unsafe fn init(base: usize) {
     log::set_max_level(LevelFilter::Info);
 }
 
-pub fn is_ready() -> bool {
-    UART.lock().is_some()
-}
-
 /// Runs `f` with exclusive access to the UART (if any).
 fn with_uart(f: impl FnOnce(&mut Pl011)) {
     let me = cpu::index();

@@ -26,10 +26,6 @@ pub fn tick_hz() -> u64 {
     CNTFRQ_EL0.get()
 }
 
-pub fn wait_for_event() {
-    asm::wfe();
-}
-
 pub fn send_event() {
     asm::sev();
 }

@@ -21,7 +21,7 @@ pub struct Frame {
 }
 
 const FRAME_SIZE: usize = core::mem::size_of::<Frame>();
-const _: () = assert!(FRAME_SIZE % 16 == 0);
+const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
 
 /// Which of the 16 vector slots was taken.
 #[derive(Clone, Copy, Debug)]

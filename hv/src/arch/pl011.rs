@@ -72,8 +72,12 @@ impl Pl011 {
         self.regs().icr.set(0x7ff);
         self.regs().ibrd.set(26);
         self.regs().fbrd.set(3);
-        self.regs().lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
-        self.regs().cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        self.regs()
+            .lcr_h
+            .write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
+        self.regs()
+            .cr
+            .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 
     pub fn putc(&self, byte: u8) {

@@ -25,14 +25,46 @@ pub fn is_online(index: usize) -> bool {
     ONLINE[index].load(Ordering::Acquire)
 }
 
-#[derive(Debug)]
 pub enum SmpError {
     /// MPIDR layouts other than "Aff0 = logical index" are not supported yet.
-    Topology { cpu: usize, mpidr: u64 },
-    PsciRefused { cpu: usize, error: smccc::psci::Error },
+    Topology {
+        cpu: usize,
+        mpidr: u64,
+    },
+    PsciRefused {
+        cpu: usize,
+        error: smccc::psci::Error,
+    },
     NoPsci,
-    Unsupported { cpu: usize, method: alloc::string::String },
-    Timeout { cpu: usize },
+    Unsupported {
+        cpu: usize,
+        method: alloc::string::String,
+    },
+    Timeout {
+        cpu: usize,
+    },
+}
+
+impl core::fmt::Display for SmpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Topology { cpu, mpidr } => write!(
+                f,
+                "CPU {cpu} has MPIDR {mpidr:#x}; hv needs Aff0 = logical index < {MAX_CPUS}"
+            ),
+            Self::PsciRefused { cpu, error } => {
+                write!(f, "PSCI CPU_ON for CPU {cpu} failed: {error:?}")
+            }
+            Self::NoPsci => write!(f, "CPUs start by PSCI but the DTB has no /psci node"),
+            Self::Unsupported { cpu, method } => {
+                write!(f, "CPU {cpu} has unsupported enable-method `{method}`")
+            }
+            Self::Timeout { cpu } => write!(
+                f,
+                "CPU {cpu} did not report in within {ONLINE_TIMEOUT_MS} ms"
+            ),
+        }
+    }
 }
 
 /// Checks that every CPU's MPIDR is its logical index in Aff0 (what the entry code uses to
@@ -40,7 +72,10 @@ pub enum SmpError {
 pub fn check_topology(board: &BoardInfo) -> Result<(), SmpError> {
     for (i, c) in board.cpus.iter().enumerate() {
         if i >= MAX_CPUS || c.mpidr != i as u64 {
-            return Err(SmpError::Topology { cpu: i, mpidr: c.mpidr });
+            return Err(SmpError::Topology {
+                cpu: i,
+                mpidr: c.mpidr,
+            });
         }
     }
     Ok(())
@@ -48,13 +83,17 @@ pub fn check_topology(board: &BoardInfo) -> Result<(), SmpError> {
 
 /// Starts CPU `index` at the secondary entry point and waits until it is online.
 pub fn start(board: &BoardInfo, index: usize) -> Result<(), SmpError> {
-    let entry = super::entry::secondary_entry as usize as u64;
+    let entry = super::entry::secondary_entry as *const () as u64;
     let target = &board.cpus[index];
     match &target.enable {
         CpuEnable::Psci => {
             let result = match board.psci {
-                Some(PsciConduit::Smc) => smccc::psci::cpu_on::<Smc>(target.mpidr, entry, index as u64),
-                Some(PsciConduit::Hvc) => smccc::psci::cpu_on::<Hvc>(target.mpidr, entry, index as u64),
+                Some(PsciConduit::Smc) => {
+                    smccc::psci::cpu_on::<Smc>(target.mpidr, entry, index as u64)
+                }
+                Some(PsciConduit::Hvc) => {
+                    smccc::psci::cpu_on::<Hvc>(target.mpidr, entry, index as u64)
+                }
                 None => return Err(SmpError::NoPsci),
             };
             result.map_err(|error| SmpError::PsciRefused { cpu: index, error })?;
@@ -71,7 +110,10 @@ pub fn start(board: &BoardInfo, index: usize) -> Result<(), SmpError> {
             cpu::send_event();
         }
         CpuEnable::Other(method) => {
-            return Err(SmpError::Unsupported { cpu: index, method: method.clone() })
+            return Err(SmpError::Unsupported {
+                cpu: index,
+                method: method.clone(),
+            })
         }
     }
     let deadline = cpu::ticks() + cpu::tick_hz() * ONLINE_TIMEOUT_MS / 1000;

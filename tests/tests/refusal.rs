@@ -1,0 +1,93 @@
+//! Bad input at boot is a named error followed by a clean stop, never a hang: a DTB that
+//! disagrees with the board config, a corrupt or truncated system image, a fault in hv.
+
+use bulkhead_tests::{board, boot, edited_image};
+use xtask::qemu::Boot;
+
+/// Offset of the payload table in a system image (it starts with its magic, page aligned).
+fn table_offset(image: &[u8]) -> usize {
+    (0..image.len())
+        .step_by(4096)
+        .find(|&at| image[at..].starts_with(b"BLKHDIMG"))
+        .expect("system image has a payload table")
+}
+
+/// Asserts hv printed a FATAL line containing `reason` and QEMU then exited.
+fn assert_refused(log: &xtask::qemu::BootLog, reason: &str) {
+    let fatal = log
+        .fatal()
+        .unwrap_or_else(|| panic!("no FATAL line; expected `{reason}`"));
+    assert!(
+        log.lines.iter().any(|l| l.contains(reason)),
+        "expected `{reason}`; hv said: {fatal}"
+    );
+    assert!(log.contains("stopping the machine"));
+    assert!(!log.timed_out(), "QEMU kept running after the fatal error");
+    assert!(
+        !log.contains("ready: all"),
+        "hv went on booting after the error"
+    );
+}
+
+#[test]
+fn dtb_with_fewer_cpus_than_the_config_is_refused() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.smp = Some(2);
+    let log = boot(&b);
+    assert_refused(&log, "config expects 4 CPUs, the DTB lists 2");
+}
+
+#[test]
+fn image_for_another_board_is_refused() {
+    // The GICv2 board's image on the GICv3 machine.
+    let (virt, _) = board("virt");
+    let (_, gicv2_image) = board("virt-gicv2");
+    let log = boot(&Boot::new(&virt, &gicv2_image));
+    assert_refused(&log, "config expects GIC V2, the DTB has GIC V3");
+}
+
+#[test]
+fn corrupt_board_config_payload_is_refused() {
+    let (config, image) = edited_image("virt", "corrupt", |bytes| {
+        let payload = table_offset(bytes) + 4096;
+        bytes[payload + 3] ^= 0x5a;
+    });
+    let log = boot(&Boot::new(&config, &image));
+    assert_refused(&log, "board config payload is corrupt (CRC-32");
+}
+
+#[test]
+fn truncated_image_is_refused() {
+    let (config, image) = edited_image("virt", "truncated", |bytes| {
+        let cut = table_offset(bytes) + 4096 + 8;
+        bytes.truncate(cut);
+    });
+    let log = boot(&Boot::new(&config, &image));
+    // The loader zero-fills past the file: the checksum over the missing bytes fails.
+    assert_refused(&log, "bad system image");
+}
+
+#[test]
+fn image_without_payload_table_is_refused() {
+    let (config, image) = edited_image("virt", "no-table", |bytes| {
+        let at = table_offset(bytes);
+        bytes.truncate(at);
+    });
+    let log = boot(&Boot::new(&config, &image));
+    assert_refused(&log, "not a Bulkhead system image");
+}
+
+#[test]
+fn a_fault_inside_hv_is_reported_with_its_syndrome() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("bulkhead.selftest=el2-fault".into());
+    let log = boot(&b);
+    assert_refused(
+        &log,
+        "unexpected Sync exception from CurrentElSpx: data abort at the same EL (EC 0x25), translation fault",
+    );
+    assert!(log.contains("FAR 0x0000004000000000"), "FAR not reported");
+    assert!(log.contains("elr "), "registers not dumped");
+}
