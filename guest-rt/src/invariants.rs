@@ -17,10 +17,11 @@ impl Kernel {
     /// pending) it also checks the scheduling guarantee: no queued thread is
     /// more urgent than the running thread of any CPU it may use.
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.check_threads()?;
+        let settled = self.settled();
+        self.check_threads(settled)?;
         self.check_locks()?;
         self.check_run_queues()?;
-        if (0..self.cpus()).all(|c| !self.rqs[c].need_resched) {
+        if settled {
             self.check_placement()?;
         }
         Ok(())
@@ -31,7 +32,7 @@ impl Kernel {
         self.rqs.iter().all(|rq| !rq.need_resched)
     }
 
-    fn check_threads(&self) -> Result<(), String> {
+    fn check_threads(&self, settled: bool) -> Result<(), String> {
         for th in &self.threads {
             let t = th.id;
             let want = self.effective_for(t);
@@ -113,7 +114,9 @@ impl Kernel {
                     }
                 }
                 ThreadState::Running => {
-                    if self.rqs[th.cpu].current != Some(t) || !th.affinity.contains(th.cpu) {
+                    // An affinity change takes effect at the next reschedule.
+                    let allowed = th.affinity.contains(th.cpu) || !settled;
+                    if self.rqs[th.cpu].current != Some(t) || !allowed {
                         return Err(format!("{t:?}: running but not current on an allowed CPU"));
                     }
                 }
