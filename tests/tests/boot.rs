@@ -17,7 +17,7 @@ fn boots_all_cpus(board: &str, gic: &str, uart: &str, cpu_start: &str) {
     assert!(log.contains(&format!("ready: all {} CPUs online", config.board.cpus)));
     let gic_line = log.line("  gic ").expect("GIC described");
     assert!(gic_line.contains(gic), "{gic_line}");
-    assert!(log.contains(&format!("uart   PL011")) && log.contains(uart));
+    assert!(log.contains("uart   PL011") && log.contains(uart));
     assert!(log
         .line("  cpus ")
         .expect("CPUs described")
