@@ -57,7 +57,7 @@ impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.end() {
             Some(end) => write!(f, "[{:#x}..{:#x})", self.base, end),
-            None => write!(f, "[{:#x}+{:#x} wraps])", self.base, self.size),
+            None => write!(f, "[{:#x}+{:#x} wraps]", self.base, self.size),
         }
     }
 }
