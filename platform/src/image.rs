@@ -188,6 +188,13 @@ impl<'a> Payloads<'a> {
     /// Validates the table at the start of `bytes` and every payload's checksum.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ImageError> {
         let total = claimed_size(bytes)?;
+        if total < HEADER_SIZE as u64 {
+            // The header claims less than itself: nothing past it can be trusted.
+            return Err(ImageError::Truncated {
+                needed: HEADER_SIZE as u64,
+                available: total,
+            });
+        }
         if total > bytes.len() as u64 {
             return Err(ImageError::Truncated {
                 needed: total,
