@@ -205,3 +205,69 @@ impl Kernel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checker must be able to fail: corrupt a consistent state in each
+    //! way it guards against and expect an error.
+    use crate::thread::{Priority, ThreadSpec, ThreadState};
+    use crate::{Kernel, KernelConfig};
+
+    fn kernel_with_lock_waiter() -> (Kernel, crate::MutexId) {
+        let mut k = Kernel::new(KernelConfig::new(2));
+        let m = k.mutex_create();
+        let low = k.spawn(0, ThreadSpec::fifo(10)).unwrap();
+        let high = k.spawn(0, ThreadSpec::fifo(20)).unwrap();
+        assert_eq!(k.schedule(0), Some(low));
+        assert_eq!(k.schedule(1), Some(high));
+        assert!(k.try_lock(0, m));
+        assert!(!k.lock(1, m).unwrap().is_success());
+        k.schedule(1);
+        assert_eq!(k.thread(low).effective_priority(), Priority::new(20));
+        k.check_invariants().unwrap();
+        (k, m)
+    }
+
+    #[test]
+    fn detects_wrong_effective_priority() {
+        let (mut k, _) = kernel_with_lock_waiter();
+        k.threads[0].effective = Priority::new(10);
+        assert!(k.check_invariants().unwrap_err().contains("effective"));
+    }
+
+    #[test]
+    fn detects_waiters_on_a_free_lock() {
+        let (mut k, m) = kernel_with_lock_waiter();
+        k.mutexes[m.index()].owner = None;
+        k.threads[0].owned.clear();
+        k.threads[0].effective = Priority::new(10);
+        assert!(k.check_invariants().unwrap_err().contains("lost wakeup"));
+    }
+
+    #[test]
+    fn detects_a_runnable_thread_left_behind_an_idle_cpu() {
+        let (mut k, _) = kernel_with_lock_waiter();
+        let extra = k.spawn(0, ThreadSpec::fifo(5)).unwrap();
+        k.check_invariants().unwrap();
+        // Pretend CPU 1 never got the reschedule request.
+        k.rqs[1].need_resched = false;
+        assert_eq!(k.thread(extra).state(), ThreadState::Runnable);
+        assert!(k.check_invariants().unwrap_err().contains("waits on CPU"));
+    }
+
+    #[test]
+    fn detects_a_lost_completion_wakeup() {
+        let (mut k, _) = kernel_with_lock_waiter();
+        let c = k.completion_create();
+        k.completions[c.index()].done = 1;
+        k.check_invariants().unwrap();
+        let waiter = crate::waitqueue::Waiter {
+            tid: crate::ThreadId(1),
+            prio: Priority::new(20),
+            seq: 99,
+            data: (),
+        };
+        k.completions[c.index()].waiters.insert(waiter);
+        assert!(k.check_invariants().is_err());
+    }
+}

@@ -257,7 +257,12 @@ impl Kernel {
                 .queued()
                 .find(|&(_, t)| self.thread(t).affinity.contains(cpu));
             if let Some((prio, t)) = candidate {
-                if Some(prio) > local && best.is_none_or(|(b, _, _)| prio > b) {
+                // Leave alone a thread its own CPU is about to switch to: taking
+                // it would only add a migration.
+                let claimed = self.running_priority(c) < Some(prio)
+                    && self.rqs[c].top() == Some(prio)
+                    && self.rqs[c].need_resched;
+                if !claimed && Some(prio) > local && best.is_none_or(|(b, _, _)| prio > b) {
                     best = Some((prio, c, t));
                 }
             }

@@ -836,3 +836,68 @@ fn priorities_are_range_checked() {
     assert_eq!(Priority::MAX.get(), 99);
     assert!(std::panic::catch_unwind(|| Priority::new(100)).is_err());
 }
+
+#[test]
+fn overlong_chain_is_refused_and_unwinds() {
+    use guest_rt::MAX_CHAIN_DEPTH;
+    let n = MAX_CHAIN_DEPTH + 2;
+    let mut sim = sim(1);
+    let m: Vec<_> = (0..n).map(|_| sim.kernel.mutex_create()).collect();
+    let mut threads = vec![sim.spawn(
+        ThreadSpec::fifo(1),
+        &[Lock(m[0]), SleepUntil(1000), Compute(10), Unlock(m[0])],
+    )];
+    for i in 1..n {
+        let script = [
+            Lock(m[i]),
+            SleepUntil(10 * i as Nanos),
+            Lock(m[i - 1]),
+            Unlock(m[i - 1]),
+            Unlock(m[i]),
+        ];
+        threads.push(sim.spawn(ThreadSpec::fifo(1 + i as u8), &script));
+    }
+    sim.run_until(500).unwrap();
+    // The longest allowed chain propagates all the way down.
+    assert_eq!(eff(&sim, threads[0]), MAX_CHAIN_DEPTH as u8 + 1);
+    let refused = threads[MAX_CHAIN_DEPTH + 1];
+    assert_eq!(
+        result_of(&sim, refused, Lock(m[MAX_CHAIN_DEPTH])).1,
+        OpResult::LockFailed(LockError::ChainTooDeep)
+    );
+    sim.run_until(END).unwrap();
+    assert!(threads.iter().all(|&t| sim.finished(t)));
+    assert!(threads.iter().all(
+        |&t| sim.kernel.thread(t).effective_priority() == sim.kernel.thread(t).base_priority()
+    ));
+}
+
+#[test]
+fn try_lock_and_unlock_by_non_owner() {
+    let mut sim = sim(2);
+    let m = sim.kernel.mutex_create();
+    sim.spawn(ThreadSpec::fifo(10), &[Lock(m), Compute(100), Unlock(m)]);
+    let t = sim.spawn(
+        ThreadSpec::fifo(10),
+        &[
+            SleepUntil(10),
+            TryLock(m),
+            Unlock(m),
+            SleepUntil(200),
+            TryLock(m),
+            Unlock(m),
+        ],
+    );
+    sim.run_until(END).unwrap();
+    let r: Vec<OpResult> = sim.results(t).into_iter().map(|r| r.2).collect();
+    assert_eq!(
+        r[1..],
+        [
+            OpResult::Flag(false),
+            OpResult::LockFailed(LockError::NotOwner),
+            ok(None),
+            OpResult::Flag(true),
+            OpResult::Flag(true),
+        ]
+    );
+}
