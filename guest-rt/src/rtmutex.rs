@@ -136,11 +136,16 @@ impl Kernel {
         Ok(WaitStatus::Blocked)
     }
 
-    /// Follows owner -> blocked-on -> owner from `m`; fails if the chain
-    /// reaches `tid` (it would wait for itself) or exceeds the bound.
+    /// Checks the chain the new edge `tid -> m` would complete: the longest
+    /// run of waiters already queued behind `tid`, plus `m` and the locks its
+    /// owner chain is blocked on. Fails if the chain comes back to `tid` (it
+    /// would wait for itself) or would hold more than [`MAX_CHAIN_DEPTH`]
+    /// locks, so that every later priority walk is complete within the bound.
     fn check_chain(&self, tid: ThreadId, m: MutexId) -> Result<(), LockError> {
+        let behind = self.chain_behind(tid, 0);
+        let budget = MAX_CHAIN_DEPTH.saturating_sub(behind);
         let mut lock = m;
-        for _ in 0..MAX_CHAIN_DEPTH {
+        for _ in 0..budget {
             let Some(owner) = self.mutexes[lock.index()].owner else {
                 return Ok(());
             };
@@ -153,6 +158,22 @@ impl Kernel {
             }
         }
         Err(LockError::ChainTooDeep)
+    }
+
+    /// Number of locks in the longest waiter chain ending at `tid`. `depth`
+    /// counts the locks already seen; recursion stops just past the bound,
+    /// where the exact answer no longer matters.
+    fn chain_behind(&self, tid: ThreadId, depth: usize) -> usize {
+        if depth > MAX_CHAIN_DEPTH {
+            return 0;
+        }
+        self.thread(tid)
+            .owned
+            .iter()
+            .flat_map(|m| self.mutexes[m.index()].waiters.iter())
+            .map(|w| 1 + self.chain_behind(w.tid, depth + 1))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Releases `m`, handing it to the top waiter, and drops any priority the

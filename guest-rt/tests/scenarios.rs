@@ -901,3 +901,40 @@ fn try_lock_and_unlock_by_non_owner() {
         ]
     );
 }
+
+/// The same over-long chain built from the top down: each new wait adds a
+/// short edge below an already long chain of waiters. It must still be
+/// refused, or a later priority walk would stop short of the last owner (the
+/// simulator's invariant check would catch the stale priority).
+#[test]
+fn overlong_chain_built_top_down_is_refused() {
+    use guest_rt::MAX_CHAIN_DEPTH;
+    let n = MAX_CHAIN_DEPTH + 2;
+    let mut sim = sim(1);
+    let m: Vec<_> = (0..n).map(|_| sim.kernel.mutex_create()).collect();
+    let mut threads = vec![sim.spawn(
+        ThreadSpec::fifo(1),
+        &[Lock(m[0]), SleepUntil(1000), Compute(10), Unlock(m[0])],
+    )];
+    for i in 1..n {
+        let script = [
+            Lock(m[i]),
+            SleepUntil(10 * (n - i) as Nanos),
+            Lock(m[i - 1]),
+            Unlock(m[i - 1]),
+            Unlock(m[i]),
+        ];
+        threads.push(sim.spawn(ThreadSpec::fifo(1 + i as u8), &script));
+    }
+    sim.run_until(500).unwrap();
+    assert_eq!(
+        result_of(&sim, threads[1], Lock(m[0])).1,
+        OpResult::LockFailed(LockError::ChainTooDeep)
+    );
+    // Every other wait was legal and was granted in the end.
+    for i in 2..n {
+        assert_eq!(result_of(&sim, threads[i], Lock(m[i - 1])).1, ok(None));
+    }
+    sim.run_until(END).unwrap();
+    assert!(threads.iter().all(|&t| sim.finished(t)));
+}
