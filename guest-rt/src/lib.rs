@@ -14,6 +14,28 @@
 //!   outside this kernel's own wait queues and timers;
 //! * no periodic tick: time only advances through one-shot deadlines
 //!   ([`Kernel::next_deadline`]).
+//!
+//! # Driving the core (contract for the arch layer)
+//! * Build one [`Kernel`] with [`KernelConfig`] and [`Kernel::spawn`] the first
+//!   threads. The kernel is a single data structure with no internal locking:
+//!   on SMP every entry must run under one raw spinlock with interrupts off
+//!   (the "run queue" entry of [`rawlock::RAW_SECTIONS`]); entries are short
+//!   and bounded ([`MAX_CHAIN_DEPTH`] bounds the longest one).
+//! * On every entry call [`Kernel::advance_time`] with the monotonic clock,
+//!   then the operation, naming the CPU it runs on; the acting thread is that
+//!   CPU's [`Kernel::current`].
+//! * Operations that may sleep return [`WaitStatus`]. On `Blocked` the thread
+//!   stays parked; when it is next switched in, its result is
+//!   [`Kernel::take_outcome`].
+//! * After each entry: send an SGI for every [`KernelEvent::Ipi`] from
+//!   [`Kernel::take_events`]; if [`Kernel::need_resched`] is set for this CPU,
+//!   call [`Kernel::schedule`] and switch to the thread it returns (idle/WFI on
+//!   `None`); then program this CPU's one-shot timer with
+//!   [`Kernel::next_deadline`].
+//! * Timer interrupt: `advance_time`, [`Kernel::expire`], then as above. IPI
+//!   interrupt: just the reschedule check.
+//! * Device interrupts: the top half acknowledges and wakes a handler thread
+//!   (e.g. [`Kernel::complete`]); all real work runs in that thread.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

@@ -16,6 +16,14 @@
 //! CPUs where they would run. Together these keep the invariant checked by
 //! [`crate::invariants`]: once no CPU has a reschedule pending, no queued
 //! thread is more urgent than the thread running on any CPU it may use.
+//!
+//! Queue positions: a preempted thread goes back to the head of its level (it
+//! keeps its turn, as SCHED_FIFO requires); woken, spawned and migrated threads
+//! go to the tail; a yield or an expired round-robin slice puts the current
+//! thread at the tail. A round-robin thread starts a fresh slice whenever it is
+//! switched in (a simplification: Linux keeps the remainder after preemption).
+//! Push and pull scan every CPU's queue: fine for the handful of vCPUs of the
+//! RT partition, to be replaced by per-priority CPU masks if that grows.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -350,6 +358,8 @@ impl Kernel {
 
     /// Changes a thread's base priority. If it is blocked on an rt-mutex the
     /// inheritance chain is walked again, so owners are boosted or de-boosted.
+    /// A queued thread whose effective priority rises goes to the tail of its
+    /// new level; one that drops goes to the head (it keeps its turn).
     pub fn set_priority(&mut self, cpu: CpuId, tid: ThreadId, prio: Priority) {
         if self.thread(tid).state == ThreadState::Exited {
             return;
@@ -394,7 +404,8 @@ impl Kernel {
         rq.need_resched = true;
     }
 
-    /// Sleeps the current thread until absolute time `until`.
+    /// Sleeps the current thread until absolute time `until`. A time in the
+    /// past returns at once. Sleeps are not interruptible.
     pub fn sleep_until(&mut self, cpu: CpuId, until: Nanos) -> WaitStatus {
         let tid = self.current_thread(cpu);
         if until <= self.now {

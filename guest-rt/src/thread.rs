@@ -135,7 +135,9 @@ pub enum ThreadState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// Got what it waited for. For timed waits, `remaining` is the time left
-    /// until the deadline (the Linux `*_timeout` return value).
+    /// until the deadline (the Linux `*_timeout` return value). It may be 0
+    /// when the event came exactly at the deadline: unlike Linux there is no
+    /// need to report at least 1, since a timeout is a distinct outcome.
     Success {
         remaining: Option<Nanos>,
     },
