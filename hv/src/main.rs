@@ -9,8 +9,13 @@
 extern crate alloc;
 
 mod esr;
+mod guest_dtb;
+mod guest_image;
+mod hypercall;
 mod layout;
 mod options;
+mod partition;
+mod stage2;
 
 #[cfg(target_os = "none")]
 mod arch;

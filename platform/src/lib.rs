@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+pub mod abi;
 pub mod check;
 pub mod config;
 pub mod dtb;

@@ -13,8 +13,8 @@ use crate::{step, target_dir, workspace_root, Error};
 
 pub const TARGET: &str = "aarch64-unknown-none";
 /// Offset of `image_size` in the arm64 Image header.
-const IMAGE_SIZE_OFFSET: usize = 16;
-const IMAGE_MAGIC_OFFSET: usize = 0x38;
+const IMAGE_SIZE_OFFSET: usize = arm64_boot::IMAGE_SIZE_OFFSET;
+const IMAGE_MAGIC_OFFSET: usize = arm64_boot::IMAGE_MAGIC_OFFSET;
 
 /// `cargo build` of `hv` for the target; returns the ELF's path.
 pub fn build_hv() -> Result<PathBuf, Error> {

@@ -1,0 +1,116 @@
+//! The device tree `hv` hands a partition: only what the partition owns.
+//!
+//! Its CPUs (virtual MPIDRs 0..n, started by PSCI through HVC), its RAM, the architected
+//! timer, the Bulkhead hypervisor node, and `/chosen/bootargs`. Interrupt controller and
+//! devices join when hv virtualizes them. Written with `vm-fdt`; portable and host-tested
+//! by reading the result back with the same DTB parser `hv` uses on real firmware DTBs.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use platform::config::Partition;
+use vm_fdt::{Error, FdtWriter};
+
+pub struct GuestDtb<'a> {
+    pub partition: &'a Partition,
+    pub bootargs: &'a str,
+}
+
+impl GuestDtb<'_> {
+    pub fn generate(&self) -> Result<Vec<u8>, Error> {
+        let p = self.partition;
+        let mut fdt = FdtWriter::new()?;
+        let root = fdt.begin_node("")?;
+        fdt.property_u32("#address-cells", 2)?;
+        fdt.property_u32("#size-cells", 2)?;
+        fdt.property_string_list(
+            "compatible",
+            alloc::vec![String::from("bulkhead,partition")],
+        )?;
+        fdt.property_string("model", &alloc::format!("Bulkhead partition {}", p.name))?;
+
+        let chosen = fdt.begin_node("chosen")?;
+        fdt.property_string("bootargs", self.bootargs)?;
+        fdt.end_node(chosen)?;
+
+        for region in &p.ram {
+            let mem = fdt.begin_node(&alloc::format!("memory@{:x}", region.base))?;
+            fdt.property_string("device_type", "memory")?;
+            fdt.property_array_u64("reg", &[region.base, region.size])?;
+            fdt.end_node(mem)?;
+        }
+
+        let cpus = fdt.begin_node("cpus")?;
+        fdt.property_u32("#address-cells", 1)?;
+        fdt.property_u32("#size-cells", 0)?;
+        for vcpu in 0..p.cpus.len() {
+            let cpu = fdt.begin_node(&alloc::format!("cpu@{vcpu:x}"))?;
+            fdt.property_string("device_type", "cpu")?;
+            fdt.property_string("compatible", "arm,armv8")?;
+            fdt.property_u32("reg", vcpu as u32)?;
+            fdt.property_string("enable-method", "psci")?;
+            fdt.end_node(cpu)?;
+        }
+        fdt.end_node(cpus)?;
+
+        let psci = fdt.begin_node("psci")?;
+        fdt.property_string_list(
+            "compatible",
+            alloc::vec![String::from("arm,psci-1.0"), String::from("arm,psci-0.2")],
+        )?;
+        fdt.property_string("method", "hvc")?;
+        fdt.end_node(psci)?;
+
+        let timer = fdt.begin_node("timer")?;
+        fdt.property_string("compatible", "arm,armv8-timer")?;
+        fdt.property_null("always-on")?;
+        fdt.end_node(timer)?;
+
+        let hyp = fdt.begin_node("hypervisor")?;
+        fdt.property_string("compatible", "bulkhead,hypervisor")?;
+        fdt.property_string("method", "hvc")?;
+        fdt.end_node(hyp)?;
+
+        fdt.end_node(root)?;
+        fdt.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::config::{PartitionKind, Region};
+    use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
+
+    #[test]
+    fn describes_only_the_partitions_own_cpus_and_ram() {
+        let rt = Partition {
+            name: "rt".into(),
+            kind: PartitionKind::Rt,
+            cpus: alloc::vec![2, 3],
+            ram: alloc::vec![Region::new(0x4200_0000, 0x600_0000)],
+            devices: alloc::vec![],
+            irqs: alloc::vec![],
+        };
+        let blob = GuestDtb {
+            partition: &rt,
+            bootargs: "rt.selftest=none",
+        }
+        .generate()
+        .unwrap();
+        let info = BoardInfo::parse(&blob).expect("generated DTB parses");
+        assert_eq!(info.compatible, ["bulkhead,partition"]);
+        assert_eq!(info.memory, [Region::new(0x4200_0000, 0x600_0000)]);
+        assert_eq!(info.cpus.len(), 2);
+        // Virtual MPIDRs: the partition's vCPUs are 0 and 1 whatever physical CPUs they use.
+        assert_eq!(info.cpus[0].mpidr, 0);
+        assert_eq!(info.cpus[1].mpidr, 1);
+        assert!(info.cpus.iter().all(|c| c.enable == CpuEnable::Psci));
+        assert_eq!(info.psci, Some(PsciConduit::Hvc));
+        assert_eq!(info.bootargs.as_deref(), Some("rt.selftest=none"));
+        assert!(
+            info.gic.is_none() && info.uarts.is_empty(),
+            "no device leaks in"
+        );
+    }
+}

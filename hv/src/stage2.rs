@@ -1,0 +1,120 @@
+//! Stage-2 translation tables of one partition, built with `aarch64-paging`'s Stage2
+//! regime: the partition's RAM and passed-through devices, identity-mapped (IPA = PA), and
+//! nothing else. Any other access by the partition faults to `hv`.
+//!
+//! Portable: the tables are built the same way on the host, where tests walk them.
+
+use aarch64_paging::descriptor::Stage2Attributes as S2;
+use aarch64_paging::idmap::IdMap;
+use aarch64_paging::paging::{MemoryRegion, Stage2};
+use aarch64_paging::MapError;
+use platform::config::Region;
+
+/// IPA size: 39 bits (T0SZ = 25), starting the walk at level 1.
+pub const IPA_BITS: u32 = 39;
+pub const ROOT_LEVEL: usize = 1;
+
+/// RAM: normal write-back, inner shareable, read/write/execute.
+pub const RAM: S2 = S2::VALID
+    .union(S2::ACCESS_FLAG)
+    .union(S2::S2AP_ACCESS_RW)
+    .union(S2::SH_INNER)
+    .union(S2::MEMATTR_NORMAL_INNER_WB)
+    .union(S2::MEMATTR_NORMAL_OUTER_WB);
+/// Devices: Device-nGnRE, read/write, never executable.
+pub const DEVICE: S2 = S2::VALID
+    .union(S2::ACCESS_FLAG)
+    .union(S2::S2AP_ACCESS_RW)
+    .union(S2::MEMATTR_DEVICE_nGnRE)
+    .union(S2::XN);
+
+pub struct Stage2Tables {
+    map: IdMap<Stage2>,
+}
+
+impl Default for Stage2Tables {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stage2Tables {
+    pub fn new() -> Self {
+        Self {
+            map: IdMap::new(ROOT_LEVEL, Stage2),
+        }
+    }
+
+    fn range(region: Region) -> MemoryRegion {
+        let start = (region.base & !0xfff) as usize;
+        let end = (region.base + region.size).next_multiple_of(0x1000) as usize;
+        MemoryRegion::new(start, end)
+    }
+
+    pub fn map_ram(&mut self, region: Region) -> Result<(), MapError> {
+        self.map.map_range(&Self::range(region), RAM)
+    }
+
+    pub fn map_device(&mut self, region: Region) -> Result<(), MapError> {
+        self.map.map_range(&Self::range(region), DEVICE)
+    }
+
+    /// Physical address of the root table (for VTTBR_EL2).
+    pub fn root(&self) -> u64 {
+        self.map.root_address().0 as u64
+    }
+
+    /// The attributes `ipa` is mapped with, if it is mapped.
+    pub fn lookup(&self, ipa: u64) -> Option<S2> {
+        let page = (ipa & !0xfff) as usize;
+        let mut found = None;
+        self.map
+            .walk_range(
+                &MemoryRegion::new(page, page + 0x1000),
+                &mut |_, desc, _| {
+                    let flags = desc.flags();
+                    if flags.contains(S2::VALID)
+                        && (flags.contains(S2::TABLE_OR_PAGE) || found.is_none())
+                    {
+                        found = Some(flags);
+                    }
+                    Ok(())
+                },
+            )
+            .ok()?;
+        found
+    }
+
+    /// Marks the tables as live (break-before-make checks from now on).
+    pub fn mark_active(&mut self) {
+        self.map.mark_active();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_ram_and_devices_and_nothing_else() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(Region::new(0x4200_0000, 0x600_0000)).unwrap();
+        t.map_device(Region::new(0x0900_0000, 0x1000)).unwrap();
+        let ram = t.lookup(0x4200_0000).expect("RAM start mapped");
+        assert!(ram.contains(S2::S2AP_ACCESS_RW | S2::MEMATTR_NORMAL_INNER_WB));
+        assert!(!ram.contains(S2::XN));
+        assert!(t.lookup(0x47ff_f000).is_some(), "RAM end mapped");
+        let dev = t.lookup(0x0900_0000).expect("device mapped");
+        assert!(dev.contains(S2::XN));
+        assert!(!dev.contains(S2::MEMATTR_NORMAL_INNER_WB));
+        // hv's RAM, the page after the partition and the next device page are not.
+        assert!(t.lookup(0x4008_0000).is_none());
+        assert!(t.lookup(0x4800_0000).is_none());
+        assert!(t.lookup(0x0900_1000).is_none());
+        assert!(
+            t.lookup(0x0800_0000).is_none(),
+            "GIC distributor not mapped"
+        );
+        assert_ne!(t.root(), 0);
+    }
+}

@@ -1,0 +1,41 @@
+//! The hypercall ABI between `hv` and its guests: Bulkhead's calls in the SMCCC
+//! vendor-specific hypervisor service range, and the SMCCC/PSCI return codes.
+//!
+//! Function IDs follow the SMC Calling Convention (Arm DEN 0028): bit 31 fast call,
+//! bit 30 SMC64, bits 29:24 owning entity (6 = vendor specific hypervisor service),
+//! bits 15:0 function number. Shared by `hv` (server) and `guest-rt` (client), so the two
+//! can never disagree.
+
+/// SMCCC return codes (DEN 0028, "Return codes").
+pub const SMCCC_SUCCESS: i64 = 0;
+pub const SMCCC_NOT_SUPPORTED: i64 = -1;
+pub const SMCCC_NOT_REQUIRED: i64 = -2;
+pub const SMCCC_INVALID_PARAMETER: i64 = -3;
+
+/// SMCCC_VERSION and SMCCC_ARCH_FEATURES (Arm architecture service).
+pub const SMCCC_VERSION: u32 = 0x8000_0000;
+pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+/// SMCCC v1.1, as returned by SMCCC_VERSION.
+pub const SMCCC_VERSION_1_1: i64 = 0x1_0001;
+
+const VENDOR_HYP_FAST64: u32 = 0xC600_0000;
+const VENDOR_HYP_FAST32: u32 = 0x8600_0000;
+
+/// Writes bytes to the partition's console: x1 = length (1..=48), x2..x7 = the bytes,
+/// little endian, 8 per register. Returns the length written or INVALID_PARAMETER.
+pub const HVC_CONSOLE_WRITE: u32 = VENDOR_HYP_FAST64 | 0x0001;
+/// Returns x0 = SUCCESS, x1 = partition index, x2 = vCPU count, x3 = calling vCPU index.
+pub const HVC_PARTITION_STATUS: u32 = VENDOR_HYP_FAST64 | 0x0002;
+/// The calling vCPU reports that it finished booting (what `--smoke` waits for).
+pub const HVC_READY: u32 = VENDOR_HYP_FAST64 | 0x0003;
+/// Standard "Call UID" query of the vendor hypervisor service (DEN 0028): x0..x3 = UUID.
+pub const HVC_CALL_UID: u32 = VENDOR_HYP_FAST32 | 0xff01;
+/// Standard "Revision" query: x0 = major, x1 = minor.
+pub const HVC_REVISION: u32 = VENDOR_HYP_FAST32 | 0xff03;
+
+/// Bulkhead's UUID, returned by [`HVC_CALL_UID`] as four 32-bit words.
+pub const BULKHEAD_UID: [u32; 4] = [0x6275_6c6b, 0x6865_6164, 0x2d68_7600, 0x0000_0001];
+pub const REVISION: (u32, u32) = (0, 1);
+
+/// Most bytes one [`HVC_CONSOLE_WRITE`] carries.
+pub const CONSOLE_WRITE_MAX: usize = 48;
