@@ -143,7 +143,8 @@ fn translate(buses: &[Bus], mut addr: u64) -> u64 {
                 .iter()
                 .find(|(child, _, size)| addr >= *child && addr - child < *size)
             {
-                addr = addr - child + parent;
+                // Wrapping: a hostile `ranges` must not panic a debug build.
+                addr = (addr - child).wrapping_add(*parent);
             }
         }
     }
@@ -155,6 +156,10 @@ fn node_regs(node: &FdtNode, buses: &[Bus]) -> Vec<Region> {
     let Some(prop) = node.property("reg") else {
         return Vec::new();
     };
+    if parent.address_cells + parent.size_cells == 0 {
+        // Entries of zero bytes: nothing to read (and no progress to make).
+        return Vec::new();
+    }
     let mut bytes = prop.value;
     let mut out = Vec::new();
     while let Some((addr, rest)) = read_cells(bytes, parent.address_cells) {
@@ -178,6 +183,10 @@ fn bus_of(node: &FdtNode, parent: &Bus) -> Bus {
     let ranges = node.property("ranges").map(|p| {
         let mut bytes = p.value;
         let mut out = Vec::new();
+        if address_cells + parent.address_cells + size_cells == 0 {
+            // Entries of zero bytes: nothing to read (and no progress to make).
+            return out;
+        }
         while let Some((child, rest)) = read_cells(bytes, address_cells) {
             let Some((parent_addr, rest)) = read_cells(rest, parent.address_cells) else {
                 break;
@@ -207,10 +216,11 @@ fn gic_intids(node: &FdtNode) -> Vec<u32> {
         .map(|c| {
             let kind = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
             let number = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+            // Saturating: a hostile number must not panic a debug build.
             if kind == 1 {
-                number + 16
+                number.saturating_add(16)
             } else {
-                number + 32
+                number.saturating_add(32)
             }
         })
         .collect()
@@ -227,10 +237,16 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Deepest node nesting accepted (the root is level 1; real trees stay below 10).
+pub const MAX_DEPTH: usize = 32;
+
 /// Returns the DTB with every `FDT_NOP` token removed from its structure block.
 ///
 /// Firmware that edits a tree in place (QEMU's raspi4b disables nodes with libfdt) leaves
 /// NOP tokens that the `fdt` crate (0.1.5) does not skip, so they go before parsing.
+/// The walk also checks what the `fdt` crate assumes (and panics on otherwise): a
+/// well-nested tree with one root, properties before child nodes, UTF-8 names, property
+/// names inside the strings block, at most [`MAX_DEPTH`] levels, no bytes missing.
 /// Layout from the Devicetree Specification v0.4, chapter 5.
 pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
     let bad = |why: &str| DtbError::Malformed(why.to_string());
@@ -244,6 +260,9 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
     };
     let (total, off_struct, off_strings, off_rsvmap) = (field(1)?, field(2)?, field(3)?, field(4)?);
     let (size_strings, size_struct) = (field(8)?, field(9)?);
+    if dtb.len() < total {
+        return Err(bad("blob shorter than its totalsize"));
+    }
     let block = |off: usize, len: usize| {
         dtb.get(off..off.checked_add(len)?)
             .filter(|_| off + len <= total)
@@ -264,6 +283,17 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
     }
     let rsvmap = &dtb[off_rsvmap..off_rsvmap + rsv_len];
 
+    // The `fdt` crate panics on trees that break the grammar below, so the walk checks it:
+    // one root; in each node, properties before child nodes; names in UTF-8; property
+    // names inside the strings block; bounded nesting.
+    let name_at = |off: usize| {
+        let tail = strings.get(off..)?;
+        let end = tail.iter().position(|&b| b == 0)?;
+        core::str::from_utf8(&tail[..end]).ok()
+    };
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    let mut props_allowed = false;
     let mut out_struct = Vec::with_capacity(structure.len());
     let mut at = 0;
     loop {
@@ -275,14 +305,44 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
                     .iter()
                     .position(|&b| b == 0)
                     .ok_or_else(|| bad("unterminated node name"))?;
+                if core::str::from_utf8(&structure[at + 4..at + 4 + name_len]).is_err() {
+                    return Err(bad("node name is not UTF-8"));
+                }
+                if depth == 0 && seen_root {
+                    return Err(bad("more than one root node"));
+                }
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(bad("nodes nested too deeply"));
+                }
+                seen_root = true;
+                props_allowed = true;
                 4 + (name_len + 1).next_multiple_of(4)
             }
             FDT_PROP => {
                 let value_len =
                     be32(structure, at + 4).ok_or_else(|| bad("truncated property"))? as usize;
+                let name_off =
+                    be32(structure, at + 8).ok_or_else(|| bad("truncated property"))? as usize;
+                if name_at(name_off).is_none() {
+                    return Err(bad("property name outside the strings block or not UTF-8"));
+                }
+                if !props_allowed {
+                    return Err(bad("property outside a node or after a child node"));
+                }
                 12 + value_len.next_multiple_of(4)
             }
-            FDT_END_NODE | FDT_NOP | FDT_END => 4,
+            FDT_END_NODE => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| bad("FDT_END_NODE outside any node"))?;
+                props_allowed = false;
+                4
+            }
+            FDT_END if depth != 0 || !seen_root => {
+                return Err(bad("FDT_END inside a node or before the root"))
+            }
+            FDT_NOP | FDT_END => 4,
             other => {
                 return Err(DtbError::Malformed(alloc::format!(
                     "unknown token {other:#x}"
