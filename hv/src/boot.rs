@@ -9,14 +9,19 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use log::{info, Level};
-use platform::config::{Config, Region};
+use platform::config::{Config, PartitionKind, Region};
 use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 use platform::image::{self, PayloadKind, Payloads};
 
 use crate::arch::mmu::{self, Kind};
-use crate::arch::{console, cpu, heap, image as hv_image, power, smp};
+use crate::arch::vcpu::{self, Running};
+use crate::arch::{cache, console, cpu, heap, image as hv_image, power, smp};
+use crate::guest_dtb::GuestDtb;
+use crate::guest_image;
 use crate::layout;
-use crate::options::{BootOptions, SelfTest};
+use crate::options::{self, BootOptions, SelfTest};
+use crate::partition::PartitionState;
+use crate::stage2::Stage2Tables;
 
 /// An address inside hv's 39-bit VA space that no board maps (256 GiB).
 const UNMAPPED_PROBE: usize = 0x40_0000_0000;
@@ -176,12 +181,13 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         }
     }
     info!("ready: all {} CPUs online", board.cpus.len());
-    if options.smoke {
+    let running = start_partitions(&config, &payloads, board.bootargs.as_deref().unwrap_or(""));
+    if running.is_empty() && options.smoke {
         info!("smoke: every CPU reported ready, powering off");
         power::system_off();
     }
-    info!("idle: partitions are not started yet");
-    cpu::park()
+    vcpu::install(running, options.smoke);
+    vcpu::run(0)
 }
 
 /// Secondary CPUs, entered from `arch::entry` with the MMU off.
@@ -193,7 +199,92 @@ pub extern "C" fn secondary_main(index: usize) -> ! {
         cpu::mpidr()
     );
     smp::mark_online(index);
-    cpu::park()
+    vcpu::run(index)
+}
+
+/// Loads, maps and boots every partition hv can run; returns them for [`vcpu::install`].
+fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &str) -> Vec<Running> {
+    let mut running = Vec::new();
+    for (index, p) in config.partitions.iter().enumerate() {
+        if p.kind == PartitionKind::Linux {
+            info!(
+                "partition `{}`: Linux guests are not supported yet; CPUs {:?} stay idle",
+                p.name, p.cpus
+            );
+            continue;
+        }
+        let image = payloads
+            .get(PayloadKind::GuestRt)
+            .unwrap_or_else(|e| fatal!("partition `{}`: {e}", p.name));
+        let ram = p.ram[0];
+        let placement = guest_image::place(image, ram)
+            .unwrap_or_else(|e| fatal!("partition `{}`: guest-rt payload: {e}", p.name));
+        let args = options::for_partition(bootargs, &p.name);
+        let dtb = GuestDtb {
+            partition: p,
+            bootargs: &args,
+        }
+        .generate()
+        .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
+        if dtb.len() as u64 > guest_image::DTB_ROOM {
+            fatal!(
+                "partition `{}`: its DTB is {} bytes, too large",
+                p.name,
+                dtb.len()
+            );
+        }
+        // SAFETY: `place` checked that the Image (with its memory size) and the DTB room lie
+        // inside the partition's RAM, which hv maps and no partition runs in yet.
+        unsafe {
+            let load = placement.load as *mut u8;
+            core::ptr::copy_nonoverlapping(image.as_ptr(), load, image.len());
+            core::ptr::write_bytes(
+                load.add(image.len()),
+                0,
+                placement.size as usize - image.len(),
+            );
+            core::ptr::copy_nonoverlapping(dtb.as_ptr(), placement.dtb as *mut u8, dtb.len());
+        }
+        cache::clean_for_guest(placement.load, placement.size);
+        cache::clean_for_guest(placement.dtb, dtb.len() as u64);
+
+        let mut tables = Stage2Tables::new();
+        for region in &p.ram {
+            tables.map_ram(*region).unwrap_or_else(|e| {
+                fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name)
+            });
+        }
+        for name in &p.devices {
+            let dev = config
+                .device(name)
+                .expect("validated config names known devices");
+            tables
+                .map_device(Region::new(dev.base, dev.size))
+                .unwrap_or_else(|e| {
+                    fatal!("partition `{}`: stage-2 map of `{name}`: {e:?}", p.name)
+                });
+        }
+        let root = tables.root();
+        // The tables live as long as the partition: for ever.
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(tables));
+        let vmid = index as u16 + 1;
+        let mut state = PartitionState::new(index, p);
+        state.boot(placement.load, placement.dtb);
+        info!(
+            "partition `{}`: guest-rt at {:#x} ({} KiB), DTB at {:#x}, stage-2 root {root:#x}, VMID {vmid}, CPUs {:?}",
+            p.name,
+            placement.load,
+            image.len() / 1024,
+            placement.dtb,
+            p.cpus
+        );
+        running.push(Running {
+            state: spin::Mutex::new(state),
+            stage2_root: root,
+            vmid,
+        });
+    }
+    running
 }
 
 fn set_power_method(board: &BoardInfo) {

@@ -30,6 +30,17 @@ impl BootOptions {
     }
 }
 
+/// The words of `bootargs` meant for partition `name` (`NAME.word`), joined by spaces:
+/// they become that partition's `/chosen/bootargs`.
+pub fn for_partition(bootargs: &str, name: &str) -> alloc::string::String {
+    let prefix = alloc::format!("{name}.");
+    let words: alloc::vec::Vec<&str> = bootargs
+        .split_ascii_whitespace()
+        .filter(|w| w.starts_with(&prefix))
+        .collect();
+    words.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +50,17 @@ mod tests {
         assert!(BootOptions::parse("console=ttyAMA0 bulkhead.smoke").smoke);
         assert!(!BootOptions::parse("bulkhead.smokey").smoke);
         assert!(!BootOptions::parse("").smoke);
+    }
+
+    #[test]
+    fn partitions_get_only_their_own_words() {
+        let args = "bulkhead.smoke rt.selftest=escape@0x40080000 linux.quiet rt.x";
+        assert_eq!(
+            for_partition(args, "rt"),
+            "rt.selftest=escape@0x40080000 rt.x"
+        );
+        assert_eq!(for_partition(args, "linux"), "linux.quiet");
+        assert_eq!(for_partition(args, "rtos"), "");
     }
 
     #[test]

@@ -185,6 +185,12 @@ impl LineBuffer {
     /// Longest line kept before it is emitted anyway.
     pub const MAX_LINE: usize = 256;
 
+    pub const fn new() -> Self {
+        Self {
+            pending: Vec::new(),
+        }
+    }
+
     /// Appends `bytes`, calling `emit` with each completed line (without the newline).
     pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&str)) {
         for &b in bytes {

@@ -1,7 +1,7 @@
 //! Builds `hv` and assembles the system image: hv as a flat arm64 Image, its memory
 //! (BSS, stacks) zero-filled, then the payload table with the board config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use object::read::elf::ElfFile64;
@@ -16,9 +16,15 @@ pub const TARGET: &str = "aarch64-unknown-none";
 const IMAGE_SIZE_OFFSET: usize = arm64_boot::IMAGE_SIZE_OFFSET;
 const IMAGE_MAGIC_OFFSET: usize = arm64_boot::IMAGE_MAGIC_OFFSET;
 
-/// `cargo build` of `hv` for the target; returns the ELF's path.
-pub fn build_hv() -> Result<PathBuf, Error> {
-    step("building hv (aarch64-unknown-none, release)");
+/// The ELF binaries of one build: the hypervisor and the RT kernel.
+pub struct Binaries {
+    pub hv: PathBuf,
+    pub guest_rt: PathBuf,
+}
+
+/// `cargo build` of `hv` and `guest-rt` for the target.
+pub fn build_binaries() -> Result<Binaries, Error> {
+    step("building hv and guest-rt (aarch64-unknown-none, release)");
     crate::run(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
@@ -28,22 +34,33 @@ pub fn build_hv() -> Result<PathBuf, Error> {
                 "--release",
                 "-p",
                 "hv",
+                "-p",
+                "guest-rt",
+                "--bins",
                 "--target",
                 TARGET,
             ]),
     )?;
-    Ok(target_dir().join(TARGET).join("release/hv"))
+    let dir = target_dir().join(TARGET).join("release");
+    Ok(Binaries {
+        hv: dir.join("hv"),
+        guest_rt: dir.join("guest-rt"),
+    })
 }
 
-/// hv's loadable bytes laid out from address 0 up to `__hv_end` (BSS and stacks as zeros,
-/// so payloads placed after it can never be overwritten by them).
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::new(format!("reading {}: {e}", path.display())))
+}
+
+/// An image's loadable bytes laid out from address 0 up to `__image_end` (BSS and stacks
+/// as zeros, so whatever follows it can never be overwritten by them): a flat arm64 Image.
 pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, Error> {
     let file = ElfFile64::<object::LittleEndian>::parse(elf)
-        .map_err(|e| Error::new(format!("hv is not a valid ELF: {e}")))?;
+        .map_err(|e| Error::new(format!("not a valid ELF: {e}")))?;
     let end = file
         .symbols()
-        .find(|s| s.name() == Ok("__hv_end"))
-        .ok_or_else(|| Error::new("hv ELF has no __hv_end symbol (linker script not used?)"))?
+        .find(|s| s.name() == Ok("__image_end"))
+        .ok_or_else(|| Error::new("ELF has no __image_end symbol (linker script not used?)"))?
         .address() as usize;
     let mut flat = vec![0u8; end];
     for segment in file.segments() {
@@ -62,8 +79,12 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, Error> {
         dst.copy_from_slice(data);
     }
     if flat.get(IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4) != Some(b"ARM\x64") {
-        return Err(Error::new("hv does not start with an arm64 Image header"));
+        return Err(Error::new(
+            "the ELF does not start with an arm64 Image header",
+        ));
     }
+    let size = flat.len() as u64;
+    flat[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size.to_le_bytes());
     Ok(flat)
 }
 
@@ -76,23 +97,30 @@ pub fn assemble(mut flat_hv: Vec<u8>, payloads: &[(PayloadKind, &[u8])]) -> Vec<
     flat_hv
 }
 
-/// Builds hv and writes `target/images/BOARD.img`; returns its path.
+/// Builds hv and guest-rt and writes `target/images/BOARD.img`; returns its path.
 pub fn system_image(config: &Config) -> Result<PathBuf, Error> {
-    let elf_path = build_hv()?;
-    let elf = std::fs::read(&elf_path)
-        .map_err(|e| Error::new(format!("reading {}: {e}", elf_path.display())))?;
-    let flat = flatten(&elf)?;
+    let bins = build_binaries()?;
+    let hv = flatten(&read(&bins.hv)?).map_err(|e| Error::new(format!("hv: {e}")))?;
+    let guest_rt =
+        flatten(&read(&bins.guest_rt)?).map_err(|e| Error::new(format!("guest-rt: {e}")))?;
     let encoded = config.encode();
-    let image = assemble(flat, &[(PayloadKind::Config, &encoded)]);
+    let image = assemble(
+        hv,
+        &[
+            (PayloadKind::Config, &encoded),
+            (PayloadKind::GuestRt, &guest_rt),
+        ],
+    );
     let dir = target_dir().join("images");
     std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
     let path = dir.join(format!("{}.img", config.name));
     std::fs::write(&path, &image).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     step(&format!(
-        "system image {} ({} KiB: hv + board config `{}`)",
+        "system image {} ({} KiB: hv, board config `{}`, guest-rt {} KiB)",
         path.display(),
         image.len() / 1024,
-        config.name
+        config.name,
+        guest_rt.len() / 1024
     ));
     Ok(path)
 }

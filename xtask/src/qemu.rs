@@ -7,7 +7,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use platform::config::Config;
+use platform::config::{Config, Partition, PartitionKind};
 
 use crate::{debian, target_dir, Error};
 
@@ -165,6 +165,14 @@ pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Er
     })
 }
 
+/// The partitions hv boots today (Linux partitions join when hv can run Linux).
+pub fn started_partitions(config: &Config) -> impl Iterator<Item = &Partition> {
+    config
+        .partitions
+        .iter()
+        .filter(|p| p.kind == PartitionKind::Rt)
+}
+
 /// Why a smoke boot failed, or `Ok` when every CPU reported ready and hv powered off.
 pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
     if let Some(fatal) = log.fatal() {
@@ -183,7 +191,23 @@ pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
             }
         ));
     }
-    if !log.contains("smoke: every CPU reported ready") {
+    for p in started_partitions(config) {
+        let missing: Vec<usize> = (0..p.cpus.len())
+            .filter(|v| !log.contains(&format!("ready: partition `{}` vCPU {v} ", p.name)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "partition `{}`: vCPUs {missing:?} never reported ready{}",
+                p.name,
+                if log.timed_out() {
+                    " before the timeout"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if !log.contains("smoke: every CPU") {
         return Err("hv never confirmed that everything is ready".into());
     }
     match log.status {

@@ -63,6 +63,14 @@ pub fn line(level: Level, args: core::fmt::Arguments) {
     });
 }
 
+/// Prints one line a guest wrote, prefixed with its partition and physical CPU.
+pub fn guest_line(partition: &str, cpu: usize, text: &str) {
+    with_uart(|uart| {
+        let _ = writeln!(uart, "[{partition} cpu{cpu}] {text}");
+        uart.flush();
+    });
+}
+
 impl log::Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= Level::Info

@@ -30,6 +30,11 @@ pub fn send_event() {
     asm::sev();
 }
 
+/// Sleeps until an event (`sev` from another CPU) or a spurious wake-up.
+pub fn park_until_event() {
+    asm::wfe();
+}
+
 pub fn park() -> ! {
     loop {
         asm::wfe();

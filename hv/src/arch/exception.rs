@@ -144,6 +144,11 @@ unsafe extern "C" {
 }
 
 extern "C" fn handle_exception(frame: &mut Frame, slot: u64) {
+    if slot == 8 {
+        // Synchronous, from a guest at EL1 (AArch64).
+        super::vcpu::handle_trap(frame);
+        return;
+    }
     let origin = match slot / 4 {
         0 => Origin::CurrentElSp0,
         1 => Origin::CurrentElSpx,

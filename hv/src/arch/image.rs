@@ -4,14 +4,20 @@ use platform::config::Region;
 
 unsafe extern "C" {
     static __image_start: u8;
-    static __hv_end: u8;
+    static __image_end: u8;
+    static __stacks_start: u8;
+}
+
+/// Initial stack pointer of CPU `cpu` (stacks grow down from the end of its slot).
+pub fn stack_top(cpu: usize) -> u64 {
+    core::ptr::addr_of!(__stacks_start) as u64 + ((cpu + 1) * crate::layout::STACK_SIZE) as u64
 }
 
 /// hv's own image in memory: code, data, BSS and stacks.
 pub fn hv_region() -> Region {
     // Only the addresses of the linker-defined symbols are taken, never their contents.
     let start = core::ptr::addr_of!(__image_start) as u64;
-    let end = core::ptr::addr_of!(__hv_end) as u64;
+    let end = core::ptr::addr_of!(__image_end) as u64;
     Region::new(start, end - start)
 }
 

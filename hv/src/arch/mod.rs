@@ -1,6 +1,7 @@
 //! Everything that only exists on the target: entry code, vectors, system registers, MMU,
 //! UART, power. Kept thin; decisions live in the portable modules.
 
+pub mod cache;
 pub mod console;
 pub mod cpu;
 pub mod entry;
@@ -11,3 +12,4 @@ pub mod mmu;
 pub mod pl011;
 pub mod power;
 pub mod smp;
+pub mod vcpu;

@@ -1,0 +1,145 @@
+//! guest-rt's boot on each vCPU: console, DTB, MMU, the other vCPUs through PSCI, the
+//! virtual timer, then "ready" to hv and a heartbeat.
+
+use aarch64_cpu::registers::{Readable, TPIDR_EL1};
+use log::{error, info};
+use platform::dtb::BoardInfo;
+use smccc::Hvc;
+use spin::Once;
+
+use super::selftest::{self, Options, SelfTest};
+use super::{console, heap, hvc, mmu, timer};
+
+struct Boot {
+    options: Options,
+    vcpus: usize,
+    /// An address just past the partition's RAM (for the self-tests).
+    outside: u64,
+}
+
+static BOOT: Once<Boot> = Once::new();
+
+const FDT_MAGIC: u32 = 0xd00d_feed;
+
+/// Stops the whole partition (PSCI SYSTEM_OFF through hv); hv and other partitions go on.
+pub fn power_off() -> ! {
+    let _ = smccc::psci::system_off::<Hvc>();
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    console::print(format_args!("FATAL: guest-rt panicked: {info}"));
+    power_off()
+}
+
+fn read_dtb(addr: usize) -> Result<BoardInfo, alloc::string::String> {
+    // SAFETY: hv passes the address of the DTB it wrote into our RAM; the header is read
+    // first and bounds the rest.
+    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    if magic != FDT_MAGIC || size > 2 << 20 {
+        return Err(alloc::format!("no DTB at {addr:#x}"));
+    }
+    // SAFETY: the header says the blob is `size` bytes, inside our RAM.
+    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
+    BoardInfo::parse(bytes).map_err(|e| alloc::format!("{e}"))
+}
+
+/// vCPU 0, from the entry code, MMU off, x0 = DTB.
+pub extern "C" fn boot_main(dtb: usize) -> ! {
+    heap::init();
+    console::init();
+    let status = hvc::partition_status();
+    info!(
+        "guest-rt {} starting on vCPU {} of {} (partition {})",
+        env!("CARGO_PKG_VERSION"),
+        status.vcpu,
+        status.vcpus,
+        status.partition
+    );
+    let board = read_dtb(dtb).unwrap_or_else(|e| {
+        error!("cannot read the partition's DTB: {e}");
+        power_off()
+    });
+    let bootargs = board.bootargs.clone().unwrap_or_default();
+    for m in &board.memory {
+        info!("memory {m}");
+    }
+    info!("{} vCPUs, bootargs `{bootargs}`", board.cpus.len());
+    mmu::build(&board.memory);
+    let outside = board
+        .memory
+        .iter()
+        .filter_map(|m| m.end())
+        .max()
+        .unwrap_or(0);
+    BOOT.call_once(|| Boot {
+        options: Options::parse(&bootargs),
+        vcpus: board.cpus.len(),
+        outside,
+    });
+    mmu::enable();
+    let entry = super::entry::secondary_entry as *const () as u64;
+    for (index, cpu) in board.cpus.iter().enumerate().skip(1) {
+        match smccc::psci::cpu_on::<Hvc>(cpu.mpidr, entry, index as u64) {
+            Ok(()) => info!("vCPU {index} started through PSCI"),
+            Err(e) => error!("PSCI CPU_ON of vCPU {index} failed: {e:?}"),
+        }
+    }
+    vcpu_main(0)
+}
+
+/// Other vCPUs, MMU off, tables built by vCPU 0.
+pub extern "C" fn secondary_main(index: usize) -> ! {
+    mmu::enable();
+    vcpu_main(index)
+}
+
+fn vcpu_main(index: usize) -> ! {
+    let boot = BOOT
+        .get()
+        .expect("vCPU 0 publishes the boot facts before starting others");
+    info!(
+        "vCPU {index} up at EL1 (TPIDR {}), MMU and caches on",
+        TPIDR_EL1.get()
+    );
+    for tick in 1..=3 {
+        timer::sleep_ns(10_000_000);
+        info!(
+            "virtual timer: tick {tick} on vCPU {index} at {} us",
+            timer::now_ns() / 1000
+        );
+    }
+    if index == 0 && boot.options.selftest == Some(SelfTest::Hypercalls) {
+        // Wait until vCPU 1 runs, so "already on" is what the sweep sees.
+        while boot.vcpus > 1 && hvc::call(smccc::psci::PSCI_AFFINITY_INFO_64, &[1, 0])[0] != 0 {
+            timer::sleep_ns(1_000_000);
+        }
+        selftest::hypercall_sweep(boot.outside, boot.vcpus);
+    }
+    info!("ready: vCPU {index}");
+    hvc::ready();
+    match boot.options.selftest {
+        Some(SelfTest::Escape(addr)) if index == 1 => {
+            info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");
+            // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
+            let value = unsafe { (addr as *const u64).read_volatile() };
+            error!("selftest: read {value:#x} from outside the partition: isolation is broken");
+        }
+        Some(SelfTest::SystemOff) if index == 0 => {
+            info!("selftest: powering the partition off");
+            power_off();
+        }
+        _ => {}
+    }
+    let mut beat = 0u64;
+    loop {
+        timer::sleep_ns(boot.options.heartbeat_ms * 1_000_000);
+        beat += 1;
+        info!("heartbeat {beat} on vCPU {index}");
+    }
+}

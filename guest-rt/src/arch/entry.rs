@@ -1,0 +1,71 @@
+//! guest-rt's first instructions: Image header, self-relocation (vCPU 0 only), FP/SIMD on,
+//! a stack per vCPU, the EL1 vectors, then Rust.
+
+use super::{MAX_VCPUS, STACK_SIZE};
+
+arm64_boot::image_header!(boot_entry);
+
+/// CPACR_EL1 with FPEN = 0b11: FP/SIMD usable at EL1 (Rust code may use them).
+const CPACR_FP_ON: u64 = 0b11 << 20;
+
+/// vCPU 0: x0 = DTB.
+#[unsafe(naked)]
+unsafe extern "C" fn boot_entry() -> ! {
+    core::arch::naked_asm!(
+        "mov    x19, x0",
+        "bl     {relocate}",
+        "bl     {clear_bss}",
+        "mov    x0, #0",
+        "bl     {common}",
+        "mov    x0, x19",
+        "b      {main}",
+        relocate = sym arm64_boot::relocate,
+        clear_bss = sym arm64_boot::clear_bss,
+        common = sym vcpu_setup,
+        main = sym super::boot::boot_main,
+    )
+}
+
+/// Other vCPUs, started by PSCI CPU_ON: x0 = context id = vCPU index.
+#[unsafe(naked)]
+pub unsafe extern "C" fn secondary_entry() -> ! {
+    core::arch::naked_asm!(
+        "mov    x19, x0",
+        "bl     {common}",
+        "mov    x0, x19",
+        "b      {main}",
+        common = sym vcpu_setup,
+        main = sym super::boot::secondary_main,
+    )
+}
+
+/// x0 = vCPU index: stack, TPIDR_EL1 = index, FP on, vectors. Parks an index without a
+/// stack.
+#[unsafe(naked)]
+unsafe extern "C" fn vcpu_setup() {
+    core::arch::naked_asm!(
+        "cmp    x0, {max}",
+        "b.hs   9f",
+        "msr    tpidr_el1, x0",
+        "mov    x2, {cpacr}",
+        "msr    cpacr_el1, x2",
+        "adrp   x1, __stacks_start",
+        "add    x1, x1, :lo12:__stacks_start",
+        "add    x2, x0, #1",
+        "mov    x3, {stack}",
+        "madd   x1, x2, x3, x1",
+        "mov    sp, x1",
+        "adrp   x1, {vectors}",
+        "add    x1, x1, :lo12:{vectors}",
+        "msr    vbar_el1, x1",
+        "isb",
+        "ret",
+        "9:",
+        "wfe",
+        "b      9b",
+        max = const MAX_VCPUS,
+        cpacr = const CPACR_FP_ON,
+        stack = const STACK_SIZE,
+        vectors = sym super::exception::vectors,
+    )
+}

@@ -1,0 +1,57 @@
+//! guest-rt's EL1 stage-1 translation: an identity map of its RAM (normal, cached) built
+//! with `aarch64-paging`. vCPU 0 builds it; every vCPU loads the same root.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ReadWriteable, Writeable, MAIR_EL1, SCTLR_EL1, TCR_EL1, TTBR0_EL1};
+use aarch64_paging::descriptor::El1Attributes as Attr;
+use aarch64_paging::idmap::IdMap;
+use aarch64_paging::paging::{El1And0, MemoryRegion};
+use alloc::boxed::Box;
+use platform::config::Region;
+
+/// MAIR index 1: Normal write-back; every mapping valid, accessed, inner shareable.
+const RAM: Attr = Attr::VALID
+    .union(Attr::ATTRIBUTE_INDEX_1)
+    .union(Attr::INNER_SHAREABLE)
+    .union(Attr::ACCESSED);
+
+static ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Builds the identity map of `ram` and publishes it.
+pub fn build(ram: &[Region]) {
+    let mut map = IdMap::with_asid(0, 1, El1And0);
+    for r in ram {
+        let range = MemoryRegion::new(r.base as usize, (r.base + r.size) as usize);
+        map.map_range(&range, RAM).expect("RAM maps");
+    }
+    ROOT.store(map.root_address().0 as u64, Ordering::Release);
+    map.mark_active();
+    // The tables live for ever.
+    Box::leak(Box::new(map));
+}
+
+/// Turns the MMU and caches on for this vCPU.
+pub fn enable() {
+    MAIR_EL1.write(
+        MAIR_EL1::Attr0_Device::nonGathering_nonReordering_EarlyWriteAck
+            + MAIR_EL1::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc
+            + MAIR_EL1::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc,
+    );
+    TCR_EL1.write(
+        TCR_EL1::IPS::Bits_40
+            + TCR_EL1::TG0::KiB_4
+            + TCR_EL1::SH0::Inner
+            + TCR_EL1::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+            + TCR_EL1::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
+            + TCR_EL1::EPD1::DisableTTBR1Walks
+            + TCR_EL1::T0SZ.val(25),
+    );
+    TTBR0_EL1.set(ROOT.load(Ordering::Acquire));
+    barrier::isb(barrier::SY);
+    // SAFETY: invalidating this vCPU's EL1 TLB entries only drops stale translations.
+    unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
+    SCTLR_EL1.modify(SCTLR_EL1::M::Enable + SCTLR_EL1::C::Cacheable + SCTLR_EL1::I::Cacheable);
+    barrier::isb(barrier::SY);
+}

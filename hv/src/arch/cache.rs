@@ -1,0 +1,34 @@
+//! Cache maintenance for memory hv writes and another agent reads with caches off:
+//! guest images and DTBs (a guest starts with its MMU and caches off).
+
+use tock_registers::register_bitfields;
+use tock_registers::LocalRegisterCopy;
+
+// CTR_EL0 (Arm ARM D24.2.34), which aarch64-cpu does not declare.
+register_bitfields! {u64,
+    CTR_EL0 [
+        /// log2 of the smallest data cache line, in 4-byte words.
+        DminLine OFFSET(16) NUMBITS(4) [],
+    ]
+}
+
+fn dcache_line() -> u64 {
+    let raw: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {0}, ctr_el0", out(reg) raw, options(nomem, nostack)) };
+    4 << LocalRegisterCopy::<u64, CTR_EL0::Register>::new(raw).read(CTR_EL0::DminLine)
+}
+
+/// Cleans `[start, start + len)` to the point of coherency and invalidates the
+/// instruction cache, so a CPU fetching with caches off sees what hv wrote.
+pub fn clean_for_guest(start: u64, len: u64) {
+    let line = dcache_line();
+    let mut addr = start & !(line - 1);
+    while addr < start + len {
+        // SAFETY: cleaning a cache line has no effect on memory contents.
+        unsafe { core::arch::asm!("dc cvac, {0}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: barriers and I-cache invalidation only order and discard cached state.
+    unsafe { core::arch::asm!("dsb sy", "ic iallu", "dsb sy", "isb", options(nostack)) };
+}

@@ -1,0 +1,314 @@
+//! Running partitions: each physical CPU enters its one vCPU at EL1 and handles its traps
+//! (HVC: PSCI and hypercalls; SMC: refused; stage-2 data aborts: containment).
+//!
+//! The partition table is built once by the boot CPU ([`install`]) and never changes
+//! shape; each partition's mutable state sits behind its own lock, taken only for the
+//! short PSCI/ready bookkeeping. A guest can make `hv` print, start its own vCPUs and stop
+//! itself; nothing it passes can crash `hv` or touch another partition.
+
+use alloc::vec::Vec;
+use core::arch::asm;
+
+use aarch64_cpu::registers::{
+    Readable, Writeable, CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, HPFAR_EL2, MIDR_EL1, VMPIDR_EL2,
+    VTCR_EL2, VTTBR_EL2,
+};
+use log::{error, info, warn};
+use platform::abi;
+use spin::{Mutex, Once};
+
+use super::exception::Frame;
+use super::{console, cpu, power};
+use crate::esr::Esr;
+use crate::hypercall::{self, Call};
+use crate::layout::MAX_CPUS;
+use crate::partition::{LineBuffer, PartitionState, StopReason};
+
+/// A started partition: its stage-2 root, VMID and run-time state.
+pub struct Running {
+    pub state: Mutex<PartitionState>,
+    pub stage2_root: u64,
+    pub vmid: u16,
+}
+
+static PARTITIONS: Once<Vec<Running>> = Once::new();
+/// Power off once every started partition reported ready (`--smoke`).
+static SMOKE: Once<bool> = Once::new();
+static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
+    [const { Mutex::new(LineBuffer::new()) }; MAX_CPUS];
+
+/// SCTLR_EL1 at vCPU entry: RES1 bits only (MMU, caches and alignment checks off), as an
+/// EL1 kernel expects from the boot protocol. Arm ARM D24.2.175: RES1 bits 29, 28, 23, 22,
+/// 20, 11.
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// SPSR for the first entry: EL1h, D/A/I/F masked.
+const SPSR_EL1H_MASKED: u64 = 0x3c5;
+/// Stage-2 start level 1 with a 39-bit IPA space (VTCR_EL2.T0SZ = 25).
+const VTCR_T0SZ: u64 = 64 - crate::stage2::IPA_BITS as u64;
+
+/// Publishes the started partitions; secondaries waiting in [`run`] pick them up.
+pub fn install(partitions: Vec<Running>, smoke: bool) {
+    SMOKE.call_once(|| smoke);
+    PARTITIONS.call_once(|| partitions);
+    cpu::send_event();
+}
+
+fn partitions() -> &'static [Running] {
+    PARTITIONS.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The partition and vCPU pinned to physical CPU `cpu`, if a started partition owns it.
+fn pinned(cpu: usize) -> Option<(&'static Running, usize)> {
+    partitions().iter().find_map(|p| {
+        let vcpu = p.state.lock().vcpu_of_cpu(cpu as u32)?;
+        Some((p, vcpu))
+    })
+}
+
+/// Waits for this CPU's vCPU to be started (boot or PSCI CPU_ON), then enters it.
+/// CPUs no started partition owns stay parked here.
+pub fn run(cpu: usize) -> ! {
+    while PARTITIONS.get().is_none() {
+        cpu::park_until_event();
+    }
+    let Some((partition, vcpu)) = pinned(cpu) else {
+        cpu::park();
+    };
+    loop {
+        // The lock guard must be gone before `enter`, which never returns.
+        let pending = partition.state.lock().take_pending(vcpu);
+        if let Some((entry, context)) = pending {
+            enter(partition, vcpu, entry, context);
+        }
+        cpu::park_until_event();
+    }
+}
+
+/// Configures EL2 for `partition` and jumps to `entry` at EL1 with x0 = `context`, on a
+/// fresh hv stack (traps from the guest start from an empty stack).
+fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
+    HCR_EL2.write(
+        HCR_EL2::VM::SET
+            + HCR_EL2::RW::SET
+            + HCR_EL2::TSC::SET
+            + HCR_EL2::IMO::SET
+            + HCR_EL2::FMO::SET
+            + HCR_EL2::AMO::SET
+            + HCR_EL2::FB::SET
+            + HCR_EL2::BSU.val(1)
+            + HCR_EL2::PTW::SET,
+    );
+    VTCR_EL2.write(
+        VTCR_EL2::RES1::SET
+            + VTCR_EL2::PS::PA_40B_1TB
+            + VTCR_EL2::TG0::Granule4KB
+            + VTCR_EL2::SH0::Inner
+            + VTCR_EL2::ORGN0::NormalWBRAWA
+            + VTCR_EL2::IRGN0::NormalWBRAWA
+            + VTCR_EL2::SL0::Granule4KBLevel1
+            + VTCR_EL2::T0SZ.val(VTCR_T0SZ),
+    );
+    VTTBR_EL2.set(partition.stage2_root | (u64::from(partition.vmid) << 48));
+    VMPIDR_EL2.write(VMPIDR_EL2::RES1::SET + VMPIDR_EL2::Aff0.val(vcpu as u64));
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
+    CNTVOFF_EL2.set(0);
+    let stack_top = super::image::stack_top(cpu::index());
+    // SAFETY: the stage-2 tables map only the partition's own memory, so whatever the guest
+    // does at EL1 stays inside its sandbox; hv's stack is reset because nothing on it is
+    // needed again (every trap starts a new frame from the top).
+    unsafe {
+        asm!(
+            "msr    vpidr_el2, {midr}",
+            "msr    sctlr_el1, {sctlr}",
+            "tlbi   vmalls12e1",
+            "dsb    nsh",
+            "msr    elr_el2, {entry}",
+            "msr    spsr_el2, {spsr}",
+            "mov    sp, {stack}",
+            "mov    x0, {context}",
+            "mov    x1, xzr",
+            "mov    x2, xzr",
+            "mov    x3, xzr",
+            "isb",
+            "eret",
+            midr = in(reg) MIDR_EL1.get(),
+            sctlr = in(reg) SCTLR_EL1_RESET,
+            entry = in(reg) entry,
+            spsr = in(reg) SPSR_EL1H_MASKED,
+            stack = in(reg) stack_top,
+            context = in(reg) context,
+            options(noreturn),
+        )
+    }
+}
+
+/// A trap from the guest running on this CPU. Returns to it unless the vCPU is stopped.
+pub fn handle_trap(frame: &mut Frame) {
+    let cpu = cpu::index();
+    let Some((partition, vcpu)) = pinned(cpu) else {
+        crate::fatal!("trap from a lower EL on CPU {cpu}, which runs no partition");
+    };
+    if partition.state.lock().stopped().is_some() {
+        // The partition stopped while this vCPU ran: it stops at its first trap.
+        stop_here(partition, vcpu, None);
+    }
+    let esr = Esr(frame.esr);
+    match esr.ec() {
+        0x16 => hvc(frame, partition, vcpu),
+        0x17 => {
+            // SMC from a guest: firmware belongs to hv. Refused, not emulated.
+            frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
+            frame.elr += 4;
+        }
+        0x01 => frame.elr += 4,
+        0x24 => {
+            let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
+            error!(
+                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
+                 (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
+                 partitions keep running",
+                partition_name(partition),
+                frame.far,
+                frame.elr,
+                frame.esr
+            );
+            stop_here(partition, vcpu, Some(StopReason::Fault));
+        }
+        _ => {
+            error!(
+                "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
+                partition_name(partition),
+                frame.elr,
+                frame.esr
+            );
+            stop_here(partition, vcpu, Some(StopReason::Fault));
+        }
+    }
+}
+
+fn partition_name(p: &Running) -> alloc::string::String {
+    p.state.lock().name.clone()
+}
+
+/// Stops this vCPU for good; with `reason`, records why. The CPU parks in hv.
+fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! {
+    {
+        let mut state = partition.state.lock();
+        state.stop_vcpu(vcpu);
+        if matches!(
+            reason,
+            Some(StopReason::SystemOff | StopReason::SystemReset)
+        ) {
+            state.stop(reason.expect("checked"));
+        }
+    }
+    cpu::park()
+}
+
+fn set_result(frame: &mut Frame, value: i64) {
+    frame.x[0] = value as u64;
+}
+
+fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
+    let regs: [u64; 8] = frame.x[..8].try_into().expect("8 registers");
+    match hypercall::decode(&regs) {
+        Call::SmcccVersion => set_result(frame, abi::SMCCC_VERSION_1_1),
+        Call::SmcccArchFeatures(_) => set_result(frame, abi::SMCCC_NOT_SUPPORTED),
+        // PSCI 1.1.
+        Call::PsciVersion => set_result(frame, 0x1_0001),
+        Call::PsciFeatures(function) => set_result(frame, hypercall::psci_features(function)),
+        Call::CpuOn {
+            target,
+            entry,
+            context,
+        } => {
+            let result = partition.state.lock().cpu_on(target, entry, context);
+            match result {
+                Ok(started) => {
+                    info!(
+                        "partition `{}` vCPU {vcpu} starts vCPU {started} at {entry:#x}",
+                        partition_name(partition)
+                    );
+                    cpu::send_event();
+                    set_result(frame, 0);
+                }
+                Err(code) => set_result(frame, i64::from(code)),
+            }
+        }
+        Call::CpuOff => {
+            partition.state.lock().cpu_off(vcpu);
+            run(cpu::index());
+        }
+        Call::AffinityInfo { target, level } => {
+            let result = partition.state.lock().affinity_info(target, level);
+            set_result(frame, result.unwrap_or_else(i64::from));
+        }
+        Call::MigrateInfoType => set_result(frame, 2),
+        Call::SystemOff | Call::SystemReset => {
+            let reset = matches!(hypercall::decode(&regs), Call::SystemReset);
+            warn!(
+                "partition `{}` {} (PSCI from vCPU {vcpu}): partition stopped{}; other \
+                 partitions keep running",
+                partition_name(partition),
+                if reset {
+                    "asked for a reset"
+                } else {
+                    "powered itself off"
+                },
+                if reset {
+                    " (restarting partitions is not implemented yet)"
+                } else {
+                    ""
+                }
+            );
+            let reason = if reset {
+                StopReason::SystemReset
+            } else {
+                StopReason::SystemOff
+            };
+            stop_here(partition, vcpu, Some(reason));
+        }
+        Call::ConsoleWrite(bytes) => {
+            let name = partition_name(partition);
+            let cpu = cpu::index();
+            CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
+                console::guest_line(&name, cpu, line);
+            });
+            set_result(frame, bytes.as_slice().len() as i64);
+        }
+        Call::PartitionStatus => {
+            let state = partition.state.lock();
+            frame.x[0] = 0;
+            frame.x[1] = state.index as u64;
+            frame.x[2] = state.vcpu_count() as u64;
+            frame.x[3] = vcpu as u64;
+        }
+        Call::Ready => {
+            let all = partition.state.lock().mark_ready(vcpu);
+            info!(
+                "ready: partition `{}` vCPU {vcpu} (CPU {})",
+                partition_name(partition),
+                cpu::index()
+            );
+            set_result(frame, 0);
+            if all && partitions().iter().all(|p| p.state.lock().all_ready()) {
+                info!("ready: every partition reported ready");
+                if SMOKE.get().copied().unwrap_or(false) {
+                    info!("smoke: every CPU and partition reported ready, powering off");
+                    power::system_off();
+                }
+            }
+        }
+        Call::CallUid => {
+            for (i, word) in abi::BULKHEAD_UID.iter().enumerate() {
+                frame.x[i] = u64::from(*word);
+            }
+        }
+        Call::Revision => {
+            frame.x[0] = u64::from(abi::REVISION.0);
+            frame.x[1] = u64::from(abi::REVISION.1);
+        }
+        Call::Malformed(_) => set_result(frame, abi::SMCCC_INVALID_PARAMETER),
+        Call::Unknown(_) => set_result(frame, abi::SMCCC_NOT_SUPPORTED),
+    }
+}
