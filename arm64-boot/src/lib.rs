@@ -1,9 +1,9 @@
 //! The first instructions every Bulkhead binary (`hv`, `guest-rt`) shares: the arm64 Image
 //! header, and self-relocation for a static PIE linked at address 0.
 //!
-//! Both binaries are loaded at addresses only known at run time (QEMU puts `hv` at RAM base
-//! + `text_offset`; `hv` puts guests at the start of their partition's RAM), so they apply
-//! their own `R_AARCH64_RELATIVE` relocations before any Rust code runs. The functions here
+//! Both binaries are loaded at addresses only known at run time (QEMU puts `hv` at its RAM
+//! base plus `text_offset`; `hv` puts guests at the start of their partition's RAM), so they
+//! apply their own `R_AARCH64_RELATIVE` relocations before any Rust code runs. The functions here
 //! use only PC-relative addressing and scratch registers: no stack, no data, no Rust.
 //!
 //! The linker script of each binary must define `__image_start`, `__rela_start`,

@@ -60,7 +60,7 @@ pub fn place(image: &[u8], ram: Region) -> Result<Placement, ImageError> {
     if &image[MAGIC_OFFSET..MAGIC_OFFSET + 4] != MAGIC {
         return Err(ImageError::NoMagic);
     }
-    if ram.base % (2 << 20) != 0 {
+    if !ram.base.is_multiple_of(2 << 20) {
         return Err(ImageError::MisalignedRam(ram.base));
     }
     // The protocol: text_offset is only meaningful when image_size is non-zero.

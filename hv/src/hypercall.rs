@@ -43,7 +43,7 @@ pub enum Call {
     ConsoleWrite(ConsoleBytes),
     PartitionStatus,
     Ready,
-    CallUid,
+    Uid,
     Revision,
     /// A known function with arguments out of range (answered INVALID_PARAMETER).
     Malformed(u32),
@@ -114,7 +114,7 @@ pub fn decode(x: &[u64; 8]) -> Call {
         }
         abi::HVC_PARTITION_STATUS => Call::PartitionStatus,
         abi::HVC_READY => Call::Ready,
-        abi::HVC_CALL_UID => Call::CallUid,
+        abi::HVC_CALL_UID => Call::Uid,
         abi::HVC_REVISION => Call::Revision,
         other => Call::Unknown(other),
     }

@@ -73,6 +73,7 @@ impl PartitionState {
         self.cpus.iter().position(|&c| c == cpu)
     }
 
+    #[cfg(test)]
     pub fn state(&self, vcpu: usize) -> VcpuState {
         self.vcpus[vcpu]
     }
@@ -111,7 +112,7 @@ impl PartitionState {
     /// PSCI CPU_ON: returns the started vCPU, or the PSCI error.
     pub fn cpu_on(&mut self, target: u64, entry: u64, context: u64) -> Result<usize, i32> {
         let vcpu = self.target(target).ok_or(psci::INVALID_PARAMETERS)?;
-        if !self.in_ram(entry) || entry % 4 != 0 {
+        if !self.in_ram(entry) || !entry.is_multiple_of(4) {
             return Err(psci::INVALID_ADDRESS);
         }
         if self.stopped.is_some() {

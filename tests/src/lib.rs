@@ -58,3 +58,22 @@ pub fn edited_image(
     std::fs::write(&out, bytes).expect("edited image writable");
     (config, out)
 }
+
+/// Boots until `enough` holds for the lines so far (then QEMU is killed) or the timeout.
+pub fn boot_until(boot: &Boot, enough: impl Fn(&[String]) -> bool) -> BootLog {
+    let log =
+        qemu::capture_until(boot, BOOT_TIMEOUT, false, enough).unwrap_or_else(|e| panic!("{e}"));
+    println!("---- console ----\n{}\n-----------------", log.text());
+    log
+}
+
+/// Byte offset of payload number `index` (table order) in a system image.
+pub fn payload_offset(image: &[u8], index: usize) -> usize {
+    let table = (0..image.len())
+        .step_by(4096)
+        .find(|&at| image[at..].starts_with(b"BLKHDIMG"))
+        .expect("system image has a payload table");
+    let entry = table + 32 + index * 32;
+    let offset = u64::from_le_bytes(image[entry + 8..entry + 16].try_into().expect("8 bytes"));
+    table + offset as usize
+}

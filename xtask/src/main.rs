@@ -96,9 +96,14 @@ fn run(options: &Options) -> Result<(), Error> {
         let log = qemu::capture(&boot, SMOKE_TIMEOUT, true)?;
         return match qemu::judge_smoke(&config, &log) {
             Ok(()) => {
+                let partitions: Vec<&str> = qemu::started_partitions(&config)
+                    .map(|p| p.name.as_str())
+                    .collect();
                 step(&format!(
-                    "smoke: `{}` passed: all {} CPUs ready",
-                    config.name, config.board.cpus
+                    "smoke: `{}` passed: all {} CPUs ready, partitions ready: {}",
+                    config.name,
+                    config.board.cpus,
+                    partitions.join(", ")
                 ));
                 Ok(())
             }

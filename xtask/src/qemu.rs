@@ -75,13 +75,23 @@ impl<'a> Boot<'a> {
 #[derive(Debug)]
 pub struct BootLog {
     pub lines: Vec<String>,
-    /// `None` when the run was killed at the deadline.
+    /// `None` when QEMU was killed (deadline reached, or the caller had seen enough).
     pub status: Option<ExitStatus>,
+    timed_out: bool,
 }
 
 impl BootLog {
+    /// QEMU was still running at the deadline.
     pub fn timed_out(&self) -> bool {
-        self.status.is_none()
+        self.timed_out
+    }
+
+    /// Lines after the first one containing `marker` (empty if there is none).
+    pub fn after(&self, marker: &str) -> &[String] {
+        match self.lines.iter().position(|l| l.contains(marker)) {
+            Some(i) => &self.lines[i + 1..],
+            None => &[],
+        }
     }
 
     pub fn contains(&self, needle: &str) -> bool {
@@ -108,6 +118,16 @@ impl BootLog {
 /// Boots and captures the console until QEMU exits or `timeout` passes (then QEMU is
 /// killed). `echo` passes each line through to our stdout as it arrives.
 pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Error> {
+    capture_until(boot, timeout, echo, |_| false)
+}
+
+/// Like [`capture`], but also kills QEMU as soon as `enough` says the lines so far suffice.
+pub fn capture_until(
+    boot: &Boot,
+    timeout: Duration,
+    echo: bool,
+    enough: impl Fn(&[String]) -> bool,
+) -> Result<BootLog, Error> {
     let mut cmd = boot.command()?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -143,6 +163,15 @@ pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Er
                     println!("{line}");
                 }
                 lines.push(line);
+                if enough(&lines) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(BootLog {
+                        lines,
+                        status: None,
+                        timed_out: false,
+                    });
+                }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -153,6 +182,7 @@ pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Er
             return Ok(BootLog {
                 lines,
                 status: None,
+                timed_out: true,
             });
         }
     }
@@ -162,6 +192,7 @@ pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Er
     Ok(BootLog {
         lines,
         status: Some(status),
+        timed_out: false,
     })
 }
 
@@ -211,7 +242,7 @@ pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
         return Err("hv never confirmed that everything is ready".into());
     }
     match log.status {
-        None => Err("QEMU did not exit after hv powered off (timeout)".into()),
+        None => Err("QEMU did not exit after hv powered off".into()),
         Some(s) if !s.success() => Err(format!("QEMU exited with {s}")),
         Some(_) => Ok(()),
     }

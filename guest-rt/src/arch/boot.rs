@@ -126,6 +126,7 @@ fn vcpu_main(index: usize) -> ! {
     match boot.options.selftest {
         Some(SelfTest::Escape(addr)) if index == 1 => {
             info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");
+            mmu::map_page(addr);
             // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
             let value = unsafe { (addr as *const u64).read_volatile() };
             error!("selftest: read {value:#x} from outside the partition: isolation is broken");

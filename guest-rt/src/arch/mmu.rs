@@ -8,8 +8,8 @@ use aarch64_cpu::registers::{ReadWriteable, Writeable, MAIR_EL1, SCTLR_EL1, TCR_
 use aarch64_paging::descriptor::El1Attributes as Attr;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El1And0, MemoryRegion};
-use alloc::boxed::Box;
 use platform::config::Region;
+use spin::Mutex;
 
 /// MAIR index 1: Normal write-back; every mapping valid, accessed, inner shareable.
 const RAM: Attr = Attr::VALID
@@ -18,6 +18,8 @@ const RAM: Attr = Attr::VALID
     .union(Attr::ACCESSED);
 
 static ROOT: AtomicU64 = AtomicU64::new(0);
+/// The live tables, kept for later changes (self-tests map pages outside RAM).
+static MAP: Mutex<Option<IdMap<El1And0>>> = Mutex::new(None);
 
 /// Builds the identity map of `ram` and publishes it.
 pub fn build(ram: &[Region]) {
@@ -28,8 +30,27 @@ pub fn build(ram: &[Region]) {
     }
     ROOT.store(map.root_address().0 as u64, Ordering::Release);
     map.mark_active();
-    // The tables live for ever.
-    Box::leak(Box::new(map));
+    *MAP.lock() = Some(map);
+}
+
+/// Maps one more page as normal memory in the live tables. Used by the escape self-test,
+/// so the access reaches stage 2 (hv) instead of faulting in our own stage 1.
+pub fn map_page(addr: u64) {
+    let page = (addr & !0xfff) as usize;
+    if let Some(map) = MAP.lock().as_mut() {
+        map.map_range(&MemoryRegion::new(page, page + 0x1000), RAM)
+            .expect("page maps");
+    }
+    // SAFETY: invalidating EL1 TLB entries only drops stale translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
 }
 
 /// Turns the MMU and caches on for this vCPU.

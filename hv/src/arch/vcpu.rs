@@ -150,6 +150,10 @@ pub fn handle_trap(frame: &mut Frame) {
     };
     if partition.state.lock().stopped().is_some() {
         // The partition stopped while this vCPU ran: it stops at its first trap.
+        info!(
+            "partition `{}` vCPU {vcpu} stopped: the partition is off",
+            partition_name(partition)
+        );
         stop_here(partition, vcpu, None);
     }
     let esr = Esr(frame.esr);
@@ -299,7 +303,7 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
                 }
             }
         }
-        Call::CallUid => {
+        Call::Uid => {
             for (i, word) in abi::BULKHEAD_UID.iter().enumerate() {
                 frame.x[i] = u64::from(*word);
             }

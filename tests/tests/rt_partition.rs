@@ -1,0 +1,191 @@
+//! The RT partition: guest-rt on its own pinned cores inside a stage-2 sandbox, talking to
+//! hv only through PSCI and Bulkhead's hypercalls.
+
+use bulkhead_tests::{board, boot, boot_until, edited_image, payload_offset, smoke};
+use xtask::qemu::{self, Boot};
+
+fn rt_runs_on_cores_2_and_3(name: &str) {
+    let (config, log) = smoke(name);
+    qemu::judge_smoke(&config, &log).expect("smoke passes");
+    for (vcpu, cpu) in [(0, 2), (1, 3)] {
+        assert!(
+            log.contains(&format!("[rt cpu{cpu}] vCPU {vcpu} up at EL1")),
+            "vCPU {vcpu} on CPU {cpu}"
+        );
+        assert!(log.contains(&format!(
+            "[rt cpu{cpu}] virtual timer: tick 3 on vCPU {vcpu}"
+        )));
+        assert!(log.contains(&format!(
+            "[hv cpu{cpu}] ready: partition `rt` vCPU {vcpu} (CPU {cpu})"
+        )));
+    }
+    assert!(
+        log.contains("partition `rt` vCPU 0 starts vCPU 1"),
+        "vCPU 1 came up through PSCI CPU_ON"
+    );
+    assert!(
+        log.contains("[rt cpu2] 2 vCPUs"),
+        "the generated DTB lists exactly the partition's 2 CPUs"
+    );
+    assert!(!log
+        .lines
+        .iter()
+        .any(|l| l.starts_with("[rt cpu0]") || l.starts_with("[rt cpu1]")));
+}
+
+#[test]
+fn virt_rt_partition_runs_on_cores_2_and_3() {
+    rt_runs_on_cores_2_and_3("virt");
+}
+
+#[test]
+fn virt_gicv2_rt_partition_runs_on_cores_2_and_3() {
+    rt_runs_on_cores_2_and_3("virt-gicv2");
+}
+
+#[test]
+fn rpi4_rt_partition_runs_on_cores_2_and_3() {
+    rt_runs_on_cores_2_and_3("rpi4");
+}
+
+const VIOLATION: &str = "partition `rt` vCPU 1 left its sandbox";
+
+fn escape_is_contained(name: &str) {
+    let (config, image) = board(name);
+    // hv's own image: inside hv's reserved RAM, text_offset into it.
+    let target = config.hv.ram.base + 0x8_0000;
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(format!("rt.selftest=escape@{target:#x}"));
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    let log = boot_until(&b, |lines| {
+        let after = lines.iter().skip_while(|l| !l.contains(VIOLATION));
+        after
+            .filter(|l| l.starts_with("[rt cpu2] heartbeat"))
+            .count()
+            >= 3
+    });
+    let report = log.line(VIOLATION).expect("hv reports the escape");
+    assert!(
+        report.starts_with("[hv cpu3]"),
+        "reported on the faulting CPU: {report}"
+    );
+    assert!(report.contains(&format!("IPA {target:#x}")), "{report}");
+    assert!(
+        report.contains("data abort from a lower EL")
+            && report.contains("PC 0x")
+            && report.contains("ESR 0x")
+    );
+    let after = log.after(VIOLATION);
+    assert!(
+        after
+            .iter()
+            .filter(|l| l.starts_with("[rt cpu2] heartbeat"))
+            .count()
+            >= 3,
+        "vCPU 0 keeps running after vCPU 1 was stopped"
+    );
+    assert!(
+        !after.iter().any(|l| l.starts_with("[rt cpu3]")),
+        "vCPU 1 printed after it was stopped"
+    );
+    assert!(!log.contains("isolation is broken") && log.fatal().is_none());
+}
+
+#[test]
+fn virt_escaping_vcpu_is_stopped_while_the_other_keeps_running() {
+    escape_is_contained("virt");
+}
+
+#[test]
+fn rpi4_escaping_vcpu_is_stopped_while_the_other_keeps_running() {
+    escape_is_contained("rpi4");
+}
+
+fn hypercall_sweep(name: &str) {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=hypercalls".into());
+    b.bootargs.push(qemu::SMOKE_ARG.into());
+    let log = boot(&b);
+    let summary = log.line("hvc-sweep: ").map(|_| ()).and_then(|_| {
+        log.lines.iter().find_map(|l| {
+            l.split("hvc-sweep: ")
+                .nth(1)
+                .filter(|s| s.ends_with("as expected"))
+        })
+    });
+    let summary = summary.expect("the sweep finished");
+    let (passed, total) = summary.split_once(' ').unwrap().0.split_once('/').unwrap();
+    assert_eq!(
+        passed,
+        total,
+        "some calls got unexpected answers:\n{}",
+        log.text()
+    );
+    assert!(
+        total.parse::<u32>().unwrap() >= 18,
+        "the sweep covers the calls it should"
+    );
+    assert!(!log.contains("MISMATCH"));
+    // hv survived every call: the partition still reported ready and smoke completed.
+    qemu::judge_smoke(&config, &log).expect("hv survives the sweep");
+}
+
+#[test]
+fn virt_bad_hypercalls_get_smccc_errors_and_hv_survives() {
+    hypercall_sweep("virt");
+}
+
+#[test]
+fn rpi4_bad_hypercalls_get_smccc_errors_and_hv_survives() {
+    hypercall_sweep("rpi4");
+}
+
+#[test]
+fn partition_power_off_stops_the_partition_not_the_machine() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=system-off".into());
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    // vCPU 1 keeps running until its next trap (a heartbeat), where hv stops it and says
+    // so: that line can only appear if the machine survived the partition's SYSTEM_OFF.
+    const STOPPED: &str = "partition `rt` vCPU 1 stopped: the partition is off";
+    let log = boot_until(&b, |lines| lines.iter().any(|l| l.contains(STOPPED)));
+    let off = log
+        .line("powered itself off")
+        .expect("hv reports the partition's SYSTEM_OFF");
+    assert!(
+        off.contains("partition `rt`") && off.contains("other partitions keep running"),
+        "{off}"
+    );
+    assert!(
+        log.after("powered itself off")
+            .iter()
+            .any(|l| l.contains(STOPPED)),
+        "hv kept running after the partition's SYSTEM_OFF and stopped its other vCPU"
+    );
+    assert!(
+        log.status.is_none(),
+        "QEMU exited: SYSTEM_OFF from a partition stopped the machine"
+    );
+    assert!(
+        !log.after(STOPPED).iter().any(|l| l.starts_with("[rt ")),
+        "the partition printed after it was off"
+    );
+    assert!(log.fatal().is_none());
+}
+
+#[test]
+fn corrupt_guest_rt_payload_is_refused() {
+    let (config, image) = edited_image("virt", "corrupt-guest", |bytes| {
+        let at = payload_offset(bytes, 1) + 100;
+        bytes[at] ^= 0xff;
+    });
+    let log = boot(&Boot::new(&config, &image));
+    let fatal = log.fatal().expect("refused");
+    assert!(
+        fatal.contains("guest-rt payload is corrupt (CRC-32"),
+        "{fatal}"
+    );
+    assert!(!log.timed_out());
+}
