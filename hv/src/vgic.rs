@@ -1,0 +1,1 @@
+//! The emulated GIC distributor a partition sees (placeholder; see the vGIC work).
