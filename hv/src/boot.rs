@@ -15,7 +15,7 @@ use platform::image::{self, PayloadKind, Payloads};
 
 use crate::arch::mmu::{self, Kind};
 use crate::arch::vcpu::{self, Running};
-use crate::arch::{cache, console, cpu, heap, image as hv_image, power, smp};
+use crate::arch::{console, cpu, heap, image as hv_image, power, smp};
 use crate::guest_dtb::GuestDtb;
 use crate::guest_image;
 use crate::layout;
@@ -233,21 +233,6 @@ fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &st
                 dtb.len()
             );
         }
-        // SAFETY: `place` checked that the Image (with its memory size) and the DTB room lie
-        // inside the partition's RAM, which hv maps and no partition runs in yet.
-        unsafe {
-            let load = placement.load as *mut u8;
-            core::ptr::copy_nonoverlapping(image.as_ptr(), load, image.len());
-            core::ptr::write_bytes(
-                load.add(image.len()),
-                0,
-                placement.size as usize - image.len(),
-            );
-            core::ptr::copy_nonoverlapping(dtb.as_ptr(), placement.dtb as *mut u8, dtb.len());
-        }
-        cache::clean_for_guest(placement.load, placement.size);
-        cache::clean_for_guest(placement.dtb, dtb.len() as u64);
-
         let mut tables = Stage2Tables::new();
         for region in &p.ram {
             tables.map_ram(*region).unwrap_or_else(|e| {
@@ -270,6 +255,15 @@ fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &st
         let vmid = index as u16 + 1;
         let mut state = PartitionState::new(index, p);
         state.boot(placement.load, placement.dtb);
+        let partition = Running {
+            state: spin::Mutex::new(state),
+            stage2_root: root,
+            vmid,
+            image,
+            placement,
+            dtb,
+        };
+        partition.load();
         info!(
             "partition `{}`: guest-rt at {:#x} ({} KiB), DTB at {:#x}, stage-2 root {root:#x}, VMID {vmid}, CPUs {:?}",
             p.name,
@@ -278,11 +272,7 @@ fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &st
             placement.dtb,
             p.cpus
         );
-        running.push(Running {
-            state: spin::Mutex::new(state),
-            stage2_root: root,
-            vmid,
-        });
+        running.push(partition);
     }
     running
 }

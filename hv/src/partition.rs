@@ -29,10 +29,13 @@ pub enum VcpuState {
 pub enum StopReason {
     /// PSCI SYSTEM_OFF from the partition itself.
     SystemOff,
-    /// PSCI SYSTEM_RESET from the partition itself (restart is not implemented yet).
+    /// PSCI SYSTEM_RESET from the partition itself: hv reloads and reboots it once no
+    /// vCPU runs any more.
     SystemReset,
     /// A vCPU broke out of its sandbox or hit an exception hv cannot handle.
     Fault,
+    /// Reset accepted, images being reloaded.
+    Rebooting,
 }
 
 /// AFFINITY_INFO answers (PSCI spec, "AFFINITY_INFO").
@@ -49,6 +52,8 @@ pub struct PartitionState {
     vcpus: Vec<VcpuState>,
     ready: Vec<bool>,
     stopped: Option<StopReason>,
+    /// How many times the partition was booted (1 after the first boot).
+    boots: u32,
 }
 
 impl PartitionState {
@@ -62,6 +67,7 @@ impl PartitionState {
             vcpus: alloc::vec![VcpuState::Off; n],
             ready: alloc::vec![false; n],
             stopped: None,
+            boots: 0,
         }
     }
 
@@ -89,6 +95,33 @@ impl PartitionState {
     /// Makes vCPU 0 pending at `entry` with x0 = `context` (the partition's boot).
     pub fn boot(&mut self, entry: u64, context: u64) {
         self.vcpus[0] = VcpuState::Pending { entry, context };
+        self.boots += 1;
+    }
+
+    pub fn boots(&self) -> u32 {
+        self.boots
+    }
+
+    /// After SYSTEM_RESET, once no vCPU runs guest code any more: true if the caller
+    /// must now reload the partition's images and [`Self::reboot`] it. Answers true once
+    /// per reset (the state moves on to "rebooting").
+    pub fn take_restart(&mut self) -> bool {
+        let quiet = !self.vcpus.contains(&VcpuState::Running);
+        if self.stopped == Some(StopReason::SystemReset) && quiet {
+            self.stopped = Some(StopReason::Rebooting);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Starts the partition afresh after [`Self::take_restart`]: every vCPU off and not
+    /// ready, vCPU 0 pending at `entry`.
+    pub fn reboot(&mut self, entry: u64, context: u64) {
+        self.vcpus.fill(VcpuState::Off);
+        self.ready.fill(false);
+        self.stopped = None;
+        self.boot(entry, context);
     }
 
     /// Called on the vCPU's own CPU: takes its pending start, marking it running.
@@ -290,6 +323,52 @@ mod tests {
             Some(StopReason::SystemOff),
             "first reason kept"
         );
+    }
+
+    #[test]
+    fn system_reset_restarts_only_once_every_vcpu_has_stopped() {
+        let mut p = rt();
+        p.boot(0x4228_0000, 0x47e0_0000);
+        p.take_pending(0);
+        p.cpu_on(1, 0x4228_0100, 1).unwrap();
+        p.take_pending(1);
+        p.mark_ready(0);
+        p.mark_ready(1);
+        assert_eq!(p.boots(), 1);
+        // vCPU 0 resets while vCPU 1 still runs guest code: not yet.
+        p.stop(StopReason::SystemReset);
+        p.stop_vcpu(0);
+        assert!(!p.take_restart());
+        assert_eq!(p.cpu_on(1, 0x4228_0100, 1), Err(psci::DENIED));
+        // vCPU 1 traps and stops: now the partition restarts, exactly once.
+        p.stop_vcpu(1);
+        assert!(p.take_restart());
+        assert!(!p.take_restart());
+        assert_eq!(
+            p.take_pending(0),
+            None,
+            "nothing starts while images reload"
+        );
+        p.reboot(0x4228_0000, 0x47e0_0000);
+        assert_eq!(p.boots(), 2);
+        assert_eq!(p.stopped(), None);
+        assert!(!p.all_ready());
+        assert_eq!(p.take_pending(0), Some((0x4228_0000, 0x47e0_0000)));
+        assert_eq!(
+            p.cpu_on(1, 0x4228_0100, 1),
+            Ok(1),
+            "the old vCPU 1 can start again"
+        );
+    }
+
+    #[test]
+    fn power_off_never_restarts() {
+        let mut p = rt();
+        p.boot(0x4228_0000, 0);
+        p.take_pending(0);
+        p.stop(StopReason::SystemOff);
+        p.stop_vcpu(0);
+        assert!(!p.take_restart());
     }
 
     #[test]

@@ -24,7 +24,8 @@ const VENDOR_HYP_FAST32: u32 = 0x8600_0000;
 /// Writes bytes to the partition's console: x1 = length (1..=48), x2..x7 = the bytes,
 /// little endian, 8 per register. Returns the length written or INVALID_PARAMETER.
 pub const HVC_CONSOLE_WRITE: u32 = VENDOR_HYP_FAST64 | 0x0001;
-/// Returns x0 = SUCCESS, x1 = partition index, x2 = vCPU count, x3 = calling vCPU index.
+/// Returns x0 = SUCCESS, x1 = partition index, x2 = vCPU count, x3 = calling vCPU index,
+/// x4 = how many times the partition was booted (1, then +1 per SYSTEM_RESET).
 pub const HVC_PARTITION_STATUS: u32 = VENDOR_HYP_FAST64 | 0x0002;
 /// The calling vCPU reports that it finished booting (what `--smoke` waits for).
 pub const HVC_READY: u32 = VENDOR_HYP_FAST64 | 0x0003;

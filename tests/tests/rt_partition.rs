@@ -189,3 +189,49 @@ fn corrupt_guest_rt_payload_is_refused() {
     );
     assert!(!log.timed_out());
 }
+
+#[test]
+fn partition_reset_reloads_and_reboots_only_the_partition() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=system-reset".into());
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    const SECOND_READY: &str = "[hv cpu3] ready: partition `rt` vCPU 1 (CPU 3)";
+    let log = boot_until(&b, |lines| {
+        lines.iter().any(|l| l.contains("restarted (boot 2)"))
+            && lines.iter().filter(|l| l.contains(SECOND_READY)).count() >= 2
+    });
+    let reset = log
+        .line("asked for a reset")
+        .expect("hv reports the SYSTEM_RESET");
+    assert!(
+        reset.contains("partition `rt`") && reset.contains("other partitions keep running"),
+        "{reset}"
+    );
+    let after = log.after("asked for a reset");
+    assert!(
+        after
+            .iter()
+            .any(|l| l.contains("partition `rt` vCPU 1 stopped: the partition is resetting")),
+        "the running vCPU was stopped before the reload"
+    );
+    assert!(after
+        .iter()
+        .any(|l| l.contains("partition `rt` restarted (boot 2)")));
+    assert!(
+        after
+            .iter()
+            .any(|l| l.contains("starting on vCPU 0 of 2 (partition 1, boot 2)")),
+        "guest-rt booted again"
+    );
+    assert_eq!(
+        log.lines
+            .iter()
+            .filter(|l| l.contains(SECOND_READY))
+            .count(),
+        2,
+        "vCPU 1 came back"
+    );
+    assert!(log.status.is_none(), "the machine kept running");
+    assert!(log.fatal().is_none() && !log.contains("SYSTEM_RESET returned"));
+}

@@ -55,11 +55,12 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     console::init();
     let status = hvc::partition_status();
     info!(
-        "guest-rt {} starting on vCPU {} of {} (partition {})",
+        "guest-rt {} starting on vCPU {} of {} (partition {}, boot {})",
         env!("CARGO_PKG_VERSION"),
         status.vcpu,
         status.vcpus,
-        status.partition
+        status.partition,
+        status.boots
     );
     let board = read_dtb(dtb).unwrap_or_else(|e| {
         error!("cannot read the partition's DTB: {e}");
@@ -134,6 +135,11 @@ fn vcpu_main(index: usize) -> ! {
         Some(SelfTest::SystemOff) if index == 0 => {
             info!("selftest: powering the partition off");
             power_off();
+        }
+        Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
+            info!("selftest: resetting the partition");
+            let _ = smccc::psci::system_reset::<Hvc>();
+            error!("selftest: SYSTEM_RESET returned");
         }
         _ => {}
     }

@@ -53,14 +53,17 @@ pub struct Status {
     pub partition: u64,
     pub vcpus: u64,
     pub vcpu: u64,
+    /// 1 at the first boot, +1 after each reset.
+    pub boots: u64,
 }
 
 pub fn partition_status() -> Status {
-    let r = call(abi::HVC_PARTITION_STATUS, &[]);
+    let r = Hvc::call64(abi::HVC_PARTITION_STATUS, [0; 17]);
     Status {
         partition: r[1],
         vcpus: r[2],
         vcpu: r[3],
+        boots: r[4],
     }
 }
 

@@ -6,6 +6,8 @@
 //! * `escape@ADDR`: vCPU 1 reads ADDR (outside the partition): hv must stop that vCPU and
 //!   report it while vCPU 0 keeps printing.
 //! * `system-off`: the partition powers itself off through PSCI.
+//! * `system-reset`: at its first boot, the partition resets itself through PSCI; hv must
+//!   reload and reboot it.
 
 use platform::abi;
 use smccc::psci;
@@ -18,6 +20,8 @@ pub enum SelfTest {
     Hypercalls,
     Escape(u64),
     SystemOff,
+    /// Reset once (first boot only), through PSCI SYSTEM_RESET.
+    SystemReset,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +41,7 @@ impl Options {
                 options.selftest = match test {
                     "hypercalls" => Some(SelfTest::Hypercalls),
                     "system-off" => Some(SelfTest::SystemOff),
+                    "system-reset" => Some(SelfTest::SystemReset),
                     other => other
                         .strip_prefix("escape@0x")
                         .and_then(|hex| u64::from_str_radix(hex, 16).ok())

@@ -18,17 +18,46 @@ use platform::abi;
 use spin::{Mutex, Once};
 
 use super::exception::Frame;
-use super::{console, cpu, power};
+use super::{cache, console, cpu, power};
 use crate::esr::Esr;
+use crate::guest_image::Placement;
 use crate::hypercall::{self, Call};
 use crate::layout::MAX_CPUS;
 use crate::partition::{LineBuffer, PartitionState, StopReason};
 
-/// A started partition: its stage-2 root, VMID and run-time state.
+/// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
 pub struct Running {
     pub state: Mutex<PartitionState>,
     pub stage2_root: u64,
     pub vmid: u16,
+    /// The kernel Image payload, where it goes, and the partition's DTB.
+    pub image: &'static [u8],
+    pub placement: Placement,
+    pub dtb: Vec<u8>,
+}
+
+impl Running {
+    /// Copies the Image (zeroing the rest of its memory) and the DTB into the partition's
+    /// RAM and makes them visible to a CPU starting with caches off. Used at boot and at
+    /// every reset, when no vCPU of the partition runs.
+    pub fn load(&self) {
+        let p = &self.placement;
+        // SAFETY: `guest_image::place` checked that the Image (with its memory size) and the
+        // DTB room lie inside the partition's RAM, which hv maps and which no vCPU of the
+        // partition is running in while it is (re)loaded.
+        unsafe {
+            let load = p.load as *mut u8;
+            core::ptr::copy_nonoverlapping(self.image.as_ptr(), load, self.image.len());
+            core::ptr::write_bytes(
+                load.add(self.image.len()),
+                0,
+                p.size as usize - self.image.len(),
+            );
+            core::ptr::copy_nonoverlapping(self.dtb.as_ptr(), p.dtb as *mut u8, self.dtb.len());
+        }
+        cache::clean_for_guest(p.load, p.size);
+        cache::clean_for_guest(p.dtb, self.dtb.len() as u64);
+    }
 }
 
 static PARTITIONS: Once<Vec<Running>> = Once::new();
@@ -148,10 +177,15 @@ pub fn handle_trap(frame: &mut Frame) {
     let Some((partition, vcpu)) = pinned(cpu) else {
         crate::fatal!("trap from a lower EL on CPU {cpu}, which runs no partition");
     };
-    if partition.state.lock().stopped().is_some() {
+    let stopped = partition.state.lock().stopped();
+    if let Some(reason) = stopped {
         // The partition stopped while this vCPU ran: it stops at its first trap.
+        let why = match reason {
+            StopReason::SystemReset | StopReason::Rebooting => "resetting",
+            StopReason::SystemOff | StopReason::Fault => "off",
+        };
         info!(
-            "partition `{}` vCPU {vcpu} stopped: the partition is off",
+            "partition `{}` vCPU {vcpu} stopped: the partition is {why}",
             partition_name(partition)
         );
         stop_here(partition, vcpu, None);
@@ -194,19 +228,29 @@ fn partition_name(p: &Running) -> alloc::string::String {
     p.state.lock().name.clone()
 }
 
-/// Stops this vCPU for good; with `reason`, records why. The CPU parks in hv.
+/// Stops this vCPU; with `reason`, records why. The last vCPU of a resetting partition to
+/// stop reloads and reboots it. The CPU then waits in [`run`] until its vCPU is started
+/// again (after a reset, or never).
 fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! {
-    {
+    let restart = {
         let mut state = partition.state.lock();
         state.stop_vcpu(vcpu);
-        if matches!(
-            reason,
-            Some(StopReason::SystemOff | StopReason::SystemReset)
-        ) {
-            state.stop(reason.expect("checked"));
+        if let Some(reason @ (StopReason::SystemOff | StopReason::SystemReset)) = reason {
+            state.stop(reason);
         }
+        state.take_restart()
+    };
+    if restart {
+        partition.load();
+        let (name, boots) = {
+            let mut state = partition.state.lock();
+            state.reboot(partition.placement.load, partition.placement.dtb);
+            (state.name.clone(), state.boots())
+        };
+        info!("partition `{name}` restarted (boot {boots})");
+        cpu::send_event();
     }
-    cpu::park()
+    run(cpu::index())
 }
 
 fn set_result(frame: &mut Frame, value: i64) {
@@ -248,29 +292,21 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             set_result(frame, result.unwrap_or_else(i64::from));
         }
         Call::MigrateInfoType => set_result(frame, 2),
-        Call::SystemOff | Call::SystemReset => {
-            let reset = matches!(hypercall::decode(&regs), Call::SystemReset);
+        Call::SystemOff => {
             warn!(
-                "partition `{}` {} (PSCI from vCPU {vcpu}): partition stopped{}; other \
+                "partition `{}` powered itself off (PSCI SYSTEM_OFF from vCPU {vcpu}); other \
                  partitions keep running",
-                partition_name(partition),
-                if reset {
-                    "asked for a reset"
-                } else {
-                    "powered itself off"
-                },
-                if reset {
-                    " (restarting partitions is not implemented yet)"
-                } else {
-                    ""
-                }
+                partition_name(partition)
             );
-            let reason = if reset {
-                StopReason::SystemReset
-            } else {
-                StopReason::SystemOff
-            };
-            stop_here(partition, vcpu, Some(reason));
+            stop_here(partition, vcpu, Some(StopReason::SystemOff));
+        }
+        Call::SystemReset => {
+            warn!(
+                "partition `{}` asked for a reset (PSCI SYSTEM_RESET from vCPU {vcpu}): \
+                 reloading it once its vCPUs stopped; other partitions keep running",
+                partition_name(partition)
+            );
+            stop_here(partition, vcpu, Some(StopReason::SystemReset));
         }
         Call::ConsoleWrite(bytes) => {
             let name = partition_name(partition);
@@ -286,6 +322,7 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             frame.x[1] = state.index as u64;
             frame.x[2] = state.vcpu_count() as u64;
             frame.x[3] = vcpu as u64;
+            frame.x[4] = u64::from(state.boots());
         }
         Call::Ready => {
             let all = partition.state.lock().mark_ready(vcpu);
