@@ -76,45 +76,50 @@ fn is_root() -> bool {
 /// The `URIs:` and `Signed-By:` of the machine's own Debian entry, so no mirror host is
 /// hard-coded here.
 fn debian_source() -> Option<(String, String)> {
-    let dir = Path::new("/etc/apt/sources.list.d");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     files.sort();
-    for path in files {
-        if path.extension().and_then(|e| e.to_str()) != Some("sources")
-            || path == Path::new(BACKPORTS_FILE)
-        {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).ok()?;
-        for stanza in text.split("\n\n") {
-            let field = |name: &str| {
-                stanza
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-            };
-            let suites = field("Suites:").unwrap_or_default();
-            if suites.split_whitespace().any(|s| s == "bookworm") {
-                if let (Some(uris), Some(key)) = (field("URIs:"), field("Signed-By:")) {
-                    return Some((uris, key));
-                }
-            }
-        }
-    }
-    // Classic one-line format.
-    let list = std::fs::read_to_string("/etc/apt/sources.list").ok()?;
-    list.lines().find_map(|l| {
+    let deb822 = files
+        .iter()
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("sources"))
+        .filter(|p| p.as_path() != Path::new(BACKPORTS_FILE))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|text| bookworm_in_deb822(&text));
+    deb822.or_else(|| {
+        bookworm_in_one_line_list(&std::fs::read_to_string("/etc/apt/sources.list").ok()?)
+    })
+}
+
+/// The first deb822 stanza for suite `bookworm` with a URI and a key file.
+fn bookworm_in_deb822(text: &str) -> Option<(String, String)> {
+    text.split("\n\n").find_map(|stanza| {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                .filter(|v| !v.is_empty())
+        };
+        let suites = field("Suites:")?;
+        suites
+            .split_whitespace()
+            .any(|s| s == "bookworm")
+            .then(|| Some((field("URIs:")?, field("Signed-By:")?)))?
+    })
+}
+
+/// A classic `deb URI bookworm main` line, with Debian's archive keyring.
+fn bookworm_in_one_line_list(text: &str) -> Option<(String, String)> {
+    text.lines().find_map(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
-        (words.first() == Some(&"deb") && words.contains(&"bookworm")).then(|| {
-            let uri = words.iter().find(|w| w.starts_with("http")).unwrap_or(&"");
-            (
-                uri.to_string(),
-                "/usr/share/keyrings/debian-archive-keyring.gpg".to_string(),
-            )
-        })
+        if words.first() != Some(&"deb") || !words.contains(&"bookworm") {
+            return None;
+        }
+        let uri = words.iter().find(|w| w.starts_with("http"))?;
+        Some((
+            uri.to_string(),
+            "/usr/share/keyrings/debian-archive-keyring.gpg".to_string(),
+        ))
     })
 }
 
@@ -164,4 +169,47 @@ fn install_qemu_from_backports() -> Result<(), Error> {
                 "qemu-system-arm",
             ]),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_bookworm_stanza_of_a_deb822_file() {
+        let text = "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n\
+                    URIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n\
+                    Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+                    Types: deb\nURIs: http://deb.debian.org/debian-security\n\
+                    Suites: bookworm-security\nComponents: main\n";
+        assert_eq!(
+            bookworm_in_deb822(text),
+            Some((
+                "http://deb.debian.org/debian".into(),
+                "/usr/share/keyrings/debian-archive-keyring.gpg".into()
+            ))
+        );
+        assert_eq!(
+            bookworm_in_deb822("Suites: bookworm-security\nURIs: x\nSigned-By: y"),
+            None
+        );
+        assert_eq!(
+            bookworm_in_deb822("Suites: bookworm\nURIs: http://m/debian\n"),
+            None,
+            "no key"
+        );
+    }
+
+    #[test]
+    fn finds_a_classic_bookworm_line() {
+        let text = "# comment\ndeb-src http://a/debian bookworm main\ndeb http://m.example/debian bookworm main\n";
+        assert_eq!(
+            bookworm_in_one_line_list(text).map(|(uri, _)| uri),
+            Some("http://m.example/debian".into())
+        );
+        assert_eq!(
+            bookworm_in_one_line_list("deb http://m/debian trixie main"),
+            None
+        );
+    }
 }
