@@ -1243,6 +1243,67 @@ mod tests {
     }
 
     #[test]
+    fn linux_style_distributor_init_touches_only_owned_lines() {
+        // What a GICv3 guest does at boot: distributor off, every SPI group 1, level,
+        // priority 0xa0, inactive, disabled, routed to the boot CPU; distributor on.
+        let mut d = v3();
+        let mut effects = Vec::new();
+        w(&mut d, 0, 0);
+        for i in (32..288u64).step_by(32) {
+            effects.extend(w(&mut d, 0x80 + i / 8, u64::from(u32::MAX)));
+            effects.extend(w(&mut d, 0x380 + i / 8, u64::from(u32::MAX)));
+            effects.extend(w(&mut d, 0x180 + i / 8, u64::from(u32::MAX)));
+        }
+        for i in (32..288u64).step_by(16) {
+            effects.extend(w(&mut d, 0xc00 + i / 4, 0));
+        }
+        for i in (32..288u64).step_by(4) {
+            effects.extend(w(&mut d, 0x400 + i, 0xa0a0_a0a0));
+        }
+        for i in 32..288u64 {
+            effects.extend(d.write(0x6000 + 8 * i, Double, 0, 0).unwrap().iter());
+        }
+        w(&mut d, 0, 0b1_0011);
+        let prio = |intid| Effect::SetPriority {
+            irq: spi(intid),
+            priority: 0xa0,
+        };
+        assert_eq!(
+            effects,
+            [
+                Effect::ClearActive(spi(34)),
+                Effect::ClearActive(spi(35)),
+                Effect::Disable(spi(34)),
+                Effect::Disable(spi(35)),
+                prio(34),
+                prio(35),
+            ]
+        );
+        // 8 ICACTIVER + 8 ICENABLER words with foreign bits, 64 priority words.
+        assert_eq!(d.stats().foreign_lines, 8 + 8 + 64);
+        assert!(d.distributor_enabled());
+    }
+
+    #[test]
+    fn value_bits_beyond_the_access_width_are_ignored() {
+        let mut d = v2();
+        assert_eq!(
+            w(&mut d, 0x104, (1 << 33) | (1 << 1)),
+            [Effect::Enable(spi(33))]
+        );
+        assert_eq!(AccessWidth::from_bytes(4), Some(Word));
+        assert_eq!(AccessWidth::from_bytes(3), None);
+        let effects = d.write(0x421, Byte, 0x1_22, 0).unwrap();
+        assert_eq!(
+            &*effects,
+            [Effect::SetPriority {
+                irq: spi(33),
+                priority: 0x22
+            }]
+        );
+    }
+
+    #[test]
     fn owned_spis_start_disabled() {
         let d = v3();
         for word in 0..9 {
