@@ -15,7 +15,7 @@ use platform::image::{self, PayloadKind, Payloads};
 
 use crate::arch::mmu::{self, Kind};
 use crate::arch::vcpu::{self, Running};
-use crate::arch::{console, cpu, heap, image as hv_image, power, smp};
+use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
 use crate::guest_dtb::GuestDtb;
 use crate::guest_image;
 use crate::layout;
@@ -181,12 +181,19 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         }
     }
     info!("ready: all {} CPUs online", board.cpus.len());
-    let running = start_partitions(&config, &payloads, board.bootargs.as_deref().unwrap_or(""));
+    let gic = gic::init(board.gic.as_ref().expect("the board check requires a GIC"));
+    info!(
+        "GIC {:?}: {} interrupt lines, distributor on",
+        gic.version(),
+        gic.lines()
+    );
+    let running = start_partitions(&config, &payloads, &board);
     if running.is_empty() && options.smoke {
         info!("smoke: every CPU reported ready, powering off");
         power::system_off();
     }
-    vcpu::install(running, options.smoke);
+    let vtimer = board.timer_irqs.get(2).copied().unwrap_or(27);
+    vcpu::install(running, options.smoke, vtimer);
     vcpu::run(0)
 }
 
@@ -203,7 +210,13 @@ pub extern "C" fn secondary_main(index: usize) -> ! {
 }
 
 /// Loads, maps and boots every partition hv can run; returns them for [`vcpu::install`].
-fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &str) -> Vec<Running> {
+fn start_partitions(
+    config: &Config,
+    payloads: &Payloads<'static>,
+    board: &BoardInfo,
+) -> Vec<Running> {
+    let bootargs = board.bootargs.as_deref().unwrap_or("");
+    let gic = board.gic.as_ref().expect("the board check requires a GIC");
     let mut running = Vec::new();
     for (index, p) in config.partitions.iter().enumerate() {
         if p.kind == PartitionKind::Linux {
@@ -223,6 +236,8 @@ fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &st
         let dtb = GuestDtb {
             partition: p,
             bootargs: &args,
+            gic,
+            timer_irqs: &board.timer_irqs,
         }
         .generate()
         .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
@@ -248,6 +263,12 @@ fn start_partitions(config: &Config, payloads: &Payloads<'static>, bootargs: &st
                 .unwrap_or_else(|e| {
                     fatal!("partition `{}`: stage-2 map of `{name}`: {e:?}", p.name)
                 });
+        }
+        // GICv2: the virtual CPU interface is the partition's GICC (the DTB says so).
+        if let Some(gicv) = gic.gicv {
+            tables
+                .map_device(gicv)
+                .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICV: {e:?}", p.name));
         }
         let root = tables.root();
         // The tables live as long as the partition: for ever.

@@ -1,20 +1,29 @@
 //! The device tree `hv` hands a partition: only what the partition owns.
 //!
-//! Its CPUs (virtual MPIDRs 0..n, started by PSCI through HVC), its RAM, the architected
-//! timer, the Bulkhead hypervisor node, and `/chosen/bootargs`. Interrupt controller and
-//! devices join when hv virtualizes them. Written with `vm-fdt`; portable and host-tested
+//! Its CPUs (virtual MPIDRs 0..n, started by PSCI through HVC), its RAM, the GIC as the
+//! partition sees it (GICv3: its CPU interface is the virtual ICV_* registers; GICv2: the
+//! GICV frame is described as its GICC), the architected timer with its PPIs, the Bulkhead
+//! hypervisor node, and `/chosen/bootargs`. Passed-through devices join later. Written with `vm-fdt`; portable and host-tested
 //! by reading the result back with the same DTB parser `hv` uses on real firmware DTBs.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use platform::config::Partition;
+use platform::config::{GicVersion, Partition};
+use platform::dtb::GicInfo;
 use vm_fdt::{Error, FdtWriter};
 
 pub struct GuestDtb<'a> {
     pub partition: &'a Partition,
     pub bootargs: &'a str,
+    pub gic: &'a GicInfo,
+    /// The board's architected-timer PPIs (INTIDs, DTB order).
+    pub timer_irqs: &'a [u32],
 }
+
+const GIC_PHANDLE: u32 = 1;
+/// Interrupt specifier flags: level-triggered, active low, as the boards' own DTBs say.
+const IRQ_LEVEL_LOW: u32 = 0x8;
 
 impl GuestDtb<'_> {
     pub fn generate(&self) -> Result<Vec<u8>, Error> {
@@ -28,6 +37,7 @@ impl GuestDtb<'_> {
             alloc::vec![String::from("bulkhead,partition")],
         )?;
         fdt.property_string("model", &alloc::format!("Bulkhead partition {}", p.name))?;
+        fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
 
         let chosen = fdt.begin_node("chosen")?;
         fdt.property_string("bootargs", self.bootargs)?;
@@ -61,8 +71,39 @@ impl GuestDtb<'_> {
         fdt.property_string("method", "hvc")?;
         fdt.end_node(psci)?;
 
+        let g = self.gic;
+        let gic = fdt.begin_node(&alloc::format!("interrupt-controller@{:x}", g.gicd.base))?;
+        fdt.property_u32("#interrupt-cells", 3)?;
+        fdt.property_null("interrupt-controller")?;
+        let cpu_interface = match g.version {
+            GicVersion::V3 => {
+                fdt.property_string("compatible", "arm,gic-v3")?;
+                g.gicr
+            }
+            GicVersion::V2 => {
+                fdt.property_string("compatible", "arm,cortex-a15-gic")?;
+                g.gicv
+            }
+        };
+        let mut reg = alloc::vec![g.gicd.base, g.gicd.size];
+        if let Some(r) = cpu_interface {
+            reg.extend([r.base, r.size]);
+        }
+        fdt.property_array_u64("reg", &reg)?;
+        fdt.property_u32("phandle", GIC_PHANDLE)?;
+        fdt.end_node(gic)?;
+
+        let cpu_mask = match g.version {
+            GicVersion::V3 => 0,
+            GicVersion::V2 => ((1u32 << p.cpus.len()) - 1) << 8,
+        };
+        let mut cells = Vec::new();
+        for &intid in self.timer_irqs {
+            cells.extend([1, intid.saturating_sub(16), cpu_mask | IRQ_LEVEL_LOW]);
+        }
         let timer = fdt.begin_node("timer")?;
         fdt.property_string("compatible", "arm,armv8-timer")?;
+        fdt.property_array_u32("interrupts", &cells)?;
         fdt.property_null("always-on")?;
         fdt.end_node(timer)?;
 
@@ -82,6 +123,17 @@ mod tests {
     use platform::config::{PartitionKind, Region};
     use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 
+    fn gicv2() -> GicInfo {
+        GicInfo {
+            version: GicVersion::V2,
+            gicd: Region::new(0x0800_0000, 0x1_0000),
+            gicr: None,
+            gicc: Some(Region::new(0x0801_0000, 0x1_0000)),
+            gich: Some(Region::new(0x0803_0000, 0x1_0000)),
+            gicv: Some(Region::new(0x0804_0000, 0x1_0000)),
+        }
+    }
+
     #[test]
     fn describes_only_the_partitions_own_cpus_and_ram() {
         let rt = Partition {
@@ -92,9 +144,12 @@ mod tests {
             devices: alloc::vec![],
             irqs: alloc::vec![],
         };
+        let gic = gicv2();
         let blob = GuestDtb {
             partition: &rt,
             bootargs: "rt.selftest=none",
+            gic: &gic,
+            timer_irqs: &[29, 30, 27, 26],
         }
         .generate()
         .unwrap();
@@ -108,9 +163,12 @@ mod tests {
         assert!(info.cpus.iter().all(|c| c.enable == CpuEnable::Psci));
         assert_eq!(info.psci, Some(PsciConduit::Hvc));
         assert_eq!(info.bootargs.as_deref(), Some("rt.selftest=none"));
-        assert!(
-            info.gic.is_none() && info.uarts.is_empty(),
-            "no device leaks in"
-        );
+        assert!(info.uarts.is_empty(), "no device leaks in");
+        // The partition's GICC is the GICV frame: its CPU interface is virtual.
+        let seen = info.gic.expect("GIC described");
+        assert_eq!(seen.version, GicVersion::V2);
+        assert_eq!(seen.gicd, Region::new(0x0800_0000, 0x1_0000));
+        assert_eq!(seen.gicc, Some(Region::new(0x0804_0000, 0x1_0000)));
+        assert_eq!(info.timer_irqs, [29, 30, 27, 26]);
     }
 }

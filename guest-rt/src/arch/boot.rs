@@ -8,7 +8,7 @@ use smccc::Hvc;
 use spin::Once;
 
 use super::selftest::{self, Options, SelfTest};
-use super::{console, heap, hvc, mmu, timer};
+use super::{console, gic, heap, hvc, irq, mmu, timer};
 
 struct Boot {
     options: Options,
@@ -71,7 +71,15 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         info!("memory {m}");
     }
     info!("{} vCPUs, bootargs `{bootargs}`", board.cpus.len());
-    mmu::build(&board.memory);
+    let gic_info = board.gic.clone().unwrap_or_else(|| {
+        error!("the partition's DTB describes no interrupt controller");
+        power_off()
+    });
+    gic::init(&gic_info);
+    if let Some(&intid) = board.timer_irqs.get(2) {
+        timer::set_intid(intid);
+    }
+    mmu::build(&board.memory, gic::mmio_frame(&gic_info));
     let outside = board
         .memory
         .iter()
@@ -104,6 +112,7 @@ fn vcpu_main(index: usize) -> ! {
     let boot = BOOT
         .get()
         .expect("vCPU 0 publishes the boot facts before starting others");
+    gic::init_cpu();
     info!(
         "vCPU {index} up at EL1 (TPIDR {}), MMU and caches on",
         TPIDR_EL1.get()
@@ -111,8 +120,9 @@ fn vcpu_main(index: usize) -> ! {
     for tick in 1..=3 {
         timer::sleep_ns(10_000_000);
         info!(
-            "virtual timer: tick {tick} on vCPU {index} at {} us",
-            timer::now_ns() / 1000
+            "virtual timer: tick {tick} on vCPU {index} at {} us ({} interrupts)",
+            timer::now_ns() / 1000,
+            timer::interrupts()
         );
     }
     if index == 0 && boot.options.selftest == Some(SelfTest::Hypercalls) {
@@ -122,7 +132,11 @@ fn vcpu_main(index: usize) -> ! {
         }
         selftest::hypercall_sweep(boot.outside, boot.vcpus);
     }
-    info!("ready: vCPU {index}");
+    info!(
+        "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
+        timer::interrupts(),
+        irq::unexpected()
+    );
     hvc::ready();
     match boot.options.selftest {
         Some(SelfTest::Escape(addr)) if index == 1 => {

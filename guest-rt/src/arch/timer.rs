@@ -1,21 +1,79 @@
-//! The EL1 virtual timer (CNTV), polled: interrupt delivery arrives with the vGIC.
+//! The EL1 virtual timer (CNTV): one-shot deadlines, woken by its interrupt (PPI from the
+//! partition's DTB, forwarded by hv). No periodic tick.
 
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use aarch64_cpu::asm::wfi;
 use aarch64_cpu::registers::{
-    Readable, Writeable, CNTFRQ_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0,
+    Readable, Writeable, CNTFRQ_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, DAIF,
 };
+use log::warn;
 
-pub fn now_ns() -> u64 {
-    let freq = CNTFRQ_EL0.get().max(1);
-    (u128::from(CNTVCT_EL0.get()) * 1_000_000_000 / u128::from(freq)) as u64
+use super::{vcpu_index, MAX_VCPUS};
+
+/// Virtual timer INTID on every supported board unless the DTB says otherwise.
+static INTID: AtomicU32 = AtomicU32::new(27);
+static FIRED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+static INTERRUPTS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+/// How late past its deadline a wake-up may be before the timer counts as broken.
+const MISSING_AFTER_NS: u64 = 500_000_000;
+
+pub fn set_intid(intid: u32) {
+    INTID.store(intid, Ordering::Relaxed);
 }
 
-/// Arms the virtual timer `ns` from now (interrupt masked) and waits until it fires.
-pub fn sleep_ns(ns: u64) {
-    let ticks = (u128::from(ns) * u128::from(CNTFRQ_EL0.get()) / 1_000_000_000) as u64;
-    CNTV_TVAL_EL0.set(ticks.min(u64::from(u32::MAX)));
-    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::SET);
-    while !CNTV_CTL_EL0.is_set(CNTV_CTL_EL0::ISTATUS) {
-        core::hint::spin_loop();
-    }
+pub fn intid() -> u32 {
+    INTID.load(Ordering::Relaxed)
+}
+
+pub fn now_ns() -> u64 {
+    ticks_to_ns(CNTVCT_EL0.get())
+}
+
+fn ticks_to_ns(ticks: u64) -> u64 {
+    let freq = CNTFRQ_EL0.get().max(1);
+    (u128::from(ticks) * 1_000_000_000 / u128::from(freq)) as u64
+}
+
+fn ns_to_ticks(ns: u64) -> u64 {
+    (u128::from(ns) * u128::from(CNTFRQ_EL0.get()) / 1_000_000_000) as u64
+}
+
+/// Timer interrupts taken on this vCPU.
+pub fn interrupts() -> u64 {
+    INTERRUPTS[vcpu_index()].load(Ordering::Relaxed)
+}
+
+/// Top half: disarm the timer (its level output drops) and wake the sleeper.
+pub fn on_interrupt() {
     CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
+    let me = vcpu_index();
+    INTERRUPTS[me].fetch_add(1, Ordering::Relaxed);
+    FIRED[me].store(true, Ordering::Release);
+}
+
+/// Sleeps until the absolute virtual-counter time `deadline_ns`, waiting for the
+/// interrupt with WFI. If the interrupt never comes, says so and returns (no silent hang).
+pub fn sleep_until_ns(deadline_ns: u64) {
+    let me = vcpu_index();
+    FIRED[me].store(false, Ordering::Release);
+    CNTV_CVAL_EL0.set(ns_to_ticks(deadline_ns));
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+    while !FIRED[me].load(Ordering::Acquire) {
+        // WFI wakes on a pending interrupt even while PSTATE.I masks it; the interrupt is
+        // then taken in the short unmasked window below.
+        wfi();
+        DAIF.write(DAIF::I::Unmasked);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        DAIF.write(DAIF::D::Masked + DAIF::A::Masked + DAIF::I::Masked + DAIF::F::Masked);
+        if now_ns() > deadline_ns + MISSING_AFTER_NS && !FIRED[me].load(Ordering::Acquire) {
+            warn!("virtual timer interrupt missing on vCPU {me}: woke by polling");
+            CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
+            return;
+        }
+    }
+}
+
+pub fn sleep_ns(ns: u64) {
+    sleep_until_ns(now_ns() + ns);
 }

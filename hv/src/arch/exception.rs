@@ -144,10 +144,12 @@ unsafe extern "C" {
 }
 
 extern "C" fn handle_exception(frame: &mut Frame, slot: u64) {
-    if slot == 8 {
+    match slot {
         // Synchronous, from a guest at EL1 (AArch64).
-        super::vcpu::handle_trap(frame);
-        return;
+        8 => return super::vcpu::handle_trap(frame),
+        // IRQ while a guest ran.
+        9 => return super::vcpu::handle_irq(),
+        _ => {}
     }
     let origin = match slot / 4 {
         0 => Origin::CurrentElSp0,

@@ -6,6 +6,7 @@ pub mod console;
 pub mod cpu;
 pub mod entry;
 pub mod exception;
+pub mod gic;
 pub mod heap;
 pub mod image;
 pub mod mmu;

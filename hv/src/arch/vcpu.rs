@@ -18,12 +18,13 @@ use platform::abi;
 use spin::{Mutex, Once};
 
 use super::exception::Frame;
-use super::{cache, console, cpu, power};
+use super::{cache, console, cpu, gic, power};
 use crate::esr::Esr;
 use crate::guest_image::Placement;
 use crate::hypercall::{self, Call};
 use crate::layout::MAX_CPUS;
 use crate::partition::{LineBuffer, PartitionState, StopReason};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
 pub struct Running {
@@ -61,10 +62,17 @@ impl Running {
 }
 
 static PARTITIONS: Once<Vec<Running>> = Once::new();
+/// INTID of the EL1 virtual timer PPI (from the board's DTB), forwarded to every vCPU.
+static VTIMER: Once<u32> = Once::new();
 /// Power off once every started partition reported ready (`--smoke`).
 static SMOKE: Once<bool> = Once::new();
 static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
     [const { Mutex::new(LineBuffer::new()) }; MAX_CPUS];
+
+/// The virtual timer PPI on every board Bulkhead supports (GIC INTID 27).
+const DEFAULT_VTIMER: u32 = 27;
+/// Interrupts hv took but could not forward, per CPU.
+static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// SCTLR_EL1 at vCPU entry: RES1 bits only (MMU, caches and alignment checks off), as an
 /// EL1 kernel expects from the boot protocol. Arm ARM D24.2.175: RES1 bits 29, 28, 23, 22,
@@ -76,8 +84,9 @@ const SPSR_EL1H_MASKED: u64 = 0x3c5;
 const VTCR_T0SZ: u64 = 64 - crate::stage2::IPA_BITS as u64;
 
 /// Publishes the started partitions; secondaries waiting in [`run`] pick them up.
-pub fn install(partitions: Vec<Running>, smoke: bool) {
+pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32) {
     SMOKE.call_once(|| smoke);
+    VTIMER.call_once(|| vtimer);
     PARTITIONS.call_once(|| partitions);
     cpu::send_event();
 }
@@ -141,6 +150,10 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     VMPIDR_EL2.write(VMPIDR_EL2::RES1::SET + VMPIDR_EL2::Aff0.val(vcpu as u64));
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
     CNTVOFF_EL2.set(0);
+    if let Some(gic) = gic::get() {
+        gic.init_cpu();
+        gic.enable_private(VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER));
+    }
     let stack_top = super::image::stack_top(cpu::index());
     // SAFETY: the stage-2 tables map only the partition's own memory, so whatever the guest
     // does at EL1 stays inside its sandbox; hv's stack is reset because nothing on it is
@@ -168,6 +181,26 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
             context = in(reg) context,
             options(noreturn),
         )
+    }
+}
+
+/// A physical interrupt taken while this CPU's vCPU ran (HCR_EL2.IMO): forwarded to the
+/// vCPU as a hardware-linked virtual interrupt when it is the vCPU's own (its virtual
+/// timer), otherwise deactivated and counted.
+pub fn handle_irq() {
+    let Some(gic) = gic::get() else {
+        return;
+    };
+    let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
+    while let Some(intid) = gic.acknowledge() {
+        if intid == vtimer && gic.inject_hw(intid) {
+            continue;
+        }
+        gic.deactivate(intid);
+        let dropped = DROPPED[cpu::index()].fetch_add(1, Ordering::Relaxed);
+        if dropped == 0 {
+            warn!("interrupt {intid} not forwarded (no owner or no free list register)");
+        }
     }
 }
 

@@ -1,0 +1,112 @@
+//! The partition's CPU interface to its (virtual) GIC: acknowledge and end interrupts.
+//!
+//! On GICv3 these are the ICC_* system registers, which `hv` turns into the virtual ICV_*
+//! interface; on GICv2 it is the GICC frame the partition's DTB names (hv maps the GICV
+//! frame there). Offsets: Arm IHI 0048B 4.4 (GICC), IHI 0069 12.2 (ICC).
+
+use platform::config::GicVersion;
+use platform::dtb::GicInfo;
+use spin::Once;
+
+#[derive(Clone, Copy)]
+enum Interface {
+    V3,
+    /// Base of the (virtual) GICC frame.
+    V2(usize),
+}
+
+static INTERFACE: Once<Interface> = Once::new();
+
+const GICC_CTLR: usize = 0x00;
+const GICC_PMR: usize = 0x04;
+const GICC_IAR: usize = 0x0c;
+const GICC_EOIR: usize = 0x10;
+/// GICC_CTLR: enable group 0 and group 1 interrupts.
+const GICC_CTLR_ENABLE: u32 = 0b11;
+/// INTIDs at or above this are spurious.
+const SPURIOUS: u32 = 1020;
+
+/// Records the interface from the partition's DTB (vCPU 0, once).
+pub fn init(info: &GicInfo) {
+    INTERFACE.call_once(|| match (info.version, info.gicc) {
+        (GicVersion::V2, Some(gicc)) => Interface::V2(gicc.base as usize),
+        _ => Interface::V3,
+    });
+}
+
+/// The frame guest-rt must map as device memory (GICv2 only).
+pub fn mmio_frame(info: &GicInfo) -> Option<platform::config::Region> {
+    match info.version {
+        GicVersion::V2 => info.gicc,
+        GicVersion::V3 => None,
+    }
+}
+
+fn reg(base: usize, offset: usize) -> *mut u32 {
+    (base + offset) as *mut u32
+}
+
+/// Enables this vCPU's interface: every priority unmasked, both groups on.
+pub fn init_cpu() {
+    match INTERFACE.get() {
+        Some(Interface::V3) => {
+            // SAFETY: these registers configure only this vCPU's (virtual) CPU interface.
+            unsafe {
+                core::arch::asm!(
+                    "mrs {t}, icc_sre_el1",
+                    "orr {t}, {t}, #1",
+                    "msr icc_sre_el1, {t}",
+                    "isb",
+                    "msr icc_pmr_el1, {pmr}",
+                    "msr icc_igrpen1_el1, {one}",
+                    "isb",
+                    t = out(reg) _,
+                    pmr = in(reg) 0xffu64,
+                    one = in(reg) 1u64,
+                    options(nostack)
+                );
+            }
+        }
+        Some(Interface::V2(base)) => {
+            // SAFETY: the GICC frame is mapped as device memory and banked per vCPU.
+            unsafe {
+                reg(*base, GICC_PMR).write_volatile(0xff);
+                reg(*base, GICC_CTLR).write_volatile(GICC_CTLR_ENABLE);
+            }
+        }
+        None => {}
+    }
+}
+
+/// Acknowledges the pending interrupt, if any.
+pub fn acknowledge() -> Option<u32> {
+    let intid = match INTERFACE.get()? {
+        Interface::V3 => {
+            let iar: u64;
+            // SAFETY: acknowledging hands the interrupt to this handler, which ends it.
+            unsafe { core::arch::asm!("mrs {0}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+            iar as u32 & 0xff_ffff
+        }
+        Interface::V2(base) => {
+            // SAFETY: as above, through the mapped GICC frame.
+            let iar = unsafe { reg(*base, GICC_IAR).read_volatile() };
+            iar & 0x3ff
+        }
+    };
+    (intid < SPURIOUS).then_some(intid)
+}
+
+/// Ends (drops priority and deactivates) an acknowledged interrupt.
+pub fn end(intid: u32) {
+    match INTERFACE.get() {
+        Some(Interface::V3) => {
+            // SAFETY: ends the interrupt this vCPU acknowledged.
+            unsafe {
+                core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack))
+            };
+        }
+        // SAFETY: as above, through the mapped GICC frame.
+        Some(Interface::V2(base)) => unsafe { reg(*base, GICC_EOIR).write_volatile(intid) },
+        None => {}
+    }
+}

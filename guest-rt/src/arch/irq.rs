@@ -1,0 +1,25 @@
+//! The interrupt top half: acknowledge, dispatch, end. Runs with interrupts masked and
+//! does only bounded work (the timer's is to disarm it and flag the sleeper); anything
+//! longer belongs in a handler thread once the kernel runs threads on target.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::{gic, timer, vcpu_index, MAX_VCPUS};
+
+/// Interrupts that nobody here expects, per vCPU.
+static UNEXPECTED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+
+pub extern "C" fn handle() {
+    while let Some(intid) = gic::acknowledge() {
+        if intid == timer::intid() {
+            timer::on_interrupt();
+        } else {
+            UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
+        }
+        gic::end(intid);
+    }
+}
+
+pub fn unexpected() -> u64 {
+    UNEXPECTED[vcpu_index()].load(Ordering::Relaxed)
+}

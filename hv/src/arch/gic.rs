@@ -1,0 +1,324 @@
+//! The physical GIC (v2 or v3), owned by hv: distributor and per-CPU setup, acknowledging
+//! interrupts at EL2, and injecting virtual interrupts through the virtualization
+//! interface (GICv3 ICH list registers, GICv2 GICH list registers).
+//!
+//! Register offsets and fields: Arm IHI 0048B (GICv2 architecture specification: GICD
+//! 4.3, GICC 4.4, GICH 5.3) and Arm IHI 0069 (GICv3: GICD 12.9, GICR 12.10/12.11, ICC and
+//! ICH system registers 12.2-12.5). Guests never touch this driver's frames: their GICD is
+//! unmapped and their CPU interface is virtual (GICv3 ICV_* registers, the GICv2 GICV
+//! frame mapped where they expect GICC).
+
+use aarch64_cpu::registers::{
+    Readable, Writeable, ICC_SRE_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR1_EL2, ICH_LR2_EL2,
+    ICH_LR3_EL2, ICH_VTR_EL2,
+};
+use platform::config::GicVersion;
+use platform::dtb::GicInfo;
+use spin::Once;
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+use super::cpu;
+
+register_structs! {
+    /// Distributor (common part of v2 and v3).
+    Gicd {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => _reserved0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _reserved1),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _reserved2),
+        (0x1000 => @END),
+    },
+    /// GICv3 redistributor, SGI/PPI frame (RD_base + 64 KiB).
+    GicrSgi {
+        (0x000 => _reserved0),
+        (0x080 => igroupr0: ReadWrite<u32>),
+        (0x084 => _reserved1),
+        (0x100 => isenabler0: ReadWrite<u32>),
+        (0x104 => _reserved2),
+        (0x180 => icenabler0: ReadWrite<u32>),
+        (0x184 => _reserved3),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 8]),
+        (0x420 => @END),
+    },
+    /// GICv2 CPU interface.
+    Gicc {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => pmr: ReadWrite<u32>),
+        (0x008 => _bpr: ReadWrite<u32>),
+        (0x00c => iar: ReadOnly<u32>),
+        (0x010 => eoir: WriteOnly<u32>),
+        (0x014 => _reserved0),
+        (0x1000 => dir: WriteOnly<u32>),
+        (0x1004 => @END),
+    },
+    /// GICv2 virtual interface control.
+    Gich {
+        (0x000 => hcr: ReadWrite<u32>),
+        (0x004 => vtr: ReadOnly<u32>),
+        (0x008 => _reserved0),
+        (0x030 => elrsr0: ReadOnly<u32>),
+        (0x034 => _reserved1),
+        (0x100 => lr: [ReadWrite<u32>; 64]),
+        (0x200 => @END),
+    }
+}
+
+/// GICD_CTLR: ARE and both group enables (v3, single security state: DS = 1 on QEMU virt).
+const GICD_CTLR_V3: u32 = (1 << 4) | (1 << 1) | 1;
+/// GICD_CTLR (v2): forward group 0 and group 1.
+const GICD_CTLR_V2: u32 = 0b11;
+/// ICC_CTLR_EL1.EOImode (bit 1; aarch64-cpu declares only ExtRange): EOIR drops priority
+/// only, deactivation is separate (the guest's EOI of the HW-linked virtual interrupt).
+const ICC_CTLR_EOIMODE: u64 = 1 << 1;
+/// GICR_WAKER: ProcessorSleep (1), ChildrenAsleep (2).
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+/// GICv2 GICC_CTLR: EnableGrp0 | EnableGrp1 | EOImode for group 0 (bit 9): a write to
+/// EOIR only drops priority; the guest's virtual EOI deactivates (HW list registers).
+const GICC_CTLR: u32 = 0b11 | (1 << 9);
+/// GICH_HCR.En.
+const GICH_HCR_EN: u32 = 1;
+/// Priority hv gives the interrupts it forwards (lower is more urgent).
+const PRIORITY: u8 = 0xa0;
+/// INTIDs at or above this are special (spurious).
+const SPURIOUS: u32 = 1020;
+/// Frame of one GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
+const GICR_STRIDE: usize = 0x2_0000;
+const GICR_WAKER: usize = 0x14;
+const GICR_SGI_OFFSET: usize = 0x1_0000;
+
+pub struct Gic {
+    version: GicVersion,
+    gicd: usize,
+    gicr: usize,
+    gicc: usize,
+    gich: usize,
+    list_registers: Once<usize>,
+}
+
+static GIC: Once<Gic> = Once::new();
+
+fn mmio<T>(base: usize) -> &'static T {
+    // SAFETY: the bases come from the DTB's GIC node, identity-mapped as device memory by
+    // hv's stage-1 tables, used by hv only (no partition maps them).
+    unsafe { &*(base as *const T) }
+}
+
+pub fn get() -> Option<&'static Gic> {
+    GIC.get()
+}
+
+/// Records the GIC and enables the distributor (boot CPU, once).
+pub fn init(info: &GicInfo) -> &'static Gic {
+    let gic = GIC.call_once(|| Gic {
+        version: info.version,
+        gicd: info.gicd.base as usize,
+        gicr: info.gicr.map_or(0, |r| r.base as usize),
+        gicc: info.gicc.map_or(0, |r| r.base as usize),
+        gich: info.gich.map_or(0, |r| r.base as usize),
+        list_registers: Once::new(),
+    });
+    let gicd: &Gicd = mmio(gic.gicd);
+    match gic.version {
+        GicVersion::V3 => {
+            gicd.ctlr.set(GICD_CTLR_V3);
+            while gicd.ctlr.get() & (1 << 31) != 0 {
+                core::hint::spin_loop();
+            }
+        }
+        GicVersion::V2 => gicd.ctlr.set(GICD_CTLR_V2),
+    }
+    gic
+}
+
+impl Gic {
+    pub fn version(&self) -> GicVersion {
+        self.version
+    }
+
+    /// Number of INTIDs the distributor implements (GICD_TYPER.ITLinesNumber).
+    pub fn lines(&self) -> u32 {
+        let gicd: &Gicd = mmio(self.gicd);
+        32 * ((gicd.typer.get() & 0x1f) + 1)
+    }
+
+    fn gicr_sgi(&self, cpu: usize) -> &'static GicrSgi {
+        mmio(self.gicr + cpu * GICR_STRIDE + GICR_SGI_OFFSET)
+    }
+
+    /// Sets up this CPU's interface and virtualization interface. Called on every CPU that
+    /// runs a vCPU, before entering it.
+    pub fn init_cpu(&self) {
+        let me = cpu::index();
+        match self.version {
+            GicVersion::V3 => {
+                let waker = mmio::<ReadWrite<u32>>(self.gicr + me * GICR_STRIDE + GICR_WAKER);
+                waker.set(waker.get() & !WAKER_PROCESSOR_SLEEP);
+                while waker.get() & WAKER_CHILDREN_ASLEEP != 0 {
+                    core::hint::spin_loop();
+                }
+                let sgi = self.gicr_sgi(me);
+                sgi.igroupr0.set(u32::MAX);
+                ICC_SRE_EL2.write(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);
+                aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+                // SAFETY: CTLR, PMR and IGRPEN1 only configure this CPU's physical interface;
+                // hv runs with PSTATE.I set, so nothing is taken at EL2 until a guest runs.
+                unsafe {
+                    core::arch::asm!(
+                        "msr icc_ctlr_el1, {ctlr}",
+                        "msr icc_pmr_el1, {pmr}",
+                        "msr icc_igrpen1_el1, {one}",
+                        "isb",
+                        ctlr = in(reg) ICC_CTLR_EOIMODE,
+                        pmr = in(reg) 0xffu64,
+                        one = in(reg) 1u64,
+                        options(nostack)
+                    );
+                }
+                ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
+                self.list_registers
+                    .call_once(|| (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1) as usize);
+            }
+            GicVersion::V2 => {
+                let gicc: &Gicc = mmio(self.gicc);
+                gicc.pmr.set(0xff);
+                gicc.ctlr.set(GICC_CTLR);
+                let gich: &Gich = mmio(self.gich);
+                gich.hcr.set(GICH_HCR_EN);
+                self.list_registers
+                    .call_once(|| ((gich.vtr.get() & 0x3f) + 1) as usize);
+            }
+        }
+    }
+
+    /// Enables the banked PPI or SGI `intid` on this CPU, routed to its interface.
+    pub fn enable_private(&self, intid: u32) {
+        let bit = 1u32 << intid;
+        let byte = intid as usize;
+        match self.version {
+            GicVersion::V3 => {
+                let sgi = self.gicr_sgi(cpu::index());
+                set_priority(&sgi.ipriorityr[byte / 4], byte);
+                sgi.isenabler0.set(bit);
+            }
+            GicVersion::V2 => {
+                // GICD's first registers are banked per CPU for SGIs and PPIs.
+                let gicd: &Gicd = mmio(self.gicd);
+                set_priority(&gicd.ipriorityr[byte / 4], byte);
+                gicd.isenabler[0].set(bit);
+            }
+        }
+    }
+
+    /// Acknowledges the highest-priority pending interrupt; `None` if spurious. The
+    /// priority is dropped at once; the interrupt stays active until deactivated (by the
+    /// guest's EOI of the linked virtual interrupt, or by [`Self::deactivate`]).
+    pub fn acknowledge(&self) -> Option<u32> {
+        let intid = match self.version {
+            GicVersion::V3 => {
+                let iar: u64;
+                // SAFETY: reading IAR acknowledges an interrupt; hv handles what it returns.
+                unsafe {
+                    core::arch::asm!("mrs {0}, icc_iar1_el1", out(reg) iar, options(nostack));
+                }
+                (iar & 0xff_ffff) as u32
+            }
+            GicVersion::V2 => mmio::<Gicc>(self.gicc).iar.get() & 0x3ff,
+        };
+        if intid >= SPURIOUS {
+            return None;
+        }
+        match self.version {
+            GicVersion::V3 => {
+                // SAFETY: EOIR with EOImode = 1 only drops the running priority.
+                unsafe {
+                    core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack));
+                }
+            }
+            GicVersion::V2 => mmio::<Gicc>(self.gicc).eoir.set(intid),
+        }
+        Some(intid)
+    }
+
+    /// Deactivates an interrupt hv acknowledged but does not forward.
+    pub fn deactivate(&self, intid: u32) {
+        match self.version {
+            GicVersion::V3 => {
+                // SAFETY: DIR deactivates the given (active) interrupt of this CPU.
+                unsafe {
+                    core::arch::asm!("msr icc_dir_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack));
+                }
+            }
+            GicVersion::V2 => mmio::<Gicc>(self.gicc).dir.set(intid),
+        }
+    }
+
+    /// Makes virtual interrupt `intid` pending for the vCPU on this CPU, linked to the
+    /// physical interrupt of the same number (the guest's EOI deactivates it). Returns
+    /// false when every list register is in use.
+    pub fn inject_hw(&self, intid: u32) -> bool {
+        let count = self.list_registers.get().copied().unwrap_or(0);
+        match self.version {
+            GicVersion::V3 => {
+                for n in 0..count.min(4) {
+                    if read_lr(n) >> 62 == 0 {
+                        let lr = (0b01 << 62) // pending
+                            | (1 << 61) // HW
+                            | (1 << 60) // group 1
+                            | (u64::from(PRIORITY) << 48)
+                            | (u64::from(intid) << 32)
+                            | u64::from(intid);
+                        write_lr(n, lr);
+                        return true;
+                    }
+                }
+                false
+            }
+            GicVersion::V2 => {
+                let gich: &Gich = mmio(self.gich);
+                let empty = gich.elrsr0.get();
+                for n in 0..count.min(32) {
+                    if empty & (1 << n) != 0 {
+                        let lr = (1 << 31) // HW
+                            | (0b01 << 28) // pending, group 0
+                            | (u32::from(PRIORITY >> 3) << 23)
+                            | (intid << 10)
+                            | intid;
+                        gich.lr[n].set(lr);
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+fn set_priority(reg: &ReadWrite<u32>, intid: usize) {
+    let shift = (intid % 4) * 8;
+    reg.set((reg.get() & !(0xff << shift)) | (u32::from(PRIORITY) << shift));
+}
+
+fn read_lr(n: usize) -> u64 {
+    match n {
+        0 => ICH_LR0_EL2.get(),
+        1 => ICH_LR1_EL2.get(),
+        2 => ICH_LR2_EL2.get(),
+        _ => ICH_LR3_EL2.get(),
+    }
+}
+
+fn write_lr(n: usize, value: u64) {
+    match n {
+        0 => ICH_LR0_EL2.set(value),
+        1 => ICH_LR1_EL2.set(value),
+        2 => ICH_LR2_EL2.set(value),
+        _ => ICH_LR3_EL2.set(value),
+    }
+}
