@@ -29,6 +29,8 @@ pub enum ImageError {
     NoMagic,
     /// The region's base is not 2 MiB aligned, as the boot protocol requires.
     MisalignedRam(u64),
+    /// `text_offset` is not page aligned.
+    MisalignedOffset(u64),
     DoesNotFit {
         needed: u64,
         available: u64,
@@ -41,6 +43,9 @@ impl fmt::Display for ImageError {
             Self::TooShort(n) => write!(f, "{n} bytes is too short for an arm64 Image"),
             Self::NoMagic => write!(f, "no arm64 Image magic (ARM\\x64) at offset 0x38"),
             Self::MisalignedRam(base) => write!(f, "partition RAM at {base:#x} is not 2 MiB aligned"),
+            Self::MisalignedOffset(offset) => {
+                write!(f, "text_offset {offset:#x} in the Image header is not 4 KiB aligned")
+            }
             Self::DoesNotFit { needed, available } => write!(
                 f,
                 "the Image needs {needed:#x} bytes of RAM (with its DTB), the partition has {available:#x}"
@@ -68,8 +73,15 @@ pub fn place(image: &[u8], ram: Region) -> Result<Placement, ImageError> {
         0 => (0x8_0000, 0),
         size => (le64(image, 8), size),
     };
+    if text_offset % 4096 != 0 {
+        return Err(ImageError::MisalignedOffset(text_offset));
+    }
     let size = image_size.max(image.len() as u64);
-    let needed = text_offset + size + DTB_ROOM;
+    // Header fields are untrusted: a wrapped sum must not pass the size check.
+    let needed = text_offset
+        .checked_add(size)
+        .and_then(|n| n.checked_add(DTB_ROOM))
+        .unwrap_or(u64::MAX);
     if needed > ram.size {
         return Err(ImageError::DoesNotFit {
             needed,
@@ -129,5 +141,30 @@ mod tests {
             place(&image(0x8_0000, 0x30_0000, 4096), ram),
             Err(ImageError::DoesNotFit { .. })
         ));
+    }
+
+    #[test]
+    fn hostile_header_values_cannot_wrap_past_the_size_check() {
+        let ram = Region::new(0x4200_0000, 0x600_0000);
+        // text_offset + image_size would wrap to a small number without checked arithmetic.
+        let wrap = u64::MAX - 0xfff;
+        assert!(matches!(
+            place(&image(wrap, 0x2000, 4096), ram),
+            Err(ImageError::DoesNotFit {
+                needed: u64::MAX,
+                ..
+            })
+        ));
+        assert!(matches!(
+            place(&image(0x1000, u64::MAX - 0x800, 4096), ram),
+            Err(ImageError::DoesNotFit {
+                needed: u64::MAX,
+                ..
+            })
+        ));
+        assert_eq!(
+            place(&image(0x8_0010, 0x1000, 4096), ram),
+            Err(ImageError::MisalignedOffset(0x8_0010))
+        );
     }
 }

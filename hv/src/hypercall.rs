@@ -64,6 +64,8 @@ fn psci_implemented(function: u32) -> bool {
             | psci::PSCI_MIGRATE_INFO_TYPE
             | psci::PSCI_SYSTEM_OFF
             | psci::PSCI_SYSTEM_RESET
+            // Linux asks this before using SMCCC 1.1 (SMCCC_VERSION is implemented).
+            | abi::SMCCC_VERSION
     )
 }
 
@@ -199,6 +201,7 @@ mod tests {
     fn psci_features_lists_only_what_is_implemented() {
         assert_eq!(psci_features(psci::PSCI_CPU_ON_64), 0);
         assert_eq!(psci_features(psci::PSCI_SYSTEM_RESET), 0);
+        assert_eq!(psci_features(abi::SMCCC_VERSION), 0);
         assert_eq!(psci_features(psci::PSCI_CPU_SUSPEND_64), -1);
         assert_eq!(psci_features(0xdead_beef), -1);
     }

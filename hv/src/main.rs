@@ -1,8 +1,9 @@
 //! Bulkhead `hv`: the EL2 hypervisor that splits one machine into partitions.
 //!
-//! Portable modules (`esr`, `layout`, `options`) are unit-tested on the host with
-//! `cargo test -p hv`; `arch` and `boot` exist only on `aarch64-unknown-none`. hv runs
-//! with interrupts masked and has no scheduler: every path is short and bounded.
+//! Portable modules (everything but `arch` and `boot`) are unit-tested on the host with
+//! `cargo test -p hv`; `arch` and `boot` exist only on the bare-metal target (hv is built
+//! for `aarch64-unknown-none-softfloat`: it never touches the guests' FP/SIMD registers).
+//! hv runs with interrupts masked and has no scheduler: every path is short and bounded.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
@@ -16,7 +17,8 @@ mod layout;
 mod options;
 mod partition;
 mod stage2;
-// The distributor model is built and host-tested ahead of the GIC driver that will use it.
+// The distributor model (host-tested) is ahead of the trap path that will feed it guest
+// GICD accesses; on the target nothing calls it yet.
 #[cfg_attr(target_os = "none", allow(dead_code))]
 mod vgic;
 

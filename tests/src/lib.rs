@@ -59,20 +59,30 @@ pub fn edited_image(
     (config, out)
 }
 
-/// Boots until `enough` holds for the lines so far (then QEMU is killed) or the timeout.
+/// How long to keep watching after what a test waited for, so that what must not follow
+/// (more output from a stopped vCPU, QEMU exiting) has the chance to show.
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// Boots until `enough` holds for the lines so far, watches [`GRACE`] longer, then kills
+/// QEMU (or stops at the timeout).
 pub fn boot_until(boot: &Boot, enough: impl Fn(&[String]) -> bool) -> BootLog {
-    let log =
-        qemu::capture_until(boot, BOOT_TIMEOUT, false, enough).unwrap_or_else(|e| panic!("{e}"));
+    let log = qemu::capture_until(boot, BOOT_TIMEOUT, false, enough, GRACE)
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("---- console ----\n{}\n-----------------", log.text());
     log
 }
 
-/// Byte offset of payload number `index` (table order) in a system image.
-pub fn payload_offset(image: &[u8], index: usize) -> usize {
-    let table = (0..image.len())
+/// Offset of the payload table in a system image (page aligned, starts with its magic).
+pub fn table_offset(image: &[u8]) -> usize {
+    (0..image.len())
         .step_by(4096)
         .find(|&at| image[at..].starts_with(b"BLKHDIMG"))
-        .expect("system image has a payload table");
+        .expect("system image has a payload table")
+}
+
+/// Byte offset of payload number `index` (table order) in a system image.
+pub fn payload_offset(image: &[u8], index: usize) -> usize {
+    let table = table_offset(image);
     let entry = table + 32 + index * 32;
     let offset = u64::from_le_bytes(image[entry + 8..entry + 16].try_into().expect("8 bytes"));
     table + offset as usize

@@ -1,16 +1,8 @@
 //! Bad input at boot is a named error followed by a clean stop, never a hang: a DTB that
 //! disagrees with the board config, a corrupt or truncated system image, a fault in hv.
 
-use bulkhead_tests::{board, boot, edited_image};
+use bulkhead_tests::{board, boot, edited_image, table_offset};
 use xtask::qemu::Boot;
-
-/// Offset of the payload table in a system image (it starts with its magic, page aligned).
-fn table_offset(image: &[u8]) -> usize {
-    (0..image.len())
-        .step_by(4096)
-        .find(|&at| image[at..].starts_with(b"BLKHDIMG"))
-        .expect("system image has a payload table")
-}
 
 /// Asserts hv printed a FATAL line containing `reason` and QEMU then exited.
 fn assert_refused(log: &xtask::qemu::BootLog, reason: &str) {

@@ -11,7 +11,10 @@ use platform::image::{build as build_table, PayloadKind};
 
 use crate::{step, target_dir, workspace_root, Error};
 
+/// Target of the RT kernel (may use FP/SIMD).
 pub const TARGET: &str = "aarch64-unknown-none";
+/// Target of hv: no FP/SIMD, so a trap never clobbers a guest's FP registers.
+pub const HV_TARGET: &str = "aarch64-unknown-none-softfloat";
 /// Offset of `image_size` in the arm64 Image header.
 const IMAGE_SIZE_OFFSET: usize = arm64_boot::IMAGE_SIZE_OFFSET;
 const IMAGE_MAGIC_OFFSET: usize = arm64_boot::IMAGE_MAGIC_OFFSET;
@@ -22,29 +25,30 @@ pub struct Binaries {
     pub guest_rt: PathBuf,
 }
 
-/// `cargo build` of `hv` and `guest-rt` for the target.
+/// `cargo build` of `hv` and `guest-rt` for their targets.
 pub fn build_binaries() -> Result<Binaries, Error> {
-    step("building hv and guest-rt (aarch64-unknown-none, release)");
-    crate::run(
-        Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "hv",
-                "-p",
-                "guest-rt",
-                "--bins",
-                "--target",
-                TARGET,
-            ]),
-    )?;
-    let dir = target_dir().join(TARGET).join("release");
+    step(&format!(
+        "building hv ({HV_TARGET}) and guest-rt ({TARGET}), release"
+    ));
+    for (package, target) in [("hv", HV_TARGET), ("guest-rt", TARGET)] {
+        crate::run(
+            Command::new(env!("CARGO"))
+                .current_dir(workspace_root())
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    package,
+                    "--bins",
+                    "--target",
+                    target,
+                ]),
+        )?;
+    }
     Ok(Binaries {
-        hv: dir.join("hv"),
-        guest_rt: dir.join("guest-rt"),
+        hv: target_dir().join(HV_TARGET).join("release/hv"),
+        guest_rt: target_dir().join(TARGET).join("release/guest-rt"),
     })
 }
 
@@ -66,14 +70,14 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, Error> {
     for segment in file.segments() {
         let data = segment
             .data()
-            .map_err(|e| Error::new(format!("reading an hv segment: {e}")))?;
+            .map_err(|e| Error::new(format!("reading a segment: {e}")))?;
         let at = segment.address() as usize;
         if data.is_empty() {
             continue;
         }
         let dst = flat.get_mut(at..at + data.len()).ok_or_else(|| {
             Error::new(format!(
-                "hv segment at {at:#x} lies beyond __hv_end {end:#x}"
+                "segment at {at:#x} lies beyond __image_end {end:#x}"
             ))
         })?;
         dst.copy_from_slice(data);

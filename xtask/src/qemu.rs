@@ -118,15 +118,18 @@ impl BootLog {
 /// Boots and captures the console until QEMU exits or `timeout` passes (then QEMU is
 /// killed). `echo` passes each line through to our stdout as it arrives.
 pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Error> {
-    capture_until(boot, timeout, echo, |_| false)
+    capture_until(boot, timeout, echo, |_| false, Duration::ZERO)
 }
 
-/// Like [`capture`], but also kills QEMU as soon as `enough` says the lines so far suffice.
+/// Like [`capture`], but once `enough` says the lines so far suffice, keeps reading for
+/// `grace` more (so what must *not* happen next has a chance to show) and then kills QEMU.
+/// If QEMU exits on its own meanwhile, the log says so (`status`).
 pub fn capture_until(
     boot: &Boot,
     timeout: Duration,
     echo: bool,
     enough: impl Fn(&[String]) -> bool,
+    grace: Duration,
 ) -> Result<BootLog, Error> {
     let mut cmd = boot.command()?;
     cmd.stdin(Stdio::null())
@@ -152,7 +155,8 @@ pub fn capture_until(
         });
     }
     drop(tx);
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
+    let mut satisfied = false;
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -163,26 +167,28 @@ pub fn capture_until(
                     println!("{line}");
                 }
                 lines.push(line);
-                if enough(&lines) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Ok(BootLog {
-                        lines,
-                        status: None,
-                        timed_out: false,
-                    });
+                if !satisfied && enough(&lines) {
+                    satisfied = true;
+                    deadline = Instant::now() + grace;
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() >= deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(BootLog {
+                    lines,
+                    status: Some(status),
+                    timed_out: false,
+                });
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Ok(BootLog {
                 lines,
                 status: None,
-                timed_out: true,
+                timed_out: !satisfied,
             });
         }
     }
@@ -210,7 +216,7 @@ pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
         return Err(format!("hv stopped with an error: {fatal}"));
     }
     let missing: Vec<u32> = (0..config.board.cpus)
-        .filter(|cpu| !log.contains(&format!("ready: cpu {cpu} online")))
+        .filter(|cpu| !log.contains(&format!("[hv cpu{cpu}] ready: cpu {cpu} online")))
         .collect();
     if !missing.is_empty() {
         return Err(format!(
@@ -224,7 +230,13 @@ pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
     }
     for p in started_partitions(config) {
         let missing: Vec<usize> = (0..p.cpus.len())
-            .filter(|v| !log.contains(&format!("ready: partition `{}` vCPU {v} ", p.name)))
+            .filter(|v| {
+                let cpu = p.cpus[*v];
+                !log.contains(&format!(
+                    "[hv cpu{cpu}] ready: partition `{}` vCPU {v} ",
+                    p.name
+                ))
+            })
             .collect();
         if !missing.is_empty() {
             return Err(format!(
@@ -238,7 +250,11 @@ pub fn judge_smoke(config: &Config, log: &BootLog) -> Result<(), String> {
             ));
         }
     }
-    if !log.contains("smoke: every CPU") {
+    if !log
+        .lines
+        .iter()
+        .any(|l| l.starts_with("[hv cpu") && l.contains("] smoke: every CPU"))
+    {
         return Err("hv never confirmed that everything is ready".into());
     }
     match log.status {

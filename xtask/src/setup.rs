@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::{step, Error};
 
-const TARGET: &str = "aarch64-unknown-none";
+const TARGETS: [&str; 2] = ["aarch64-unknown-none", "aarch64-unknown-none-softfloat"];
 const QEMU: &str = "qemu-system-aarch64";
 /// `raspi4b` arrived in QEMU 9.0.
 const QEMU_MIN_MAJOR: u32 = 9;
@@ -28,15 +28,18 @@ fn output(cmd: &mut Command) -> Option<String> {
 
 pub fn ensure_rust_target() -> Result<(), Error> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
-        .ok_or_else(|| Error::new("`rustup` is needed to add the aarch64-unknown-none target"))?;
-    if installed.lines().any(|l| l.trim() == TARGET) {
-        step(&format!("rust target {TARGET}: present"));
-        return Ok(());
+        .ok_or_else(|| Error::new("`rustup` is needed to add the aarch64 bare-metal targets"))?;
+    for target in TARGETS {
+        if installed.lines().any(|l| l.trim() == target) {
+            step(&format!("rust target {target}: present"));
+        } else {
+            step(&format!(
+                "rust target {target}: installing (rustup target add)"
+            ));
+            crate::run(Command::new("rustup").args(["target", "add", target]))?;
+        }
     }
-    step(&format!(
-        "rust target {TARGET}: installing (rustup target add)"
-    ));
-    crate::run(Command::new("rustup").args(["target", "add", TARGET]))
+    Ok(())
 }
 
 fn qemu_major() -> Option<(u32, String)> {

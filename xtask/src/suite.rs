@@ -85,76 +85,71 @@ fn tests(tally: &mut Tally, name: &str, cmd: &mut Command) {
     step(&format!("tests: {name}: {passed} passed, {failed} failed"));
 }
 
+fn clippy(tally: &mut Tally, name: &str, args: &[&str]) {
+    let mut cmd = cargo();
+    cmd.args(["clippy", "--quiet"])
+        .args(args)
+        .args(["--", "-D", "warnings"]);
+    check(tally, name, &mut cmd);
+}
+
 pub fn run_all() -> Result<(), Error> {
-    setup::ensure_all()?;
     let mut tally = Tally::default();
+    if let Err(e) = setup::ensure_all() {
+        step(&format!("setup: {e}"));
+        tally.record("machine setup", false);
+        return finish(tally);
+    }
 
     check(
         &mut tally,
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
     );
-    check(
+    clippy(
         &mut tally,
         "clippy (host, all crates and targets)",
-        cargo().args([
-            "clippy",
-            "--quiet",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        &["--workspace", "--all-targets"],
     );
-    check(
+    clippy(
         &mut tally,
-        "clippy (aarch64-unknown-none: hv, guest-rt)",
-        cargo().args([
-            "clippy",
-            "--quiet",
-            "-p",
-            "hv",
-            "-p",
-            "guest-rt",
-            "--target",
-            image::TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        "clippy (hv, aarch64 soft-float)",
+        &["-p", "hv", "--target", image::HV_TARGET],
     );
-    check(
+    clippy(
         &mut tally,
-        "clippy (aarch64-unknown-none: platform, no_std)",
-        cargo().args([
-            "clippy",
-            "--quiet",
+        "clippy (guest-rt, aarch64)",
+        &["-p", "guest-rt", "--target", image::TARGET],
+    );
+    clippy(
+        &mut tally,
+        "clippy (platform no_std, aarch64)",
+        &[
             "-p",
             "platform",
             "--no-default-features",
             "--target",
             image::TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        ],
     );
     tests(
         &mut tally,
         "host unit tests",
-        cargo().args(["test", "--workspace", "--exclude", "bulkhead-tests"]),
+        cargo().args([
+            "test",
+            "--no-fail-fast",
+            "--workspace",
+            "--exclude",
+            "bulkhead-tests",
+        ]),
     );
 
     // QEMU integration tests boot the images built here.
     let mut built = true;
     for name in boards::names() {
-        match boards::load(&name).and_then(|c| image::system_image(&c)) {
-            Ok(_) => {}
-            Err(e) => {
-                step(&format!("image for `{name}`: {e}"));
-                built = false;
-            }
+        if let Err(e) = boards::load(&name).and_then(|c| image::system_image(&c)) {
+            step(&format!("image for `{name}`: {e}"));
+            built = false;
         }
     }
     if built {
@@ -163,6 +158,7 @@ pub fn run_all() -> Result<(), Error> {
             "QEMU integration tests",
             cargo().env("BULKHEAD_IMAGES_BUILT", "1").args([
                 "test",
+                "--no-fail-fast",
                 "-p",
                 "bulkhead-tests",
                 "--",
@@ -172,11 +168,14 @@ pub fn run_all() -> Result<(), Error> {
     } else {
         tally.record("system images", false);
     }
+    finish(tally)
+}
 
+/// Prints the failures and the closing summary line (nothing may follow it: CI reads it).
+fn finish(tally: Tally) -> Result<(), Error> {
     if !tally.failures.is_empty() {
         step(&format!("failed: {}", tally.failures.join("; ")));
     }
-    // The closing line CI reads: nothing may follow it.
     println!("summary: {} passed, {} failed", tally.passed, tally.failed);
     if tally.failed > 0 {
         std::process::exit(1);

@@ -91,6 +91,10 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         vcpus: board.cpus.len(),
         outside,
     });
+    // Nothing runs cached yet: the whole image (code, data, heap, page tables, stacks) is
+    // only in memory, so stale lines can go.
+    let (start, end) = super::image_range();
+    mmu::invalidate(start, end);
     mmu::enable();
     let entry = super::entry::secondary_entry as *const () as u64;
     for (index, cpu) in board.cpus.iter().enumerate().skip(1) {
@@ -104,6 +108,9 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
 
 /// Other vCPUs, MMU off, tables built by vCPU 0.
 pub extern "C" fn secondary_main(index: usize) -> ! {
+    // Only this vCPU's stack was written with caches off since vCPU 0 turned its own on.
+    let (top, size) = super::stack_of(index);
+    mmu::invalidate(top - size, top);
     mmu::enable();
     vcpu_main(index)
 }

@@ -42,6 +42,8 @@ pub fn build(ram: &[Region], gic_frame: Option<Region>) {
     }
     ROOT.store(map.root_address().0 as u64, Ordering::Release);
     map.mark_active();
+    // Secondaries read ROOT with their caches still off: push it to memory.
+    clean_line(ROOT.as_ptr() as u64);
     *MAP.lock() = Some(map);
 }
 
@@ -63,6 +65,27 @@ pub fn map_page(addr: u64) {
             options(nostack)
         )
     };
+}
+
+fn clean_line(addr: u64) {
+    // SAFETY: cleaning a cache line to the point of coherency leaves memory's contents as
+    // the program wrote them.
+    unsafe { core::arch::asm!("dc civac, {0}", "dsb sy", in(reg) addr, options(nostack)) };
+}
+
+/// Discards any cache line of `[start, end)` before this vCPU turns its caches on: it
+/// wrote that memory with caches off, so memory holds the truth and a line left over from
+/// hv's loading (or speculation) would be stale.
+pub fn invalidate(start: u64, end: u64) {
+    let mut addr = start & !63;
+    while addr < end {
+        // SAFETY: only called on memory this vCPU wrote with caches off (no dirty line of
+        // it can exist in a cache it owns), so invalidation loses nothing.
+        unsafe { core::arch::asm!("dc ivac, {0}", in(reg) addr, options(nostack)) };
+        addr += 64;
+    }
+    // SAFETY: a barrier only orders the maintenance above.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
 
 /// Turns the MMU and caches on for this vCPU.

@@ -22,3 +22,23 @@ pub fn vcpu_index() -> usize {
     use aarch64_cpu::registers::{Readable, TPIDR_EL1};
     TPIDR_EL1.get() as usize
 }
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+    static __stacks_start: u8;
+}
+
+/// guest-rt's memory: `[__image_start, __image_end)` (linker script).
+pub fn image_range() -> (u64, u64) {
+    (
+        core::ptr::addr_of!(__image_start) as u64,
+        core::ptr::addr_of!(__image_end) as u64,
+    )
+}
+
+/// Top and size of vCPU `index`'s stack (as the entry code sets it up).
+pub fn stack_of(index: usize) -> (u64, u64) {
+    let base = core::ptr::addr_of!(__stacks_start) as u64;
+    (base + ((index + 1) * STACK_SIZE) as u64, STACK_SIZE as u64)
+}

@@ -19,16 +19,18 @@ fn dcache_line() -> u64 {
     4 << LocalRegisterCopy::<u64, CTR_EL0::Register>::new(raw).read(CTR_EL0::DminLine)
 }
 
-/// Cleans `[start, start + len)` to the point of coherency and invalidates the
-/// instruction cache, so a CPU fetching with caches off sees what hv wrote.
+/// Cleans and invalidates `[start, start + len)` to the point of coherency, and the
+/// instruction caches of every CPU, so a CPU that starts with caches off reads what hv
+/// wrote and later finds no stale line of it once its caches are on.
 pub fn clean_for_guest(start: u64, len: u64) {
     let line = dcache_line();
     let mut addr = start & !(line - 1);
     while addr < start + len {
-        // SAFETY: cleaning a cache line has no effect on memory contents.
-        unsafe { core::arch::asm!("dc cvac, {0}", in(reg) addr, options(nostack)) };
+        // SAFETY: cleaning and invalidating a line writes it back first: memory keeps its
+        // contents.
+        unsafe { core::arch::asm!("dc civac, {0}", in(reg) addr, options(nostack)) };
         addr += line;
     }
     // SAFETY: barriers and I-cache invalidation only order and discard cached state.
-    unsafe { core::arch::asm!("dsb sy", "ic iallu", "dsb sy", "isb", options(nostack)) };
+    unsafe { core::arch::asm!("dsb sy", "ic ialluis", "dsb sy", "isb", options(nostack)) };
 }

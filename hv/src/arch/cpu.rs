@@ -3,9 +3,10 @@
 use aarch64_cpu::asm;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0, MPIDR_EL1, TPIDR_EL2};
 
-/// CPTR_EL2 with no trap enabled (non-VHE layout, Arm ARM D24.2.34): RES1 bits [13:12],
-/// [9:0] set; TFP (10), TTA (20), TAM (30), TCPAC (31) clear, so FP/SIMD do not trap.
-/// aarch64-cpu declares only TAM for this register, hence the named value.
+/// CPTR_EL2 (non-VHE layout, Arm ARM D24.2.34): RES1 bits [13:12] and [9:0] set, which
+/// includes TZ (8, traps SVE: these cores have none); TFP (10), TTA (20), TAM (30) and
+/// TCPAC (31) clear, so guests' FP/SIMD never trap. aarch64-cpu declares only TAM for this
+/// register, hence the named value.
 pub const CPTR_EL2_NO_TRAPS: u64 = 0x33ff;
 
 /// Logical index of the running CPU (set in TPIDR_EL2 by the entry code).
@@ -26,7 +27,10 @@ pub fn tick_hz() -> u64 {
     CNTFRQ_EL0.get()
 }
 
+/// Wakes CPUs waiting in WFE. The barrier makes this CPU's earlier stores visible before
+/// the event, so a woken CPU never re-reads stale state and sleeps again.
 pub fn send_event() {
+    asm::barrier::dsb(asm::barrier::ISH);
     asm::sev();
 }
 

@@ -149,6 +149,8 @@ extern "C" fn handle_exception(frame: &mut Frame, slot: u64) {
         8 => return super::vcpu::handle_trap(frame),
         // IRQ while a guest ran.
         9 => return super::vcpu::handle_irq(),
+        // SError caused by a guest (HCR_EL2.AMO): that guest's problem, not the machine's.
+        11 => super::vcpu::handle_serror(frame),
         _ => {}
     }
     let origin = match slot / 4 {

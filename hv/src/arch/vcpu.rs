@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 use core::arch::asm;
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, HPFAR_EL2, MIDR_EL1, VMPIDR_EL2,
-    VTCR_EL2, VTTBR_EL2,
+    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, HPFAR_EL2, MIDR_EL1,
+    VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use log::{error, info, warn};
 use platform::abi;
@@ -125,10 +125,15 @@ pub fn run(cpu: usize) -> ! {
 /// Configures EL2 for `partition` and jumps to `entry` at EL1 with x0 = `context`, on a
 /// fresh hv stack (traps from the guest start from an empty stack).
 fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
+    // No EL1 write access to implementation-defined core and L2 control registers (the Pi
+    // firmware grants it), and IMPLEMENTATION DEFINED system registers trap (TIDCP): a
+    // partition must not retune what the cluster shares.
+    ACTLR_EL2.set(0);
     HCR_EL2.write(
         HCR_EL2::VM::SET
             + HCR_EL2::RW::SET
             + HCR_EL2::TSC::SET
+            + HCR_EL2::TIDCP::SET
             + HCR_EL2::IMO::SET
             + HCR_EL2::FMO::SET
             + HCR_EL2::AMO::SET
@@ -162,15 +167,22 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
         asm!(
             "msr    vpidr_el2, {midr}",
             "msr    sctlr_el1, {sctlr}",
+            // The TLBI must see the new VMID (VTTBR_EL2 written above).
+            "isb",
             "tlbi   vmalls12e1",
             "dsb    nsh",
             "msr    elr_el2, {entry}",
             "msr    spsr_el2, {spsr}",
             "mov    sp, {stack}",
-            "mov    x0, {context}",
-            "mov    x1, xzr",
-            "mov    x2, xzr",
-            "mov    x3, xzr",
+            // Nothing of hv's may leak into the guest's registers.
+            "mov    x1, xzr", "mov    x2, xzr", "mov    x3, xzr", "mov    x4, xzr",
+            "mov    x5, xzr", "mov    x6, xzr", "mov    x7, xzr", "mov    x8, xzr",
+            "mov    x9, xzr", "mov    x10, xzr", "mov    x11, xzr", "mov    x12, xzr",
+            "mov    x13, xzr", "mov    x14, xzr", "mov    x15, xzr", "mov    x16, xzr",
+            "mov    x17, xzr", "mov    x18, xzr", "mov    x19, xzr", "mov    x20, xzr",
+            "mov    x21, xzr", "mov    x22, xzr", "mov    x23, xzr", "mov    x24, xzr",
+            "mov    x25, xzr", "mov    x26, xzr", "mov    x27, xzr", "mov    x28, xzr",
+            "mov    x29, xzr", "mov    x30, xzr",
             "isb",
             "eret",
             midr = in(reg) MIDR_EL1.get(),
@@ -178,7 +190,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
             entry = in(reg) entry,
             spsr = in(reg) SPSR_EL1H_MASKED,
             stack = in(reg) stack_top,
-            context = in(reg) context,
+            in("x0") context,
             options(noreturn),
         )
     }
@@ -202,6 +214,21 @@ pub fn handle_irq() {
             warn!("interrupt {intid} not forwarded (no owner or no free list register)");
         }
     }
+}
+
+/// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
+pub fn handle_serror(frame: &mut Frame) -> ! {
+    let cpu = cpu::index();
+    let Some((partition, vcpu)) = pinned(cpu) else {
+        crate::fatal!("SError from a lower EL on CPU {cpu}, which runs no partition");
+    };
+    error!(
+        "partition `{}` vCPU {vcpu}: SError (ESR {:#010x}), PC {:#x}; vCPU stopped",
+        partition_name(partition),
+        frame.esr,
+        frame.elr
+    );
+    stop_here(partition, vcpu, Some(StopReason::Fault))
 }
 
 /// A trap from the guest running on this CPU. Returns to it unless the vCPU is stopped.
