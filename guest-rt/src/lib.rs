@@ -45,6 +45,7 @@ pub mod completion;
 pub mod invariants;
 pub mod kernel;
 pub mod kmap;
+pub mod latency;
 pub mod percpu_locked;
 pub mod rawlock;
 pub mod rcu;

@@ -1,8 +1,10 @@
 //! `cargo xtask`: the project's two commands and their helpers.
 //!
-//! * `cargo xtask run [--board NAME] [--smoke]`: set the machine up, build, boot.
+//! * `cargo xtask run [--board NAME] [--smoke] [--app NAME]`: set the machine up, build, boot.
+//! * `cargo xtask bench`: deterministic measurements under `-icount`.
 //! * `cargo xtask test`: formatting, lints, host unit tests, QEMU tests, one summary line.
 
+mod bench;
 mod suite;
 
 use std::process::ExitCode;
@@ -14,12 +16,18 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  run [--board NAME] [--smoke]   build and boot under QEMU (default board: virt).
-                                 --smoke: wait until every CPU reported ready, power
-                                 off, exit 0 only if all did (timeout: 120 s)
+  run [--board NAME] [--smoke] [--app NAME]
+                                 build and boot under QEMU (default board: virt).
+                                 --smoke: wait until every CPU and partition reported
+                                 ready, power off, exit 0 only if all did (timeout: 120 s)
+                                 --app latency: run the latency probe on the RT cores
   test                           fmt, clippy, host unit tests, QEMU tests on every board
   build [--board NAME]           build the system image only (target/images/NAME.img)
+  bench                          latency probe and hv interrupt cost under -icount
 ";
+
+/// Apps guest-rt can run (`rt.app=NAME`).
+const APPS: [&str; 1] = ["latency"];
 
 /// Upper bound for a smoke boot; a healthy one takes a few seconds.
 const SMOKE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -38,12 +46,14 @@ fn main() -> ExitCode {
 struct Options {
     board: String,
     smoke: bool,
+    app: Option<String>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, Error> {
     let mut options = Options {
         board: "virt".into(),
         smoke: false,
+        app: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -55,6 +65,16 @@ fn parse_options(args: &[String]) -> Result<Options, Error> {
                     .clone();
             }
             "--smoke" => options.smoke = true,
+            "--app" => {
+                let app = it.next().ok_or_else(|| Error::new("--app needs a name"))?;
+                if !APPS.contains(&app.as_str()) {
+                    return Err(Error::new(format!(
+                        "unknown app `{app}`; apps: {}",
+                        APPS.join(", ")
+                    )));
+                }
+                options.app = Some(app.clone());
+            }
             other => return Err(Error::new(format!("unknown option `{other}`\n{USAGE}"))),
         }
     }
@@ -73,6 +93,7 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
             image::system_image(&boards::load(&options.board)?).map(|_| ())
         }
         "test" => suite::run_all(),
+        "bench" => bench::run_all(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -86,6 +107,9 @@ fn run(options: &Options) -> Result<(), Error> {
     setup::ensure_all()?;
     let image = image::system_image(&config)?;
     let mut boot = qemu::Boot::new(&config, &image);
+    if let Some(app) = &options.app {
+        boot.bootargs.push(format!("rt.app={app}"));
+    }
     if options.smoke {
         boot.bootargs.push(qemu::SMOKE_ARG.into());
         step(&format!(

@@ -23,6 +23,10 @@ pub struct Boot<'a> {
     pub bootargs: Vec<String>,
     /// Replaces the board's `-smp` (to test a DTB that disagrees with the config).
     pub smp: Option<u32>,
+    /// Deterministic virtual time: one instruction per virtual nanosecond, one host
+    /// thread for all vCPUs (`-icount shift=0,align=off,sleep=off`). Runs are repeatable,
+    /// bit for bit, whatever else the machine does.
+    pub icount: bool,
 }
 
 impl<'a> Boot<'a> {
@@ -32,6 +36,7 @@ impl<'a> Boot<'a> {
             image,
             bootargs: Vec::new(),
             smp: None,
+            icount: false,
         }
     }
 
@@ -65,6 +70,14 @@ impl<'a> Boot<'a> {
         }
         if !self.bootargs.is_empty() {
             cmd.args(["-append", &self.bootargs.join(" ")]);
+        }
+        if self.icount {
+            cmd.args([
+                "-icount",
+                "shift=0,align=off,sleep=off",
+                "-accel",
+                "tcg,thread=single",
+            ]);
         }
         cmd.args(&q.extra_args);
         Ok(cmd)

@@ -8,7 +8,7 @@ use smccc::Hvc;
 use spin::Once;
 
 use super::selftest::{self, Options, SelfTest};
-use super::{console, gic, heap, hvc, irq, mmu, timer};
+use super::{console, gic, heap, hvc, irq, mmu, probe, timer};
 
 struct Boot {
     options: Options,
@@ -139,6 +139,17 @@ fn vcpu_main(index: usize) -> ! {
         }
         selftest::hypercall_sweep(boot.outside, boot.vcpus);
     }
+    // A probe with a fixed length reports ready when it is done (what smoke and the
+    // benchmark wait for); otherwise ready comes now.
+    let probe_first =
+        boot.options.app == Some(selftest::App::Latency) && boot.options.latency_periods > 0;
+    if probe_first {
+        probe::run(
+            index,
+            boot.options.latency_interval_us * 1_000,
+            boot.options.latency_periods,
+        );
+    }
     info!(
         "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
         timer::interrupts(),
@@ -163,6 +174,13 @@ fn vcpu_main(index: usize) -> ! {
             error!("selftest: SYSTEM_RESET returned");
         }
         _ => {}
+    }
+    if boot.options.app == Some(selftest::App::Latency) && !probe_first {
+        probe::run(
+            index,
+            boot.options.latency_interval_us * 1_000,
+            boot.options.latency_periods,
+        );
     }
     let mut beat = 0u64;
     loop {

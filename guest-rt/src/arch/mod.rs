@@ -9,6 +9,7 @@ pub mod heap;
 pub mod hvc;
 pub mod irq;
 pub mod mmu;
+pub mod probe;
 pub mod selftest;
 pub mod timer;
 

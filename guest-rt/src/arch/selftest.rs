@@ -24,10 +24,21 @@ pub enum SelfTest {
     SystemReset,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// The latency probe (`rt.app=latency`).
+    Latency,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub selftest: Option<SelfTest>,
     pub heartbeat_ms: u64,
+    pub app: Option<App>,
+    /// `rt.latency.interval-us=N`: the probe's period.
+    pub latency_interval_us: u64,
+    /// `rt.latency.periods=N`: stop after N periods (0: run for ever).
+    pub latency_periods: u64,
 }
 
 impl Options {
@@ -35,6 +46,9 @@ impl Options {
         let mut options = Options {
             selftest: None,
             heartbeat_ms: 10_000,
+            app: None,
+            latency_interval_us: 1_000,
+            latency_periods: 0,
         };
         for word in bootargs.split_ascii_whitespace() {
             if let Some(test) = word.strip_prefix("rt.selftest=") {
@@ -49,6 +63,13 @@ impl Options {
                 };
             } else if let Some(ms) = word.strip_prefix("rt.heartbeat-ms=") {
                 options.heartbeat_ms = ms.parse().unwrap_or(options.heartbeat_ms).max(1);
+            } else if word == "rt.app=latency" {
+                options.app = Some(App::Latency);
+            } else if let Some(us) = word.strip_prefix("rt.latency.interval-us=") {
+                options.latency_interval_us =
+                    us.parse().unwrap_or(options.latency_interval_us).max(10);
+            } else if let Some(n) = word.strip_prefix("rt.latency.periods=") {
+                options.latency_periods = n.parse().unwrap_or(0);
             }
         }
         options

@@ -39,8 +39,10 @@ pub fn park_until_event() {
     asm::wfe();
 }
 
+/// Stops this CPU for good. WFI rather than WFE: nothing will ever signal it, and an
+/// emulator (or the core's power management) can then really halt it instead of spinning.
 pub fn park() -> ! {
     loop {
-        asm::wfe();
+        asm::wfi();
     }
 }

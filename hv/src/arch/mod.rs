@@ -11,6 +11,7 @@ pub mod heap;
 pub mod image;
 pub mod mmu;
 pub mod pl011;
+pub mod pmu;
 pub mod power;
 pub mod smp;
 pub mod vcpu;

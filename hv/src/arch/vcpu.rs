@@ -18,7 +18,7 @@ use platform::abi;
 use spin::{Mutex, Once};
 
 use super::exception::Frame;
-use super::{cache, console, cpu, gic, power};
+use super::{cache, console, cpu, gic, pmu, power};
 use crate::esr::Esr;
 use crate::guest_image::Placement;
 use crate::hypercall::{self, Call};
@@ -73,6 +73,25 @@ static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
 const DEFAULT_VTIMER: u32 = 27;
 /// Interrupts hv took but could not forward, per CPU.
 static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Interrupts forwarded to the vCPU of each CPU, and the PMU count hv spent doing it
+/// (written by the owning CPU only; read by whoever prints statistics).
+static FORWARDED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static FORWARD_COST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Prints what hv spent forwarding interrupts, per CPU that forwarded any.
+pub fn print_irq_stats() {
+    for cpu in 0..MAX_CPUS {
+        let n = FORWARDED[cpu].load(Ordering::Relaxed);
+        let cost = FORWARD_COST[cpu].load(Ordering::Relaxed);
+        if let Some(per_irq) = cost.checked_div(n) {
+            info!(
+                "stats: CPU {cpu}: {n} interrupts forwarded, {per_irq} PMU counts in hv per \
+                 interrupt (instructions under -icount), {} dropped",
+                DROPPED[cpu].load(Ordering::Relaxed)
+            );
+        }
+    }
+}
 
 /// SCTLR_EL1 at vCPU entry: RES1 bits only (MMU, caches and alignment checks off), as an
 /// EL1 kernel expects from the boot protocol. Arm ARM D24.2.175: RES1 bits 29, 28, 23, 22,
@@ -155,6 +174,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     VMPIDR_EL2.write(VMPIDR_EL2::RES1::SET + VMPIDR_EL2::Aff0.val(vcpu as u64));
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
     CNTVOFF_EL2.set(0);
+    pmu::init();
     if let Some(gic) = gic::get() {
         gic.init_cpu();
         gic.enable_private(VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER));
@@ -203,9 +223,13 @@ pub fn handle_irq() {
     let Some(gic) = gic::get() else {
         return;
     };
+    let start = pmu::count();
+    let me = cpu::index();
     let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
     while let Some(intid) = gic.acknowledge() {
         if intid == vtimer && gic.inject_hw(intid) {
+            FORWARDED[me].fetch_add(1, Ordering::Relaxed);
+            FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
             continue;
         }
         gic.deactivate(intid);
@@ -395,6 +419,7 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             if all && partitions().iter().all(|p| p.state.lock().all_ready()) {
                 info!("ready: every partition reported ready");
                 if SMOKE.get().copied().unwrap_or(false) {
+                    print_irq_stats();
                     info!("smoke: every CPU and partition reported ready, powering off");
                     power::system_off();
                 }

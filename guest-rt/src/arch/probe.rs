@@ -1,0 +1,56 @@
+//! The latency probe app (`rt.app=latency`): on each vCPU, sleep to absolute deadlines
+//! one period apart on the virtual timer interrupt and record how late each wake-up is
+//! (CNTVCT), printing statistics every 1000 periods and at the end.
+//!
+//! Until the kernel runs threads on target, the probe is each vCPU's boot context itself,
+//! at the highest (only) priority.
+
+use guest_rt::latency::{LatencyStats, BUCKETS};
+use log::info;
+
+use super::timer;
+
+const REPORT_EVERY: u64 = 1_000;
+
+fn report(vcpu: usize, what: &str, s: &LatencyStats) {
+    info!(
+        "latency vCPU {vcpu}: {what}{} periods of {} us: min {} ns, avg {} ns, max {} ns, \
+         p99 {} ns, missed {}",
+        s.samples,
+        s.interval_ns / 1_000,
+        if s.samples == 0 { 0 } else { s.min_ns },
+        s.avg_ns(),
+        s.max_ns,
+        s.percentile_ns(99),
+        s.missed
+    );
+}
+
+/// Runs the probe on this vCPU for `periods` periods (0: for ever) of `interval_ns`.
+pub fn run(vcpu: usize, interval_ns: u64, periods: u64) {
+    info!(
+        "latency vCPU {vcpu}: probing every {} us{}",
+        interval_ns / 1_000,
+        if periods == 0 {
+            alloc::string::String::new()
+        } else {
+            alloc::format!(" for {periods} periods")
+        }
+    );
+    let mut stats = LatencyStats::new(interval_ns);
+    let mut deadline = timer::now_ns() + interval_ns;
+    while periods == 0 || stats.samples < periods {
+        timer::sleep_until_ns(deadline);
+        deadline = stats.record(deadline, timer::now_ns());
+        if stats.samples.is_multiple_of(REPORT_EVERY) {
+            report(vcpu, "", &stats);
+        }
+    }
+    report(vcpu, "done: ", &stats);
+    let mut line = alloc::string::String::new();
+    for (us, &count) in stats.histogram.iter().enumerate().filter(|(_, &c)| c > 0) {
+        let more = if us == BUCKETS - 1 { "+" } else { "" };
+        line.push_str(&alloc::format!(" {us}{more}us:{count}"));
+    }
+    info!("latency vCPU {vcpu}: histogram (bucket: count){line}");
+}

@@ -1,0 +1,58 @@
+//! The latency probe (`rt.app=latency`): under deterministic virtual time (`-icount`), an
+//! idle system wakes the probe on every period, on both RT cores, on every board.
+
+use bulkhead_tests::{board, boot_until};
+use xtask::qemu::Boot;
+
+/// Periods per vCPU: enough to cross the probe's 1000-period report.
+const PERIODS: u64 = 1_200;
+
+fn probe_misses_no_period(name: &str) {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend(
+        [
+            "rt.app=latency",
+            "rt.latency.interval-us=1000",
+            "rt.heartbeat-ms=1000000",
+        ]
+        .map(String::from),
+    );
+    b.bootargs.push(format!("rt.latency.periods={PERIODS}"));
+    let done = |vcpu: usize| format!("latency vCPU {vcpu}: done: {PERIODS} periods of 1000 us");
+    let log = boot_until(&b, |lines| {
+        (0..2).all(|v| lines.iter().any(|l| l.contains(&done(v))))
+    });
+    for (vcpu, cpu) in [(0, 2), (1, 3)] {
+        let summary = log
+            .line(&done(vcpu))
+            .unwrap_or_else(|| panic!("vCPU {vcpu} finished the probe"));
+        assert!(summary.starts_with(&format!("[rt cpu{cpu}]")), "{summary}");
+        assert!(
+            summary.ends_with("missed 0"),
+            "an idle system missed periods: {summary}"
+        );
+        assert!(
+            log.contains(&format!("latency vCPU {vcpu}: 1000 periods of 1000 us")),
+            "periodic report"
+        );
+        assert!(log.contains(&format!("latency vCPU {vcpu}: histogram")));
+    }
+    assert!(log.fatal().is_none());
+}
+
+#[test]
+fn virt_latency_probe_misses_no_period_when_idle() {
+    probe_misses_no_period("virt");
+}
+
+#[test]
+fn virt_gicv2_latency_probe_misses_no_period_when_idle() {
+    probe_misses_no_period("virt-gicv2");
+}
+
+#[test]
+fn rpi4_latency_probe_misses_no_period_when_idle() {
+    probe_misses_no_period("rpi4");
+}

@@ -1,0 +1,122 @@
+//! `cargo xtask bench`: measurements, never assertions. Every run is under QEMU
+//! `-icount shift=0` (one instruction per virtual nanosecond, one host thread), so the
+//! numbers are deterministic counts that repeat bit for bit on any machine.
+//!
+//! Today: the latency probe on the RT cores of every board (wake-up latency in virtual
+//! ns), and what hv spends per forwarded interrupt (PMU cycle counter = instructions).
+
+use std::time::Duration;
+
+use xtask::qemu::{self, Boot};
+use xtask::{boards, image, setup, step, Error};
+
+const PERIODS: u64 = 1_000;
+const INTERVAL_US: u64 = 1_000;
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The number right after `key` in `line` (up to the next space or comma).
+fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split([' ', ',']).next()?.parse().ok()
+}
+
+struct Row {
+    board: String,
+    vcpu: usize,
+    cpu: u32,
+    min: u64,
+    avg: u64,
+    max: u64,
+    missed: u64,
+    forwarded: u64,
+    hv_cost: u64,
+}
+
+fn measure(name: &str) -> Result<Vec<Row>, Error> {
+    let config = boards::load(name)?;
+    let image = image::system_image(&config)?;
+    let mut boot = Boot::new(&config, &image);
+    boot.icount = true;
+    boot.bootargs = vec![
+        qemu::SMOKE_ARG.into(),
+        "rt.app=latency".into(),
+        format!("rt.latency.interval-us={INTERVAL_US}"),
+        format!("rt.latency.periods={PERIODS}"),
+    ];
+    step(&format!(
+        "bench: `{name}`: latency probe, {PERIODS} periods of {INTERVAL_US} us per RT vCPU"
+    ));
+    let log = qemu::capture(&boot, TIMEOUT, false)?;
+    qemu::judge_smoke(&config, &log)
+        .map_err(|why| Error::new(format!("bench `{name}`: {why}\n{}", log.text())))?;
+    let mut rows = Vec::new();
+    for p in qemu::started_partitions(&config) {
+        for (vcpu, &cpu) in p.cpus.iter().enumerate() {
+            let done = log
+                .line(&format!("latency vCPU {vcpu}: done: "))
+                .ok_or_else(|| {
+                    Error::new(format!("bench `{name}`: vCPU {vcpu} printed no result"))
+                })?;
+            let stats = log.line(&format!("stats: CPU {cpu}: ")).unwrap_or("");
+            rows.push(Row {
+                board: name.into(),
+                vcpu,
+                cpu,
+                min: number_after(done, "min ").unwrap_or(0),
+                avg: number_after(done, "avg ").unwrap_or(0),
+                max: number_after(done, "max ").unwrap_or(0),
+                missed: number_after(done, "missed ").unwrap_or(0),
+                forwarded: number_after(stats, &format!("CPU {cpu}: ")).unwrap_or(0),
+                hv_cost: number_after(stats, "forwarded, ").unwrap_or(0),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+pub fn run_all() -> Result<(), Error> {
+    setup::ensure_all()?;
+    let mut rows = Vec::new();
+    for name in boards::names() {
+        rows.extend(measure(&name)?);
+    }
+    println!();
+    println!("Latency probe under hv (trap-and-inject), QEMU -icount shift=0: 1 instruction = 1 virtual ns");
+    println!(
+        "{:<11} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
+        "board",
+        "vCPU",
+        "CPU",
+        "periods",
+        "min ns",
+        "avg ns",
+        "max ns",
+        "missed",
+        "forwarded",
+        "hv instr/irq"
+    );
+    for r in &rows {
+        println!(
+            "{:<11} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
+            r.board, r.vcpu, r.cpu, PERIODS, r.min, r.avg, r.max, r.missed, r.forwarded, r.hv_cost
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_after;
+
+    #[test]
+    fn reads_numbers_out_of_result_lines() {
+        let line = "[rt cpu2] latency vCPU 0: done: 1000 periods of 1000 us: min 288 ns, avg 290 ns, max 301 ns, p99 1000 ns, missed 0";
+        assert_eq!(number_after(line, "min "), Some(288));
+        assert_eq!(number_after(line, "avg "), Some(290));
+        assert_eq!(number_after(line, "missed "), Some(0));
+        let stats = "[hv cpu3] stats: CPU 3: 1004 interrupts forwarded, 131 PMU counts in hv";
+        assert_eq!(number_after(stats, "CPU 3: "), Some(1004));
+        assert_eq!(number_after(stats, "forwarded, "), Some(131));
+        assert_eq!(number_after(stats, "nothing "), None);
+    }
+}
