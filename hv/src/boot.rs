@@ -22,6 +22,15 @@ use crate::layout;
 use crate::options::{self, BootOptions, SelfTest};
 use crate::partition::PartitionState;
 use crate::stage2::Stage2Tables;
+use crate::vgic::{self, VgicDistributor};
+
+/// Size of the GICD frame a partition's emulated distributor answers for.
+fn vgic_frame(version: platform::config::GicVersion) -> u64 {
+    match version {
+        platform::config::GicVersion::V2 => vgic::FRAME_V2,
+        platform::config::GicVersion::V3 => vgic::FRAME_V3,
+    }
+}
 
 /// An address inside hv's 39-bit VA space that no board maps (256 GiB).
 const UNMAPPED_PROBE: usize = 0x40_0000_0000;
@@ -181,7 +190,11 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         }
     }
     info!("ready: all {} CPUs online", board.cpus.len());
-    let gic = gic::init(board.gic.as_ref().expect("the board check requires a GIC"));
+    let mpidrs: Vec<u64> = board.cpus.iter().map(|c| c.mpidr).collect();
+    let gic = gic::init(
+        board.gic.as_ref().expect("the board check requires a GIC"),
+        &mpidrs,
+    );
     info!(
         "GIC {:?}: {} interrupt lines, distributor on",
         gic.version(),
@@ -276,6 +289,10 @@ fn start_partitions(
         let vmid = index as u16 + 1;
         let mut state = PartitionState::new(index, p);
         state.boot(placement.load, placement.dtb);
+        let physical = gic::get().expect("the GIC is up before partitions start");
+        let vgic = VgicDistributor::new(gic.version, physical.lines(), &p.irqs, &p.cpus)
+            .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
+        vgic.reset_effects(|effect| physical.apply(&effect));
         let partition = Running {
             state: spin::Mutex::new(state),
             stage2_root: root,
@@ -283,6 +300,8 @@ fn start_partitions(
             image,
             placement,
             dtb,
+            vgic: spin::Mutex::new(vgic),
+            gicd: Region::new(gic.gicd.base, vgic_frame(gic.version)),
         };
         partition.load();
         info!(

@@ -79,7 +79,9 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     if let Some(&intid) = board.timer_irqs.get(2) {
         timer::set_intid(intid);
     }
-    mmu::build(&board.memory, gic::mmio_frame(&gic_info));
+    let mut devices = alloc::vec![gic::distributor_frame(&gic_info)];
+    devices.extend(gic::mmio_frame(&gic_info));
+    mmu::build(&board.memory, &devices);
     let outside = board
         .memory
         .iter()
@@ -168,6 +170,7 @@ fn vcpu_main(index: usize) -> ! {
             info!("selftest: powering the partition off");
             power_off();
         }
+        Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
         Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
             info!("selftest: resetting the partition");
             let _ = smccc::psci::system_reset::<Hvc>();
@@ -186,6 +189,9 @@ fn vcpu_main(index: usize) -> ! {
     loop {
         timer::sleep_ns(boot.options.heartbeat_ms * 1_000_000);
         beat += 1;
-        info!("heartbeat {beat} on vCPU {index}");
+        info!(
+            "heartbeat {beat} on vCPU {index} ({} SGIs received)",
+            irq::sgis()
+        );
     }
 }

@@ -16,6 +16,11 @@ enum Interface {
 }
 
 static INTERFACE: Once<Interface> = Once::new();
+/// Base of the distributor frame (emulated by hv: every access traps).
+static GICD: Once<usize> = Once::new();
+
+/// GICD_SGIR (v2): target list [23:16], INTID [3:0].
+const GICD_SGIR: usize = 0xf00;
 
 const GICC_CTLR: usize = 0x00;
 const GICC_PMR: usize = 0x04;
@@ -32,6 +37,53 @@ pub fn init(info: &GicInfo) {
         (GicVersion::V2, Some(gicc)) => Interface::V2(gicc.base as usize),
         _ => Interface::V3,
     });
+    GICD.call_once(|| info.gicd.base as usize);
+}
+
+pub fn is_v3() -> bool {
+    matches!(INTERFACE.get(), Some(Interface::V3))
+}
+
+/// Sends SGI `intid` to vCPU `target` of this partition (hv delivers it).
+pub fn send_sgi(intid: u32, target: usize) {
+    match INTERFACE.get() {
+        Some(Interface::V3) => {
+            // Virtual affinity: Aff0 = vCPU index, Aff1-3 = 0; target list bit = Aff0.
+            let value = (u64::from(intid & 0xf) << 24) | (1u64 << target);
+            // SAFETY: the write traps to hv, which sends the SGI within this partition only.
+            unsafe {
+                core::arch::asm!("msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack))
+            };
+        }
+        Some(Interface::V2(_)) => gicd_write(GICD_SGIR, ((1u32 << target) << 16) | (intid & 0xf)),
+        None => {}
+    }
+}
+
+/// A 32-bit write to the (emulated) distributor.
+pub fn gicd_write(offset: usize, value: u32) {
+    if let Some(base) = GICD.get() {
+        // SAFETY: the GICD frame is mapped as device memory; hv emulates every access.
+        unsafe { reg(*base, offset).write_volatile(value) };
+    }
+}
+
+/// A 32-bit read of the (emulated) distributor.
+pub fn gicd_read(offset: usize) -> u32 {
+    match GICD.get() {
+        // SAFETY: as for [`gicd_write`].
+        Some(base) => unsafe { reg(*base, offset).read_volatile() },
+        None => 0,
+    }
+}
+
+/// The distributor frame guest-rt maps (as device memory) to talk to its emulation.
+pub fn distributor_frame(info: &GicInfo) -> platform::config::Region {
+    let size = match info.version {
+        GicVersion::V2 => 0x1000,
+        GicVersion::V3 => 0x1_0000,
+    };
+    platform::config::Region::new(info.gicd.base, size)
 }
 
 /// The frame guest-rt must map as device memory (GICv2 only).

@@ -8,11 +8,20 @@ use super::{gic, timer, vcpu_index, MAX_VCPUS};
 
 /// Interrupts that nobody here expects, per vCPU.
 static UNEXPECTED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+/// SGIs received, per vCPU.
+static SGIS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+
+/// SGIs this vCPU received (cross-vCPU wake-ups).
+pub fn sgis() -> u64 {
+    SGIS[vcpu_index()].load(Ordering::Relaxed)
+}
 
 pub extern "C" fn handle() {
     while let Some(intid) = gic::acknowledge() {
         if intid == timer::intid() {
             timer::on_interrupt();
+        } else if intid < 16 {
+            SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         } else {
             UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         }

@@ -28,17 +28,16 @@ static ROOT: AtomicU64 = AtomicU64::new(0);
 /// The live tables, kept for later changes (self-tests map pages outside RAM).
 static MAP: Mutex<Option<IdMap<El1And0>>> = Mutex::new(None);
 
-/// Builds the identity map of `ram` (and of the GIC CPU interface frame, if it is MMIO)
-/// and publishes it.
-pub fn build(ram: &[Region], gic_frame: Option<Region>) {
+/// Builds the identity map of `ram` and of device frames (the GIC's) and publishes it.
+pub fn build(ram: &[Region], devices: &[Region]) {
     let mut map = IdMap::with_asid(0, 1, El1And0);
     for r in ram {
         let range = MemoryRegion::new(r.base as usize, (r.base + r.size) as usize);
         map.map_range(&range, RAM).expect("RAM maps");
     }
-    if let Some(f) = gic_frame {
+    for f in devices {
         let range = MemoryRegion::new(f.base as usize, (f.base + f.size) as usize);
-        map.map_range(&range, DEVICE).expect("GIC frame maps");
+        map.map_range(&range, DEVICE).expect("device frame maps");
     }
     ROOT.store(map.root_address().0 as u64, Ordering::Release);
     map.mark_active();

@@ -6,6 +6,9 @@
 //! * `escape@ADDR`: vCPU 1 reads ADDR (outside the partition): hv must stop that vCPU and
 //!   report it while vCPU 0 keeps printing.
 //! * `system-off`: the partition powers itself off through PSCI.
+//! * `gic`: vCPU 0 sends SGIs to vCPU 1, then tries to enable, prioritize, route and
+//!   trigger lines it does not own through its distributor; all must read back as
+//!   unchanged.
 //! * `system-reset`: at its first boot, the partition resets itself through PSCI; hv must
 //!   reload and reboot it.
 
@@ -22,6 +25,8 @@ pub enum SelfTest {
     SystemOff,
     /// Reset once (first boot only), through PSCI SYSTEM_RESET.
     SystemReset,
+    /// SGIs to the other vCPU, and attempts on interrupt lines the partition does not own.
+    Gic,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +61,7 @@ impl Options {
                     "hypercalls" => Some(SelfTest::Hypercalls),
                     "system-off" => Some(SelfTest::SystemOff),
                     "system-reset" => Some(SelfTest::SystemReset),
+                    "gic" => Some(SelfTest::Gic),
                     other => other
                         .strip_prefix("escape@0x")
                         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
@@ -82,14 +88,14 @@ const PSCI_INVALID_PARAMETERS: i64 = psci::error::INVALID_PARAMETERS as i64;
 const PSCI_ALREADY_ON: i64 = psci::error::ALREADY_ON as i64;
 const PSCI_INVALID_ADDRESS: i64 = psci::error::INVALID_ADDRESS as i64;
 
-fn check(name: &str, got: i64, expected: i64, passed: &mut u32, total: &mut u32) {
+fn check(test: &str, name: &str, got: i64, expected: i64, passed: &mut u32, total: &mut u32) {
     *total += 1;
     let ok = got == expected;
     if ok {
         *passed += 1;
     }
     print(format_args!(
-        "hvc-sweep: {name}: got {got}, expected {expected}: {}",
+        "{test}: {name}: got {got}, expected {expected}: {}",
         if ok { "ok" } else { "MISMATCH" }
     ));
 }
@@ -102,8 +108,9 @@ fn x0(x: [u64; 8]) -> i64 {
 /// partition's RAM.
 pub fn hypercall_sweep(outside: u64, vcpus: usize) {
     let (mut passed, mut total) = (0, 0);
-    let mut c =
-        |name: &str, got: i64, expected: i64| check(name, got, expected, &mut passed, &mut total);
+    let mut c = |name: &str, got: i64, expected: i64| {
+        check("hvc-sweep", name, got, expected, &mut passed, &mut total)
+    };
     let id = |f: u32| u64::from(f);
     c(
         "unknown vendor call 0xc60000ff",
@@ -220,4 +227,60 @@ pub fn hypercall_sweep(outside: u64, vcpus: usize) {
         vcpus as i64,
     );
     print(format_args!("hvc-sweep: {passed}/{total} as expected"));
+}
+
+/// SGIs sent by the `gic` self-test.
+pub const SGI_COUNT: u32 = 3;
+const TEST_SGI: u32 = 3;
+
+/// The `gic` self-test (vCPU 0, after every vCPU is up).
+pub fn gic_checks(vcpus: usize) {
+    use super::gic;
+    use super::timer;
+    // Wait until vCPU 1 runs (its AFFINITY_INFO is ON).
+    while vcpus > 1 && hvc::call(psci::PSCI_AFFINITY_INFO_64, &[1, 0])[0] != 0 {
+        timer::sleep_ns(1_000_000);
+    }
+    for _ in 0..SGI_COUNT {
+        gic::send_sgi(TEST_SGI, 1);
+        timer::sleep_ns(2_000_000);
+    }
+    print(format_args!("gic-check: sent {SGI_COUNT} SGIs to vCPU 1"));
+    let (mut passed, mut total) = (0, 0);
+    let mut c = |name: &str, got: u32| {
+        check(
+            "gic-check",
+            name,
+            i64::from(got),
+            0,
+            &mut passed,
+            &mut total,
+        )
+    };
+    // SPIs 32-63: none belongs to this partition (the board files give it no SPI).
+    gic::gicd_write(0x104, u32::MAX);
+    c(
+        "ISENABLER1 after enabling SPIs 32-63",
+        gic::gicd_read(0x104),
+    );
+    gic::gicd_write(0x204, u32::MAX);
+    c(
+        "ISPENDR1 after triggering SPIs 32-63",
+        gic::gicd_read(0x204),
+    );
+    gic::gicd_write(0x420, u32::MAX);
+    c(
+        "IPRIORITYR8 (SPIs 32-35) after writing",
+        gic::gicd_read(0x420),
+    );
+    gic::gicd_write(0x820, u32::MAX);
+    c(
+        "ITARGETSR8 (SPIs 32-35) after routing",
+        gic::gicd_read(0x820),
+    );
+    if gic::is_v3() {
+        gic::gicd_write(0x6000 + 8 * 33, 0xff);
+        c("IROUTER33 after routing", gic::gicd_read(0x6000 + 8 * 33));
+    }
+    print(format_args!("gic-check: {passed}/{total} as expected"));
 }

@@ -18,7 +18,11 @@ use spin::Once;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 use super::cpu;
+use crate::layout::MAX_CPUS;
+use crate::vgic::{Effect, Irq};
 
 register_structs! {
     /// Distributor (common part of v2 and v3).
@@ -29,9 +33,18 @@ register_structs! {
         (0x080 => igroupr: [ReadWrite<u32>; 32]),
         (0x100 => isenabler: [ReadWrite<u32>; 32]),
         (0x180 => icenabler: [ReadWrite<u32>; 32]),
-        (0x200 => _reserved1),
+        (0x200 => ispendr: [ReadWrite<u32>; 32]),
+        (0x280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x300 => isactiver: [ReadWrite<u32>; 32]),
+        (0x380 => icactiver: [ReadWrite<u32>; 32]),
         (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
         (0x7fc => _reserved2),
+        (0x800 => itargetsr: [ReadWrite<u32>; 255]),
+        (0xbfc => _reserved3),
+        (0xc00 => icfgr: [ReadWrite<u32>; 64]),
+        (0xd00 => _reserved4),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => _reserved5),
         (0x1000 => @END),
     },
     /// GICv3 redistributor, SGI/PPI frame (RD_base + 64 KiB).
@@ -92,6 +105,10 @@ const SPURIOUS: u32 = 1020;
 const GICR_STRIDE: usize = 0x2_0000;
 const GICR_WAKER: usize = 0x14;
 const GICR_SGI_OFFSET: usize = 0x1_0000;
+/// GICD_IROUTER<n> (v3), 64-bit, at 0x6000 + 8n.
+const GICD_IROUTER: usize = 0x6000;
+/// Affinity fields of an MPIDR (Aff3, Aff2, Aff1, Aff0) as GICD_IROUTER takes them.
+const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 pub struct Gic {
     version: GicVersion,
@@ -100,7 +117,15 @@ pub struct Gic {
     gicc: usize,
     gich: usize,
     list_registers: Once<usize>,
+    /// MPIDR affinity of each CPU (index = hv's CPU index), for GICv3 routing and SGIs.
+    mpidr: [u64; MAX_CPUS],
+    /// GICv2 CPU interface mask of each CPU (learnt from its banked ITARGETSR0).
+    interface: [AtomicU8; MAX_CPUS],
 }
+
+/// Physical SGI hv sends to a CPU to make it pick up virtual interrupts queued for its
+/// vCPU. Guests never send physical SGIs (their SGI writes trap), so any number works.
+pub const KICK_SGI: u32 = 0;
 
 static GIC: Once<Gic> = Once::new();
 
@@ -114,15 +139,24 @@ pub fn get() -> Option<&'static Gic> {
     GIC.get()
 }
 
-/// Records the GIC and enables the distributor (boot CPU, once).
-pub fn init(info: &GicInfo) -> &'static Gic {
-    let gic = GIC.call_once(|| Gic {
-        version: info.version,
-        gicd: info.gicd.base as usize,
-        gicr: info.gicr.map_or(0, |r| r.base as usize),
-        gicc: info.gicc.map_or(0, |r| r.base as usize),
-        gich: info.gich.map_or(0, |r| r.base as usize),
-        list_registers: Once::new(),
+/// Records the GIC and enables the distributor (boot CPU, once). `mpidrs` lists the CPUs'
+/// affinities in hv's CPU order.
+pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
+    let gic = GIC.call_once(|| {
+        let mut mpidr = [0; MAX_CPUS];
+        for (slot, m) in mpidr.iter_mut().zip(mpidrs) {
+            *slot = *m;
+        }
+        Gic {
+            version: info.version,
+            gicd: info.gicd.base as usize,
+            gicr: info.gicr.map_or(0, |r| r.base as usize),
+            gicc: info.gicc.map_or(0, |r| r.base as usize),
+            gich: info.gich.map_or(0, |r| r.base as usize),
+            list_registers: Once::new(),
+            mpidr,
+            interface: [const { AtomicU8::new(0) }; MAX_CPUS],
+        }
     });
     let gicd: &Gicd = mmio(gic.gicd);
     match gic.version {
@@ -186,6 +220,10 @@ impl Gic {
                     .call_once(|| (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1) as usize);
             }
             GicVersion::V2 => {
+                // Byte 0 of the banked ITARGETSR0 reads as this CPU's interface mask.
+                let gicd: &Gicd = mmio(self.gicd);
+                let mask = (gicd.itargetsr[0].get() & 0xff) as u8;
+                self.interface[me].store(mask, Ordering::Relaxed);
                 let gicc: &Gicc = mmio(self.gicc);
                 gicc.pmr.set(0xff);
                 gicc.ctlr.set(GICC_CTLR);
@@ -289,6 +327,130 @@ impl Gic {
                             | (0b01 << 28) // pending, group 0
                             | (u32::from(PRIORITY >> 3) << 23)
                             | (intid << 10)
+                            | intid;
+                        gich.lr[n].set(lr);
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+impl Gic {
+    /// Applies one physical action of a partition's emulated distributor (see
+    /// [`crate::vgic`]). Banked effects name the calling CPU, whose banked registers these
+    /// are.
+    pub fn apply(&self, effect: &Effect) {
+        let gicd: &Gicd = mmio(self.gicd);
+        let bit = |intid: u32| (intid as usize / 32, 1u32 << (intid % 32));
+        match *effect {
+            Effect::Enable(irq) => {
+                let (i, b) = bit(irq.intid);
+                self.banked_or_shared(
+                    irq,
+                    |sgi| sgi.isenabler0.set(b),
+                    || gicd.isenabler[i].set(b),
+                );
+            }
+            Effect::Disable(irq) => {
+                let (i, b) = bit(irq.intid);
+                self.banked_or_shared(
+                    irq,
+                    |sgi| sgi.icenabler0.set(b),
+                    || gicd.icenabler[i].set(b),
+                );
+            }
+            Effect::SetPending(irq) => gicd.ispendr[bit(irq.intid).0].set(bit(irq.intid).1),
+            Effect::ClearPending(irq) => gicd.icpendr[bit(irq.intid).0].set(bit(irq.intid).1),
+            Effect::SetActive(irq) => gicd.isactiver[bit(irq.intid).0].set(bit(irq.intid).1),
+            Effect::ClearActive(irq) => gicd.icactiver[bit(irq.intid).0].set(bit(irq.intid).1),
+            Effect::SetPriority { irq, priority } => {
+                let reg = &gicd.ipriorityr[irq.intid as usize / 4];
+                let shift = (irq.intid % 4) * 8;
+                reg.set((reg.get() & !(0xff << shift)) | (u32::from(priority) << shift));
+            }
+            Effect::SetConfig { irq, edge } => {
+                let reg = &gicd.icfgr[irq.intid as usize / 16];
+                let shift = (irq.intid % 16) * 2 + 1;
+                reg.set((reg.get() & !(1 << shift)) | (u32::from(edge) << shift));
+            }
+            Effect::Target { intid, cpus } => {
+                let mask = cpus.iter().fold(0u8, |m, cpu| {
+                    m | self.interface[cpu as usize].load(Ordering::Relaxed)
+                });
+                let reg = &gicd.itargetsr[intid as usize / 4];
+                let shift = (intid % 4) * 8;
+                reg.set((reg.get() & !(0xff << shift)) | (u32::from(mask) << shift));
+            }
+            Effect::Route { intid, cpu } => {
+                let irouter = mmio::<ReadWrite<u64>>(self.gicd + GICD_IROUTER + 8 * intid as usize);
+                irouter.set(self.mpidr[cpu as usize] & AFFINITY_MASK);
+            }
+            // Virtual SGIs are delivered by the caller (they target vCPUs, not lines).
+            Effect::SendSgi { .. } => {}
+        }
+    }
+
+    fn banked_or_shared(&self, irq: Irq, banked: impl FnOnce(&GicrSgi), shared: impl FnOnce()) {
+        match (self.version, irq.cpu) {
+            (GicVersion::V3, Some(cpu)) => banked(self.gicr_sgi(cpu as usize)),
+            _ => shared(),
+        }
+    }
+
+    /// Sends physical SGI `intid` to CPU `cpu` (hv's index).
+    pub fn send_sgi(&self, intid: u32, cpu: usize) {
+        match self.version {
+            GicVersion::V3 => {
+                let m = self.mpidr[cpu];
+                let value = ((m >> 32) & 0xff) << 48 // Aff3
+                    | ((m >> 16) & 0xff) << 32 // Aff2
+                    | (u64::from(intid) & 0xf) << 24
+                    | ((m >> 8) & 0xff) << 16 // Aff1
+                    | 1 << (m & 0xf); // target list: Aff0 (< 16)
+                                      // SAFETY: generating an SGI only signals the target CPU's interface.
+                unsafe {
+                    core::arch::asm!("dsb ish", "msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack));
+                }
+            }
+            GicVersion::V2 => {
+                let mask = u32::from(self.interface[cpu].load(Ordering::Relaxed));
+                aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
+                mmio::<Gicd>(self.gicd)
+                    .sgir
+                    .set((mask << 16) | (intid & 0xf));
+            }
+        }
+    }
+
+    /// Makes virtual SGI `intid` from vCPU `source` pending for the vCPU on this CPU (not
+    /// linked to any physical interrupt). False when every list register is in use.
+    pub fn inject_sgi(&self, intid: u32, source: u32) -> bool {
+        let count = self.list_registers.get().copied().unwrap_or(0);
+        match self.version {
+            GicVersion::V3 => {
+                for n in 0..count.min(4) {
+                    if read_lr(n) >> 62 == 0 {
+                        let lr = (0b01 << 62)
+                            | (1 << 60)
+                            | (u64::from(PRIORITY) << 48)
+                            | u64::from(intid);
+                        write_lr(n, lr);
+                        return true;
+                    }
+                }
+                false
+            }
+            GicVersion::V2 => {
+                let gich: &Gich = mmio(self.gich);
+                let empty = gich.elrsr0.get();
+                for n in 0..count.min(32) {
+                    if empty & (1 << n) != 0 {
+                        let lr = (0b01 << 28)
+                            | (u32::from(PRIORITY >> 3) << 23)
+                            | ((source & 0x7) << 10)
                             | intid;
                         gich.lr[n].set(lr);
                         return true;

@@ -19,12 +19,15 @@ use spin::{Mutex, Once};
 
 use super::exception::Frame;
 use super::{cache, console, cpu, gic, pmu, power};
+use crate::esr::DataAbort;
 use crate::esr::Esr;
 use crate::guest_image::Placement;
 use crate::hypercall::{self, Call};
 use crate::layout::MAX_CPUS;
 use crate::partition::{LineBuffer, PartitionState, StopReason};
+use crate::vgic::{AccessWidth, Effect, VgicDistributor};
 use core::sync::atomic::{AtomicU64, Ordering};
+use platform::config::Region;
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
 pub struct Running {
@@ -35,6 +38,9 @@ pub struct Running {
     pub image: &'static [u8],
     pub placement: Placement,
     pub dtb: Vec<u8>,
+    /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
+    pub vgic: Mutex<VgicDistributor>,
+    pub gicd: Region,
 }
 
 impl Running {
@@ -78,8 +84,20 @@ static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FORWARDED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FORWARD_COST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-/// Prints what hv spent forwarding interrupts, per CPU that forwarded any.
+/// Prints what hv spent forwarding interrupts, per CPU that forwarded any, and what each
+/// partition's distributor refused.
 pub fn print_irq_stats() {
+    for p in partitions() {
+        let stats = p.vgic.lock().stats();
+        info!(
+            "stats: partition `{}`: distributor writes ignored: {} on foreign lines, {} naming \
+             foreign CPUs, {} to reserved registers",
+            partition_name(p),
+            stats.foreign_lines,
+            stats.foreign_cpus,
+            stats.reserved
+        );
+    }
     for cpu in 0..MAX_CPUS {
         let n = FORWARDED[cpu].load(Ordering::Relaxed);
         let cost = FORWARD_COST[cpu].load(Ordering::Relaxed);
@@ -178,6 +196,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     if let Some(gic) = gic::get() {
         gic.init_cpu();
         gic.enable_private(VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER));
+        gic.enable_private(gic::KICK_SGI);
     }
     let stack_top = super::image::stack_top(cpu::index());
     // SAFETY: the stage-2 tables map only the partition's own memory, so whatever the guest
@@ -226,8 +245,16 @@ pub fn handle_irq() {
     let start = pmu::count();
     let me = cpu::index();
     let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
+    let owner = pinned(me).map(|(p, _)| p);
     while let Some(intid) = gic.acknowledge() {
-        if intid == vtimer && gic.inject_hw(intid) {
+        if intid == gic::KICK_SGI {
+            gic.deactivate(intid);
+            drain_sgis(gic);
+            continue;
+        }
+        let owned =
+            intid == vtimer || owner.is_some_and(|p| intid >= 32 && p.vgic.lock().owns_spi(intid));
+        if owned && gic.inject_hw(intid) {
             FORWARDED[me].fetch_add(1, Ordering::Relaxed);
             FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
             continue;
@@ -283,8 +310,25 @@ pub fn handle_trap(frame: &mut Frame) {
             frame.elr += 4;
         }
         0x01 => frame.elr += 4,
+        0x18 if is_sgi1r_write(esr) => {
+            let rt = ((esr.iss() >> 5) & 0x1f) as usize;
+            let value = if rt == 31 { 0 } else { frame.x[rt] };
+            let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
+            if let Ok(Some(effect)) = effect {
+                deliver(&effect, vcpu);
+            }
+            frame.elr += 4;
+        }
         0x24 => {
             let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
+            if partition.gicd.contains_addr(ipa) {
+                if let Some(da) = esr.data_abort().filter(|da| da.valid) {
+                    if emulate_gicd(frame, partition, vcpu, ipa - partition.gicd.base, da) {
+                        frame.elr += 4;
+                        return;
+                    }
+                }
+            }
             error!(
                 "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
                  (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
@@ -305,6 +349,102 @@ pub fn handle_trap(frame: &mut Frame) {
             );
             stop_here(partition, vcpu, Some(StopReason::Fault));
         }
+    }
+}
+
+/// ICC_SGI1R_EL1 (op0 3, op1 0, CRn 12, CRm 11, op2 5) written by the guest: trapped
+/// because HCR_EL2.IMO is set. ISS layout: Arm ARM D24.2.40, EC 0x18.
+fn is_sgi1r_write(esr: Esr) -> bool {
+    let iss = esr.iss();
+    let (op0, op2, op1, crn, crm, read) = (
+        (iss >> 20) & 3,
+        (iss >> 17) & 7,
+        (iss >> 14) & 7,
+        (iss >> 10) & 0xf,
+        (iss >> 1) & 0xf,
+        iss & 1,
+    );
+    (op0, op1, crn, crm, op2, read) == (3, 0, 12, 11, 5, 0)
+}
+
+/// A guest access to its GICD frame, through the partition's distributor model. False if
+/// the model refuses the access (the vCPU is then stopped as for any bad access).
+fn emulate_gicd(
+    frame: &mut Frame,
+    partition: &Running,
+    vcpu: usize,
+    offset: u64,
+    da: DataAbort,
+) -> bool {
+    let Some(width) = AccessWidth::from_bytes(da.size) else {
+        return false;
+    };
+    let rt = usize::from(da.register);
+    if da.write {
+        let value = if rt == 31 { 0 } else { frame.x[rt] };
+        let effects = partition.vgic.lock().write(offset, width, value, vcpu);
+        let Ok(effects) = effects else {
+            return false;
+        };
+        let gic = gic::get().expect("partitions run only once the GIC is up");
+        for effect in &effects {
+            match effect {
+                Effect::SendSgi { .. } => deliver(effect, vcpu),
+                other => gic.apply(other),
+            }
+        }
+    } else {
+        let Ok(value) = partition.vgic.lock().read(offset, width, vcpu) else {
+            return false;
+        };
+        if rt != 31 {
+            frame.x[rt] = value;
+        }
+    }
+    true
+}
+
+/// Virtual SGIs waiting for the vCPU of each CPU: bit `source * 16 + sgi`.
+static PENDING_SGIS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Sends a virtual SGI from `source` (vCPU index) to the vCPUs on the effect's CPUs:
+/// queued per target CPU, then injected there (directly on this CPU; after a physical
+/// kick SGI on another).
+fn deliver(effect: &Effect, source: usize) {
+    let Effect::SendSgi { intid, cpus } = *effect else {
+        return;
+    };
+    if source >= 4 {
+        // The pending mask has room for sources 0-3 (partitions have at most 4 vCPUs).
+        return;
+    }
+    let me = cpu::index();
+    let gic = gic::get().expect("partitions run only once the GIC is up");
+    for cpu in cpus.iter() {
+        PENDING_SGIS[cpu as usize].fetch_or(1 << (source as u32 * 16 + intid), Ordering::AcqRel);
+        if cpu as usize == me {
+            drain_sgis(gic);
+        } else {
+            gic.send_sgi(gic::KICK_SGI, cpu as usize);
+        }
+    }
+}
+
+/// Injects the virtual SGIs queued for this CPU's vCPU; those that find no free list
+/// register stay queued for the next trap.
+fn drain_sgis(gic: &gic::Gic) {
+    let me = cpu::index();
+    let mut pending = PENDING_SGIS[me].swap(0, Ordering::AcqRel);
+    let mut left = 0;
+    while pending != 0 {
+        let bit = pending.trailing_zeros();
+        pending &= pending - 1;
+        if !gic.inject_sgi(bit % 16, bit / 16) {
+            left |= 1 << bit;
+        }
+    }
+    if left != 0 {
+        PENDING_SGIS[me].fetch_or(left, Ordering::AcqRel);
     }
 }
 

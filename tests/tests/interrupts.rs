@@ -1,0 +1,87 @@
+//! Interrupt virtualization: the RT vCPUs get their virtual timer interrupts and each
+//! other's SGIs through hv, and a partition's attempts to enable, prioritize, route or
+//! trigger lines it does not own change nothing.
+
+use bulkhead_tests::{board, boot_until, smoke};
+use xtask::qemu::Boot;
+
+fn timer_interrupts_reach_both_vcpus(name: &str) {
+    let (_, log) = smoke(name);
+    for (vcpu, cpu) in [(0, 2), (1, 3)] {
+        let ready = log
+            .line(&format!("[rt cpu{cpu}] ready: vCPU {vcpu} ("))
+            .unwrap_or_else(|| panic!("vCPU {vcpu} ready"));
+        assert!(
+            ready.contains("(3 timer interrupts, 0 unexpected)"),
+            "{ready}"
+        );
+    }
+    let stats = log
+        .line("stats: CPU 2: ")
+        .expect("hv reports what it forwarded");
+    assert!(stats.contains("interrupts forwarded"), "{stats}");
+}
+
+#[test]
+fn virt_timer_interrupts_reach_both_rt_vcpus() {
+    timer_interrupts_reach_both_vcpus("virt");
+}
+
+#[test]
+fn virt_gicv2_timer_interrupts_reach_both_rt_vcpus() {
+    timer_interrupts_reach_both_vcpus("virt-gicv2");
+}
+
+#[test]
+fn rpi4_timer_interrupts_reach_both_rt_vcpus() {
+    timer_interrupts_reach_both_vcpus("rpi4");
+}
+
+fn sgis_arrive_and_foreign_lines_stay_untouched(name: &str, checks: u32) {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=gic".into());
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    let summary = format!("gic-check: {checks}/{checks} as expected");
+    let received = "[rt cpu3] heartbeat";
+    let log = boot_until(&b, |lines| {
+        lines.iter().any(|l| l.contains(&summary))
+            && lines
+                .iter()
+                .any(|l| l.starts_with(received) && l.contains("(3 SGIs received)"))
+    });
+    assert!(log.contains("[rt cpu2] gic-check: sent 3 SGIs to vCPU 1"));
+    assert!(
+        log.contains(&summary),
+        "foreign lines changed:\n{}",
+        log.text()
+    );
+    assert!(!log.contains("MISMATCH"));
+    assert!(
+        log.lines
+            .iter()
+            .any(|l| l.starts_with(received) && l.contains("(3 SGIs received)")),
+        "vCPU 1 got the SGIs"
+    );
+    // vCPU 0 never receives an SGI it did not send itself.
+    assert!(!log
+        .lines
+        .iter()
+        .any(|l| l.starts_with("[rt cpu2] heartbeat") && !l.contains("(0 SGIs received)")));
+    assert!(log.fatal().is_none() && !log.contains("left its sandbox"));
+}
+
+#[test]
+fn virt_sgis_arrive_and_foreign_lines_stay_untouched() {
+    sgis_arrive_and_foreign_lines_stay_untouched("virt", 5);
+}
+
+#[test]
+fn virt_gicv2_sgis_arrive_and_foreign_lines_stay_untouched() {
+    sgis_arrive_and_foreign_lines_stay_untouched("virt-gicv2", 4);
+}
+
+#[test]
+fn rpi4_sgis_arrive_and_foreign_lines_stay_untouched() {
+    sgis_arrive_and_foreign_lines_stay_untouched("rpi4", 4);
+}
