@@ -171,6 +171,7 @@ fn vcpu_main(index: usize) -> ! {
             power_off();
         }
         Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
+        Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
         Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
             info!("selftest: resetting the partition");
             let _ = smccc::psci::system_reset::<Hvc>();

@@ -126,6 +126,12 @@ pub struct Gic {
 /// Physical SGI hv sends to a CPU to make it pick up virtual interrupts queued for its
 /// vCPU. Guests never send physical SGIs (their SGI writes trap), so any number works.
 pub const KICK_SGI: u32 = 0;
+/// The virtualization interface's maintenance interrupt (PPI 9 on every GIC Bulkhead
+/// supports: QEMU virt and the BCM2711 DTB both say so).
+pub const MAINTENANCE: u32 = 25;
+/// ICH_HCR_EL2.UIE / GICH_HCR.UIE: maintenance interrupt when at most one list register
+/// still holds an interrupt (so queued ones can be refilled).
+const HCR_UIE: u32 = 1 << 1;
 
 static GIC: Once<Gic> = Once::new();
 
@@ -339,6 +345,24 @@ impl Gic {
 }
 
 impl Gic {
+    /// Asks for (or stops asking for) a maintenance interrupt once the list registers
+    /// drain: how interrupts queued beyond the list registers get their turn.
+    pub fn request_refill(&self, on: bool) {
+        match self.version {
+            GicVersion::V3 => {
+                let hcr = ICH_HCR_EL2.get();
+                let uie = u64::from(HCR_UIE);
+                ICH_HCR_EL2.set(if on { hcr | uie } else { hcr & !uie });
+            }
+            GicVersion::V2 => {
+                let gich: &Gich = mmio(self.gich);
+                let hcr = gich.hcr.get();
+                gich.hcr
+                    .set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+            }
+        }
+    }
+
     /// Applies one physical action of a partition's emulated distributor (see
     /// [`crate::vgic`]). Banked effects name the calling CPU, whose banked registers these
     /// are.

@@ -104,8 +104,9 @@ pub fn print_irq_stats() {
         if let Some(per_irq) = cost.checked_div(n) {
             info!(
                 "stats: CPU {cpu}: {n} interrupts forwarded, {per_irq} PMU counts in hv per \
-                 interrupt (instructions under -icount), {} dropped",
-                DROPPED[cpu].load(Ordering::Relaxed)
+                 interrupt (instructions under -icount), {} dropped, {} list-register refills",
+                DROPPED[cpu].load(Ordering::Relaxed),
+                REFILLS[cpu].load(Ordering::Relaxed)
             );
         }
     }
@@ -197,6 +198,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
         gic.init_cpu();
         gic.enable_private(VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER));
         gic.enable_private(gic::KICK_SGI);
+        gic.enable_private(gic::MAINTENANCE);
     }
     let stack_top = super::image::stack_top(cpu::index());
     // SAFETY: the stage-2 tables map only the partition's own memory, so whatever the guest
@@ -247,7 +249,7 @@ pub fn handle_irq() {
     let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
     let owner = pinned(me).map(|(p, _)| p);
     while let Some(intid) = gic.acknowledge() {
-        if intid == gic::KICK_SGI {
+        if intid == gic::KICK_SGI || intid == gic::MAINTENANCE {
             gic.deactivate(intid);
             drain_sgis(gic);
             continue;
@@ -445,8 +447,14 @@ fn drain_sgis(gic: &gic::Gic) {
     }
     if left != 0 {
         PENDING_SGIS[me].fetch_or(left, Ordering::AcqRel);
+        REFILLS[me].fetch_add(1, Ordering::Relaxed);
     }
+    // More than the list registers hold: come back when they drain.
+    gic.request_refill(left != 0);
 }
+
+/// Times the list registers were full and the maintenance interrupt had to refill them.
+static REFILLS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 fn partition_name(p: &Running) -> alloc::string::String {
     p.state.lock().name.clone()
