@@ -56,3 +56,45 @@ fn virt_gicv2_latency_probe_misses_no_period_when_idle() {
 fn rpi4_latency_probe_misses_no_period_when_idle() {
     probe_misses_no_period("rpi4");
 }
+
+#[test]
+fn guest_rt_boots_bare_without_hv_for_the_baseline() {
+    let image = xtask::image::bare_guest_rt().expect("guest-rt builds");
+    let mut cmd = std::process::Command::new(xtask::qemu::QEMU);
+    cmd.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        "1G",
+    ])
+    .args(["-nographic", "-kernel"])
+    .arg(&image)
+    .args([
+        "-icount",
+        "shift=0,align=off,sleep=off",
+        "-accel",
+        "tcg,thread=single",
+    ])
+    .args(["-append", "rt.app=latency rt.latency.periods=100"]);
+    let log =
+        xtask::qemu::capture_command(cmd, bulkhead_tests::BOOT_TIMEOUT, false).expect("QEMU runs");
+    println!("{}", log.text());
+    assert!(log.contains("[bare cpu0] guest-rt 0.1.0 starting bare (no hypervisor) on vCPU 0 of 2"));
+    for vcpu in 0..2 {
+        let done = log
+            .line(&format!(
+                "[bare cpu{vcpu}] latency vCPU {vcpu}: done: 100 periods"
+            ))
+            .unwrap_or_else(|| panic!("vCPU {vcpu} finished"));
+        assert!(done.ends_with("missed 0"), "{done}");
+    }
+    assert!(log.contains("bare: every vCPU finished its probe, powering off"));
+    assert!(
+        log.status.is_some_and(|s| s.success()),
+        "guest-rt powered the machine off"
+    );
+}

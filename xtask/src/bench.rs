@@ -74,12 +74,65 @@ fn measure(name: &str) -> Result<Vec<Row>, Error> {
     Ok(rows)
 }
 
+/// Average and max latency of guest-rt's probe booted bare (no hv) on QEMU virt with a
+/// GICv3, same CPU model, same periods: the baseline hv is compared with.
+fn measure_bare() -> Result<Vec<(u64, u64, u64)>, Error> {
+    let image = image::bare_guest_rt()?;
+    step(&format!(
+        "bench: guest-rt bare on QEMU virt (EL1, no hv): latency probe, {PERIODS} periods of {INTERVAL_US} us"
+    ));
+    let mut cmd = std::process::Command::new(qemu::QEMU);
+    cmd.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        "1G",
+    ])
+    .args(["-nographic", "-kernel"])
+    .arg(&image)
+    .args([
+        "-icount",
+        "shift=0,align=off,sleep=off",
+        "-accel",
+        "tcg,thread=single",
+    ])
+    .args([
+        "-append",
+        &format!(
+            "rt.app=latency rt.latency.interval-us={INTERVAL_US} rt.latency.periods={PERIODS}"
+        ),
+    ]);
+    let log = qemu::capture_command(cmd, TIMEOUT, false)?;
+    (0..2)
+        .map(|vcpu| {
+            let done = log
+                .line(&format!("latency vCPU {vcpu}: done: "))
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "bare guest-rt: vCPU {vcpu} printed no result\n{}",
+                        log.text()
+                    ))
+                })?;
+            Ok((
+                number_after(done, "min ").unwrap_or(0),
+                number_after(done, "avg ").unwrap_or(0),
+                number_after(done, "max ").unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
 pub fn run_all() -> Result<(), Error> {
     setup::ensure_all()?;
     let mut rows = Vec::new();
     for name in boards::names() {
         rows.extend(measure(&name)?);
     }
+    let bare = measure_bare()?;
     println!();
     println!("Latency probe under hv (trap-and-inject), QEMU -icount shift=0: 1 instruction = 1 virtual ns");
     println!(
@@ -100,6 +153,26 @@ pub fn run_all() -> Result<(), Error> {
             "{:<11} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
             r.board, r.vcpu, r.cpu, PERIODS, r.min, r.avg, r.max, r.missed, r.forwarded, r.hv_cost
         );
+    }
+    println!();
+    println!("Same probe, guest-rt booted bare at EL1 on QEMU virt (GICv3), and the ratio hv/bare (virt):");
+    println!(
+        "{:>4} {:>8} {:>8} {:>8} {:>12} {:>12}",
+        "vCPU", "min ns", "avg ns", "max ns", "avg hv/bare", "max hv/bare"
+    );
+    for (vcpu, (min, avg, max)) in bare.iter().enumerate() {
+        let hv = rows.iter().find(|r| r.board == "virt" && r.vcpu == vcpu);
+        let ratio = |a: u64, b: u64| {
+            if b == 0 {
+                f64::NAN
+            } else {
+                a as f64 / b as f64
+            }
+        };
+        let (ra, rm) = hv.map_or((f64::NAN, f64::NAN), |r| {
+            (ratio(r.avg, *avg), ratio(r.max, *max))
+        });
+        println!("{vcpu:>4} {min:>8} {avg:>8} {max:>8} {ra:>12.2} {rm:>12.2}");
     }
     Ok(())
 }

@@ -129,6 +129,19 @@ pub fn system_image(config: &Config) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// guest-rt alone as a flat arm64 Image (`target/images/guest-rt.img`), to boot it bare
+/// under QEMU without hv: the baseline of the benchmarks.
+pub fn bare_guest_rt() -> Result<PathBuf, Error> {
+    let bins = build_binaries()?;
+    let image =
+        flatten(&read(&bins.guest_rt)?).map_err(|e| Error::new(format!("guest-rt: {e}")))?;
+    let dir = target_dir().join("images");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+    let path = dir.join("guest-rt.img");
+    std::fs::write(&path, &image).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,7 +144,21 @@ pub fn capture_until(
     enough: impl Fn(&[String]) -> bool,
     grace: Duration,
 ) -> Result<BootLog, Error> {
-    let mut cmd = boot.command()?;
+    watch(boot.command()?, timeout, echo, enough, grace)
+}
+
+/// Runs any QEMU command line and captures its console like [`capture`].
+pub fn capture_command(cmd: Command, timeout: Duration, echo: bool) -> Result<BootLog, Error> {
+    watch(cmd, timeout, echo, |_| false, Duration::ZERO)
+}
+
+fn watch(
+    mut cmd: Command,
+    timeout: Duration,
+    echo: bool,
+    enough: impl Fn(&[String]) -> bool,
+    grace: Duration,
+) -> Result<BootLog, Error> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

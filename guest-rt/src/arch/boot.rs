@@ -2,7 +2,9 @@
 //! virtual timer, then "ready" to hv and a heartbeat.
 
 use aarch64_cpu::registers::{Readable, TPIDR_EL1};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use log::{error, info};
+use platform::config::Region;
 use platform::dtb::BoardInfo;
 use smccc::Hvc;
 use spin::Once;
@@ -18,6 +20,14 @@ struct Boot {
 }
 
 static BOOT: Once<Boot> = Once::new();
+/// Booted without hv (the benchmark's baseline): no hypercalls, own GIC and UART.
+static BARE: AtomicBool = AtomicBool::new(false);
+/// vCPUs that finished a fixed-length probe (bare: the last one powers the machine off).
+static PROBES_DONE: AtomicUsize = AtomicUsize::new(0);
+
+pub fn is_bare() -> bool {
+    BARE.load(Ordering::Acquire)
+}
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
 
@@ -53,19 +63,36 @@ fn read_dtb(addr: usize) -> Result<BoardInfo, alloc::string::String> {
 pub extern "C" fn boot_main(dtb: usize) -> ! {
     heap::init();
     console::init();
-    let status = hvc::partition_status();
-    info!(
-        "guest-rt {} starting on vCPU {} of {} (partition {}, boot {})",
-        env!("CARGO_PKG_VERSION"),
-        status.vcpu,
-        status.vcpus,
-        status.partition,
-        status.boots
-    );
-    let board = read_dtb(dtb).unwrap_or_else(|e| {
-        error!("cannot read the partition's DTB: {e}");
+    let board = read_dtb(dtb).unwrap_or_else(|_| {
+        // Nowhere to report yet: hv's console needs nothing from the DTB, try it.
+        console::print(format_args!(
+            "FATAL: guest-rt found no usable DTB at {dtb:#x}"
+        ));
         power_off()
     });
+    // Under hv the DTB is a partition's; anything else means guest-rt was booted bare.
+    let bare = !board.compatible.iter().any(|c| c == "bulkhead,partition");
+    if bare {
+        if let Some(uart) = board.uarts.iter().find(|u| u.enabled) {
+            console::use_uart(uart.base as usize);
+        }
+        BARE.store(true, Ordering::Release);
+        info!(
+            "guest-rt {} starting bare (no hypervisor) on vCPU 0 of {}",
+            env!("CARGO_PKG_VERSION"),
+            board.cpus.len()
+        );
+    } else {
+        let status = hvc::partition_status();
+        info!(
+            "guest-rt {} starting on vCPU {} of {} (partition {}, boot {})",
+            env!("CARGO_PKG_VERSION"),
+            status.vcpu,
+            status.vcpus,
+            status.partition,
+            status.boots
+        );
+    }
     let bootargs = board.bootargs.clone().unwrap_or_default();
     for m in &board.memory {
         info!("memory {m}");
@@ -81,6 +108,17 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     }
     let mut devices = alloc::vec![gic::distributor_frame(&gic_info)];
     devices.extend(gic::mmio_frame(&gic_info));
+    if bare {
+        // Booted bare, guest-rt owns the GIC and its console UART.
+        devices.extend(gic::redistributor_frame(&gic_info));
+        devices.extend(
+            board
+                .uarts
+                .iter()
+                .filter(|u| u.enabled)
+                .map(|u| Region::new(u.base, u.size)),
+        );
+    }
     mmu::build(&board.memory, &devices);
     let outside = board
         .memory
@@ -121,6 +159,9 @@ fn vcpu_main(index: usize) -> ! {
     let boot = BOOT
         .get()
         .expect("vCPU 0 publishes the boot facts before starting others");
+    if is_bare() {
+        gic::init_bare(index);
+    }
     gic::init_cpu();
     info!(
         "vCPU {index} up at EL1 (TPIDR {}), MMU and caches on",
@@ -157,7 +198,14 @@ fn vcpu_main(index: usize) -> ! {
         timer::interrupts(),
         irq::unexpected()
     );
-    hvc::ready();
+    if is_bare() {
+        if probe_first && PROBES_DONE.fetch_add(1, Ordering::AcqRel) + 1 == boot.vcpus {
+            info!("bare: every vCPU finished its probe, powering off");
+            power_off();
+        }
+    } else {
+        hvc::ready();
+    }
     match boot.options.selftest {
         Some(SelfTest::Escape(addr)) if index == 1 => {
             info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");

@@ -1,7 +1,10 @@
 //! The `log` facade on the hypercall console: `hv` prefixes each line with the partition
-//! and the physical CPU, so lines carry no prefix of their own here.
+//! and the physical CPU, so lines carry no prefix of their own here. Booted bare (no hv,
+//! for the benchmark's baseline), lines go to the board's PL011 with a `[bare cpuN]`
+//! prefix instead.
 
 use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use log::{Level, LevelFilter, Metadata, Record};
 use spin::Mutex;
@@ -24,18 +27,52 @@ impl Write for Line {
     }
 }
 
-/// hv buffers by physical CPU, but two of our threads on one vCPU must not interleave.
+/// hv buffers by physical CPU, but two of our threads on one vCPU must not interleave
+/// (and bare, two vCPUs share the UART).
 static LOCK: Mutex<()> = Mutex::new(());
+/// PL011 base when running bare, 0 under hv.
+static BARE_UART: AtomicUsize = AtomicUsize::new(0);
+
+/// PL011 registers used bare (ARM DDI 0183): data at 0x00, flags at 0x18 (TXFF = bit 5).
+const UART_DR: usize = 0x00;
+const UART_FR: usize = 0x18;
+const UART_FR_TXFF: u32 = 1 << 5;
+
+/// Sends the console to the PL011 at `base` (bare boot, no hv to print for us).
+pub fn use_uart(base: usize) {
+    BARE_UART.store(base, Ordering::Release);
+}
+
+fn uart_write(base: usize, bytes: &[u8]) {
+    for &b in bytes {
+        // SAFETY: `base` is the board's PL011 from its DTB, identity-mapped as device memory
+        // (or the MMU is off); guest-rt is its only user when booted bare.
+        unsafe {
+            while ((base + UART_FR) as *const u32).read_volatile() & UART_FR_TXFF != 0 {
+                core::hint::spin_loop();
+            }
+            ((base + UART_DR) as *mut u32).write_volatile(u32::from(b));
+        }
+    }
+}
 
 pub fn print(args: core::fmt::Arguments) {
     let mut line = Line {
         buf: [0; 240],
         len: 0,
     };
+    let uart = BARE_UART.load(Ordering::Acquire);
+    if uart != 0 {
+        let _ = write!(line, "[bare cpu{}] ", super::vcpu_index());
+    }
     let _ = line.write_fmt(args);
     let _ = line.write_str("\n");
     let _guard = LOCK.lock();
-    hvc::console_write(&line.buf[..line.len]);
+    if uart != 0 {
+        uart_write(uart, &line.buf[..line.len]);
+    } else {
+        hvc::console_write(&line.buf[..line.len]);
+    }
 }
 
 struct Logger;

@@ -18,6 +18,8 @@ enum Interface {
 static INTERFACE: Once<Interface> = Once::new();
 /// Base of the distributor frame (emulated by hv: every access traps).
 static GICD: Once<usize> = Once::new();
+/// Base of the GICv3 redistributors (used only when booted bare).
+static GICR: Once<usize> = Once::new();
 
 /// GICD_SGIR (v2): target list [23:16], INTID [3:0].
 const GICD_SGIR: usize = 0xf00;
@@ -38,6 +40,45 @@ pub fn init(info: &GicInfo) {
         _ => Interface::V3,
     });
     GICD.call_once(|| info.gicd.base as usize);
+    if let Some(gicr) = info.gicr {
+        GICR.call_once(|| gicr.base as usize);
+    }
+}
+
+/// The GICv3 redistributors (guest-rt maps them only when booted bare).
+pub fn redistributor_frame(info: &GicInfo) -> Option<platform::config::Region> {
+    info.gicr
+}
+
+/// Booted bare (no hv), guest-rt sets up the GIC itself: the distributor once (vCPU 0)
+/// and this vCPU's redistributor, with its virtual timer PPI enabled (GICv3 only; under
+/// hv all of this is hv's). Offsets: Arm IHI 0069, 12.9 and 12.10-12.11.
+pub fn init_bare(vcpu: usize) {
+    const GICD_CTLR_ARE_GRP1: u32 = (1 << 4) | (1 << 1) | 1;
+    const GICR_STRIDE: usize = 0x2_0000;
+    const GICR_WAKER: usize = 0x14;
+    const SGI_BASE: usize = 0x1_0000;
+    const IGROUPR0: usize = 0x80;
+    const ISENABLER0: usize = 0x100;
+    let (Some(Interface::V3), Some(&gicd), Some(&gicr)) = (INTERFACE.get(), GICD.get(), GICR.get())
+    else {
+        return;
+    };
+    let rd = gicr + vcpu * GICR_STRIDE;
+    // SAFETY: booted bare, the GIC is guest-rt's alone; its frames are mapped as device
+    // memory (distributor, redistributors) and each vCPU touches only its own redistributor.
+    unsafe {
+        if vcpu == 0 {
+            reg(gicd, 0).write_volatile(GICD_CTLR_ARE_GRP1);
+        }
+        let waker = reg(rd, GICR_WAKER);
+        waker.write_volatile(waker.read_volatile() & !(1 << 1));
+        while waker.read_volatile() & (1 << 2) != 0 {
+            core::hint::spin_loop();
+        }
+        reg(rd + SGI_BASE, IGROUPR0).write_volatile(u32::MAX);
+        reg(rd + SGI_BASE, ISENABLER0).write_volatile(1 << super::timer::intid());
+    }
 }
 
 pub fn is_v3() -> bool {
