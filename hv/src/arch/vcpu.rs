@@ -26,7 +26,7 @@ use crate::hypercall::{self, Call};
 use crate::layout::MAX_CPUS;
 use crate::partition::{LineBuffer, PartitionState, StopReason};
 use crate::vgic::{AccessWidth, Effect, VgicDistributor};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use platform::config::Region;
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
@@ -135,11 +135,26 @@ fn partitions() -> &'static [Running] {
 
 /// The partition and vCPU pinned to physical CPU `cpu`, if a started partition owns it.
 fn pinned(cpu: usize) -> Option<(&'static Running, usize)> {
-    partitions().iter().find_map(|p| {
+    // Cached per CPU on the first lookup: the pinning never changes, and traps and
+    // interrupts (the hot path) then take no lock to find their partition.
+    match PINNED[cpu].load(Ordering::Acquire) {
+        0 => {}
+        UNPINNED => return None,
+        code => return Some((&partitions()[(code >> 8) - 1], code & 0xff)),
+    }
+    let found = partitions().iter().enumerate().find_map(|(i, p)| {
         let vcpu = p.state.lock().vcpu_of_cpu(cpu as u32)?;
-        Some((p, vcpu))
-    })
+        Some((i, p, vcpu))
+    });
+    let code = found.map_or(UNPINNED, |(i, _, vcpu)| ((i + 1) << 8) | vcpu);
+    PINNED[cpu].store(code, Ordering::Release);
+    found.map(|(_, p, vcpu)| (p, vcpu))
 }
+
+/// Per CPU: 0 = not looked up yet, [`UNPINNED`] = no partition, else
+/// `(partition index + 1) << 8 | vCPU`.
+static PINNED: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+const UNPINNED: usize = usize::MAX;
 
 /// Waits for this CPU's vCPU to be started (boot or PSCI CPU_ON), then enters it.
 /// CPUs no started partition owns stay parked here.
