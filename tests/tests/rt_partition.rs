@@ -241,3 +241,13 @@ fn partition_reset_reloads_and_reboots_only_the_partition() {
     assert!(log.status.is_none(), "the machine kept running");
     assert!(log.fatal().is_none() && !log.contains("SYSTEM_RESET returned"));
 }
+
+#[test]
+fn virt_gicv2_escaping_vcpu_is_stopped_while_the_other_keeps_running() {
+    escape_is_contained("virt-gicv2");
+}
+
+#[test]
+fn virt_gicv2_bad_hypercalls_get_smccc_errors_and_hv_survives() {
+    hypercall_sweep("virt-gicv2");
+}
