@@ -60,26 +60,7 @@ fn rpi4_latency_probe_misses_no_period_when_idle() {
 #[test]
 fn guest_rt_boots_bare_without_hv_for_the_baseline() {
     let image = xtask::image::bare_guest_rt().expect("guest-rt builds");
-    let mut cmd = std::process::Command::new(xtask::qemu::QEMU);
-    cmd.args([
-        "-M",
-        "virt,gic-version=3",
-        "-cpu",
-        "cortex-a72",
-        "-smp",
-        "2",
-        "-m",
-        "1G",
-    ])
-    .args(["-nographic", "-kernel"])
-    .arg(&image)
-    .args([
-        "-icount",
-        "shift=0,align=off,sleep=off",
-        "-accel",
-        "tcg,thread=single",
-    ])
-    .args(["-append", "rt.app=latency rt.latency.periods=100"]);
+    let cmd = xtask::qemu::bare_guest_rt_command(&image, "rt.app=latency rt.latency.periods=100");
     let log =
         xtask::qemu::capture_command(cmd, bulkhead_tests::BOOT_TIMEOUT, false).expect("QEMU runs");
     println!("{}", log.text());

@@ -81,31 +81,12 @@ fn measure_bare() -> Result<Vec<(u64, u64, u64)>, Error> {
     step(&format!(
         "bench: guest-rt bare on QEMU virt (EL1, no hv): latency probe, {PERIODS} periods of {INTERVAL_US} us"
     ));
-    let mut cmd = std::process::Command::new(qemu::QEMU);
-    cmd.args([
-        "-M",
-        "virt,gic-version=3",
-        "-cpu",
-        "cortex-a72",
-        "-smp",
-        "2",
-        "-m",
-        "1G",
-    ])
-    .args(["-nographic", "-kernel"])
-    .arg(&image)
-    .args([
-        "-icount",
-        "shift=0,align=off,sleep=off",
-        "-accel",
-        "tcg,thread=single",
-    ])
-    .args([
-        "-append",
+    let cmd = qemu::bare_guest_rt_command(
+        &image,
         &format!(
             "rt.app=latency rt.latency.interval-us={INTERVAL_US} rt.latency.periods={PERIODS}"
         ),
-    ]);
+    );
     let log = qemu::capture_command(cmd, TIMEOUT, false)?;
     (0..2)
         .map(|vcpu| {

@@ -147,6 +147,32 @@ pub fn capture_until(
     watch(boot.command()?, timeout, echo, enough, grace)
 }
 
+/// QEMU virt (GICv3, 2 CPUs, no EL2) booting guest-rt bare under `-icount`: the baseline
+/// hv is measured against. `bootargs` become its `/chosen/bootargs`.
+pub fn bare_guest_rt_command(image: &Path, bootargs: &str) -> Command {
+    let mut cmd = Command::new(QEMU);
+    cmd.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        "1G",
+    ])
+    .args(["-nographic", "-kernel"])
+    .arg(image)
+    .args([
+        "-icount",
+        "shift=0,align=off,sleep=off",
+        "-accel",
+        "tcg,thread=single",
+    ])
+    .args(["-append", bootargs]);
+    cmd
+}
+
 /// Runs any QEMU command line and captures its console like [`capture`].
 pub fn capture_command(cmd: Command, timeout: Duration, echo: bool) -> Result<BootLog, Error> {
     watch(cmd, timeout, echo, |_| false, Duration::ZERO)

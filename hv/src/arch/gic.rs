@@ -307,38 +307,31 @@ impl Gic {
     /// physical interrupt of the same number (the guest's EOI deactivates it). Returns
     /// false when every list register is in use.
     pub fn inject_hw(&self, intid: u32) -> bool {
+        self.write_free_lr(
+            (1 << 61) | (u64::from(intid) << 32) | u64::from(intid), // HW, pINTID, vINTID
+            (1 << 31) | (intid << 10) | intid,                       // HW, PhysicalID, VirtualID
+        )
+    }
+
+    /// Writes a pending virtual interrupt into a free list register; `v3` and `v2` are
+    /// the interrupt-specific fields of each layout (state, group and priority are added
+    /// here). False when every list register is in use.
+    fn write_free_lr(&self, v3: u64, v2: u32) -> bool {
         let count = self.list_registers.get().copied().unwrap_or(0);
         match self.version {
             GicVersion::V3 => {
-                for n in 0..count.min(4) {
-                    if read_lr(n) >> 62 == 0 {
-                        let lr = (0b01 << 62) // pending
-                            | (1 << 61) // HW
-                            | (1 << 60) // group 1
-                            | (u64::from(PRIORITY) << 48)
-                            | (u64::from(intid) << 32)
-                            | u64::from(intid);
-                        write_lr(n, lr);
-                        return true;
-                    }
-                }
-                false
+                // ICH_LR<n>_EL2: State [63:62] = pending, Group [60] = 1, Priority [55:48].
+                let fixed = (0b01 << 62) | (1 << 60) | (u64::from(PRIORITY) << 48);
+                let free = (0..count.min(4)).find(|&n| read_lr(n) >> 62 == 0);
+                free.map(|n| write_lr(n, fixed | v3)).is_some()
             }
             GicVersion::V2 => {
+                // GICH_LR<n>: State [29:28] = pending, group 0, Priority [27:23] (5 bits).
+                let fixed = (0b01 << 28) | (u32::from(PRIORITY >> 3) << 23);
                 let gich: &Gich = mmio(self.gich);
                 let empty = gich.elrsr0.get();
-                for n in 0..count.min(32) {
-                    if empty & (1 << n) != 0 {
-                        let lr = (1 << 31) // HW
-                            | (0b01 << 28) // pending, group 0
-                            | (u32::from(PRIORITY >> 3) << 23)
-                            | (intid << 10)
-                            | intid;
-                        gich.lr[n].set(lr);
-                        return true;
-                    }
-                }
-                false
+                let free = (0..count.min(32)).find(|&n| empty & (1 << n) != 0);
+                free.map(|n| gich.lr[n].set(fixed | v2)).is_some()
             }
         }
     }
@@ -452,37 +445,8 @@ impl Gic {
     /// Makes virtual SGI `intid` from vCPU `source` pending for the vCPU on this CPU (not
     /// linked to any physical interrupt). False when every list register is in use.
     pub fn inject_sgi(&self, intid: u32, source: u32) -> bool {
-        let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
-                for n in 0..count.min(4) {
-                    if read_lr(n) >> 62 == 0 {
-                        let lr = (0b01 << 62)
-                            | (1 << 60)
-                            | (u64::from(PRIORITY) << 48)
-                            | u64::from(intid);
-                        write_lr(n, lr);
-                        return true;
-                    }
-                }
-                false
-            }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
-                let empty = gich.elrsr0.get();
-                for n in 0..count.min(32) {
-                    if empty & (1 << n) != 0 {
-                        let lr = (0b01 << 28)
-                            | (u32::from(PRIORITY >> 3) << 23)
-                            | ((source & 0x7) << 10)
-                            | intid;
-                        gich.lr[n].set(lr);
-                        return true;
-                    }
-                }
-                false
-            }
-        }
+        // No HW link; on v2 the CPUID field [12:10] names the sending vCPU.
+        self.write_free_lr(u64::from(intid), ((source & 0x7) << 10) | intid)
     }
 }
 
