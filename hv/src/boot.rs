@@ -44,6 +44,7 @@ macro_rules! fatal {
 pub fn fatal(args: fmt::Arguments) -> ! {
     console::line(Level::Error, format_args!("FATAL: {args}"));
     console::line(Level::Error, format_args!("stopping the machine"));
+    console::drain_all();
     power::system_off()
 }
 
@@ -206,7 +207,8 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         power::system_off();
     }
     let vtimer = board.timer_irqs.get(2).copied().unwrap_or(27);
-    vcpu::install(running, options.smoke, vtimer);
+    let hyp_timer = board.timer_irqs.get(3).copied().unwrap_or(26);
+    vcpu::install(running, options.smoke, vtimer, hyp_timer);
     vcpu::run(0)
 }
 

@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+mod console_ring;
 mod esr;
 mod guest_dtb;
 mod guest_image;

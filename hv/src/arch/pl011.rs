@@ -80,6 +80,15 @@ impl Pl011 {
             .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 
+    /// Queues `byte` if the transmit FIFO has room; never waits.
+    pub fn try_putc(&self, byte: u8) -> bool {
+        if self.regs().fr.is_set(FR::TXFF) {
+            return false;
+        }
+        self.regs().dr.set(u32::from(byte));
+        true
+    }
+
     pub fn putc(&self, byte: u8) {
         while self.regs().fr.is_set(FR::TXFF) {
             core::hint::spin_loop();
@@ -91,17 +100,5 @@ impl Pl011 {
         while self.regs().fr.is_set(FR::BUSY) {
             core::hint::spin_loop();
         }
-    }
-}
-
-impl core::fmt::Write for Pl011 {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.putc(b'\r');
-            }
-            self.putc(b);
-        }
-        Ok(())
     }
 }

@@ -42,6 +42,8 @@ const WDOG_TICKS: u32 = 10;
 
 /// Stops the whole machine. Never returns.
 pub fn system_off() -> ! {
+    // Whatever is still queued for the UART goes out first.
+    super::console::drain_all();
     match METHOD.get() {
         Some(Method::Psci(PsciConduit::Smc)) => {
             let _ = smccc::psci::system_off::<Smc>();

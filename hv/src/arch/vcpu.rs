@@ -70,6 +70,8 @@ impl Running {
 static PARTITIONS: Once<Vec<Running>> = Once::new();
 /// INTID of the EL1 virtual timer PPI (from the board's DTB), forwarded to every vCPU.
 static VTIMER: Once<u32> = Once::new();
+/// INTID of the EL2 physical timer PPI, which paces the console drain on idle CPUs.
+static HYP_TIMER: Once<u32> = Once::new();
 /// Power off once every started partition reported ready (`--smoke`).
 static SMOKE: Once<bool> = Once::new();
 static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
@@ -77,6 +79,8 @@ static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
 
 /// The virtual timer PPI on every board Bulkhead supports (GIC INTID 27).
 const DEFAULT_VTIMER: u32 = 27;
+/// The EL2 physical timer PPI on every board Bulkhead supports (GIC INTID 26).
+const DEFAULT_HYP_TIMER: u32 = 26;
 /// Interrupts hv took but could not forward, per CPU.
 static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Interrupts forwarded to the vCPU of each CPU, and the PMU count hv spent doing it
@@ -122,9 +126,10 @@ const SPSR_EL1H_MASKED: u64 = 0x3c5;
 const VTCR_T0SZ: u64 = 64 - crate::stage2::IPA_BITS as u64;
 
 /// Publishes the started partitions; secondaries waiting in [`run`] pick them up.
-pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32) {
+pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32, hyp_timer: u32) {
     SMOKE.call_once(|| smoke);
     VTIMER.call_once(|| vtimer);
+    HYP_TIMER.call_once(|| hyp_timer);
     PARTITIONS.call_once(|| partitions);
     cpu::send_event();
 }
@@ -163,7 +168,7 @@ pub fn run(cpu: usize) -> ! {
         cpu::park_until_event();
     }
     let Some((partition, vcpu)) = pinned(cpu) else {
-        cpu::park();
+        console::drain_idle(HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER));
     };
     loop {
         // The lock guard must be gone before `enter`, which never returns.
