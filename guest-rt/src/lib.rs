@@ -43,6 +43,7 @@ extern crate alloc;
 
 pub mod completion;
 pub mod invariants;
+pub mod irq_registry;
 pub mod kernel;
 pub mod kmap;
 pub mod latency;

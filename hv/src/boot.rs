@@ -248,8 +248,18 @@ fn start_partitions(
         let placement = guest_image::place(image, ram)
             .unwrap_or_else(|e| fatal!("partition `{}`: guest-rt payload: {e}", p.name));
         let args = options::for_partition(bootargs, &p.name);
+        let devices: Vec<&platform::config::Device> = p
+            .devices
+            .iter()
+            .map(|name| {
+                config
+                    .device(name)
+                    .expect("validated config names known devices")
+            })
+            .collect();
         let dtb = GuestDtb {
             partition: p,
+            devices: &devices,
             bootargs: &args,
             gic,
             timer_irqs: &board.timer_irqs,
@@ -294,7 +304,16 @@ fn start_partitions(
         let physical = gic::get().expect("the GIC is up before partitions start");
         let vgic = VgicDistributor::new(gic.version, physical.lines(), &p.irqs, &p.cpus)
             .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
-        vgic.reset_effects(|effect| physical.apply(&effect));
+        // Banked (per-CPU) effects could only be applied on their own CPUs; those CPUs set
+        // their private lines up themselves when they enter their vCPU.
+        vgic.reset_effects(|effect| {
+            if !effect.is_banked() {
+                physical.apply(&effect);
+            }
+        });
+        for &intid in &p.irqs {
+            physical.claim_spi(intid);
+        }
         let partition = Running {
             state: spin::Mutex::new(state),
             stage2_root: root,

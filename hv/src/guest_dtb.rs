@@ -9,12 +9,14 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use platform::config::{GicVersion, Partition};
+use platform::config::{Device, GicVersion, Partition};
 use platform::dtb::GicInfo;
 use vm_fdt::{Error, FdtWriter};
 
 pub struct GuestDtb<'a> {
     pub partition: &'a Partition,
+    /// The board's devices this partition owns (passed through, identity-mapped).
+    pub devices: &'a [&'a Device],
     pub bootargs: &'a str,
     pub gic: &'a GicInfo,
     /// The board's architected-timer PPIs (INTIDs, DTB order).
@@ -107,6 +109,22 @@ impl GuestDtb<'_> {
         fdt.property_null("always-on")?;
         fdt.end_node(timer)?;
 
+        for dev in self.devices {
+            let node = fdt.begin_node(&alloc::format!("{}@{:x}", dev.name, dev.base))?;
+            fdt.property_string("compatible", &dev.compatible)?;
+            fdt.property_array_u64("reg", &[dev.base, dev.size])?;
+            if !dev.irqs.is_empty() {
+                // SPI specifiers: <0 (INTID - 32) level-high>.
+                let cells: Vec<u32> = dev
+                    .irqs
+                    .iter()
+                    .flat_map(|&intid| [0, intid - 32, 4])
+                    .collect();
+                fdt.property_array_u32("interrupts", &cells)?;
+            }
+            fdt.end_node(node)?;
+        }
+
         let hyp = fdt.begin_node("hypervisor")?;
         fdt.property_string("compatible", "bulkhead,hypervisor")?;
         fdt.property_string("method", "hvc")?;
@@ -145,8 +163,16 @@ mod tests {
             irqs: alloc::vec![],
         };
         let gic = gicv2();
+        let rtc = Device {
+            name: "rtc".into(),
+            compatible: "arm,pl031".into(),
+            base: 0x0901_0000,
+            size: 0x1000,
+            irqs: alloc::vec![34],
+        };
         let blob = GuestDtb {
             partition: &rt,
+            devices: &[&rtc],
             bootargs: "rt.selftest=none",
             gic: &gic,
             timer_irqs: &[29, 30, 27, 26],
@@ -170,5 +196,19 @@ mod tests {
         assert_eq!(seen.gicd, Region::new(0x0800_0000, 0x1_0000));
         assert_eq!(seen.gicc, Some(Region::new(0x0804_0000, 0x1_0000)));
         assert_eq!(info.timer_irqs, [29, 30, 27, 26]);
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let node = fdt
+            .find_compatible(&["arm,pl031"])
+            .expect("passed-through device listed");
+        assert_eq!(
+            node.reg().unwrap().next().unwrap().starting_address as u64,
+            0x0901_0000
+        );
+        let irq = node.property("interrupts").unwrap().value;
+        assert_eq!(
+            irq,
+            [0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4],
+            "SPI 2 = INTID 34, level"
+        );
     }
 }

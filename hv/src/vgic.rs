@@ -254,6 +254,24 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// Whether the effect is on a banked (per-CPU) SGI/PPI register, which only its own
+    /// CPU can write.
+    pub fn is_banked(&self) -> bool {
+        match self {
+            Effect::Enable(irq)
+            | Effect::Disable(irq)
+            | Effect::SetPending(irq)
+            | Effect::ClearPending(irq)
+            | Effect::SetActive(irq)
+            | Effect::ClearActive(irq)
+            | Effect::SetPriority { irq, .. }
+            | Effect::SetConfig { irq, .. } => irq.cpu.is_some(),
+            Effect::Target { .. } | Effect::Route { .. } | Effect::SendSgi { .. } => false,
+        }
+    }
+}
+
 /// The effects of one access: a fixed-capacity list (no allocation on the trap path).
 #[derive(Clone, Copy)]
 pub struct Effects {

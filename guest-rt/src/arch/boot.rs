@@ -45,6 +45,15 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     power_off()
 }
 
+/// The DTB's bytes (its header was checked by [`read_dtb`]).
+fn dtb_bytes(addr: usize) -> &'static [u8] {
+    // SAFETY: hv wrote the DTB into our RAM; `read_dtb` checked the header and size.
+    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    // SAFETY: as above, `size` bytes from `addr` are the DTB, inside our RAM.
+    unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
+}
+
 fn read_dtb(addr: usize) -> Result<BoardInfo, alloc::string::String> {
     // SAFETY: hv passes the address of the DTB it wrote into our RAM; the header is read
     // first and bounds the rest.
@@ -108,6 +117,14 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     }
     let mut devices = alloc::vec![gic::distributor_frame(&gic_info)];
     devices.extend(gic::mmio_frame(&gic_info));
+    if !bare {
+        // Passed-through devices, identity-mapped by hv.
+        devices.extend(
+            super::devices::discover(dtb_bytes(dtb))
+                .iter()
+                .map(|d| d.region),
+        );
+    }
     if bare {
         // Booted bare, guest-rt owns the GIC and its console UART.
         devices.extend(gic::redistributor_frame(&gic_info));
@@ -219,6 +236,7 @@ fn vcpu_main(index: usize) -> ! {
             power_off();
         }
         Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
+        Some(SelfTest::Spi) if index == 0 => selftest::spi_check(),
         Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
         Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
             info!("selftest: resetting the partition");

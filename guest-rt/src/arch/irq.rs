@@ -22,6 +22,8 @@ pub extern "C" fn handle() {
             timer::on_interrupt();
         } else if intid < 16 {
             SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
+        } else if let Some(handler) = super::devices::handler(intid) {
+            handler(intid);
         } else {
             UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         }

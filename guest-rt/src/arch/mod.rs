@@ -2,6 +2,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod devices;
 pub mod entry;
 pub mod exception;
 pub mod gic;

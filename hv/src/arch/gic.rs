@@ -161,7 +161,9 @@ pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
             gich: info.gich.map_or(0, |r| r.base as usize),
             list_registers: Once::new(),
             mpidr,
-            interface: [const { AtomicU8::new(0) }; MAX_CPUS],
+            // GIC-400 and QEMU number CPU interfaces like the cores; each CPU confirms its
+            // own from its banked ITARGETSR0 in `init_cpu`.
+            interface: core::array::from_fn(|i| AtomicU8::new(1 << (i % 8))),
         }
     });
     let gicd: &Gicd = mmio(gic.gicd);
@@ -353,6 +355,17 @@ impl Gic {
                 gich.hcr
                     .set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
             }
+        }
+    }
+
+    /// Puts a partition's SPI in the group guests' virtual interrupts use: group 1 on
+    /// GICv3 (group 0 would be signalled as FIQ); GICv2 keeps group 0 (hv's CPU interface
+    /// signals it as IRQ).
+    pub fn claim_spi(&self, intid: u32) {
+        if self.version == GicVersion::V3 {
+            let gicd: &Gicd = mmio(self.gicd);
+            let reg = &gicd.igroupr[intid as usize / 32];
+            reg.set(reg.get() | 1 << (intid % 32));
         }
     }
 
