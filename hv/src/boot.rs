@@ -24,6 +24,16 @@ use crate::partition::PartitionState;
 use crate::stage2::Stage2Tables;
 use crate::vgic::{self, VgicDistributor};
 
+/// The GICv2 CPU-interface frame a partition sees as its GICC (none on GICv3).
+fn guest_gicc(gic: &platform::dtb::GicInfo, exitless: bool) -> Option<Region> {
+    if exitless {
+        gic.gicc
+            .filter(|_| gic.version == platform::config::GicVersion::V2)
+    } else {
+        gic.gicv
+    }
+}
+
 /// Size of the GICD frame a partition's emulated distributor answers for.
 fn vgic_frame(version: platform::config::GicVersion) -> u64 {
     match version {
@@ -257,9 +267,16 @@ fn start_partitions(
                     .expect("validated config names known devices")
             })
             .collect();
+        let physical_mpidrs: Vec<u64> = p
+            .cpus
+            .iter()
+            .map(|&c| board.cpus[c as usize].mpidr)
+            .collect();
         let dtb = GuestDtb {
             partition: p,
             devices: &devices,
+            gicc: guest_gicc(gic, p.exitless_irqs),
+            physical_mpidrs: &physical_mpidrs,
             bootargs: &args,
             gic,
             timer_irqs: &board.timer_irqs,
@@ -289,11 +306,12 @@ fn start_partitions(
                     fatal!("partition `{}`: stage-2 map of `{name}`: {e:?}", p.name)
                 });
         }
-        // GICv2: the virtual CPU interface is the partition's GICC (the DTB says so).
-        if let Some(gicv) = gic.gicv {
+        // GICv2: the partition's GICC is the virtual interface (GICV), or with exit-less
+        // delivery the physical one (banked per CPU, so it reaches only its own CPU's).
+        if let Some(frame) = guest_gicc(gic, p.exitless_irqs) {
             tables
-                .map_device(gicv)
-                .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICV: {e:?}", p.name));
+                .map_device(frame)
+                .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICC: {e:?}", p.name));
         }
         let root = tables.root();
         // The tables live as long as the partition: for ever.
@@ -323,6 +341,7 @@ fn start_partitions(
             dtb,
             vgic: spin::Mutex::new(vgic),
             gicd: Region::new(gic.gicd.base, vgic_frame(gic.version)),
+            exitless: p.exitless_irqs,
         };
         partition.load();
         info!(

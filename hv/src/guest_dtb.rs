@@ -19,6 +19,12 @@ pub struct GuestDtb<'a> {
     pub devices: &'a [&'a Device],
     pub bootargs: &'a str,
     pub gic: &'a GicInfo,
+    /// GICv2: the frame described as the partition's GICC (GICV, or the physical GICC
+    /// with exit-less delivery).
+    pub gicc: Option<platform::config::Region>,
+    /// Physical MPIDR of each vCPU's CPU, given to exit-less partitions (their SGIs are
+    /// physical).
+    pub physical_mpidrs: &'a [u64],
     /// The board's architected-timer PPIs (INTIDs, DTB order).
     pub timer_irqs: &'a [u32],
 }
@@ -61,6 +67,11 @@ impl GuestDtb<'_> {
             fdt.property_string("compatible", "arm,armv8")?;
             fdt.property_u32("reg", vcpu as u32)?;
             fdt.property_string("enable-method", "psci")?;
+            if p.exitless_irqs {
+                if let Some(&mpidr) = self.physical_mpidrs.get(vcpu) {
+                    fdt.property_u64("bulkhead,physical-mpidr", mpidr)?;
+                }
+            }
             fdt.end_node(cpu)?;
         }
         fdt.end_node(cpus)?;
@@ -84,7 +95,7 @@ impl GuestDtb<'_> {
             }
             GicVersion::V2 => {
                 fdt.property_string("compatible", "arm,cortex-a15-gic")?;
-                g.gicv
+                self.gicc
             }
         };
         let mut reg = alloc::vec![g.gicd.base, g.gicd.size];
@@ -161,6 +172,7 @@ mod tests {
             ram: alloc::vec![Region::new(0x4200_0000, 0x600_0000)],
             devices: alloc::vec![],
             irqs: alloc::vec![],
+            exitless_irqs: false,
         };
         let gic = gicv2();
         let rtc = Device {
@@ -175,6 +187,8 @@ mod tests {
             devices: &[&rtc],
             bootargs: "rt.selftest=none",
             gic: &gic,
+            gicc: gic.gicv,
+            physical_mpidrs: &[2, 3],
             timer_irqs: &[29, 30, 27, 26],
         }
         .generate()

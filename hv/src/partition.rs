@@ -262,6 +262,7 @@ mod tests {
                 ram: alloc::vec![Region::new(0x4200_0000, 0x600_0000)],
                 devices: alloc::vec![],
                 irqs: alloc::vec![],
+                exitless_irqs: false,
             },
         )
     }

@@ -142,6 +142,12 @@ pub struct Partition {
     /// SPIs this partition owns.
     #[serde(default)]
     pub irqs: Vec<u32>,
+    /// Exit-less interrupt delivery: the partition's CPUs take their interrupts at EL1
+    /// straight from the physical GIC CPU interface, without trapping to hv (its
+    /// distributor stays emulated, so it still configures only its own lines). For RT
+    /// partitions; the cost is that a partition could send physical SGIs to any CPU.
+    #[serde(default)]
+    pub exitless_irqs: bool,
 }
 
 /// A whole board configuration.

@@ -36,6 +36,16 @@ pub fn boot(boot: &Boot) -> BootLog {
     log
 }
 
+/// `name`'s config with exit-less interrupt delivery for its RT partition, and its image.
+pub fn board_exitless(name: &str) -> (Config, PathBuf) {
+    let (config, _) = board(name);
+    let (config, stem) = xtask::boards::exitless_variant(config);
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let path = xtask::image::system_image_as(&config, &stem)
+        .unwrap_or_else(|e| panic!("building {stem}: {e}"));
+    (config, path)
+}
+
 /// Boots `name` in smoke mode (power off when ready).
 pub fn smoke(name: &str) -> (Config, BootLog) {
     let (config, image) = board(name);

@@ -8,7 +8,10 @@ use xtask::qemu::Boot;
 const PERIODS: u64 = 1_200;
 
 fn probe_misses_no_period(name: &str) {
-    let (config, image) = board(name);
+    probe_misses_no_period_in(board(name));
+}
+
+fn probe_misses_no_period_in((config, image): (platform::config::Config, std::path::PathBuf)) {
     let mut b = Boot::new(&config, &image);
     b.icount = true;
     b.bootargs.extend(
@@ -55,6 +58,13 @@ fn virt_gicv2_latency_probe_misses_no_period_when_idle() {
 #[test]
 fn rpi4_latency_probe_misses_no_period_when_idle() {
     probe_misses_no_period("rpi4");
+}
+
+#[test]
+fn exitless_latency_probe_misses_no_period_when_idle_on_every_board() {
+    for name in ["virt", "virt-gicv2", "rpi4"] {
+        probe_misses_no_period_in(bulkhead_tests::board_exitless(name));
+    }
 }
 
 #[test]

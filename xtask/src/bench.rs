@@ -32,9 +32,15 @@ struct Row {
     hv_cost: u64,
 }
 
-fn measure(name: &str) -> Result<Vec<Row>, Error> {
-    let config = boards::load(name)?;
-    let image = image::system_image(&config)?;
+/// The probe on board `board`, with trap-and-inject or (`exitless`) exit-less delivery.
+fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
+    let (config, name) = if exitless {
+        boards::exitless_variant(boards::load(board)?)
+    } else {
+        (boards::load(board)?, board.to_string())
+    };
+    let name = name.as_str();
+    let image = image::system_image_as(&config, name)?;
     let mut boot = Boot::new(&config, &image);
     boot.icount = true;
     boot.bootargs = vec![
@@ -111,13 +117,17 @@ pub fn run_all() -> Result<(), Error> {
     setup::ensure_all()?;
     let mut rows = Vec::new();
     for name in boards::names() {
-        rows.extend(measure(&name)?);
+        rows.extend(measure(&name, false)?);
+        rows.extend(measure(&name, true)?);
     }
     let bare = measure_bare()?;
     println!();
-    println!("Latency probe under hv (trap-and-inject), QEMU -icount shift=0: 1 instruction = 1 virtual ns");
     println!(
-        "{:<11} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
+        "Latency probe under hv (BOARD: trap-and-inject, BOARD-exitless: exit-less delivery),"
+    );
+    println!("QEMU -icount shift=0: 1 instruction = 1 virtual ns");
+    println!(
+        "{:<20} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
         "board",
         "vCPU",
         "CPU",
@@ -131,29 +141,40 @@ pub fn run_all() -> Result<(), Error> {
     );
     for r in &rows {
         println!(
-            "{:<11} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
+            "{:<20} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
             r.board, r.vcpu, r.cpu, PERIODS, r.min, r.avg, r.max, r.missed, r.forwarded, r.hv_cost
         );
     }
     println!();
-    println!("Same probe, guest-rt booted bare at EL1 on QEMU virt (GICv3), and the ratio hv/bare (virt):");
     println!(
-        "{:>4} {:>8} {:>8} {:>8} {:>12} {:>12}",
-        "vCPU", "min ns", "avg ns", "max ns", "avg hv/bare", "max hv/bare"
+        "Same probe, guest-rt booted bare at EL1 on QEMU virt (GICv3), and the ratios hv/bare:"
     );
+    println!(
+        "{:>4} {:>8} {:>8} {:>8}   {:>18} {:>18}",
+        "vCPU", "min ns", "avg ns", "max ns", "trap avg/max ratio", "exit-less avg/max"
+    );
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
     for (vcpu, (min, avg, max)) in bare.iter().enumerate() {
-        let hv = rows.iter().find(|r| r.board == "virt" && r.vcpu == vcpu);
-        let ratio = |a: u64, b: u64| {
-            if b == 0 {
-                f64::NAN
-            } else {
-                a as f64 / b as f64
-            }
+        let of = |board: &str| {
+            rows.iter()
+                .find(|r| r.board == board && r.vcpu == vcpu)
+                .map_or((f64::NAN, f64::NAN), |r| {
+                    (ratio(r.avg, *avg), ratio(r.max, *max))
+                })
         };
-        let (ra, rm) = hv.map_or((f64::NAN, f64::NAN), |r| {
-            (ratio(r.avg, *avg), ratio(r.max, *max))
-        });
-        println!("{vcpu:>4} {min:>8} {avg:>8} {max:>8} {ra:>12.2} {rm:>12.2}");
+        let (ta, tm) = of("virt");
+        let (ea, em) = of("virt-exitless");
+        println!(
+            "{vcpu:>4} {min:>8} {avg:>8} {max:>8}   {:>18} {:>18}",
+            format!("{ta:.2} / {tm:.2}"),
+            format!("{ea:.2} / {em:.2}")
+        );
     }
     Ok(())
 }

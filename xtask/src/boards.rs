@@ -49,3 +49,15 @@ pub fn load(name: &str) -> Result<Config, Error> {
     }
     Ok(config)
 }
+
+/// `config` with exit-less interrupt delivery for its RT partitions (the variant the tests
+/// and benchmarks compare with trap-and-inject), and the image name to use for it.
+pub fn exitless_variant(mut config: Config) -> (Config, String) {
+    for p in &mut config.partitions {
+        if p.kind == platform::config::PartitionKind::Rt {
+            p.exitless_irqs = true;
+        }
+    }
+    let stem = format!("{}-exitless", config.name);
+    (config, stem)
+}

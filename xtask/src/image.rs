@@ -103,6 +103,11 @@ pub fn assemble(mut flat_hv: Vec<u8>, payloads: &[(PayloadKind, &[u8])]) -> Vec<
 
 /// Builds hv and guest-rt and writes `target/images/BOARD.img`; returns its path.
 pub fn system_image(config: &Config) -> Result<PathBuf, Error> {
+    system_image_as(config, &config.name)
+}
+
+/// Like [`system_image`], written as `target/images/STEM.img` (for config variants).
+pub fn system_image_as(config: &Config, stem: &str) -> Result<PathBuf, Error> {
     let bins = build_binaries()?;
     let hv = flatten(&read(&bins.hv)?).map_err(|e| Error::new(format!("hv: {e}")))?;
     let guest_rt =
@@ -117,7 +122,7 @@ pub fn system_image(config: &Config) -> Result<PathBuf, Error> {
     );
     let dir = target_dir().join("images");
     std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
-    let path = dir.join(format!("{}.img", config.name));
+    let path = dir.join(format!("{stem}.img"));
     std::fs::write(&path, &image).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     step(&format!(
         "system image {} ({} KiB: hv, board config `{}`, guest-rt {} KiB)",

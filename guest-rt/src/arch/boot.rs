@@ -25,6 +25,14 @@ static BARE: AtomicBool = AtomicBool::new(false);
 /// vCPUs that finished a fixed-length probe (bare: the last one powers the machine off).
 static PROBES_DONE: AtomicUsize = AtomicUsize::new(0);
 
+/// vCPUs whose GIC CPU interface is enabled (self-tests wait for their peer).
+static INTERRUPTS_ON: [AtomicBool; super::MAX_VCPUS] =
+    [const { AtomicBool::new(false) }; super::MAX_VCPUS];
+
+pub fn interrupts_on(vcpu: usize) -> bool {
+    INTERRUPTS_ON[vcpu].load(Ordering::Acquire)
+}
+
 pub fn is_bare() -> bool {
     BARE.load(Ordering::Acquire)
 }
@@ -112,6 +120,13 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         power_off()
     });
     gic::init(&gic_info);
+    if !bare {
+        let physical = super::devices::physical_mpidrs(dtb_bytes(dtb));
+        if !physical.is_empty() {
+            info!("exit-less interrupt delivery: this partition owns its CPUs' GIC interfaces");
+            gic::set_physical_mpidrs(physical);
+        }
+    }
     if let Some(&intid) = board.timer_irqs.get(2) {
         timer::set_intid(intid);
     }
@@ -180,6 +195,7 @@ fn vcpu_main(index: usize) -> ! {
         gic::init_bare(index);
     }
     gic::init_cpu();
+    INTERRUPTS_ON[index].store(true, Ordering::Release);
     info!(
         "vCPU {index} up at EL1 (TPIDR {}), MMU and caches on",
         TPIDR_EL1.get()
@@ -257,8 +273,9 @@ fn vcpu_main(index: usize) -> ! {
         timer::sleep_ns(boot.options.heartbeat_ms * 1_000_000);
         beat += 1;
         info!(
-            "heartbeat {beat} on vCPU {index} ({} SGIs received)",
-            irq::sgis()
+            "heartbeat {beat} on vCPU {index} ({} SGIs received, numbers {:#06x})",
+            irq::sgis(),
+            irq::sgi_ids()
         );
     }
 }

@@ -81,3 +81,20 @@ pub fn register(intid: u32, handler: Handler) -> Result<(), IrqError> {
 pub fn handler(intid: u32) -> Option<Handler> {
     registry().lock().handler(intid)
 }
+
+/// Physical MPIDRs of our vCPUs' CPUs, which hv lists (`bulkhead,physical-mpidr`) only for
+/// exit-less partitions: their SGIs go straight to the physical GIC. Empty otherwise.
+pub fn physical_mpidrs(dtb: &[u8]) -> Vec<u64> {
+    let Ok(fdt) = fdt::Fdt::new(dtb) else {
+        return Vec::new();
+    };
+    let Some(cpus) = fdt.find_node("/cpus") else {
+        return Vec::new();
+    };
+    cpus.children()
+        .filter_map(|cpu| {
+            let v = cpu.property("bulkhead,physical-mpidr")?.value;
+            Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
+        })
+        .collect()
+}

@@ -20,6 +20,13 @@ static INTERFACE: Once<Interface> = Once::new();
 static GICD: Once<usize> = Once::new();
 /// Base of the GICv3 redistributors (used only when booted bare).
 static GICR: Once<usize> = Once::new();
+/// Physical MPIDR of each vCPU's CPU, when hv gave them (exit-less delivery).
+static PHYSICAL_MPIDRS: Once<alloc::vec::Vec<u64>> = Once::new();
+
+/// Records the physical MPIDRs hv listed (exit-less: SGIs use physical affinity).
+pub fn set_physical_mpidrs(mpidrs: alloc::vec::Vec<u64>) {
+    PHYSICAL_MPIDRS.call_once(|| mpidrs);
+}
 
 /// GICD_SGIR (v2): target list [23:16], INTID [3:0].
 const GICD_SGIR: usize = 0xf00;
@@ -89,8 +96,17 @@ pub fn is_v3() -> bool {
 pub fn send_sgi(intid: u32, target: usize) {
     match INTERFACE.get() {
         Some(Interface::V3) => {
-            // Virtual affinity: Aff0 = vCPU index, Aff1-3 = 0; target list bit = Aff0.
-            let value = (u64::from(intid & 0xf) << 24) | (1u64 << target);
+            // Under hv the affinity is virtual (Aff0 = vCPU index, the write traps); with
+            // exit-less delivery it is the target CPU's physical MPIDR.
+            let mpidr = PHYSICAL_MPIDRS
+                .get()
+                .and_then(|m| m.get(target).copied())
+                .unwrap_or(target as u64);
+            let value = ((mpidr >> 32) & 0xff) << 48
+                | ((mpidr >> 16) & 0xff) << 32
+                | u64::from(intid & 0xf) << 24
+                | ((mpidr >> 8) & 0xff) << 16
+                | 1u64 << (mpidr & 0xf);
             // SAFETY: the write traps to hv, which sends the SGI within this partition only.
             unsafe {
                 core::arch::asm!("msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack))

@@ -11,6 +11,18 @@ static UNEXPECTED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VC
 /// SGIs received, per vCPU.
 static SGIS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
+/// Which SGI numbers this vCPU has received (bit n: SGI n).
+static SGI_IDS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+
+/// SGIs vCPU `vcpu` received (read from another vCPU by the self-tests).
+pub fn sgis_of(vcpu: usize) -> u64 {
+    SGIS[vcpu].load(Ordering::Relaxed)
+}
+
+pub fn sgi_ids() -> u64 {
+    SGI_IDS[vcpu_index()].load(Ordering::Relaxed)
+}
+
 /// SGIs this vCPU received (cross-vCPU wake-ups).
 pub fn sgis() -> u64 {
     SGIS[vcpu_index()].load(Ordering::Relaxed)
@@ -22,6 +34,7 @@ pub extern "C" fn handle() {
             timer::on_interrupt();
         } else if intid < 16 {
             SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
+            SGI_IDS[vcpu_index()].fetch_or(1 << intid, Ordering::Relaxed);
         } else if let Some(handler) = super::devices::handler(intid) {
             handler(intid);
         } else {

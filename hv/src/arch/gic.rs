@@ -94,7 +94,8 @@ const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 /// GICv2 GICC_CTLR: EnableGrp0 | EnableGrp1 | EOImode for group 0 (bit 9): a write to
 /// EOIR only drops priority; the guest's virtual EOI deactivates (HW list registers).
-const GICC_CTLR: u32 = 0b11 | (1 << 9);
+const GICC_CTLR: u32 = 0b11 | GICC_CTLR_EOIMODE;
+const GICC_CTLR_EOIMODE: u32 = 1 << 9;
 /// GICH_HCR.En.
 const GICH_HCR_EN: u32 = 1;
 /// Priority hv gives the interrupts it forwards (lower is more urgent).
@@ -197,6 +198,12 @@ impl Gic {
     /// Sets up this CPU's interface and virtualization interface. Called on every CPU that
     /// runs a vCPU, before entering it.
     pub fn init_cpu(&self) {
+        self.init_cpu_for(false);
+    }
+
+    /// As [`Self::init_cpu`]; `exitless`: the guest on this CPU will own the physical CPU
+    /// interface (EOI both drops priority and deactivates; the virtual interface is off).
+    pub fn init_cpu_for(&self, exitless: bool) {
         let me = cpu::index();
         match self.version {
             GicVersion::V3 => {
@@ -217,13 +224,17 @@ impl Gic {
                         "msr icc_pmr_el1, {pmr}",
                         "msr icc_igrpen1_el1, {one}",
                         "isb",
-                        ctlr = in(reg) ICC_CTLR_EOIMODE,
+                        ctlr = in(reg) if exitless { 0 } else { ICC_CTLR_EOIMODE },
                         pmr = in(reg) 0xffu64,
                         one = in(reg) 1u64,
                         options(nostack)
                     );
                 }
-                ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
+                ICH_HCR_EL2.write(if exitless {
+                    ICH_HCR_EL2::En::CLEAR
+                } else {
+                    ICH_HCR_EL2::En::SET
+                });
                 self.list_registers
                     .call_once(|| (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1) as usize);
             }
@@ -234,9 +245,13 @@ impl Gic {
                 self.interface[me].store(mask, Ordering::Relaxed);
                 let gicc: &Gicc = mmio(self.gicc);
                 gicc.pmr.set(0xff);
-                gicc.ctlr.set(GICC_CTLR);
+                gicc.ctlr.set(if exitless {
+                    GICC_CTLR & !GICC_CTLR_EOIMODE
+                } else {
+                    GICC_CTLR
+                });
                 let gich: &Gich = mmio(self.gich);
-                gich.hcr.set(GICH_HCR_EN);
+                gich.hcr.set(if exitless { 0 } else { GICH_HCR_EN });
                 self.list_registers
                     .call_once(|| ((gich.vtr.get() & 0x3f) + 1) as usize);
             }
@@ -458,8 +473,41 @@ impl Gic {
     /// Makes virtual SGI `intid` from vCPU `source` pending for the vCPU on this CPU (not
     /// linked to any physical interrupt). False when every list register is in use.
     pub fn inject_sgi(&self, intid: u32, source: u32) -> bool {
+        // An SGI already in a list register is not listed twice (the architecture forbids
+        // two list registers with one vINTID): pending stays pending, active becomes
+        // active and pending, as on a physical GIC.
+        if self.merge_pending(intid, source) {
+            return true;
+        }
         // No HW link; on v2 the CPUID field [12:10] names the sending vCPU.
         self.write_free_lr(u64::from(intid), ((source & 0x7) << 10) | intid)
+    }
+
+    /// Marks an SGI that is already in a list register pending; false if none holds it.
+    fn merge_pending(&self, intid: u32, source: u32) -> bool {
+        let count = self.list_registers.get().copied().unwrap_or(0);
+        match self.version {
+            GicVersion::V3 => {
+                let found = (0..count.min(4)).find(|&n| {
+                    let lr = read_lr(n);
+                    lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid)
+                });
+                found
+                    .map(|n| write_lr(n, read_lr(n) | (0b01 << 62)))
+                    .is_some()
+            }
+            GicVersion::V2 => {
+                let gich: &Gich = mmio(self.gich);
+                let id = ((source & 0x7) << 10) | intid;
+                let found = (0..count.min(32)).find(|&n| {
+                    let lr = gich.lr[n].get();
+                    (lr >> 28) & 0b11 != 0 && lr & 0x1fff == id
+                });
+                found
+                    .map(|n| gich.lr[n].set(gich.lr[n].get() | (0b01 << 28)))
+                    .is_some()
+            }
+        }
     }
 }
 

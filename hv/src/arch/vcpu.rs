@@ -41,6 +41,8 @@ pub struct Running {
     /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
     pub vgic: Mutex<VgicDistributor>,
     pub gicd: Region,
+    /// Exit-less interrupt delivery ([`platform::config::Partition::exitless_irqs`]).
+    pub exitless: bool,
 }
 
 impl Running {
@@ -187,14 +189,18 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     // firmware grants it), and IMPLEMENTATION DEFINED system registers trap (TIDCP): a
     // partition must not retune what the cluster shares.
     ACTLR_EL2.set(0);
+    // Exit-less: IRQs and FIQs go straight to EL1 (IMO/FMO clear); SErrors still come here.
+    let route = if partition.exitless {
+        HCR_EL2::IMO::CLEAR + HCR_EL2::FMO::CLEAR
+    } else {
+        HCR_EL2::IMO::SET + HCR_EL2::FMO::SET
+    };
     HCR_EL2.write(
         HCR_EL2::VM::SET
             + HCR_EL2::RW::SET
             + HCR_EL2::TSC::SET
             + HCR_EL2::TIDCP::SET
-            + HCR_EL2::IMO::SET
-            + HCR_EL2::FMO::SET
-            + HCR_EL2::AMO::SET
+            + route
             + HCR_EL2::FB::SET
             + HCR_EL2::BSU.val(1)
             + HCR_EL2::PTW::SET,
@@ -215,10 +221,17 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     CNTVOFF_EL2.set(0);
     pmu::init();
     if let Some(gic) = gic::get() {
-        gic.init_cpu();
+        gic.init_cpu_for(partition.exitless);
         gic.enable_private(VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER));
-        gic.enable_private(gic::KICK_SGI);
-        gic.enable_private(gic::MAINTENANCE);
+        if partition.exitless {
+            // The guest's own SGIs arrive physically.
+            for sgi in 0..16 {
+                gic.enable_private(sgi);
+            }
+        } else {
+            gic.enable_private(gic::KICK_SGI);
+            gic.enable_private(gic::MAINTENANCE);
+        }
     }
     let stack_top = super::image::stack_top(cpu::index());
     // SAFETY: the stage-2 tables map only the partition's own memory, so whatever the guest
@@ -337,7 +350,7 @@ pub fn handle_trap(frame: &mut Frame) {
             let value = if rt == 31 { 0 } else { frame.x[rt] };
             let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
             if let Ok(Some(effect)) = effect {
-                deliver(&effect, vcpu);
+                deliver(partition, &effect, vcpu);
             }
             frame.elr += 4;
         }
@@ -411,7 +424,7 @@ fn emulate_gicd(
         let gic = gic::get().expect("partitions run only once the GIC is up");
         for effect in &effects {
             match effect {
-                Effect::SendSgi { .. } => deliver(effect, vcpu),
+                Effect::SendSgi { .. } => deliver(partition, effect, vcpu),
                 other => gic.apply(other),
             }
         }
@@ -432,16 +445,23 @@ static PENDING_SGIS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_C
 /// Sends a virtual SGI from `source` (vCPU index) to the vCPUs on the effect's CPUs:
 /// queued per target CPU, then injected there (directly on this CPU; after a physical
 /// kick SGI on another).
-fn deliver(effect: &Effect, source: usize) {
+fn deliver(partition: &Running, effect: &Effect, source: usize) {
     let Effect::SendSgi { intid, cpus } = *effect else {
         return;
     };
+    let gic = gic::get().expect("partitions run only once the GIC is up");
+    if partition.exitless {
+        // The target CPUs take the SGI themselves at EL1, with its own number.
+        for cpu in cpus.iter() {
+            gic.send_sgi(intid, cpu as usize);
+        }
+        return;
+    }
     if source >= 4 {
         // The pending mask has room for sources 0-3 (partitions have at most 4 vCPUs).
         return;
     }
     let me = cpu::index();
-    let gic = gic::get().expect("partitions run only once the GIC is up");
     for cpu in cpus.iter() {
         PENDING_SGIS[cpu as usize].fetch_or(1 << (source as u32 * 16 + intid), Ordering::AcqRel);
         if cpu as usize == me {
