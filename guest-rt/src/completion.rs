@@ -9,7 +9,7 @@
 use crate::kernel::Kernel;
 use crate::thread::{BlockedOn, CpuId, WaitStatus};
 use crate::timer::Nanos;
-use crate::waitqueue::{WaitQueue, Waiter};
+use crate::waitqueue::WaitQueue;
 
 /// `done` value after `complete_all`: every present and future wait succeeds
 /// until `reinit`.
@@ -133,12 +133,7 @@ impl Kernel {
         if let Some(outcome) = self.precheck_wait(cpu, deadline, interruptible) {
             return WaitStatus::Ready(outcome);
         }
-        let waiter = Waiter {
-            tid,
-            prio: self.thread(tid).effective,
-            seq: self.next_seq(),
-            data: (),
-        };
+        let waiter = self.waiter_of(tid, ());
         self.completions[c.index()].waiters.insert(waiter);
         self.block_current(cpu, BlockedOn::Completion(c), deadline, interruptible);
         WaitStatus::Blocked

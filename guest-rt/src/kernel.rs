@@ -110,6 +110,17 @@ impl Kernel {
         self.seq
     }
 
+    /// The wait-queue entry of `tid`: queued by its effective priority, FIFO among equals
+    /// (the sequence number), carrying `data`. Shared by every sleeping primitive.
+    pub(crate) fn waiter_of<D>(&mut self, tid: ThreadId, data: D) -> crate::waitqueue::Waiter<D> {
+        crate::waitqueue::Waiter {
+            tid,
+            prio: self.thread(tid).effective,
+            seq: self.next_seq(),
+            data,
+        }
+    }
+
     pub fn thread(&self, tid: ThreadId) -> &Thread {
         &self.threads[tid.index()]
     }

@@ -19,7 +19,7 @@
 use crate::kernel::Kernel;
 use crate::thread::{BlockedOn, CpuId, Priority, ThreadId, ThreadState, WaitStatus};
 use crate::timer::Nanos;
-use crate::waitqueue::{WaitQueue, Waiter};
+use crate::waitqueue::WaitQueue;
 
 /// Longest owner chain a lock request may create and a priority walk follows.
 pub const MAX_CHAIN_DEPTH: usize = 16;
@@ -124,12 +124,7 @@ impl Kernel {
         if let Some(outcome) = self.precheck_wait(cpu, deadline, interruptible) {
             return Ok(WaitStatus::Ready(outcome));
         }
-        let waiter = Waiter {
-            tid,
-            prio: self.thread(tid).effective,
-            seq: self.next_seq(),
-            data: (),
-        };
+        let waiter = self.waiter_of(tid, ());
         self.mutexes[m.index()].waiters.insert(waiter);
         self.block_current(cpu, BlockedOn::Mutex(m), deadline, interruptible);
         self.propagate_from(m, cpu);

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use crate::kernel::Kernel;
 use crate::thread::{BlockedOn, CpuId, ThreadId, WaitStatus};
 use crate::timer::Nanos;
-use crate::waitqueue::{WaitQueue, Waiter};
+use crate::waitqueue::WaitQueue;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RwSemId(pub(crate) u32);
@@ -159,12 +159,7 @@ impl Kernel {
         if let Some(outcome) = self.precheck_wait(cpu, deadline, interruptible) {
             return WaitStatus::Ready(outcome);
         }
-        let waiter = Waiter {
-            tid,
-            prio: self.thread(tid).effective,
-            seq: self.next_seq(),
-            data: mode,
-        };
+        let waiter = self.waiter_of(tid, mode);
         self.rwsems[r.index()].waiters.insert(waiter);
         self.block_current(cpu, BlockedOn::RwSem(r), deadline, interruptible);
         WaitStatus::Blocked

@@ -9,7 +9,7 @@
 use crate::kernel::Kernel;
 use crate::thread::{BlockedOn, CpuId, WaitStatus};
 use crate::timer::Nanos;
-use crate::waitqueue::{WaitQueue, Waiter};
+use crate::waitqueue::WaitQueue;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SemaphoreId(pub(crate) u32);
@@ -93,12 +93,7 @@ impl Kernel {
         if let Some(outcome) = self.precheck_wait(cpu, deadline, interruptible) {
             return WaitStatus::Ready(outcome);
         }
-        let waiter = Waiter {
-            tid,
-            prio: self.thread(tid).effective,
-            seq: self.next_seq(),
-            data: (),
-        };
+        let waiter = self.waiter_of(tid, ());
         self.semaphores[s.index()].waiters.insert(waiter);
         self.block_current(cpu, BlockedOn::Semaphore(s), deadline, interruptible);
         WaitStatus::Blocked
