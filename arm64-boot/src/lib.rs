@@ -7,7 +7,8 @@
 //! use only PC-relative addressing and scratch registers: no stack, no data, no Rust.
 //!
 //! The linker script of each binary must define `__image_start`, `__rela_start`,
-//! `__rela_end`, `__bss_start` and `__bss_end` (16-byte aligned) and keep `.text.head` first.
+//! `__rela_end`, `__bss_start` and `__bss_end` (16-byte aligned), `__stacks_start`, and
+//! keep `.text.head` first.
 #![no_std]
 
 /// Emits the arm64 Image header (Linux `Documentation/arch/arm64/booting.rst`): a branch to
@@ -93,5 +94,31 @@ pub unsafe extern "C" fn clear_bss() {
         "b      1b",
         "2:",
         "ret",
+    )
+}
+
+/// Switches to the stack of CPU `x0` among `x2` stacks of `x1` bytes each from
+/// `__stacks_start` (the stack grows down from the end of its slot) and returns; parks the
+/// CPU (WFE loop) if `x0 >= x2`, since it has no stack. Keeps x0; clobbers x3-x4.
+/// Meant as the tail call of a binary's per-CPU setup (`b`, so x30 still returns to the
+/// entry code).
+///
+/// # Safety
+/// Call from entry code only, before anything lives on the current stack.
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+pub unsafe extern "C" fn enter_stack() {
+    core::arch::naked_asm!(
+        "cmp    x0, x2",
+        "b.hs   9f",
+        "adrp   x3, __stacks_start",
+        "add    x3, x3, :lo12:__stacks_start",
+        "add    x4, x0, #1",
+        "madd   x3, x4, x1, x3",
+        "mov    sp, x3",
+        "ret",
+        "9:",
+        "wfe",
+        "b      9b",
     )
 }

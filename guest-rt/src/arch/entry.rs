@@ -39,33 +39,25 @@ pub unsafe extern "C" fn secondary_entry() -> ! {
     )
 }
 
-/// x0 = vCPU index: stack, TPIDR_EL1 = index, FP on, vectors. Parks an index without a
-/// stack.
+/// x0 = vCPU index: TPIDR_EL1 = index, FP on, vectors, then the vCPU's stack (parking an
+/// index without one).
 #[unsafe(naked)]
 unsafe extern "C" fn vcpu_setup() {
     core::arch::naked_asm!(
-        "cmp    x0, {max}",
-        "b.hs   9f",
         "msr    tpidr_el1, x0",
         "mov    x2, {cpacr}",
         "msr    cpacr_el1, x2",
-        "adrp   x1, __stacks_start",
-        "add    x1, x1, :lo12:__stacks_start",
-        "add    x2, x0, #1",
-        "mov    x3, {stack}",
-        "madd   x1, x2, x3, x1",
-        "mov    sp, x1",
         "adrp   x1, {vectors}",
         "add    x1, x1, :lo12:{vectors}",
         "msr    vbar_el1, x1",
         "isb",
-        "ret",
-        "9:",
-        "wfe",
-        "b      9b",
+        "mov    x1, {stack}",
+        "mov    x2, {max}",
+        "b      {enter_stack}",
         max = const MAX_VCPUS,
         cpacr = const CPACR_FP_ON,
         stack = const STACK_SIZE,
         vectors = sym super::exception::vectors,
+        enter_stack = sym arm64_boot::enter_stack,
     )
 }

@@ -46,34 +46,26 @@ pub unsafe extern "C" fn secondary_entry() -> ! {
     )
 }
 
-/// Per-CPU setup before Rust: x0 = CPU index. Sets SP to the CPU's stack, TPIDR_EL2 to its
-/// index, the EL2 vectors, and stops FP/SIMD from trapping (Rust code may use them).
-/// Parks the CPU if its index has no stack.
+/// Per-CPU setup before Rust: x0 = CPU index. Sets TPIDR_EL2 to the index, stops FP/SIMD
+/// from trapping (guests use them), installs the EL2 vectors, then switches to the CPU's
+/// stack (parking a CPU that has none).
 #[unsafe(naked)]
 unsafe extern "C" fn cpu_common_setup() {
     core::arch::naked_asm!(
-        "cmp    x0, {max_cpus}",
-        "b.hs   9f",
         "msr    tpidr_el2, x0",
         "mov    x2, {cptr}",
         "msr    cptr_el2, x2",
-        "adrp   x1, __stacks_start",
-        "add    x1, x1, :lo12:__stacks_start",
-        "add    x2, x0, #1",
-        "mov    x3, {stack_size}",
-        "madd   x1, x2, x3, x1",
-        "mov    sp, x1",
         "adrp   x1, {vectors}",
         "add    x1, x1, :lo12:{vectors}",
         "msr    vbar_el2, x1",
         "isb",
-        "ret",
-        "9:",
-        "wfe",
-        "b      9b",
+        "mov    x1, {stack_size}",
+        "mov    x2, {max_cpus}",
+        "b      {enter_stack}",
         max_cpus = const MAX_CPUS,
         cptr = const CPTR_EL2_NO_TRAPS,
         stack_size = const STACK_SIZE,
         vectors = sym super::exception::vectors,
+        enter_stack = sym arm64_boot::enter_stack,
     )
 }
