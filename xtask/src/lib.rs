@@ -6,6 +6,7 @@
 pub mod boards;
 pub mod debian;
 pub mod image;
+pub mod initramfs;
 pub mod qemu;
 pub mod setup;
 
