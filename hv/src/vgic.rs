@@ -367,7 +367,11 @@ enum Reg {
     Reserved,
 }
 
-/// GICv2 banked SGI/PPI state of one vCPU (INTID 0-31; bit n = INTID n).
+/// Banked SGI/PPI state of one vCPU (INTID 0-31; bit n = INTID n): the GICv2 banked
+/// GICD registers, or the SGI_base frame of the vCPU's GICv3 redistributor. Like a
+/// redistributor after reset (IHI 0069 leaves most reset values IMPLEMENTATION DEFINED;
+/// hv picks 0): every line disabled, not pending, inactive, level (SGIs read as edge),
+/// priority 0.
 #[derive(Clone, Debug)]
 struct Banked {
     enabled: u32,
@@ -386,6 +390,22 @@ impl Banked {
             active: 0,
             edge: 0,
             priority: [0; 32],
+        }
+    }
+
+    fn field(&self, field: Field) -> &u32 {
+        match field {
+            Field::Enabled => &self.enabled,
+            Field::Pending => &self.pending,
+            Field::Active => &self.active,
+        }
+    }
+
+    fn field_mut(&mut self, field: Field) -> &mut u32 {
+        match field {
+            Field::Enabled => &mut self.enabled,
+            Field::Pending => &mut self.pending,
+            Field::Active => &mut self.active,
         }
     }
 }
@@ -409,9 +429,9 @@ pub struct VgicDistributor {
     targets: Vec<u8>,
     /// GICv3: virtual IROUTER value per SPI (always a valid route).
     route: Vec<u64>,
-    /// GICv2: banked SGI/PPI state per vCPU (empty on GICv3).
+    /// Banked SGI/PPI state per vCPU (GICv2 distributor, GICv3 redistributors).
     banked: Vec<Banked>,
-    /// INTIDs 0-31 hv keeps (GICv2): invisible to the guest.
+    /// INTIDs 0-31 hv keeps: invisible to the guest in every frame.
     hv_private: u32,
     ctlr: u32,
     stats: VgicStats,
@@ -462,10 +482,6 @@ impl VgicDistributor {
             owned[(spi / 32) as usize] |= 1 << (spi % 32);
             targets[spi as usize] = 1;
         }
-        let banked = match version {
-            GicVersion::V2 => alloc::vec![Banked::new(); n],
-            GicVersion::V3 => Vec::new(),
-        };
         Ok(Self {
             version,
             lines,
@@ -478,15 +494,16 @@ impl VgicDistributor {
             priority: alloc::vec![0; lines as usize],
             targets,
             route: alloc::vec![0; lines as usize],
-            banked,
+            banked: alloc::vec![Banked::new(); n],
             hv_private: DEFAULT_HV_PRIVATE,
             ctlr: 0,
             stats: VgicStats::default(),
         })
     }
 
-    /// Replaces the set of INTIDs 0-31 hv keeps for itself on GICv2 (bit n = INTID n);
-    /// the guest neither sees nor configures them, nor sends those SGIs.
+    /// Replaces the set of INTIDs 0-31 hv keeps for itself (bit n = INTID n); the guest
+    /// neither sees nor configures them (GICv2 distributor, GICv3 redistributors), nor
+    /// sends those SGIs.
     pub fn with_hv_private(mut self, mask: u32) -> Self {
         self.hv_private = mask;
         self
@@ -530,7 +547,7 @@ impl VgicDistributor {
 
     /// Whether the guest has `intid` enabled in its view (banked lines: on `vcpu`).
     pub fn line_enabled(&self, intid: u32, vcpu: usize) -> bool {
-        if !self.visible(intid) {
+        if !self.guest_line(intid) {
             return false;
         }
         match self.banked_of(intid, vcpu) {
@@ -559,7 +576,7 @@ impl VgicDistributor {
         banked: fn(&mut Banked) -> &mut u32,
         shared: fn(&mut Self) -> &mut Vec<u32>,
     ) -> bool {
-        if !self.visible(intid) || vcpu >= self.cpus.len() {
+        if !self.guest_line(intid) || vcpu >= self.cpus.len() {
             return false;
         }
         let bit = 1u32 << (intid % 32);
@@ -584,8 +601,9 @@ impl VgicDistributor {
 
     /// The physical setup matching the initial virtual state, for partition (re)start:
     /// each owned SPI disabled, not pending, inactive, priority 0, level, delivered to
-    /// vCPU 0's CPU; on GICv2 also each vCPU's banked lines (except hv's) disabled,
-    /// inactive, priority 0 and its PPIs not pending.
+    /// vCPU 0's CPU; also each vCPU's banked lines that reach its CPU (GICv2: SGIs and
+    /// PPIs; GICv3: PPIs only, SGIs are virtual) except hv's, disabled, inactive,
+    /// priority 0 and (PPIs) not pending. Banked effects name the vCPU's CPU.
     pub fn reset_effects(&self, mut apply: impl FnMut(Effect)) {
         let cpu0 = self.cpus[0];
         for intid in (32..self.lines).filter(|&i| self.owns_spi(i)) {
@@ -604,20 +622,22 @@ impl VgicDistributor {
                 GicVersion::V3 => apply(Effect::Route { intid, cpu: cpu0 }),
             }
         }
-        if self.version == GicVersion::V2 {
-            for &cpu in &self.cpus {
-                for intid in (0..32).filter(|i| self.hv_private & (1 << i) == 0) {
-                    let irq = Irq {
-                        intid,
-                        cpu: Some(cpu),
-                    };
-                    apply(Effect::Disable(irq));
-                    if intid >= 16 {
-                        apply(Effect::ClearPending(irq));
-                    }
-                    apply(Effect::ClearActive(irq));
-                    apply(Effect::SetPriority { irq, priority: 0 });
+        let first_banked = match self.version {
+            GicVersion::V2 => 0,
+            GicVersion::V3 => 16,
+        };
+        for &cpu in &self.cpus {
+            for intid in (first_banked..32).filter(|i| self.hv_private & (1 << i) == 0) {
+                let irq = Irq {
+                    intid,
+                    cpu: Some(cpu),
+                };
+                apply(Effect::Disable(irq));
+                if intid >= 16 {
+                    apply(Effect::ClearPending(irq));
                 }
+                apply(Effect::ClearActive(irq));
+                apply(Effect::SetPriority { irq, priority: 0 });
             }
         }
     }
@@ -639,51 +659,20 @@ impl VgicDistributor {
             Reg::Typer => u64::from(self.typer()),
             Reg::Iidr => u64::from(IIDR_VALUE),
             Reg::Pidr2 => u64::from(self.pidr2()),
-            Reg::Group { word } => u64::from(self.visible_mask(word)),
-            Reg::Bits { op, word } => {
-                let state = match op {
-                    BitOp::SetEnable | BitOp::ClearEnable => self.bits(word, vcpu, Field::Enabled),
-                    BitOp::SetPending | BitOp::ClearPending => {
-                        self.bits(word, vcpu, Field::Pending)
-                    }
-                    BitOp::SetActive | BitOp::ClearActive => self.bits(word, vcpu, Field::Active),
-                };
-                u64::from(state & self.visible_mask(word))
-            }
-            Reg::Priority { first } => {
-                self.read_bytes(first, width, |intid| match self.banked_of(intid, vcpu) {
-                    Some(b) => b.priority[intid as usize],
-                    None => self.priority[intid as usize],
-                })
-            }
-            Reg::Targets { first } => self.read_bytes(first, width, |intid| {
+            Reg::Group { word } => u64::from(self.visible_mask(View::Distributor, word)),
+            Reg::Bits { op, word } => u64::from(self.read_bits(View::Distributor, op, word, vcpu)),
+            Reg::Priority { first } => self.read_priority(View::Distributor, first, width, vcpu),
+            Reg::Targets { first } => self.read_bytes(View::Distributor, first, width, |intid| {
                 if intid < 32 {
                     1 << vcpu
                 } else {
                     self.targets[intid as usize]
                 }
             }),
-            Reg::Config { index } => {
-                let mut value = 0u64;
-                for k in 0..16 {
-                    let intid = index * 16 + k;
-                    if !self.visible(intid) {
-                        continue;
-                    }
-                    let edge = match self.banked_of(intid, vcpu) {
-                        _ if intid < 16 => true,
-                        Some(b) => b.edge & (1 << intid) != 0,
-                        None => self.word_bit(&self.edge, intid),
-                    };
-                    if edge {
-                        value |= 0b10 << (2 * k);
-                    }
-                }
-                value
-            }
+            Reg::Config { index } => u64::from(self.read_config(View::Distributor, index, vcpu)),
             Reg::Sgir => 0,
             Reg::Router { intid, high } => {
-                let route = if self.visible(intid) {
+                let route = if self.visible(View::Distributor, intid) {
                     self.route[intid as usize]
                 } else {
                     0
@@ -722,10 +711,16 @@ impl VgicDistributor {
             Reg::Typer | Reg::Iidr | Reg::Pidr2 | Reg::Reserved => self.stats.reserved += 1,
             // Group 1 for every visible line, read-as-one/write-ignored.
             Reg::Group { .. } => {}
-            Reg::Bits { op, word } => self.write_bits(op, word, value as u32, vcpu, &mut out),
-            Reg::Priority { first } => self.write_priority(first, width, value, vcpu, &mut out),
+            Reg::Bits { op, word } => {
+                self.write_bits(View::Distributor, op, word, value as u32, vcpu, &mut out)
+            }
+            Reg::Priority { first } => {
+                self.write_priority(View::Distributor, first, width, value, vcpu, &mut out)
+            }
             Reg::Targets { first } => self.write_targets(first, width, value, &mut out),
-            Reg::Config { index } => self.write_config(index, value as u32, vcpu, &mut out),
+            Reg::Config { index } => {
+                self.write_config(View::Distributor, index, value as u32, vcpu, &mut out)
+            }
             Reg::Sgir => self.write_sgir(value as u32, vcpu, &mut out),
             Reg::Router { intid, high } => {
                 let value = match (width, high) {
@@ -875,18 +870,29 @@ impl VgicDistributor {
 
     // ---- visibility --------------------------------------------------------------------
 
-    /// Lines of bitmap word `word` the partition sees: on GICv2 word 0 is the accessing
-    /// vCPU's banked SGIs/PPIs less hv's; on GICv3 word 0 is RAZ/WI (redistributor).
-    fn visible_mask(&self, word: usize) -> u32 {
-        match (word, self.version) {
-            (0, GicVersion::V2) => !self.hv_private,
-            (0, GicVersion::V3) => 0,
-            (w, _) => self.owned.get(w).copied().unwrap_or(0),
+    /// Lines of bitmap word `word` the partition sees through `view`. Word 0 holds the
+    /// banked SGIs/PPIs less hv's: in the GICv2 distributor and in a GICv3 redistributor;
+    /// the GICv3 distributor's word 0 is RAZ/WI. A redistributor has only word 0.
+    fn visible_mask(&self, view: View, word: usize) -> u32 {
+        match (view, word, self.version) {
+            (View::Distributor, 0, GicVersion::V3) => 0,
+            (_, 0, _) => !self.hv_private,
+            (View::Distributor, w, _) => self.owned.get(w).copied().unwrap_or(0),
+            (View::Redistributor, _, _) => 0,
         }
     }
 
-    fn visible(&self, intid: u32) -> bool {
-        self.visible_mask((intid / 32) as usize) & (1 << (intid % 32)) != 0
+    fn visible(&self, view: View, intid: u32) -> bool {
+        self.visible_mask(view, (intid / 32) as usize) & (1 << (intid % 32)) != 0
+    }
+
+    /// Whether `intid` is the guest's in some frame: a banked line hv does not keep, or
+    /// an owned SPI (the version-independent view of `line_enabled` and the notes).
+    fn guest_line(&self, intid: u32) -> bool {
+        match intid {
+            0..32 => self.hv_private & (1 << intid) == 0,
+            _ => self.owns_spi(intid),
+        }
     }
 
     fn word_bit(&self, words: &[u32], intid: u32) -> bool {
@@ -904,27 +910,62 @@ impl VgicDistributor {
         }
     }
 
-    fn bits(&self, word: usize, vcpu: usize, field: Field) -> u32 {
-        if word == 0 {
-            return self.banked.get(vcpu).map_or(0, |b| match field {
-                Field::Enabled => b.enabled,
-                Field::Pending => b.pending,
-                Field::Active => b.active,
-            });
-        }
-        let words = match field {
-            Field::Enabled => &self.enabled,
-            Field::Pending => &self.pending,
-            Field::Active => &self.active,
+    /// A set/clear bitmap register's value: the state of its visible lines.
+    fn read_bits(&self, view: View, op: BitOp, word: usize, vcpu: usize) -> u32 {
+        let field = op.field();
+        let state = if word == 0 {
+            self.banked.get(vcpu).map_or(0, |b| *b.field(field))
+        } else {
+            let words = match field {
+                Field::Enabled => &self.enabled,
+                Field::Pending => &self.pending,
+                Field::Active => &self.active,
+            };
+            words.get(word).copied().unwrap_or(0)
         };
-        words.get(word).copied().unwrap_or(0)
+        state & self.visible_mask(view, word)
     }
 
-    fn read_bytes(&self, first: u32, width: AccessWidth, byte: impl Fn(u32) -> u8) -> u64 {
+    fn read_priority(&self, view: View, first: u32, width: AccessWidth, vcpu: usize) -> u64 {
+        self.read_bytes(view, first, width, |intid| {
+            match self.banked_of(intid, vcpu) {
+                Some(b) => b.priority[intid as usize],
+                None => self.priority[intid as usize],
+            }
+        })
+    }
+
+    /// ICFGR<index>: bit 2k+1 set = line 16 * index + k is edge-triggered (SGIs always).
+    fn read_config(&self, view: View, index: u32, vcpu: usize) -> u32 {
+        let mut value = 0;
+        for k in 0..16 {
+            let intid = index * 16 + k;
+            if !self.visible(view, intid) {
+                continue;
+            }
+            let edge = match self.banked_of(intid, vcpu) {
+                _ if intid < 16 => true,
+                Some(b) => b.edge & (1 << intid) != 0,
+                None => self.word_bit(&self.edge, intid),
+            };
+            if edge {
+                value |= 0b10 << (2 * k);
+            }
+        }
+        value
+    }
+
+    fn read_bytes(
+        &self,
+        view: View,
+        first: u32,
+        width: AccessWidth,
+        byte: impl Fn(u32) -> u8,
+    ) -> u64 {
         let mut value = 0u64;
         for i in 0..width.bytes() as u32 {
             let intid = first + i;
-            if self.visible(intid) {
+            if self.visible(view, intid) {
                 value |= u64::from(byte(intid)) << (8 * i);
             }
         }
@@ -958,47 +999,45 @@ impl VgicDistributor {
 
     // ---- writes ----------------------------------------------------------------------
 
-    fn write_bits(&mut self, op: BitOp, word: usize, value: u32, vcpu: usize, out: &mut Effects) {
-        let visible = self.visible_mask(word);
+    /// A set/clear bitmap write: the virtual state of the visible lines changes; the
+    /// changes that [`reaches_hardware`] become effects.
+    fn write_bits(
+        &mut self,
+        view: View,
+        op: BitOp,
+        word: usize,
+        value: u32,
+        vcpu: usize,
+        out: &mut Effects,
+    ) {
+        let visible = self.visible_mask(view, word);
         if value & !visible != 0 {
             self.stats.foreign_lines += 1;
         }
         let mut writable = value & visible;
-        if word == 0 && matches!(op, BitOp::SetPending | BitOp::ClearPending) {
-            // SGI pending state is set per source through SPENDSGIR/CPENDSGIR; the
-            // ISPENDR0/ICPENDR0 SGI bits are write-ignored.
-            writable &= !0xffff;
+        let pending = matches!(op.field(), Field::Pending);
+        if view == View::Distributor && word == 0 && pending {
+            // GICv2: SGI pending state is set per source through SPENDSGIR/CPENDSGIR;
+            // the ISPENDR0/ICPENDR0 SGI bits are write-ignored.
+            writable &= !SGI_MASK;
         }
-        let (state, set) = {
-            let field = match op {
-                BitOp::SetEnable | BitOp::ClearEnable => Field::Enabled,
-                BitOp::SetPending | BitOp::ClearPending => Field::Pending,
-                BitOp::SetActive | BitOp::ClearActive => Field::Active,
+        let state = if word == 0 {
+            match self.banked.get_mut(vcpu) {
+                Some(b) => b.field_mut(op.field()),
+                None => return,
+            }
+        } else {
+            let words = match op.field() {
+                Field::Enabled => &mut self.enabled,
+                Field::Pending => &mut self.pending,
+                Field::Active => &mut self.active,
             };
-            let set = matches!(op, BitOp::SetEnable | BitOp::SetPending | BitOp::SetActive);
-            let state = if word == 0 {
-                match self.banked.get_mut(vcpu) {
-                    Some(b) => match field {
-                        Field::Enabled => &mut b.enabled,
-                        Field::Pending => &mut b.pending,
-                        Field::Active => &mut b.active,
-                    },
-                    None => return,
-                }
-            } else {
-                let words = match field {
-                    Field::Enabled => &mut self.enabled,
-                    Field::Pending => &mut self.pending,
-                    Field::Active => &mut self.active,
-                };
-                match words.get_mut(word) {
-                    Some(w) => w,
-                    None => return,
-                }
-            };
-            (state, set)
+            match words.get_mut(word) {
+                Some(w) => w,
+                None => return,
+            }
         };
-        if set {
+        if op.sets() {
             *state |= writable;
         } else {
             *state &= !writable;
@@ -1007,7 +1046,11 @@ impl VgicDistributor {
         while bits != 0 {
             let bit = bits.trailing_zeros();
             bits &= bits - 1;
-            let irq = self.irq(word as u32 * 32 + bit, vcpu);
+            let intid = word as u32 * 32 + bit;
+            if !reaches_hardware(view, intid, op.field()) {
+                continue;
+            }
+            let irq = self.irq(intid, vcpu);
             out.push(match op {
                 BitOp::SetEnable => Effect::Enable(irq),
                 BitOp::ClearEnable => Effect::Disable(irq),
@@ -1021,6 +1064,7 @@ impl VgicDistributor {
 
     fn write_priority(
         &mut self,
+        view: View,
         first: u32,
         width: AccessWidth,
         value: u64,
@@ -1031,7 +1075,7 @@ impl VgicDistributor {
         for i in 0..width.bytes() as u32 {
             let intid = first + i;
             let priority = (value >> (8 * i)) as u8;
-            if !self.visible(intid) {
+            if !self.visible(view, intid) {
                 foreign |= priority != 0;
                 continue;
             }
@@ -1045,8 +1089,10 @@ impl VgicDistributor {
             };
             if *slot != priority {
                 *slot = priority;
-                let irq = self.irq(intid, vcpu);
-                out.push(Effect::SetPriority { irq, priority });
+                if reaches_hardware(view, intid, Field::Enabled) {
+                    let irq = self.irq(intid, vcpu);
+                    out.push(Effect::SetPriority { irq, priority });
+                }
             }
         }
         if foreign {
@@ -1066,7 +1112,7 @@ impl VgicDistributor {
         for i in 0..width.bytes() as u32 {
             let intid = first + i;
             let mask = (value >> (8 * i)) as u8;
-            if !self.visible(intid) {
+            if !self.visible(View::Distributor, intid) {
                 foreign_line |= mask != 0;
                 continue;
             }
@@ -1087,12 +1133,12 @@ impl VgicDistributor {
     }
 
     /// ICFGR: two bits per line, bit 2k+1 = edge-triggered; SGIs are fixed edge.
-    fn write_config(&mut self, index: u32, value: u32, vcpu: usize, out: &mut Effects) {
+    fn write_config(&mut self, view: View, index: u32, value: u32, vcpu: usize, out: &mut Effects) {
         let mut foreign = false;
         for k in 0..16 {
             let intid = index * 16 + k;
             let field = (value >> (2 * k)) & 0b11;
-            if !self.visible(intid) {
+            if !self.visible(view, intid) {
                 foreign |= field != 0;
                 continue;
             }
@@ -1155,7 +1201,7 @@ impl VgicDistributor {
     }
 
     fn route_or_zero(&self, intid: u32) -> u64 {
-        if self.visible(intid) {
+        if self.visible(View::Distributor, intid) {
             self.route[intid as usize]
         } else {
             0
@@ -1176,7 +1222,7 @@ impl VgicDistributor {
     /// GICv3 IROUTER: Aff0 = vCPU index and Aff1-3 = 0, or IRM = 1. A route naming a
     /// vCPU the partition does not have is refused: the old route stays (counted).
     fn write_route(&mut self, intid: u32, value: u64, out: &mut Effects) {
-        if !self.visible(intid) {
+        if !self.visible(View::Distributor, intid) {
             if value != 0 {
                 self.stats.foreign_lines += 1;
             }
@@ -1199,11 +1245,57 @@ impl VgicDistributor {
     }
 }
 
-#[derive(Clone, Copy)]
+/// The per-line state a set/clear bitmap register changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
     Enabled,
     Pending,
     Active,
+}
+
+impl BitOp {
+    fn field(self) -> Field {
+        match self {
+            BitOp::SetEnable | BitOp::ClearEnable => Field::Enabled,
+            BitOp::SetPending | BitOp::ClearPending => Field::Pending,
+            BitOp::SetActive | BitOp::ClearActive => Field::Active,
+        }
+    }
+
+    /// Set (ISxxx) rather than clear (ICxxx).
+    fn sets(self) -> bool {
+        matches!(
+            self,
+            BitOp::SetEnable | BitOp::SetPending | BitOp::SetActive
+        )
+    }
+}
+
+/// The frame an access came through: it decides which INTIDs 0-31 are visible (see
+/// `visible_mask`) and which changes reach the physical GIC (see [`reaches_hardware`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// GICD: SPIs, plus the banked SGIs/PPIs on GICv2.
+    Distributor,
+    /// A GICv3 redistributor's SGI_base frame: the banked SGIs/PPIs of its vCPU.
+    Redistributor,
+}
+
+/// INTIDs 0-15 in a banked word.
+const SGI_MASK: u32 = 0xffff;
+
+/// Whether a guest change of `field` (or of priority/config: pass `Field::Enabled`) on
+/// visible line `intid` through `view` is also made on the physical GIC. Through the
+/// distributor: always (SPIs and GICv2 banked lines). Through a GICv3 redistributor: PPI
+/// enable, active, priority and config only. SGIs are virtual there (hv queues and
+/// injects them through list registers; the physical SGIs, kick SGI 0 included, are
+/// hv's), and so is PPI pending state: a guest-set pending PPI is hv's to inject, and
+/// the physical line of a forwarded PPI is pended by its device, not by the guest.
+fn reaches_hardware(view: View, intid: u32, field: Field) -> bool {
+    match view {
+        View::Distributor => true,
+        View::Redistributor => (16..32).contains(&intid) && field != Field::Pending,
+    }
 }
 
 #[cfg(test)]
@@ -1375,7 +1467,10 @@ mod tests {
         assert!(d.note_pending(35, 0, true));
         assert_eq!(r(&d, 0x204), 1 << 3);
         assert!(!d.note_pending(36, 0, true));
-        assert!(!d.note_active(5, 0, true)); // v3: no banked lines here
+        // v3: banked lines live in the redistributors, hidden from the distributor.
+        assert!(d.note_active(5, 0, true));
+        assert!(!d.note_active(25, 0, true)); // hv's maintenance PPI
+        assert_eq!(r(&d, 0x300), 0);
         assert_eq!(r(&d, 0x204), 1 << 3);
     }
 
@@ -1824,9 +1919,17 @@ mod tests {
         let d = v3();
         let mut effects = Vec::new();
         d.reset_effects(|e| effects.push(e));
-        assert_eq!(effects.len(), 12);
+        // 2 SPIs x 6, then 2 vCPUs x 14 visible PPIs x 4 (SGIs are virtual on v3).
+        assert_eq!(effects.len(), 2 * 6 + 2 * 14 * 4);
         assert!(effects.contains(&Effect::Route { intid: 35, cpu: 2 }));
         assert!(effects.contains(&Effect::Disable(spi(34))));
+        assert!(effects.contains(&Effect::Disable(banked(27, 3))));
+        assert!(effects.contains(&Effect::ClearPending(banked(16, 2))));
+        assert!(!effects.contains(&Effect::Disable(banked(26, 2))));
+        assert!(!effects.contains(&Effect::Disable(banked(15, 2))));
+        for e in &effects {
+            check_effect(&d, &[34, 35], &[2, 3], e);
+        }
 
         let d = v2();
         let mut effects = Vec::new();
@@ -1848,7 +1951,9 @@ mod tests {
         let check_irq = |irq: &Irq| match irq.cpu {
             None => assert!(owned.contains(&irq.intid), "{e:?}"),
             Some(cpu) => {
-                assert!(irq.intid < 32 && d.version == GicVersion::V2, "{e:?}");
+                // GICv3 SGIs are virtual: only PPIs reach a redistributor.
+                let first = if d.version == GicVersion::V2 { 0 } else { 16 };
+                assert!((first..32).contains(&irq.intid), "{e:?}");
                 assert!(d.hv_private & (1 << irq.intid) == 0, "{e:?}");
                 assert!(part.contains(&cpu), "{e:?}");
             }
