@@ -25,6 +25,12 @@
 //! with affinity routing (GICD_CTLR.DS = ARE = 1), so SGIs and PPIs live in the
 //! redistributors and the distributor's INTID 0-31 fields are RAZ/WI here.
 //!
+//! GICv3 redistributors (one 128 KiB frame per vCPU, with that vCPU's banked SGI/PPI
+//! state) are emulated too, in the child module `vgic_redist.rs`
+//! ([`VgicDistributor::read_redist`], [`VgicDistributor::write_redist`]); the banked
+//! state is shared, so [`VgicDistributor::line_enabled`] and the notes cover INTIDs 0-31
+//! on both versions.
+//!
 //! Portable and host-tested; no allocation on the access paths (effects come back in a
 //! fixed-capacity list, since one access can touch at most 32 lines).
 
@@ -35,6 +41,12 @@ use core::fmt;
 use core::ops::Deref;
 
 use platform::config::GicVersion;
+
+// The GICv3 redistributor frames: a child module so it shares the banked state and the
+// bitmap/priority/config logic without widening their visibility.
+// `crate::vgic::redist::REDIST_FRAME` is the per-vCPU frame size.
+#[path = "vgic_redist.rs"]
+pub(crate) mod redist;
 
 /// Size of the GICv2 distributor frame (4 KiB).
 pub const FRAME_V2: u64 = 0x1000;
@@ -49,6 +61,8 @@ const IGROUPR: u64 = 0x080;
 /// ISENABLER, ICENABLER, ISPENDR, ICPENDR, ISACTIVER, ICACTIVER: six 0x80-byte banks.
 const BITMAPS: u64 = 0x100;
 const BITMAPS_END: u64 = 0x400;
+/// Size of each of those banks.
+const BITMAP_BANK: u64 = 0x80;
 const IPRIORITYR: u64 = 0x400;
 const ITARGETSR: u64 = 0x800;
 const ICFGR: u64 = 0xc00;
@@ -433,6 +447,9 @@ pub struct VgicDistributor {
     banked: Vec<Banked>,
     /// INTIDs 0-31 hv keeps: invisible to the guest in every frame.
     hv_private: u32,
+    /// GICv3 GICR_WAKER.ProcessorSleep per vCPU (bit i = vCPU i); set at reset, as on
+    /// hardware, until the guest wakes its redistributor.
+    processor_sleep: u64,
     ctlr: u32,
     stats: VgicStats,
 }
@@ -497,6 +514,7 @@ impl VgicDistributor {
             banked: alloc::vec![Banked::new(); n],
             hv_private: DEFAULT_HV_PRIVATE,
             ctlr: 0,
+            processor_sleep: u64::MAX >> (64 - n),
             stats: VgicStats::default(),
         })
     }
@@ -793,17 +811,9 @@ impl VgicDistributor {
             },
             BITMAPS..BITMAPS_END => {
                 let rel = offset - BITMAPS;
-                let op = match rel / 0x80 {
-                    0 => BitOp::SetEnable,
-                    1 => BitOp::ClearEnable,
-                    2 => BitOp::SetPending,
-                    3 => BitOp::ClearPending,
-                    4 => BitOp::SetActive,
-                    _ => BitOp::ClearActive,
-                };
                 Reg::Bits {
-                    op,
-                    word: ((rel % 0x80) / 4) as usize,
+                    op: BitOp::of_bank(rel),
+                    word: ((rel % BITMAP_BANK) / 4) as usize,
                 }
             }
             IPRIORITYR..ITARGETSR => Reg::Priority {
@@ -1254,6 +1264,18 @@ enum Field {
 }
 
 impl BitOp {
+    /// The register at `rel` bytes into the six set/clear banks (ISENABLER first).
+    fn of_bank(rel: u64) -> Self {
+        match rel / BITMAP_BANK {
+            0 => BitOp::SetEnable,
+            1 => BitOp::ClearEnable,
+            2 => BitOp::SetPending,
+            3 => BitOp::ClearPending,
+            4 => BitOp::SetActive,
+            _ => BitOp::ClearActive,
+        }
+    }
+
     fn field(self) -> Field {
         match self {
             BitOp::SetEnable | BitOp::ClearEnable => Field::Enabled,
