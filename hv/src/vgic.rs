@@ -269,10 +269,9 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// Whether the effect is on a banked (per-CPU) SGI/PPI register, which only its own
-    /// CPU can write.
-    pub fn is_banked(&self) -> bool {
-        match self {
+    /// The line a per-line effect acts on; `None` for targets, routes and SGIs.
+    pub fn irq(&self) -> Option<Irq> {
+        match *self {
             Effect::Enable(irq)
             | Effect::Disable(irq)
             | Effect::SetPending(irq)
@@ -280,9 +279,15 @@ impl Effect {
             | Effect::SetActive(irq)
             | Effect::ClearActive(irq)
             | Effect::SetPriority { irq, .. }
-            | Effect::SetConfig { irq, .. } => irq.cpu.is_some(),
-            Effect::Target { .. } | Effect::Route { .. } | Effect::SendSgi { .. } => false,
+            | Effect::SetConfig { irq, .. } => Some(irq),
+            Effect::Target { .. } | Effect::Route { .. } | Effect::SendSgi { .. } => None,
         }
+    }
+
+    /// Whether the effect is on a banked (per-CPU) SGI/PPI register: on GICv2 only its
+    /// own CPU can write it (banked GICD); on GICv3 it is in that CPU's redistributor.
+    pub fn is_banked(&self) -> bool {
+        self.irq().is_some_and(|irq| irq.cpu.is_some())
     }
 }
 
@@ -1970,7 +1975,7 @@ mod tests {
 
     /// Asserts `e` names only owned SPIs, visible banked lines and partition CPUs.
     fn check_effect(d: &VgicDistributor, owned: &[u32], part: &[u32], e: &Effect) {
-        let check_irq = |irq: &Irq| match irq.cpu {
+        let check_irq = |irq: Irq| match irq.cpu {
             None => assert!(owned.contains(&irq.intid), "{e:?}"),
             Some(cpu) => {
                 // GICv3 SGIs are virtual: only PPIs reach a redistributor.
@@ -1981,15 +1986,10 @@ mod tests {
             }
         };
         let check_set = |set: CpuSet| assert!(set.iter().all(|c| part.contains(&c)), "{e:?}");
+        if let Some(irq) = e.irq() {
+            check_irq(irq);
+        }
         match e {
-            Effect::Enable(irq)
-            | Effect::Disable(irq)
-            | Effect::SetPending(irq)
-            | Effect::ClearPending(irq)
-            | Effect::SetActive(irq)
-            | Effect::ClearActive(irq)
-            | Effect::SetPriority { irq, .. }
-            | Effect::SetConfig { irq, .. } => check_irq(irq),
             Effect::Target { intid, cpus } => {
                 assert!(owned.contains(intid), "{e:?}");
                 check_set(*cpus);
@@ -2003,6 +2003,8 @@ mod tests {
                 assert!(!cpus.is_empty());
                 check_set(*cpus);
             }
+            // Per-line effects: checked above.
+            _ => {}
         }
     }
 

@@ -667,14 +667,8 @@ mod tests {
                     };
                     let frame_cpu = cpus[(offset / REDIST_FRAME) as usize];
                     for e in &effects {
-                        let irq = match *e {
-                            Effect::Enable(irq)
-                            | Effect::Disable(irq)
-                            | Effect::SetActive(irq)
-                            | Effect::ClearActive(irq)
-                            | Effect::SetPriority { irq, .. }
-                            | Effect::SetConfig { irq, .. } => irq,
-                            _ => return Err(TestCaseError::fail(format!("{e:?}"))),
+                        let Some(irq) = e.irq() else {
+                            return Err(TestCaseError::fail(format!("{e:?}")));
                         };
                         prop_assert_eq!(irq.cpu, Some(frame_cpu), "{:?}", e);
                         prop_assert!((16..32).contains(&irq.intid), "{:?}", e);
