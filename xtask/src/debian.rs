@@ -139,6 +139,8 @@ fn download(pkg: &Package, root: &Path, deb: &Path) -> Result<(), Error> {
         )
         .map_err(|e| Error::new(format!("refreshing Debian's arm64 package lists: {e}")))?;
     }
+    // A .deb left there failed its check (or is half-written): fetch it anew.
+    let _ = std::fs::remove_file(deb);
     step(&format!("debian: downloading {}", pkg.describe()));
     crate::run(
         Command::new("apt-get")
