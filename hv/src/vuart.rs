@@ -259,6 +259,13 @@ impl VirtualPl011 {
         true
     }
 
+    /// How many more bytes [`Self::push_rx`] would accept now. hv can read no more than
+    /// this from the physical UART, so a paste waits in the physical FIFO instead of
+    /// overflowing this one.
+    pub fn rx_room(&self) -> usize {
+        RX_FIFO_DEPTH - self.rx_len
+    }
+
     /// Takes the bytes the guest wrote since the last call, oldest first.
     pub fn take_tx(&mut self) -> TxBytes {
         let bytes = TxBytes {
@@ -617,10 +624,12 @@ mod tests {
     fn receive_fifo_flags_order_and_overflow() {
         let mut uart = enabled_with_fifos();
         for b in 0..RX_FIFO_DEPTH as u8 {
+            assert_eq!(uart.rx_room(), RX_FIFO_DEPTH - usize::from(b));
             assert!(uart.push_rx(b));
             assert_eq!(rd(&mut uart, reg::FR) & fr::RXFE, 0);
         }
         assert_ne!(rd(&mut uart, reg::FR) & fr::RXFF, 0);
+        assert_eq!(uart.rx_room(), 0);
         assert!(!uart.push_rx(0xee), "a full FIFO refuses the byte");
         assert!(!uart.push_rx(0xef));
         assert_eq!(uart.stats().rx_overflows, 2);
@@ -631,6 +640,7 @@ mod tests {
             assert_eq!(rd(&mut uart, reg::DR), b, "no error bits, in order");
         }
         assert_ne!(rd(&mut uart, reg::FR) & fr::RXFE, 0);
+        assert_eq!(uart.rx_room(), RX_FIFO_DEPTH);
         assert_eq!(rd(&mut uart, reg::DR), 0, "empty FIFO reads 0");
         // ECR clears the status; ICR clears the overrun interrupt.
         wr(&mut uart, reg::RSR_ECR, 0);

@@ -1,0 +1,469 @@
+//! Sharing the one physical console between partitions: which partition gets the bytes
+//! typed on it ([`InputRouter`]), and keeping hv's prefixed lines apart from a guest's
+//! raw output on the screen ([`LineTracker`]).
+//!
+//! Input: every typed byte goes to the partition with input focus, initially the first
+//! partition that takes input. Ctrl-A starts a command for hv: `n` moves the focus to
+//! the next partition that takes input, `?` or `h` asks for a help/status line, `a` or a
+//! second Ctrl-A sends a literal Ctrl-A to the focused partition; any other byte after
+//! Ctrl-A is dropped and reported as unknown. (Command letters are accepted in either
+//! case, so Caps Lock does not get in the way.)
+//!
+//! This module only decides; it never prints, touches a UART or a partition, and never
+//! allocates or panics on a byte. Portable and host-tested.
+
+#![forbid(unsafe_code)]
+
+/// Ctrl-A: the byte that starts a command.
+pub const ESCAPE: u8 = 0x01;
+
+/// At most this many partitions (a bit each in [`InputRouter`]'s set).
+pub const MAX_PARTITIONS: usize = 64;
+
+/// One line of help for the console's user.
+pub const HELP: &str = "console: Ctrl-A n = input to next partition, Ctrl-A a = send Ctrl-A, \
+                        Ctrl-A ? = this help";
+
+/// A command for hv, recognised after [`ESCAPE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    /// `n`: input now goes to `to` (`None`: no partition takes input).
+    FocusMoved { to: Option<usize> },
+    /// `?` or `h`: print [`HELP`] and the status (who takes input, who has focus).
+    Help,
+    /// Any other byte after Ctrl-A: dropped.
+    Unknown(u8),
+}
+
+/// What to do with one typed byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Queue `byte` as input of `partition`.
+    Deliver {
+        partition: usize,
+        byte: u8,
+    },
+    Command(Cmd),
+    /// Nothing to do: a Ctrl-A waiting for its command byte, or no partition takes input.
+    Nothing,
+}
+
+/// More partitions than [`MAX_PARTITIONS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyPartitions(pub usize);
+
+/// Routes typed bytes to partitions. See the module notes.
+#[derive(Clone, Debug)]
+pub struct InputRouter {
+    /// Bit `i`: partition `i` takes input now.
+    accepting: u64,
+    count: usize,
+    focus: Option<usize>,
+    /// A Ctrl-A was typed and its command byte has not come yet.
+    escaped: bool,
+}
+
+impl InputRouter {
+    /// `accepts_input[i]`: whether partition `i` takes console input.
+    pub fn new(accepts_input: &[bool]) -> Result<Self, TooManyPartitions> {
+        if accepts_input.len() > MAX_PARTITIONS {
+            return Err(TooManyPartitions(accepts_input.len()));
+        }
+        let accepting = accepts_input
+            .iter()
+            .enumerate()
+            .filter(|(_, &accepts)| accepts)
+            .fold(0u64, |set, (i, _)| set | 1 << i);
+        let mut router = Self {
+            accepting,
+            count: accepts_input.len(),
+            focus: None,
+            escaped: false,
+        };
+        router.focus = router.next_after(None);
+        Ok(router)
+    }
+
+    /// The partition that gets typed bytes now.
+    pub fn focus(&self) -> Option<usize> {
+        self.focus
+    }
+
+    /// The partitions that take input, in order.
+    pub fn accepting(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.count).filter(|&i| self.accepts(i))
+    }
+
+    /// Whether a Ctrl-A is waiting for its command byte.
+    pub fn escape_pending(&self) -> bool {
+        self.escaped
+    }
+
+    /// Decides what one byte typed on the physical console means.
+    pub fn route(&mut self, byte: u8) -> Routed {
+        if !self.escaped {
+            if byte == ESCAPE {
+                self.escaped = true;
+                return Routed::Nothing;
+            }
+            return self.deliver(byte);
+        }
+        self.escaped = false;
+        match byte.to_ascii_lowercase() {
+            b'n' => {
+                self.focus = self.next_after(self.focus);
+                Routed::Command(Cmd::FocusMoved { to: self.focus })
+            }
+            b'?' | b'h' => Routed::Command(Cmd::Help),
+            b'a' | ESCAPE => self.deliver(ESCAPE),
+            _ => Routed::Command(Cmd::Unknown(byte)),
+        }
+    }
+
+    /// Starts or stops routing input to `partition` (say, when it stops or restarts).
+    /// When the focused partition stops taking input, focus moves to the next one that
+    /// does; when none had focus, a partition that starts taking input gets it. Returns
+    /// the focus afterwards. Unknown partitions are ignored.
+    pub fn set_accepts(&mut self, partition: usize, accepts: bool) -> Option<usize> {
+        if partition >= self.count {
+            return self.focus;
+        }
+        if accepts {
+            self.accepting |= 1 << partition;
+        } else {
+            self.accepting &= !(1 << partition);
+        }
+        if self.focus.is_none_or(|focus| !self.accepts(focus)) {
+            self.focus = self.next_after(self.focus);
+        }
+        self.focus
+    }
+
+    fn deliver(&self, byte: u8) -> Routed {
+        match self.focus {
+            Some(partition) => Routed::Deliver { partition, byte },
+            None => Routed::Nothing,
+        }
+    }
+
+    fn accepts(&self, partition: usize) -> bool {
+        self.accepting & (1 << partition) != 0
+    }
+
+    /// The first partition after `current` (wrapping; from the start for `None`) that
+    /// takes input; `current` itself if it is the only one.
+    fn next_after(&self, current: Option<usize>) -> Option<usize> {
+        let start = current.map_or(0, |c| c + 1);
+        (0..self.count)
+            .map(|step| (start + step) % self.count)
+            .find(|&i| self.accepts(i))
+    }
+}
+
+/// Who wrote to the physical console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// hv's own log lines.
+    Hv,
+    /// A partition, by index: prefixed lines (the RT kernel's console hypercall) or raw
+    /// bytes (an emulated UART).
+    Partition(usize),
+}
+
+/// Remembers where the physical console's cursor is, so hv can start its prefixed lines
+/// (`[hv cpu0] `, `[rt cpu2] `) at the start of a line even when a guest writing raw bytes
+/// (a shell prompt has no newline) left it mid-line.
+///
+/// Call a `before_` method before writing, emit a `\n` first when it returns true, then
+/// write and report the bytes to [`LineTracker::after_bytes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineTracker {
+    /// The last byte written was not `\n` (a `\r` still leaves text on the line).
+    mid_line: bool,
+    last: Option<Source>,
+}
+
+impl LineTracker {
+    pub const fn new() -> Self {
+        Self {
+            mid_line: false,
+            last: None,
+        }
+    }
+
+    /// Before `source` writes a prefixed line: whether a `\n` must go first, which is
+    /// whenever anyone left the cursor mid-line. Assumes the caller writes it.
+    pub fn before_line(&mut self, source: Source) -> bool {
+        let newline = self.mid_line;
+        self.mid_line = false;
+        self.last = Some(source);
+        newline
+    }
+
+    /// Before `source` writes raw bytes: whether a `\n` must go first, which is only when
+    /// *another* source left the cursor mid-line (a guest continuing its own line, such
+    /// as the echo after its prompt, must not be broken). Assumes the caller writes it.
+    pub fn before_raw(&mut self, source: Source) -> bool {
+        let newline = self.mid_line && self.last != Some(source);
+        if newline {
+            self.mid_line = false;
+        }
+        newline
+    }
+
+    /// `source` wrote `bytes` (a prefix, a line, or raw output).
+    pub fn after_bytes(&mut self, source: Source, bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            self.mid_line = last != b'\n';
+            self.last = Some(source);
+        }
+    }
+
+    /// Whether the cursor is mid-line.
+    pub fn mid_line(&self) -> bool {
+        self.mid_line
+    }
+
+    /// Who wrote last.
+    pub fn last_source(&self) -> Option<Source> {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    const LINUX: usize = 1;
+
+    /// hv's usual setup: partition 0 is the RT kernel (no input), 1 is Linux.
+    fn rt_and_linux() -> InputRouter {
+        InputRouter::new(&[false, true]).unwrap()
+    }
+
+    fn route_all(router: &mut InputRouter, bytes: &[u8]) -> Vec<Routed> {
+        bytes.iter().map(|&b| router.route(b)).collect()
+    }
+
+    #[test]
+    fn plain_bytes_go_to_the_first_partition_that_takes_input() {
+        let mut router = rt_and_linux();
+        assert_eq!(router.focus(), Some(LINUX));
+        let routed = route_all(&mut router, b"ls\r\x03\x7f");
+        let expected: Vec<_> = b"ls\r\x03\x7f"
+            .iter()
+            .map(|&byte| Routed::Deliver {
+                partition: LINUX,
+                byte,
+            })
+            .collect();
+        assert_eq!(routed, expected);
+    }
+
+    #[test]
+    fn ctrl_a_n_cycles_through_the_partitions_that_take_input() {
+        let mut router = InputRouter::new(&[true, false, true, true]).unwrap();
+        assert_eq!(router.focus(), Some(0));
+        let moves = route_all(&mut router, b"\x01n\x01n\x01N\x01n");
+        let focus = |to| Routed::Command(Cmd::FocusMoved { to: Some(to) });
+        let nothing = Routed::Nothing;
+        assert_eq!(
+            moves,
+            [
+                nothing,
+                focus(2),
+                nothing,
+                focus(3),
+                nothing,
+                focus(0),
+                nothing,
+                focus(2)
+            ]
+        );
+        assert_eq!(
+            router.route(b'x'),
+            Routed::Deliver {
+                partition: 2,
+                byte: b'x'
+            }
+        );
+    }
+
+    #[test]
+    fn next_with_a_single_input_partition_keeps_it() {
+        let mut router = rt_and_linux();
+        assert_eq!(router.route(ESCAPE), Routed::Nothing);
+        assert!(router.escape_pending());
+        let moved = router.route(b'n');
+        assert_eq!(moved, Routed::Command(Cmd::FocusMoved { to: Some(LINUX) }));
+        assert!(!router.escape_pending());
+    }
+
+    #[test]
+    fn help_commands() {
+        let mut router = rt_and_linux();
+        for key in [b'?', b'h', b'H'] {
+            assert_eq!(
+                route_all(&mut router, &[ESCAPE, key])[1],
+                Routed::Command(Cmd::Help)
+            );
+        }
+        assert_eq!(router.accepting().collect::<Vec<_>>(), [LINUX]);
+        assert!(HELP.contains("Ctrl-A n"));
+    }
+
+    #[test]
+    fn literal_ctrl_a_by_a_or_a_second_ctrl_a() {
+        let mut router = rt_and_linux();
+        let literal = Routed::Deliver {
+            partition: LINUX,
+            byte: ESCAPE,
+        };
+        assert_eq!(route_all(&mut router, b"\x01a"), [Routed::Nothing, literal]);
+        assert_eq!(
+            route_all(&mut router, b"\x01\x01"),
+            [Routed::Nothing, literal]
+        );
+        // The escape is over: the next byte is plain input again.
+        let plain = Routed::Deliver {
+            partition: LINUX,
+            byte: b'a',
+        };
+        assert_eq!(router.route(b'a'), plain);
+    }
+
+    #[test]
+    fn unknown_commands_are_dropped_and_reported() {
+        let mut router = rt_and_linux();
+        for byte in [b'x', b'\r', 0x00, 0xff, b'1'] {
+            let routed = route_all(&mut router, &[ESCAPE, byte]);
+            assert_eq!(
+                routed,
+                [Routed::Nothing, Routed::Command(Cmd::Unknown(byte))]
+            );
+        }
+        assert_eq!(router.focus(), Some(LINUX), "focus unchanged");
+        assert_eq!(
+            router.route(b'y'),
+            Routed::Deliver {
+                partition: LINUX,
+                byte: b'y'
+            }
+        );
+    }
+
+    #[test]
+    fn without_input_partitions_nothing_is_delivered() {
+        let mut router = InputRouter::new(&[false, false]).unwrap();
+        assert_eq!(router.focus(), None);
+        assert_eq!(router.route(b'x'), Routed::Nothing);
+        let literal = route_all(&mut router, b"\x01a");
+        assert_eq!(literal, [Routed::Nothing, Routed::Nothing]);
+        let next = route_all(&mut router, b"\x01n");
+        assert_eq!(next[1], Routed::Command(Cmd::FocusMoved { to: None }));
+        assert_eq!(
+            route_all(&mut router, b"\x01?")[1],
+            Routed::Command(Cmd::Help)
+        );
+        assert_eq!(InputRouter::new(&[]).unwrap().route(b'x'), Routed::Nothing);
+    }
+
+    #[test]
+    fn too_many_partitions_is_an_error() {
+        let flags = [true; MAX_PARTITIONS + 1];
+        assert_eq!(
+            InputRouter::new(&flags).unwrap_err(),
+            TooManyPartitions(MAX_PARTITIONS + 1)
+        );
+        let mut router = InputRouter::new(&flags[..MAX_PARTITIONS]).unwrap();
+        for _ in 0..MAX_PARTITIONS - 1 {
+            route_all(&mut router, b"\x01n");
+        }
+        assert_eq!(router.focus(), Some(MAX_PARTITIONS - 1));
+        route_all(&mut router, b"\x01n");
+        assert_eq!(router.focus(), Some(0), "wraps around");
+    }
+
+    #[test]
+    fn focus_follows_partitions_that_stop_and_start_taking_input() {
+        let mut router = InputRouter::new(&[false, true, true]).unwrap();
+        assert_eq!(router.focus(), Some(1));
+        // An unfocused partition stopping leaves the focus alone.
+        assert_eq!(router.set_accepts(2, false), Some(1));
+        // The focused one stopping leaves nobody.
+        assert_eq!(router.set_accepts(1, false), None);
+        assert_eq!(router.route(b'x'), Routed::Nothing);
+        // The first to start again gets the focus.
+        assert_eq!(router.set_accepts(2, true), Some(2));
+        assert_eq!(router.set_accepts(1, true), Some(2), "focus does not jump");
+        assert_eq!(
+            router.set_accepts(2, false),
+            Some(1),
+            "moves on when it stops"
+        );
+        assert_eq!(
+            router.set_accepts(7, true),
+            Some(1),
+            "unknown partition ignored"
+        );
+        assert_eq!(router.accepting().collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn hv_line_after_a_prompt_starts_on_a_new_line() {
+        let linux = Source::Partition(LINUX);
+        let mut lines = LineTracker::new();
+        assert!(!lines.before_raw(linux));
+        lines.after_bytes(linux, b"debian login: ");
+        assert!(lines.mid_line());
+        assert!(lines.before_line(Source::Hv), "newline before hv's line");
+        lines.after_bytes(Source::Hv, b"[hv cpu0] partition rt stopped\n");
+        assert!(!lines.mid_line());
+        assert_eq!(lines.last_source(), Some(Source::Hv));
+        // Linux's next output continues at the start of a fresh line: no extra newline.
+        assert!(!lines.before_raw(linux));
+        assert!(
+            !lines.before_line(Source::Hv),
+            "no blank lines between whole lines"
+        );
+    }
+
+    #[test]
+    fn a_guest_continuing_its_own_line_is_not_broken() {
+        let linux = Source::Partition(LINUX);
+        let mut lines = LineTracker::new();
+        lines.after_bytes(linux, b"$ ");
+        assert!(!lines.before_raw(linux));
+        lines.after_bytes(linux, b"l");
+        assert!(!lines.before_raw(linux));
+        lines.after_bytes(linux, b"s");
+        assert!(lines.mid_line());
+        // An empty write changes nothing.
+        lines.after_bytes(Source::Hv, b"");
+        assert_eq!(lines.last_source(), Some(linux));
+        assert!(lines.mid_line());
+    }
+
+    #[test]
+    fn raw_output_after_another_sources_partial_line_starts_a_new_line() {
+        let rt = Source::Partition(0);
+        let linux = Source::Partition(LINUX);
+        let mut lines = LineTracker::new();
+        assert!(!lines.before_line(rt));
+        lines.after_bytes(rt, b"[rt cpu2] ");
+        lines.after_bytes(rt, b"tick");
+        assert!(lines.before_raw(linux));
+        assert!(!lines.mid_line(), "the caller wrote the newline");
+        lines.after_bytes(linux, b"\r\n[  OK  ] Started\r\n");
+        assert!(!lines.before_line(rt));
+    }
+
+    #[test]
+    fn carriage_return_still_counts_as_mid_line() {
+        let linux = Source::Partition(LINUX);
+        let mut lines = LineTracker::new();
+        lines.after_bytes(linux, b" 42%\r");
+        assert!(lines.before_line(Source::Hv));
+    }
+}
