@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use log::{info, Level};
+use platform::abi;
 use platform::config::{Config, PartitionKind, Region};
 use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 use platform::image::{self, PayloadKind, Payloads};
@@ -16,7 +17,7 @@ use platform::image::{self, PayloadKind, Payloads};
 use crate::arch::mmu::{self, Kind};
 use crate::arch::vcpu::{self, Running};
 use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
-use crate::guest_dtb::GuestDtb;
+use crate::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
 use crate::guest_image;
 use crate::layout;
 use crate::options::{self, BootOptions, SelfTest};
@@ -211,7 +212,7 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         gic.version(),
         gic.lines()
     );
-    let running = start_partitions(&config, &payloads, &board);
+    let running = start_partitions(&config, &payloads, &board, &options);
     if running.is_empty() && options.smoke {
         info!("smoke: every CPU reported ready, powering off");
         power::system_off();
@@ -234,127 +235,219 @@ pub extern "C" fn secondary_main(index: usize) -> ! {
     vcpu::run(index)
 }
 
-/// Loads, maps and boots every partition hv can run; returns them for [`vcpu::install`].
+/// Loads, maps and boots the partitions `options` lets start; returns them for
+/// [`vcpu::install`].
 fn start_partitions(
     config: &Config,
     payloads: &Payloads<'static>,
     board: &BoardInfo,
+    options: &BootOptions,
 ) -> Vec<Running> {
-    let bootargs = board.bootargs.as_deref().unwrap_or("");
-    let gic = board.gic.as_ref().expect("the board check requires a GIC");
     let mut running = Vec::new();
     for (index, p) in config.partitions.iter().enumerate() {
-        if p.kind == PartitionKind::Linux {
+        if !options.starts(&p.name) {
             info!(
-                "partition `{}`: Linux guests are not supported yet; CPUs {:?} stay idle",
+                "partition `{}`: not started (bulkhead.only); CPUs {:?} stay in hv",
                 p.name, p.cpus
             );
             continue;
         }
-        let image = payloads
-            .get(PayloadKind::GuestRt)
-            .unwrap_or_else(|e| fatal!("partition `{}`: {e}", p.name));
-        let ram = p.ram[0];
-        let placement = guest_image::place(image, ram)
-            .unwrap_or_else(|e| fatal!("partition `{}`: guest-rt payload: {e}", p.name));
-        let args = options::for_partition(bootargs, &p.name);
-        let devices: Vec<&platform::config::Device> = p
-            .devices
-            .iter()
-            .map(|name| {
-                config
-                    .device(name)
-                    .expect("validated config names known devices")
-            })
-            .collect();
-        let physical_mpidrs: Vec<u64> = p
-            .cpus
-            .iter()
-            .map(|&c| board.cpus[c as usize].mpidr)
-            .collect();
-        let dtb = GuestDtb {
-            partition: p,
-            devices: &devices,
-            gicc: guest_gicc(gic, p.exitless_irqs),
-            physical_mpidrs: &physical_mpidrs,
-            bootargs: &args,
-            gic,
-            timer_irqs: &board.timer_irqs,
-        }
-        .generate()
-        .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
-        if dtb.len() as u64 > guest_image::DTB_ROOM {
-            fatal!(
-                "partition `{}`: its DTB is {} bytes, too large",
-                p.name,
-                dtb.len()
-            );
-        }
-        let mut tables = Stage2Tables::new();
-        for region in &p.ram {
-            tables.map_ram(*region).unwrap_or_else(|e| {
-                fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name)
-            });
-        }
-        for name in &p.devices {
-            let dev = config
-                .device(name)
-                .expect("validated config names known devices");
-            tables
-                .map_device(Region::new(dev.base, dev.size))
-                .unwrap_or_else(|e| {
-                    fatal!("partition `{}`: stage-2 map of `{name}`: {e:?}", p.name)
-                });
-        }
-        // GICv2: the partition's GICC is the virtual interface (GICV), or with exit-less
-        // delivery the physical one (banked per CPU, so it reaches only its own CPU's).
-        if let Some(frame) = guest_gicc(gic, p.exitless_irqs) {
-            tables
-                .map_device(frame)
-                .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICC: {e:?}", p.name));
-        }
-        let root = tables.root();
-        // The tables live as long as the partition: for ever.
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(tables));
-        let vmid = index as u16 + 1;
-        let mut state = PartitionState::new(index, p);
-        state.boot(placement.load, placement.dtb);
-        let physical = gic::get().expect("the GIC is up before partitions start");
-        let vgic = VgicDistributor::new(gic.version, physical.lines(), &p.irqs, &p.cpus)
-            .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
-        // Banked (per-CPU) effects could only be applied on their own CPUs; those CPUs set
-        // their private lines up themselves when they enter their vCPU.
-        vgic.reset_effects(|effect| {
-            if !effect.is_banked() {
-                physical.apply(&effect);
-            }
-        });
-        for &intid in &p.irqs {
-            physical.claim_spi(intid);
-        }
-        let partition = Running {
-            state: spin::Mutex::new(state),
-            stage2_root: root,
-            vmid,
-            image,
-            placement,
-            dtb,
-            vgic: spin::Mutex::new(vgic),
-            gicd: Region::new(gic.gicd.base, vgic_frame(gic.version)),
-            exitless: p.exitless_irqs,
-        };
-        partition.load();
-        info!(
-            "partition `{}`: guest-rt at {:#x} ({} KiB), DTB at {:#x}, stage-2 root {root:#x}, VMID {vmid}, CPUs {:?}",
-            p.name,
-            placement.load,
-            image.len() / 1024,
-            placement.dtb,
-            p.cpus
-        );
-        running.push(partition);
+        running.push(start_partition(index, p, config, payloads, board));
     }
     running
+}
+
+/// Size of one GICv3 redistributor (RD_base + SGI_base frames, no VLPI frames).
+const GICR_FRAME: u64 = 0x2_0000;
+/// Reference clock described for a Linux partition's emulated PL011 (QEMU virt's apb-pclk).
+const EMULATED_UART_CLOCK_HZ: u32 = 24_000_000;
+
+fn start_partition(
+    index: usize,
+    p: &platform::config::Partition,
+    config: &Config,
+    payloads: &Payloads<'static>,
+    board: &BoardInfo,
+) -> Running {
+    let bootargs = board.bootargs.as_deref().unwrap_or("");
+    let gic = board.gic.as_ref().expect("the board check requires a GIC");
+    let linux = p.kind == PartitionKind::Linux;
+    let payload = |kind: PayloadKind| {
+        payloads
+            .get(kind)
+            .unwrap_or_else(|e| fatal!("partition `{}`: {e}", p.name))
+    };
+    let image = payload(if linux {
+        PayloadKind::LinuxImage
+    } else {
+        PayloadKind::GuestRt
+    });
+    let ram = p.ram[0];
+    let placement = guest_image::place(image, ram)
+        .unwrap_or_else(|e| fatal!("partition `{}`: kernel Image payload: {e}", p.name));
+    let devices: Vec<&platform::config::Device> = p
+        .devices
+        .iter()
+        .map(|name| {
+            config
+                .device(name)
+                .expect("validated config names known devices")
+        })
+        .collect();
+    let physical_mpidrs: Vec<u64> = p
+        .cpus
+        .iter()
+        .map(|&c| board.cpus[c as usize].mpidr)
+        .collect();
+    // GICv3: the partition's redistributors, frame i for vCPU i, at the physical address of
+    // its first CPU's (never mapped: hv emulates them).
+    let redistributors = gic.gicr.map(|r| {
+        Region::new(
+            r.base + u64::from(p.cpus[0]) * GICR_FRAME,
+            p.cpus.len() as u64 * GICR_FRAME,
+        )
+    });
+    let console_uart = config
+        .device(&config.hv.console)
+        .expect("validated config names its console");
+    let linux_nodes = linux.then(|| {
+        let initramfs = payload(PayloadKind::Initramfs);
+        let initrd = guest_image::place_initrd(placement, initramfs.len() as u64)
+            .unwrap_or_else(|e| fatal!("partition `{}`: initramfs payload: {e}", p.name));
+        let spi = *console_uart.irqs.first().unwrap_or_else(|| {
+            fatal!(
+                "partition `{}`: console `{}` has no interrupt to emulate",
+                p.name,
+                console_uart.name
+            )
+        });
+        (
+            initramfs,
+            LinuxNodes {
+                initrd,
+                console: EmulatedUart {
+                    base: console_uart.base,
+                    spi,
+                    clock_hz: EMULATED_UART_CLOCK_HZ,
+                },
+                control: Region::new(abi::CONTROL_PAGE_IPA, abi::CONTROL_PAGE_SIZE),
+            },
+        )
+    });
+    let args = if linux {
+        options::for_linux(bootargs, &p.name, abi::CONTROL_PAGE_IPA)
+    } else {
+        options::for_partition(bootargs, &p.name)
+    };
+    let dtb = GuestDtb {
+        partition: p,
+        devices: &devices,
+        gicc: guest_gicc(gic, p.exitless_irqs),
+        physical_mpidrs: &physical_mpidrs,
+        bootargs: &args,
+        gic,
+        timer_irqs: &board.timer_irqs,
+        redistributors,
+        linux: linux_nodes.map(|(_, nodes)| nodes),
+    }
+    .generate()
+    .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
+    if dtb.len() as u64 > guest_image::DTB_ROOM {
+        fatal!(
+            "partition `{}`: its DTB is {} bytes, too large",
+            p.name,
+            dtb.len()
+        );
+    }
+    let mut tables = Stage2Tables::new();
+    for region in &p.ram {
+        tables
+            .map_ram(*region)
+            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name));
+    }
+    for dev in &devices {
+        tables
+            .map_device(Region::new(dev.base, dev.size))
+            .unwrap_or_else(|e| {
+                fatal!(
+                    "partition `{}`: stage-2 map of `{}`: {e:?}",
+                    p.name,
+                    dev.name
+                )
+            });
+    }
+    // GICv2: the partition's GICC is the virtual interface (GICV), or with exit-less
+    // delivery the physical one (banked per CPU, so it reaches only its own CPU's).
+    if let Some(frame) = guest_gicc(gic, p.exitless_irqs) {
+        tables
+            .map_device(frame)
+            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICC: {e:?}", p.name));
+    }
+    let root = tables.root();
+    // The tables live as long as the partition: for ever.
+    alloc::boxed::Box::leak(alloc::boxed::Box::new(tables));
+    let vmid = index as u16 + 1;
+    let mut state = PartitionState::new(index, p);
+    state.boot(placement.load, placement.dtb);
+    let physical = gic::get().expect("the GIC is up before partitions start");
+    // The emulated console's SPI is the partition's in its virtual distributor, but the
+    // physical line stays hv's: its effects are filtered out (see `Running::physical`).
+    let mut virtual_spis = p.irqs.clone();
+    if linux {
+        virtual_spis.extend(console_uart.irqs.first());
+    }
+    let vgic = VgicDistributor::new(gic.version, physical.lines(), &virtual_spis, &p.cpus)
+        .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
+    let partition = Running {
+        state: spin::Mutex::new(state),
+        stage2_root: root,
+        vmid,
+        image,
+        placement,
+        dtb,
+        vgic: spin::Mutex::new(vgic),
+        gicd: Region::new(gic.gicd.base, vgic_frame(gic.version)),
+        gicr: redistributors.filter(|_| gic.version == platform::config::GicVersion::V3),
+        exitless: p.exitless_irqs,
+        initrd: linux_nodes.map(|(bytes, nodes)| (bytes, nodes.initrd.base)),
+        console: linux_nodes
+            .map(|(_, nodes)| vcpu::EmulatedConsole::new(nodes.console, p.cpus[0] as usize)),
+        control: linux_nodes.map(|(_, nodes)| nodes.control),
+    };
+    // GICv2 banked (per-CPU) effects could only be applied on their own CPUs, which set
+    // their private lines up themselves when they enter their vCPU. GICv3 redistributors
+    // are reachable from here; only Linux programs its own, so only its PPIs are reset
+    // (guest-rt relies on hv enabling its timer PPI at vCPU entry).
+    let banked_here = linux && gic.version == platform::config::GicVersion::V3;
+    partition.vgic.lock().reset_effects(|effect| {
+        if (banked_here || !effect.is_banked()) && partition.physical(&effect) {
+            physical.apply(&effect);
+        }
+    });
+    for &intid in &p.irqs {
+        physical.claim_spi(intid);
+    }
+    partition.load();
+    let what = if linux { "Linux" } else { "guest-rt" };
+    info!(
+        "partition `{}`: {what} at {:#x} ({} KiB), DTB at {:#x}, stage-2 root {root:#x}, VMID {vmid}, CPUs {:?}",
+        p.name,
+        placement.load,
+        image.len() / 1024,
+        placement.dtb,
+        p.cpus
+    );
+    if let Some((bytes, nodes)) = linux_nodes {
+        info!(
+            "partition `{}`: initramfs at {} ({} KiB), console: emulated PL011 at {:#x} (SPI {})",
+            p.name,
+            nodes.initrd,
+            bytes.len() / 1024,
+            nodes.console.base,
+            nodes.console.spi
+        );
+    }
+    partition
 }
 
 fn set_power_method(board: &BoardInfo) {

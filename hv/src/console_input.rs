@@ -3,10 +3,10 @@
 //! raw output on the screen ([`LineTracker`]).
 //!
 //! Input: every typed byte goes to the partition with input focus, initially the first
-//! partition that takes input. Ctrl-A starts a command for hv: `n` moves the focus to
-//! the next partition that takes input, `?` or `h` asks for a help/status line, `a` or a
-//! second Ctrl-A sends a literal Ctrl-A to the focused partition; any other byte after
-//! Ctrl-A is dropped and reported as unknown. (Command letters are accepted in either
+//! partition that takes input. Ctrl-] starts a command for hv: `n` moves the focus to
+//! the next partition that takes input, `?` or `h` asks for a help/status line, `]` or a
+//! second Ctrl-] sends a literal Ctrl-] to the focused partition; any other byte after
+//! Ctrl-] is dropped and reported as unknown. (Command letters are accepted in either
 //! case, so Caps Lock does not get in the way.)
 //!
 //! This module only decides; it never prints, touches a UART or a partition, and never
@@ -14,15 +14,16 @@
 
 #![forbid(unsafe_code)]
 
-/// Ctrl-A: the byte that starts a command.
-pub const ESCAPE: u8 = 0x01;
+/// Ctrl-]: the byte that starts a command. Not Ctrl-], which QEMU's `-serial mon:stdio`
+/// (and screen, and minicom) already take for themselves.
+pub const ESCAPE: u8 = 0x1d;
 
 /// At most this many partitions (a bit each in [`InputRouter`]'s set).
 pub const MAX_PARTITIONS: usize = 64;
 
 /// One line of help for the console's user.
-pub const HELP: &str = "console: Ctrl-A n = input to next partition, Ctrl-A a = send Ctrl-A, \
-                        Ctrl-A ? = this help";
+pub const HELP: &str = "console: Ctrl-] n = input to next partition, Ctrl-] ] = send Ctrl-], \
+                        Ctrl-] ? = this help";
 
 /// A command for hv, recognised after [`ESCAPE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub enum Cmd {
     FocusMoved { to: Option<usize> },
     /// `?` or `h`: print [`HELP`] and the status (who takes input, who has focus).
     Help,
-    /// Any other byte after Ctrl-A: dropped.
+    /// Any other byte after Ctrl-]: dropped.
     Unknown(u8),
 }
 
@@ -44,7 +45,7 @@ pub enum Routed {
         byte: u8,
     },
     Command(Cmd),
-    /// Nothing to do: a Ctrl-A waiting for its command byte, or no partition takes input.
+    /// Nothing to do: a Ctrl-] waiting for its command byte, or no partition takes input.
     Nothing,
 }
 
@@ -59,7 +60,7 @@ pub struct InputRouter {
     accepting: u64,
     count: usize,
     focus: Option<usize>,
-    /// A Ctrl-A was typed and its command byte has not come yet.
+    /// A Ctrl-] was typed and its command byte has not come yet.
     escaped: bool,
 }
 
@@ -94,7 +95,7 @@ impl InputRouter {
         (0..self.count).filter(|&i| self.accepts(i))
     }
 
-    /// Whether a Ctrl-A is waiting for its command byte.
+    /// Whether a Ctrl-] is waiting for its command byte.
     pub fn escape_pending(&self) -> bool {
         self.escaped
     }
@@ -115,7 +116,7 @@ impl InputRouter {
                 Routed::Command(Cmd::FocusMoved { to: self.focus })
             }
             b'?' | b'h' => Routed::Command(Cmd::Help),
-            b'a' | ESCAPE => self.deliver(ESCAPE),
+            b']' | ESCAPE => self.deliver(ESCAPE),
             _ => Routed::Command(Cmd::Unknown(byte)),
         }
     }
@@ -262,10 +263,10 @@ mod tests {
     }
 
     #[test]
-    fn ctrl_a_n_cycles_through_the_partitions_that_take_input() {
+    fn escape_n_cycles_through_the_partitions_that_take_input() {
         let mut router = InputRouter::new(&[true, false, true, true]).unwrap();
         assert_eq!(router.focus(), Some(0));
-        let moves = route_all(&mut router, b"\x01n\x01n\x01N\x01n");
+        let moves = route_all(&mut router, b"\x1dn\x1dn\x1dN\x1dn");
         let focus = |to| Routed::Command(Cmd::FocusMoved { to: Some(to) });
         let nothing = Routed::Nothing;
         assert_eq!(
@@ -310,19 +311,19 @@ mod tests {
             );
         }
         assert_eq!(router.accepting().collect::<Vec<_>>(), [LINUX]);
-        assert!(HELP.contains("Ctrl-A n"));
+        assert!(HELP.contains("Ctrl-] n"));
     }
 
     #[test]
-    fn literal_ctrl_a_by_a_or_a_second_ctrl_a() {
+    fn literal_escape_by_bracket_or_a_second_escape() {
         let mut router = rt_and_linux();
         let literal = Routed::Deliver {
             partition: LINUX,
             byte: ESCAPE,
         };
-        assert_eq!(route_all(&mut router, b"\x01a"), [Routed::Nothing, literal]);
+        assert_eq!(route_all(&mut router, b"\x1d]"), [Routed::Nothing, literal]);
         assert_eq!(
-            route_all(&mut router, b"\x01\x01"),
+            route_all(&mut router, b"\x1d\x1d"),
             [Routed::Nothing, literal]
         );
         // The escape is over: the next byte is plain input again.
@@ -358,12 +359,12 @@ mod tests {
         let mut router = InputRouter::new(&[false, false]).unwrap();
         assert_eq!(router.focus(), None);
         assert_eq!(router.route(b'x'), Routed::Nothing);
-        let literal = route_all(&mut router, b"\x01a");
+        let literal = route_all(&mut router, b"\x1d]");
         assert_eq!(literal, [Routed::Nothing, Routed::Nothing]);
-        let next = route_all(&mut router, b"\x01n");
+        let next = route_all(&mut router, b"\x1dn");
         assert_eq!(next[1], Routed::Command(Cmd::FocusMoved { to: None }));
         assert_eq!(
-            route_all(&mut router, b"\x01?")[1],
+            route_all(&mut router, b"\x1d?")[1],
             Routed::Command(Cmd::Help)
         );
         assert_eq!(InputRouter::new(&[]).unwrap().route(b'x'), Routed::Nothing);
@@ -378,10 +379,10 @@ mod tests {
         );
         let mut router = InputRouter::new(&flags[..MAX_PARTITIONS]).unwrap();
         for _ in 0..MAX_PARTITIONS - 1 {
-            route_all(&mut router, b"\x01n");
+            route_all(&mut router, b"\x1dn");
         }
         assert_eq!(router.focus(), Some(MAX_PARTITIONS - 1));
-        route_all(&mut router, b"\x01n");
+        route_all(&mut router, b"\x1dn");
         assert_eq!(router.focus(), Some(0), "wraps around");
     }
 

@@ -27,7 +27,39 @@ pub struct GuestDtb<'a> {
     pub physical_mpidrs: &'a [u64],
     /// The board's architected-timer PPIs (INTIDs, DTB order).
     pub timer_irqs: &'a [u32],
+    /// GICv3: the redistributor frames of the partition's own CPUs (emulated by hv).
+    pub redistributors: Option<platform::config::Region>,
+    /// What only a Linux partition gets: initramfs, console, control page.
+    pub linux: Option<LinuxNodes>,
 }
+
+/// The nodes hv adds for an unmodified Linux kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct LinuxNodes {
+    /// Where hv put the initramfs (`/chosen/linux,initrd-*`).
+    pub initrd: platform::config::Region,
+    /// The PL011 hv emulates for the partition (same address and SPI as the board's
+    /// console), named in `/chosen/stdout-path`.
+    pub console: EmulatedUart,
+    /// hv's control page for the partition (`bulkhead,control` in the hypervisor node).
+    pub control: platform::config::Region,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct EmulatedUart {
+    pub base: u64,
+    pub spi: u32,
+    /// The UART reference clock Linux computes baud divisors from (any sane value: the
+    /// emulated UART has no baud rate).
+    pub clock_hz: u32,
+}
+
+/// Size of the emulated PL011's register frame.
+pub const UART_FRAME: u64 = 0x1000;
+/// PL011 r1p5 peripheral ID (Arm DDI 0183G, 3.3.17-20), so the AMBA bus matches its
+/// driver without reading the registers.
+const PL011_PERIPHID: u32 = 0x0024_1011;
+const CLOCK_PHANDLE: u32 = 2;
 
 const GIC_PHANDLE: u32 = 1;
 /// Interrupt specifier flags: level-triggered, active low, as the boards' own DTBs say.
@@ -49,6 +81,13 @@ impl GuestDtb<'_> {
 
         let chosen = fdt.begin_node("chosen")?;
         fdt.property_string("bootargs", self.bootargs)?;
+        if let Some(linux) = &self.linux {
+            let start = linux.initrd.base;
+            fdt.property_u64("linux,initrd-start", start)?;
+            fdt.property_u64("linux,initrd-end", start + linux.initrd.size)?;
+            let uart = alloc::format!("/pl011@{:x}", linux.console.base);
+            fdt.property_string("stdout-path", &uart)?;
+        }
         fdt.end_node(chosen)?;
 
         for region in &p.ram {
@@ -91,7 +130,7 @@ impl GuestDtb<'_> {
         let cpu_interface = match g.version {
             GicVersion::V3 => {
                 fdt.property_string("compatible", "arm,gic-v3")?;
-                g.gicr
+                self.redistributors
             }
             GicVersion::V2 => {
                 fdt.property_string("compatible", "arm,cortex-a15-gic")?;
@@ -136,9 +175,41 @@ impl GuestDtb<'_> {
             fdt.end_node(node)?;
         }
 
+        if let Some(linux) = &self.linux {
+            let clock = fdt.begin_node("apb-pclk")?;
+            fdt.property_string("compatible", "fixed-clock")?;
+            fdt.property_u32("#clock-cells", 0)?;
+            fdt.property_u32("clock-frequency", linux.console.clock_hz)?;
+            fdt.property_string("clock-output-names", "clk24mhz")?;
+            fdt.property_u32("phandle", CLOCK_PHANDLE)?;
+            fdt.end_node(clock)?;
+
+            let uart = linux.console;
+            let node = fdt.begin_node(&alloc::format!("pl011@{:x}", uart.base))?;
+            fdt.property_string_list(
+                "compatible",
+                alloc::vec![String::from("arm,pl011"), String::from("arm,primecell")],
+            )?;
+            fdt.property_array_u64("reg", &[uart.base, UART_FRAME])?;
+            fdt.property_array_u32("interrupts", &[0, uart.spi - 32, 4])?;
+            fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
+            fdt.property_string_list(
+                "clock-names",
+                alloc::vec![String::from("uartclk"), String::from("apb_pclk")],
+            )?;
+            fdt.property_u32("arm,primecell-periphid", PL011_PERIPHID)?;
+            fdt.end_node(node)?;
+        }
+
         let hyp = fdt.begin_node("hypervisor")?;
         fdt.property_string("compatible", "bulkhead,hypervisor")?;
         fdt.property_string("method", "hvc")?;
+        if let Some(linux) = &self.linux {
+            fdt.property_array_u64(
+                "bulkhead,control",
+                &[linux.control.base, linux.control.size],
+            )?;
+        }
         fdt.end_node(hyp)?;
 
         fdt.end_node(root)?;
@@ -190,6 +261,8 @@ mod tests {
             gicc: gic.gicv,
             physical_mpidrs: &[2, 3],
             timer_irqs: &[29, 30, 27, 26],
+            redistributors: None,
+            linux: None,
         }
         .generate()
         .unwrap();
@@ -224,5 +297,79 @@ mod tests {
             [0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4],
             "SPI 2 = INTID 34, level"
         );
+    }
+
+    #[test]
+    fn a_linux_partition_gets_its_initrd_console_redistributors_and_control_page() {
+        let linux = Partition {
+            name: "linux".into(),
+            kind: PartitionKind::Linux,
+            cpus: alloc::vec![0, 1],
+            ram: alloc::vec![Region::new(0x5000_0000, 0x6000_0000)],
+            devices: alloc::vec![],
+            irqs: alloc::vec![],
+            exitless_irqs: false,
+        };
+        let gic = GicInfo {
+            version: GicVersion::V3,
+            gicd: Region::new(0x0800_0000, 0x1_0000),
+            gicr: Some(Region::new(0x080a_0000, 0x80_0000)),
+            gicc: None,
+            gich: None,
+            gicv: None,
+        };
+        let redistributors = Region::new(0x080a_0000, 2 * 0x2_0000);
+        let blob = GuestDtb {
+            partition: &linux,
+            devices: &[],
+            bootargs: "console=ttyAMA0",
+            gic: &gic,
+            gicc: None,
+            physical_mpidrs: &[0, 1],
+            timer_irqs: &[29, 30, 27, 26],
+            redistributors: Some(redistributors),
+            linux: Some(LinuxNodes {
+                initrd: Region::new(0xa000_0000, 0x20_1000),
+                console: EmulatedUart {
+                    base: 0x0900_0000,
+                    spi: 33,
+                    clock_hz: 24_000_000,
+                },
+                control: Region::new(0x7f_0000_0000, 0x1000),
+            }),
+        }
+        .generate()
+        .unwrap();
+        let info = BoardInfo::parse(&blob).expect("generated DTB parses");
+        let seen = info.gic.expect("GIC described");
+        assert_eq!(seen.gicr, Some(redistributors), "only its own two frames");
+        assert_eq!(info.uarts.len(), 1);
+        assert_eq!(info.uarts[0].base, 0x0900_0000);
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let chosen = fdt.find_node("/chosen").unwrap();
+        let be64 = |name: &str| {
+            let v = chosen.property(name).unwrap().value;
+            u64::from_be_bytes(v.try_into().unwrap())
+        };
+        assert_eq!(be64("linux,initrd-start"), 0xa000_0000);
+        assert_eq!(be64("linux,initrd-end"), 0xa020_1000);
+        assert_eq!(
+            chosen.property("stdout-path").unwrap().as_str(),
+            Some("/pl011@9000000")
+        );
+        let uart = fdt.find_node("/pl011@9000000").unwrap();
+        assert_eq!(
+            uart.property("interrupts").unwrap().value,
+            [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4],
+            "SPI 1 = INTID 33"
+        );
+        let clock = fdt.find_node("/apb-pclk").unwrap();
+        assert_eq!(
+            clock.property("clock-frequency").unwrap().as_usize(),
+            Some(24_000_000)
+        );
+        let hyp = fdt.find_node("/hypervisor").unwrap();
+        let control = hyp.property("bulkhead,control").unwrap().value;
+        assert_eq!(&control[..8], &0x7f_0000_0000u64.to_be_bytes());
     }
 }

@@ -95,6 +95,20 @@ pub fn place(image: &[u8], ram: Region) -> Result<Placement, ImageError> {
     })
 }
 
+/// Where the initramfs goes: as high as it fits below the DTB, 2 MiB aligned, above the
+/// Image's memory (Linux finds it through `/chosen/linux,initrd-*`).
+pub fn place_initrd(image: Placement, size: u64) -> Result<Region, ImageError> {
+    let image_end = image.load.saturating_add(image.size);
+    let base = image.dtb.checked_sub(size).map(|b| b & !((2 << 20) - 1));
+    match base {
+        Some(base) if size > 0 && base >= image_end => Ok(Region::new(base, size)),
+        _ => Err(ImageError::DoesNotFit {
+            needed: image.size.saturating_add(size).saturating_add(DTB_ROOM),
+            available: image.dtb.saturating_sub(image.load) + DTB_ROOM,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +180,20 @@ mod tests {
             place(&image(0x8_0010, 0x1000, 4096), ram),
             Err(ImageError::MisalignedOffset(0x8_0010))
         );
+    }
+
+    #[test]
+    fn the_initrd_goes_high_below_the_dtb_and_never_over_the_image() {
+        let ram = Region::new(0x5000_0000, 0x1000_0000);
+        let p = place(&image(0, 0x200_0000, 4096), ram).unwrap();
+        let initrd = place_initrd(p, 0x21_0000).unwrap();
+        assert_eq!(initrd, Region::new(0x5fa0_0000, 0x21_0000));
+        assert!(initrd.end().unwrap() <= p.dtb);
+        assert!(matches!(
+            place_initrd(p, 0xe00_0001),
+            Err(ImageError::DoesNotFit { .. })
+        ));
+        assert!(place_initrd(p, u64::MAX).is_err(), "no wrap-around");
+        assert!(place_initrd(p, 0).is_err(), "an empty initramfs is refused");
     }
 }

@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+mod abort_injection;
 mod console_ring;
 mod esr;
 mod guest_dtb;

@@ -189,6 +189,14 @@ impl PartitionState {
         self.all_ready()
     }
 
+    /// Records that the whole partition finished booting (Linux says so once, from user
+    /// space, through hv's control page); true if it was not ready before.
+    pub fn mark_all_ready(&mut self) -> bool {
+        let was = self.all_ready();
+        self.ready.iter_mut().for_each(|r| *r = true);
+        !was
+    }
+
     pub fn all_ready(&self) -> bool {
         self.ready.iter().all(|&r| r)
     }
@@ -265,6 +273,19 @@ mod tests {
                 exitless_irqs: false,
             },
         )
+    }
+
+    #[test]
+    fn the_whole_partition_reports_ready_at_once_and_a_reboot_forgets_it() {
+        let mut p = rt();
+        p.boot(0x4208_0000, 0x47e0_0000);
+        assert!(!p.all_ready());
+        assert!(p.mark_all_ready(), "first report counts");
+        assert!(p.all_ready());
+        assert!(!p.mark_all_ready(), "a second report changes nothing");
+        p.stop(StopReason::SystemReset);
+        p.reboot(0x4208_0000, 0x47e0_0000);
+        assert!(!p.all_ready());
     }
 
     #[test]

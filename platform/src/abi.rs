@@ -40,3 +40,16 @@ pub const REVISION: (u32, u32) = (0, 1);
 
 /// Most bytes one [`HVC_CONSOLE_WRITE`] carries.
 pub const CONSOLE_WRITE_MAX: usize = 48;
+
+/// hv's control page in a Linux partition's address space (an IPA no partition's RAM or
+/// device uses; 39-bit IPA space). Unmodified Linux cannot make Bulkhead's hypercalls from
+/// user space, so its tools talk to hv by writing this page through `/dev/mem` (busybox
+/// `devmem`); every access traps to hv. Also named in the partition's DTB
+/// (`/hypervisor/bulkhead,control`) and on its command line (`bulkhead.control=`).
+pub const CONTROL_PAGE_IPA: u64 = 0x7f_0000_0000;
+pub const CONTROL_PAGE_SIZE: u64 = 0x1000;
+/// Offset in the control page: write [`CONTROL_READY_MAGIC`] (32-bit) when the partition
+/// finished booting (its init script does, once its shell is about to start).
+pub const CONTROL_READY: u64 = 0x0;
+/// "REDY": any other value written to [`CONTROL_READY`] is refused (an external abort).
+pub const CONTROL_READY_MAGIC: u32 = 0x5245_4459;

@@ -123,9 +123,9 @@ fn empty_region() -> Case {
         config,
         expected: ConfigError::EmptyRegion {
             owner: "partition `rt`".into(),
-            region: Region::new(0x4200_0000, 0),
+            region: Region::new(0x4400_0000, 0),
         },
-        parts: &["`rt`", "0x42000000", "empty"],
+        parts: &["`rt`", "0x44000000", "empty"],
     }
 }
 
@@ -136,23 +136,23 @@ fn misaligned_region() -> Case {
         config,
         expected: ConfigError::MisalignedRegion {
             owner: "partition `rt`".into(),
-            region: Region::new(0x4200_0000, 0x0600_0800),
+            region: Region::new(0x4400_0000, 0x0600_0800),
         },
-        parts: &["`rt`", "[0x42000000..0x48000800)", "0x1000"],
+        parts: &["`rt`", "[0x44000000..0x4a000800)", "0x1000"],
     }
 }
 
 fn ram_outside_board() -> Case {
     let mut config = virt();
     // Ends one page past the board's last RAM byte (0xc000_0000).
-    partition_mut(&mut config, "linux").ram[0].size = 0x7800_0000 + PAGE_SIZE;
+    partition_mut(&mut config, "linux").ram[0].size = 0x7600_0000 + PAGE_SIZE;
     Case {
         config,
         expected: ConfigError::RamOutsideBoard {
             owner: "partition `linux`".into(),
-            region: Region::new(0x4800_0000, 0x7800_1000),
+            region: Region::new(0x4a00_0000, 0x7600_1000),
         },
-        parts: &["`linux`", "[0x48000000..0xc0001000)", "board"],
+        parts: &["`linux`", "[0x4a000000..0xc0001000)", "board"],
     }
 }
 
@@ -165,9 +165,9 @@ fn overlapping_ram() -> Case {
         expected: ConfigError::OverlappingRam {
             first: "partition `linux`".into(),
             second: "partition `rt`".into(),
-            region: Region::new(0x4200_0000, 0x0600_1000),
+            region: Region::new(0x4400_0000, 0x0600_1000),
         },
-        parts: &["`rt`", "`linux`", "[0x42000000..0x48001000)", "overlaps"],
+        parts: &["`rt`", "`linux`", "[0x44000000..0x4a001000)", "overlaps"],
     }
 }
 
@@ -401,7 +401,7 @@ fn refuses_misaligned_region_base() {
         config,
         expected: ConfigError::MisalignedRegion {
             owner: "hv".into(),
-            region: Region::new(0x4000_0010, 0x0200_0000),
+            region: Region::new(0x4000_0010, 0x0400_0000),
         },
         parts: &["hv", "0x40000010"],
     });
@@ -420,15 +420,15 @@ fn refuses_overlapping_ram() {
 #[test]
 fn refuses_partition_ram_over_hv_ram() {
     let mut config = virt();
-    partition_mut(&mut config, "rt").ram[0].base = 0x4100_0000;
+    partition_mut(&mut config, "rt").ram[0].base = 0x4200_0000;
     assert_refused(Case {
         config,
         expected: ConfigError::OverlappingRam {
             first: "hv".into(),
             second: "partition `rt`".into(),
-            region: Region::new(0x4100_0000, 0x0600_0000),
+            region: Region::new(0x4200_0000, 0x0600_0000),
         },
-        parts: &["hv", "`rt`", "0x41000000"],
+        parts: &["hv", "`rt`", "0x42000000"],
     });
 }
 

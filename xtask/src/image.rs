@@ -6,10 +6,10 @@ use std::process::Command;
 
 use object::read::elf::ElfFile64;
 use object::{Object, ObjectSegment, ObjectSymbol};
-use platform::config::Config;
+use platform::config::{Config, PartitionKind};
 use platform::image::{build as build_table, PayloadKind};
 
-use crate::{step, target_dir, workspace_root, Error};
+use crate::{debian, initramfs, step, target_dir, workspace_root, Error};
 
 /// Target of the RT kernel (may use FP/SIMD).
 pub const TARGET: &str = "aarch64-unknown-none";
@@ -113,25 +113,52 @@ pub fn system_image_as(config: &Config, stem: &str) -> Result<PathBuf, Error> {
     let guest_rt =
         flatten(&read(&bins.guest_rt)?).map_err(|e| Error::new(format!("guest-rt: {e}")))?;
     let encoded = config.encode();
-    let image = assemble(
-        hv,
-        &[
-            (PayloadKind::Config, &encoded),
-            (PayloadKind::GuestRt, &guest_rt),
-        ],
-    );
+    let linux = linux_payloads(config)?;
+    let mut payloads: Vec<(PayloadKind, &[u8])> = vec![
+        (PayloadKind::Config, &encoded),
+        (PayloadKind::GuestRt, &guest_rt),
+    ];
+    if let Some((kernel, initramfs)) = &linux {
+        payloads.push((PayloadKind::LinuxImage, kernel));
+        payloads.push((PayloadKind::Initramfs, initramfs));
+    }
+    let image = assemble(hv, &payloads);
     let dir = target_dir().join("images");
     std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
     let path = dir.join(format!("{stem}.img"));
     std::fs::write(&path, &image).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    let linux_note = linux.as_ref().map_or(String::new(), |(kernel, initramfs)| {
+        format!(
+            ", Linux {} KiB, initramfs {} KiB",
+            kernel.len() / 1024,
+            initramfs.len() / 1024
+        )
+    });
     step(&format!(
-        "system image {} ({} KiB: hv, board config `{}`, guest-rt {} KiB)",
+        "system image {} ({} KiB: hv, board config `{}`, guest-rt {} KiB{linux_note})",
         path.display(),
         image.len() / 1024,
         config.name,
         guest_rt.len() / 1024
     ));
     Ok(path)
+}
+
+/// A Linux partition's payloads: its kernel Image and its initramfs.
+type LinuxPayloads = (Vec<u8>, Vec<u8>);
+
+/// The Linux kernel Image and initramfs, when the board runs a Linux partition.
+fn linux_payloads(config: &Config) -> Result<Option<LinuxPayloads>, Error> {
+    if !config
+        .partitions
+        .iter()
+        .any(|p| p.kind == PartitionKind::Linux)
+    {
+        return Ok(None);
+    }
+    let kernel = read(&debian::linux_image(&target_dir())?)?;
+    let initramfs = read(&initramfs::build(&target_dir())?)?;
+    Ok(Some((kernel, initramfs)))
 }
 
 /// guest-rt alone as a flat arm64 Image (`target/images/guest-rt.img`), to boot it bare

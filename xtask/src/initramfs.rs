@@ -31,6 +31,13 @@ const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/root
 cd /root
 echo "bulkhead-linux: ready ($(nproc) cpus)" > /dev/console
+# Tell hv too: its control page (an address outside this partition's RAM, named on the
+# command line) takes a 32-bit "REDY" write as the partition's ready report.
+for word in $(cat /proc/cmdline); do
+    case "$word" in
+    bulkhead.control=*) devmem "${word#bulkhead.control=}" 32 @READY_MAGIC@ ;;
+    esac
+done
 while true; do
     setsid cttyhack sh
     sleep 1
@@ -90,7 +97,12 @@ impl Entry {
 pub fn entries(busybox: Vec<u8>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = DIRECTORIES.iter().map(|d| Entry::directory(d)).collect();
     entries.push(Entry::file("bin/busybox", 0o755, busybox));
-    entries.push(Entry::file("init", 0o755, INIT_SCRIPT.as_bytes().to_vec()));
+    // The doorbell value is hv's ABI constant, so the two cannot disagree.
+    let init = INIT_SCRIPT.replace(
+        "@READY_MAGIC@",
+        &format!("{:#x}", platform::abi::CONTROL_READY_MAGIC),
+    );
+    entries.push(Entry::file("init", 0o755, init.into_bytes()));
     entries.push(Entry {
         path: "dev/console".into(),
         permissions: 0o600,

@@ -8,6 +8,7 @@ pub mod debian;
 pub mod image;
 pub mod initramfs;
 pub mod qemu;
+pub mod session;
 pub mod setup;
 
 use std::fmt;

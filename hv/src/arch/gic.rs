@@ -56,8 +56,18 @@ register_structs! {
         (0x104 => _reserved2),
         (0x180 => icenabler0: ReadWrite<u32>),
         (0x184 => _reserved3),
+        (0x200 => ispendr0: ReadWrite<u32>),
+        (0x204 => _reserved4),
+        (0x280 => icpendr0: ReadWrite<u32>),
+        (0x284 => _reserved5),
+        (0x300 => isactiver0: ReadWrite<u32>),
+        (0x304 => _reserved6),
+        (0x380 => icactiver0: ReadWrite<u32>),
+        (0x384 => _reserved7),
         (0x400 => ipriorityr: [ReadWrite<u32>; 8]),
-        (0x420 => @END),
+        (0x420 => _reserved8),
+        (0xc00 => icfgr: [ReadWrite<u32>; 2]),
+        (0xc08 => @END),
     },
     /// GICv2 CPU interface.
     Gicc {
@@ -388,6 +398,11 @@ impl Gic {
     /// [`crate::vgic`]). Banked effects name the calling CPU, whose banked registers these
     /// are.
     pub fn apply(&self, effect: &Effect) {
+        if let (GicVersion::V3, Some(cpu)) = (self.version, effect.irq().and_then(|i| i.cpu)) {
+            // GICv3 SGIs/PPIs live in each CPU's redistributor, which any CPU can reach.
+            self.apply_banked_v3(self.gicr_sgi(cpu as usize), effect);
+            return;
+        }
         let gicd: &Gicd = mmio(self.gicd);
         let bit = |intid: u32| (intid as usize / 32, 1u32 << (intid % 32));
         match *effect {
@@ -438,6 +453,33 @@ impl Gic {
         }
     }
 
+    /// [`Self::apply`] for one CPU's SGI/PPI (INTID < 32) on GICv3.
+    fn apply_banked_v3(&self, sgi: &GicrSgi, effect: &Effect) {
+        let Some(irq) = effect.irq().filter(|irq| irq.intid < 32) else {
+            return;
+        };
+        let bit = 1u32 << irq.intid;
+        match *effect {
+            Effect::Enable(_) => sgi.isenabler0.set(bit),
+            Effect::Disable(_) => sgi.icenabler0.set(bit),
+            Effect::SetPending(_) => sgi.ispendr0.set(bit),
+            Effect::ClearPending(_) => sgi.icpendr0.set(bit),
+            Effect::SetActive(_) => sgi.isactiver0.set(bit),
+            Effect::ClearActive(_) => sgi.icactiver0.set(bit),
+            Effect::SetPriority { priority, .. } => {
+                let reg = &sgi.ipriorityr[irq.intid as usize / 4];
+                let shift = (irq.intid % 4) * 8;
+                reg.set((reg.get() & !(0xff << shift)) | (u32::from(priority) << shift));
+            }
+            Effect::SetConfig { edge, .. } => {
+                let reg = &sgi.icfgr[irq.intid as usize / 16];
+                let shift = (irq.intid % 16) * 2 + 1;
+                reg.set((reg.get() & !(1 << shift)) | (u32::from(edge) << shift));
+            }
+            Effect::Target { .. } | Effect::Route { .. } | Effect::SendSgi { .. } => {}
+        }
+    }
+
     fn banked_or_shared(&self, irq: Irq, banked: impl FnOnce(&GicrSgi), shared: impl FnOnce()) {
         match (self.version, irq.cpu) {
             (GicVersion::V3, Some(cpu)) => banked(self.gicr_sgi(cpu as usize)),
@@ -481,6 +523,28 @@ impl Gic {
         }
         // No HW link; on v2 the CPUID field [12:10] names the sending vCPU.
         self.write_free_lr(u64::from(intid), ((source & 0x7) << 10) | intid)
+    }
+
+    /// Makes an emulated level-sensitive interrupt (one with no physical line behind it,
+    /// like a Linux partition's console UART) pending for the vCPU on this CPU, unless a
+    /// list register already holds it (pending or active: the guest will see it, or is
+    /// handling it and re-reads the device). False when every list register is in use.
+    pub fn inject_virtual(&self, intid: u32) -> bool {
+        let count = self.list_registers.get().copied().unwrap_or(0);
+        let held = match self.version {
+            GicVersion::V3 => (0..count.min(4)).any(|n| {
+                let lr = read_lr(n);
+                lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid)
+            }),
+            GicVersion::V2 => {
+                let gich: &Gich = mmio(self.gich);
+                (0..count.min(32)).any(|n| {
+                    let lr = gich.lr[n].get();
+                    (lr >> 28) & 0b11 != 0 && lr & 0x3ff == intid
+                })
+            }
+        };
+        held || self.write_free_lr(u64::from(intid), intid)
     }
 
     /// Marks an SGI that is already in a list register pending; false if none holds it.

@@ -14,4 +14,5 @@ pub mod pl011;
 pub mod pmu;
 pub mod power;
 pub mod smp;
+pub mod vconsole;
 pub mod vcpu;

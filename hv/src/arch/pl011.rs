@@ -1,4 +1,4 @@
-//! PL011 UART driver (transmit only): the console `hv` logs to.
+//! PL011 UART driver: the console `hv` logs to, and reads typed bytes from (polled).
 //!
 //! Register layout from the PrimeCell UART (PL011) TRM, ARM DDI 0183: DR 0x00, FR 0x18,
 //! IBRD 0x24, FBRD 0x28, LCR_H 0x2c, CR 0x30, IMSC 0x38, ICR 0x44.
@@ -10,6 +10,7 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 register_bitfields! {u32,
     FR [
         TXFF OFFSET(5) NUMBITS(1) [],
+        RXFE OFFSET(4) NUMBITS(1) [],
         BUSY OFFSET(3) NUMBITS(1) [],
     ],
     LCR_H [
@@ -87,6 +88,18 @@ impl Pl011 {
         }
         self.regs().dr.set(u32::from(byte));
         true
+    }
+
+    /// A received byte, if one waits; never waits. Bytes with a framing, parity, break or
+    /// overrun error (DR bits 11:8) are dropped: line noise must not reach a shell.
+    pub fn try_getc(&self) -> Option<u8> {
+        while !self.regs().fr.is_set(FR::RXFE) {
+            let dr = self.regs().dr.get();
+            if dr & 0xf00 == 0 {
+                return Some(dr as u8);
+            }
+        }
+        None
     }
 
     pub fn putc(&self, byte: u8) {

@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 use core::arch::asm;
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2, HPFAR_EL2, MIDR_EL1,
-    VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
+    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTVOFF_EL2, ELR_EL1, ESR_EL1,
+    FAR_EL1, HCR_EL2, HPFAR_EL2, MIDR_EL1, SPSR_EL1, VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use log::{error, info, warn};
 use platform::abi;
@@ -19,6 +19,7 @@ use spin::{Mutex, Once};
 
 use super::exception::Frame;
 use super::{cache, console, cpu, gic, pmu, power};
+use crate::abort_injection::{self, Access};
 use crate::esr::DataAbort;
 use crate::esr::Esr;
 use crate::guest_image::Placement;
@@ -41,9 +42,19 @@ pub struct Running {
     /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
     pub vgic: Mutex<VgicDistributor>,
     pub gicd: Region,
+    /// GICv3: the partition's redistributor frames (unmapped; emulated by its `vgic`).
+    pub gicr: Option<Region>,
     /// Exit-less interrupt delivery ([`platform::config::Partition::exitless_irqs`]).
     pub exitless: bool,
+    /// Linux: the initramfs payload and where it is copied.
+    pub initrd: Option<(&'static [u8], u64)>,
+    /// Linux: the PL011 hv emulates as its console.
+    pub console: Option<EmulatedConsole>,
+    /// Linux: hv's control page (unmapped; every access traps).
+    pub control: Option<Region>,
 }
+
+pub use super::vconsole::EmulatedConsole;
 
 impl Running {
     /// Copies the Image (zeroing the rest of its memory) and the DTB into the partition's
@@ -66,6 +77,32 @@ impl Running {
         }
         cache::clean_for_guest(p.load, p.size);
         cache::clean_for_guest(p.dtb, self.dtb.len() as u64);
+        if let Some(console) = &self.console {
+            console.reset();
+        }
+        if let Some((bytes, at)) = self.initrd {
+            // SAFETY: `guest_image::place_initrd` put the initramfs between the Image's
+            // memory and the DTB room, inside the partition's RAM, which no vCPU runs in now.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
+            cache::clean_for_guest(at, bytes.len() as u64);
+        }
+    }
+
+    /// Whether a physical effect of the partition's distributor may reach the GIC: not for
+    /// the emulated console's SPI, whose physical line is hv's.
+    pub fn physical(&self, effect: &Effect) -> bool {
+        let Some(console) = &self.console else {
+            return true;
+        };
+        let spi = console.spi();
+        match *effect {
+            Effect::Target { intid, .. } | Effect::Route { intid, .. } => intid != spi,
+            _ => effect.irq().is_none_or(|irq| irq.intid != spi),
+        }
+    }
+
+    pub fn is_linux(&self) -> bool {
+        self.console.is_some()
     }
 }
 
@@ -132,7 +169,8 @@ pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32, hyp_timer: u3
     SMOKE.call_once(|| smoke);
     VTIMER.call_once(|| vtimer);
     HYP_TIMER.call_once(|| hyp_timer);
-    PARTITIONS.call_once(|| partitions);
+    let partitions = PARTITIONS.call_once(|| partitions);
+    super::vconsole::init_input(partitions);
     cpu::send_event();
 }
 
@@ -232,6 +270,11 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
             gic.enable_private(gic::KICK_SGI);
             gic.enable_private(gic::MAINTENANCE);
         }
+        if partition.console.is_some() && vcpu == 0 {
+            // This CPU polls the console's input for the partition.
+            gic.enable_private(HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER));
+            arm_console_tick();
+        }
     }
     let stack_top = super::image::stack_top(cpu::index());
     // SAFETY: the stage-2 tables map only the partition's own memory, so whatever the guest
@@ -281,10 +324,26 @@ pub fn handle_irq() {
     let me = cpu::index();
     let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
     let owner = pinned(me).map(|(p, _)| p);
+    let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
     while let Some(intid) = gic.acknowledge() {
         if intid == gic::KICK_SGI || intid == gic::MAINTENANCE {
             gic.deactivate(intid);
             drain_sgis(gic);
+            if let Some((p, console)) = owner.and_then(|p| Some((p, p.console.as_ref()?))) {
+                console.update_irq(p);
+            }
+            continue;
+        }
+        if intid == hyp_timer {
+            gic.deactivate(intid);
+            if owner.is_some_and(|p| p.console.is_some()) {
+                super::vconsole::poll_input(partitions());
+                // A level still high after the guest's EOI is raised again here.
+                if let Some((p, console)) = owner.and_then(|p| Some((p, p.console.as_ref()?))) {
+                    console.update_irq(p);
+                }
+                arm_console_tick();
+            }
             continue;
         }
         let owned =
@@ -300,6 +359,14 @@ pub fn handle_irq() {
             warn!("interrupt {intid} not forwarded (no owner or no free list register)");
         }
     }
+}
+
+/// Arms this CPU's EL2 physical timer for the next console input poll.
+fn arm_console_tick() {
+    let ticks = cpu::tick_hz() * super::vconsole::POLL_MS / 1000;
+    // SAFETY: the EL2 physical timer belongs to hv; arming it only raises its PPI.
+    unsafe { core::arch::asm!("msr cnthp_tval_el2, {0}", in(reg) ticks.max(1), options(nostack)) };
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET);
 }
 
 /// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
@@ -356,13 +423,16 @@ pub fn handle_trap(frame: &mut Frame) {
         }
         0x24 => {
             let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
-            if partition.gicd.contains_addr(ipa) {
-                if let Some(da) = esr.data_abort().filter(|da| da.valid) {
-                    if emulate_gicd(frame, partition, vcpu, ipa - partition.gicd.base, da) {
-                        frame.elr += 4;
-                        return;
-                    }
+            if let Some(da) = esr.data_abort().filter(|da| da.valid) {
+                if emulate_mmio(frame, partition, vcpu, ipa, da) {
+                    frame.elr += 4;
+                    return;
                 }
+            }
+            if partition.is_linux() {
+                let write = esr.data_abort().is_some_and(|da| da.write);
+                refuse_access(frame, partition, vcpu, ipa, Access::Data { write });
+                return;
             }
             error!(
                 "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
@@ -375,6 +445,10 @@ pub fn handle_trap(frame: &mut Frame) {
             );
             stop_here(partition, vcpu, Some(StopReason::Fault));
         }
+        0x20 if partition.is_linux() => {
+            let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
+            refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
+        }
         _ => {
             error!(
                 "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
@@ -383,6 +457,133 @@ pub fn handle_trap(frame: &mut Frame) {
                 frame.esr
             );
             stop_here(partition, vcpu, Some(StopReason::Fault));
+        }
+    }
+}
+
+/// A guest load or store to one of the frames hv emulates for it (distributor,
+/// redistributors, console UART, control page). False if the address is none of them or
+/// the model refuses the access (the caller then treats it as a stray access).
+fn emulate_mmio(
+    frame: &mut Frame,
+    partition: &Running,
+    vcpu: usize,
+    ipa: u64,
+    da: DataAbort,
+) -> bool {
+    if partition.gicd.contains_addr(ipa) {
+        let offset = ipa - partition.gicd.base;
+        return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor);
+    }
+    if let Some(gicr) = partition.gicr.filter(|r| r.contains_addr(ipa)) {
+        let offset = ipa - gicr.base;
+        return emulate_vgic(
+            frame,
+            partition,
+            vcpu,
+            offset,
+            da,
+            VgicFrame::Redistributors,
+        );
+    }
+    if let Some(console) = partition.console.as_ref() {
+        if console.frame().contains_addr(ipa) {
+            return console.access(frame, partition, ipa - console.frame().base, da);
+        }
+    }
+    if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
+        return control_page(frame, partition, vcpu, ipa - control.base, da);
+    }
+    false
+}
+
+/// A Linux partition touched an address that is not its own: hv reports it and answers
+/// with a synchronous external abort at the guest's EL1 (Linux turns it into SIGBUS for a
+/// process, or an oops for itself); the partition keeps running.
+fn refuse_access(frame: &mut Frame, partition: &Running, vcpu: usize, ipa: u64, access: Access) {
+    let n = REFUSED.fetch_add(1, Ordering::Relaxed);
+    if n < REFUSED_REPORTED {
+        warn!(
+            "partition `{}` vCPU {vcpu}: {} IPA {ipa:#x} outside its sandbox (VA {:#x}, PC {:#x}, \
+             from EL{}); answered with an external abort",
+            partition_name(partition),
+            match access {
+                Access::Data { write: true } => "write to",
+                Access::Data { write: false } => "read of",
+                Access::Fetch => "instruction fetch from",
+            },
+            frame.far,
+            frame.elr,
+            (frame.spsr >> 2) & 3
+        );
+    } else if n == REFUSED_REPORTED {
+        warn!("further refused accesses are counted, not reported");
+    }
+    let injection = abort_injection::external_abort(access, frame.spsr);
+    ESR_EL1.set(injection.esr_el1);
+    FAR_EL1.set(frame.far);
+    ELR_EL1.set(frame.elr);
+    SPSR_EL1.set(frame.spsr);
+    frame.elr = VBAR_EL1.get() + injection.vector_offset;
+    frame.spsr = injection.spsr;
+}
+
+/// Refused accesses reported one by one before hv only counts them (a guest looping over
+/// foreign memory must not flood the console).
+const REFUSED_REPORTED: u64 = 16;
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// hv's control page (see [`abi::CONTROL_PAGE_IPA`]): the ready doorbell. Reads return
+/// 1 once the partition reported ready; anything but the documented write is refused.
+fn control_page(
+    frame: &mut Frame,
+    partition: &Running,
+    vcpu: usize,
+    offset: u64,
+    da: DataAbort,
+) -> bool {
+    let rt = usize::from(da.register);
+    match (offset, da.write) {
+        (abi::CONTROL_READY, true) => {
+            let value = if rt == 31 { 0 } else { frame.x[rt] };
+            if value != u64::from(abi::CONTROL_READY_MAGIC) {
+                return false;
+            }
+            let first = partition.state.lock().mark_all_ready();
+            if first {
+                partition_ready(partition, None);
+            }
+            true
+        }
+        (abi::CONTROL_READY, false) => {
+            if rt != 31 {
+                frame.x[rt] = u64::from(partition.state.lock().all_ready());
+            }
+            let _ = vcpu;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reports that `partition` (or one vCPU of it) is ready; powers off under `--smoke` once
+/// every started partition is.
+fn partition_ready(partition: &Running, vcpu: Option<usize>) {
+    let name = partition_name(partition);
+    match vcpu {
+        Some(vcpu) => info!(
+            "ready: partition `{name}` vCPU {vcpu} (CPU {})",
+            cpu::index()
+        ),
+        None => info!("ready: partition `{name}` (all its vCPUs)"),
+    }
+    if partition.state.lock().all_ready() && partitions().iter().all(|p| p.state.lock().all_ready())
+    {
+        info!("ready: every partition reported ready");
+        if SMOKE.get().copied().unwrap_or(false) {
+            print_irq_stats();
+            info!("smoke: every CPU and partition reported ready, powering off");
+            power::system_off();
         }
     }
 }
@@ -402,14 +603,23 @@ fn is_sgi1r_write(esr: Esr) -> bool {
     (op0, op1, crn, crm, op2, read) == (3, 0, 12, 11, 5, 0)
 }
 
-/// A guest access to its GICD frame, through the partition's distributor model. False if
-/// the model refuses the access (the vCPU is then stopped as for any bad access).
-fn emulate_gicd(
+/// Which of the GIC frames a partition's distributor model answers for was accessed.
+#[derive(Clone, Copy)]
+enum VgicFrame {
+    Distributor,
+    /// GICv3 redistributors (offset from the first vCPU's frame).
+    Redistributors,
+}
+
+/// A guest access to its GICD or GICR frames, through the partition's distributor model.
+/// False if the model refuses the access (a stray access for the caller).
+fn emulate_vgic(
     frame: &mut Frame,
     partition: &Running,
     vcpu: usize,
     offset: u64,
     da: DataAbort,
+    which: VgicFrame,
 ) -> bool {
     let Some(width) = AccessWidth::from_bytes(da.size) else {
         return false;
@@ -417,7 +627,13 @@ fn emulate_gicd(
     let rt = usize::from(da.register);
     if da.write {
         let value = if rt == 31 { 0 } else { frame.x[rt] };
-        let effects = partition.vgic.lock().write(offset, width, value, vcpu);
+        let effects = {
+            let mut vgic = partition.vgic.lock();
+            match which {
+                VgicFrame::Distributor => vgic.write(offset, width, value, vcpu),
+                VgicFrame::Redistributors => vgic.write_redist(offset, width, value, vcpu),
+            }
+        };
         let Ok(effects) = effects else {
             return false;
         };
@@ -425,11 +641,19 @@ fn emulate_gicd(
         for effect in &effects {
             match effect {
                 Effect::SendSgi { .. } => deliver(partition, effect, vcpu),
-                other => gic.apply(other),
+                other if partition.physical(other) => gic.apply(other),
+                _ => {}
             }
         }
     } else {
-        let Ok(value) = partition.vgic.lock().read(offset, width, vcpu) else {
+        let value = {
+            let vgic = partition.vgic.lock();
+            match which {
+                VgicFrame::Distributor => vgic.read(offset, width, vcpu),
+                VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
+            }
+        };
+        let Ok(value) = value else {
             return false;
         };
         if rt != 31 {
@@ -597,21 +821,9 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             frame.x[4] = u64::from(state.boots());
         }
         Call::Ready => {
-            let all = partition.state.lock().mark_ready(vcpu);
-            info!(
-                "ready: partition `{}` vCPU {vcpu} (CPU {})",
-                partition_name(partition),
-                cpu::index()
-            );
+            partition.state.lock().mark_ready(vcpu);
             set_result(frame, 0);
-            if all && partitions().iter().all(|p| p.state.lock().all_ready()) {
-                info!("ready: every partition reported ready");
-                if SMOKE.get().copied().unwrap_or(false) {
-                    print_irq_stats();
-                    info!("smoke: every CPU and partition reported ready, powering off");
-                    power::system_off();
-                }
-            }
+            partition_ready(partition, Some(vcpu));
         }
         Call::Uid => {
             for (i, word) in abi::BULKHEAD_UID.iter().enumerate() {

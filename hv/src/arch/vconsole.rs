@@ -1,0 +1,190 @@
+//! A Linux partition's console: the PL011 hv emulates at the address of the board's
+//! console UART ([`crate::vuart`] is the register model), wired to the physical UART.
+//!
+//! Output: every byte the guest writes goes into hv's console ring as it is (Linux's own
+//! line discipline made it terminal output). Input: hv polls the physical UART from the
+//! EL2 timer of the partition's first CPU (every [`POLL_MS`] ms), routes each typed byte
+//! with [`InputRouter`] (Ctrl-] commands switch the focus between partitions that take
+//! input) and queues it in the focused partition's receive FIFO. The UART's interrupt is a
+//! level-sensitive virtual SPI with no physical line behind it: hv puts it in a list
+//! register of vCPU 0 whenever the model's line is high and the guest enabled it.
+//!
+//! This never waits: neither for the physical UART (the ring absorbs output) nor for the
+//! guest (input that finds the receive FIFO full is dropped and counted, as on hardware).
+
+use alloc::vec::Vec;
+
+use log::info;
+use platform::config::Region;
+use spin::Mutex;
+
+use super::exception::Frame;
+use super::vcpu::Running;
+use super::{console, cpu, gic};
+use crate::console_input::{Cmd, InputRouter, Routed, HELP};
+use crate::esr::DataAbort;
+use crate::guest_dtb::EmulatedUart;
+use crate::vgic::AccessWidth;
+use crate::vuart::{self, VirtualPl011};
+
+/// Period of the input poll while the guest runs.
+pub const POLL_MS: u64 = 10;
+
+pub struct EmulatedConsole {
+    uart: EmulatedUart,
+    /// Physical CPU of the partition's vCPU 0, which takes the console's interrupt.
+    cpu: usize,
+    model: Mutex<VirtualPl011>,
+}
+
+impl EmulatedConsole {
+    pub fn new(uart: EmulatedUart, cpu: usize) -> Self {
+        Self {
+            uart,
+            cpu,
+            model: Mutex::new(VirtualPl011::new()),
+        }
+    }
+
+    pub fn spi(&self) -> u32 {
+        self.uart.spi
+    }
+
+    /// The trapped register frame.
+    pub fn frame(&self) -> Region {
+        Region::new(self.uart.base, vuart::FRAME_SIZE)
+    }
+
+    /// A guest load or store in the frame. False if the model refuses it (bad width or
+    /// offset: a stray access for the caller).
+    pub fn access(
+        &self,
+        frame: &mut Frame,
+        partition: &Running,
+        offset: u64,
+        da: DataAbort,
+    ) -> bool {
+        let Some(width) = AccessWidth::from_bytes(da.size) else {
+            return false;
+        };
+        let rt = usize::from(da.register);
+        let (ok, output) = {
+            let mut model = self.model.lock();
+            let ok = if da.write {
+                let value = if rt == 31 { 0 } else { frame.x[rt] };
+                model.write(offset, width, value).is_ok()
+            } else {
+                match model.read(offset, width) {
+                    Ok(value) => {
+                        if rt != 31 {
+                            frame.x[rt] = value;
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            };
+            (ok, model.take_tx())
+        };
+        console::raw(output.as_slice());
+        self.update_irq(partition);
+        ok
+    }
+
+    /// Back to the reset state (the partition is being rebooted).
+    pub fn reset(&self) {
+        *self.model.lock() = VirtualPl011::new();
+    }
+
+    /// Keeps the virtual SPI pending while the model's line is high: injected here when
+    /// this is the console's CPU, else that CPU is kicked and does it.
+    pub fn update_irq(&self, partition: &Running) {
+        if !self.model.lock().line_high() {
+            return;
+        }
+        {
+            let vgic = partition.vgic.lock();
+            if !vgic.distributor_enabled() || !vgic.line_enabled(self.uart.spi, 0) {
+                return;
+            }
+        }
+        let Some(gic) = gic::get() else {
+            return;
+        };
+        if cpu::index() == self.cpu {
+            // No free list register: the next tick or trap tries again.
+            gic.inject_virtual(self.uart.spi);
+        } else {
+            gic.send_sgi(gic::KICK_SGI, self.cpu);
+        }
+    }
+}
+
+/// Who gets typed bytes; `None` until [`init_input`] (or when no partition takes input).
+static ROUTER: Mutex<Option<InputRouter>> = Mutex::new(None);
+
+/// Every partition with an emulated console takes input; the first one has the focus.
+pub fn init_input(partitions: &[Running]) {
+    let accepts: Vec<bool> = partitions.iter().map(|p| p.console.is_some()).collect();
+    *ROUTER.lock() = InputRouter::new(&accepts).ok();
+}
+
+/// Reads what was typed and hands it to the partition with input focus, stopping while
+/// that partition's receive FIFO is full (the physical UART keeps the rest). Run from the
+/// EL2 timer tick of a CPU whose vCPU has an emulated console.
+pub fn poll_input(partitions: &[Running]) {
+    console::drain_now();
+    // Another CPU polling right now does the same work.
+    let Some(mut router) = ROUTER.try_lock() else {
+        return;
+    };
+    let Some(router) = router.as_mut() else {
+        return;
+    };
+    let mut touched = 0u64;
+    loop {
+        let focused = router
+            .focus()
+            .and_then(|i| Some((i, partitions.get(i)?.console.as_ref()?)));
+        if focused.is_some_and(|(_, c)| c.model.lock().rx_room() == 0) {
+            break;
+        }
+        let Some(byte) = console::poll_input() else {
+            break;
+        };
+        match router.route(byte) {
+            Routed::Deliver { partition, byte } => {
+                if let Some(c) = partitions.get(partition).and_then(|p| p.console.as_ref()) {
+                    c.model.lock().push_rx(byte);
+                    touched |= 1 << partition;
+                }
+            }
+            Routed::Command(Cmd::Help) => {
+                let focus = partition_name(partitions, router.focus().unwrap_or(usize::MAX));
+                info!("{HELP}; input now goes to {focus}");
+            }
+            Routed::Command(Cmd::FocusMoved { to }) => {
+                let focus = partition_name(partitions, to.unwrap_or(usize::MAX));
+                info!("console: input now goes to {focus}");
+            }
+            Routed::Command(Cmd::Unknown(byte)) => {
+                info!("console: no command {byte:#04x} after Ctrl-] (Ctrl-] ? for help)");
+            }
+            Routed::Nothing => {}
+        }
+    }
+    for (i, p) in partitions.iter().enumerate() {
+        if touched & (1 << i) != 0 {
+            if let Some(c) = &p.console {
+                c.update_irq(p);
+            }
+        }
+    }
+}
+
+fn partition_name(partitions: &[Running], index: usize) -> alloc::string::String {
+    partitions.get(index).map_or_else(
+        || "no partition".into(),
+        |p| alloc::format!("partition `{}`", p.state.lock().name),
+    )
+}

@@ -1,0 +1,192 @@
+//! An interactive QEMU run: tests type into the console (the Linux partition's shell) and
+//! wait for what comes back, the way a person at the terminal would.
+//!
+//! Every wait has a deadline and reports what was seen when it passes, so a test never
+//! hangs without a message. The QEMU process is killed when the session is dropped.
+
+use std::io::{BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::qemu::QEMU;
+use crate::Error;
+
+pub struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    rx: mpsc::Receiver<String>,
+    /// Every complete line so far (without `\r`).
+    lines: Vec<String>,
+    /// Bytes of the line being printed (a shell prompt has no newline).
+    partial: String,
+    echo: bool,
+}
+
+impl Session {
+    /// Starts `cmd` (a QEMU command line) with the console on pipes.
+    pub fn start(mut cmd: Command, echo: bool) -> Result<Self, Error> {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::new(format!("cannot start {QEMU}: {e}")))?;
+        let stdin = child.stdin.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ] {
+            let tx = tx.clone();
+            // Chunks, not lines: a prompt without a newline must be seen too.
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0
+                        || tx
+                            .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            child,
+            stdin,
+            rx,
+            lines: Vec::new(),
+            partial: String::new(),
+            echo,
+        })
+    }
+
+    fn take(&mut self, chunk: &str) {
+        if self.echo {
+            print!("{chunk}");
+            let _ = std::io::stdout().flush();
+        }
+        for c in chunk.chars() {
+            match c {
+                '\n' => self.lines.push(std::mem::take(&mut self.partial)),
+                '\r' => {}
+                c => self.partial.push(c),
+            }
+        }
+    }
+
+    /// Waits until a complete line after line `from` contains `needle`; returns its index.
+    pub fn wait_line(
+        &mut self,
+        from: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = (from..self.lines.len()).find(|&i| self.lines[i].contains(needle)) {
+                return Ok(i);
+            }
+            self.pump(deadline).map_err(|why| {
+                Error::new(format!(
+                    "waiting for a line with `{needle}`: {why}; last output:\n{}",
+                    self.tail(30)
+                ))
+            })?;
+        }
+    }
+
+    /// Waits until the text being printed (the unfinished last line) contains `needle`,
+    /// e.g. a shell prompt.
+    pub fn wait_prompt(&mut self, needle: &str, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        while !self.partial.contains(needle) {
+            self.pump(deadline).map_err(|why| {
+                Error::new(format!(
+                    "waiting for the prompt `{needle}`: {why}; last output:\n{}",
+                    self.tail(30)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn pump(&mut self, deadline: Instant) -> Result<(), String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("timed out".into());
+        }
+        match self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(chunk) => {
+                self.take(&chunk);
+                Ok(())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().ok();
+                Err(format!("QEMU exited ({status:?})"))
+            }
+        }
+    }
+
+    /// Types `text` on the console.
+    pub fn send(&mut self, text: &str) -> Result<(), Error> {
+        self.stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| Error::new(format!("typing into QEMU: {e}")))
+    }
+
+    /// Runs one shell command and returns the lines it printed: types it followed by a
+    /// marker echo, then collects the lines between the command's echo and the marker.
+    pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, Error> {
+        let marker = format!("__done_{}__", self.lines.len());
+        let from = self.lines.len();
+        self.send(&format!("{command}; echo {marker}\n"))?;
+        // The shell echoes the typed line first (it contains the marker after `echo `).
+        let typed = self.wait_line(from, &format!("echo {marker}"), timeout)?;
+        let done = self.wait_line(typed + 1, &marker, timeout)?;
+        Ok(self.lines[typed + 1..done].to_vec())
+    }
+
+    /// Lines from `from` on (complete lines only).
+    pub fn lines_from(&self, from: usize) -> &[String] {
+        &self.lines[from.min(self.lines.len())..]
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Collects output for `duration` (for assertions that something keeps happening).
+    pub fn watch(&mut self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        while self.pump(deadline).is_ok() {}
+    }
+
+    /// The last `n` lines, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let start = self.lines.len().saturating_sub(n);
+        let mut text = self.lines[start..].join("\n");
+        if !self.partial.is_empty() {
+            text.push('\n');
+            text.push_str(&self.partial);
+        }
+        text
+    }
+
+    /// Whether QEMU has exited (and with what).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
