@@ -115,6 +115,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         info!("memory {m}");
     }
     info!("{} vCPUs, bootargs `{bootargs}`", board.cpus.len());
+    super::threads::init(board.cpus.len());
     let gic_info = board.gic.clone().unwrap_or_else(|| {
         error!("the partition's DTB describes no interrupt controller");
         power_off()
@@ -254,6 +255,12 @@ fn vcpu_main(index: usize) -> ! {
         Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
         Some(SelfTest::Spi) if index == 0 => selftest::spi_check(),
         Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
+        Some(SelfTest::Kernel) => {
+            if index == 0 {
+                super::kernel_selftest::start();
+            }
+            super::threads::enter();
+        }
         Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
             info!("selftest: resetting the partition");
             let _ = smccc::psci::system_reset::<Hvc>();

@@ -67,6 +67,8 @@ pub fn print(args: core::fmt::Arguments) {
     }
     let _ = line.write_fmt(args);
     let _ = line.write_str("\n");
+    // Masked: a thread preempted holding the line would stall the preempting one.
+    let _masked = super::irqmask::IrqMasked::new();
     let _guard = LOCK.lock();
     if uart != 0 {
         uart_write(uart, &line.buf[..line.len]);

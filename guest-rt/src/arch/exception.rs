@@ -1,5 +1,6 @@
 //! EL1 exception vectors. IRQs taken at EL1 (slot 5: current EL, SP_EL1) go to
-//! [`super::irq::handle`] with the caller-saved registers preserved; any other exception is
+//! [`super::irq::handle`] with every register the handler or a preempting thread may
+//! change saved on the interrupted stack; any other exception is
 //! a bug, reported with its syndrome, and the partition powers itself off (hv keeps
 //! running).
 
@@ -38,10 +39,12 @@ guest_rt_vectors:
     SLOT 14
     SLOT 15
 
-// Caller-saved registers (x0-x18, x29, x30) and ELR/SPSR, in a 192-byte frame: the handler is a normal Rust
-// function, which preserves the rest.
+// The interrupted context's registers the handler may change, in a 720-byte frame on its
+// own stack: x0-x18, x29, x30, ELR, SPSR, and all of q0-q31 with FPCR/FPSR. The FP/SIMD
+// state is saved whole (not just the caller-saved part) because the handler may switch to
+// another thread (preemption), which may use any of it; the Rust handler preserves x19-x28.
 guest_rt_irq:
-    sub     sp, sp, #192
+    sub     sp, sp, #720
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
@@ -55,12 +58,52 @@ guest_rt_irq:
     mrs     x0, elr_el1
     mrs     x1, spsr_el1
     stp     x30, x0, [sp, #160]
-    str     x1, [sp, #176]
+    mrs     x2, fpcr
+    mrs     x3, fpsr
+    stp     x1, x2, [sp, #176]
+    str     x3, [sp, #192]
+    add     x0, sp, #208
+    stp     q0, q1, [x0, #0]
+    stp     q2, q3, [x0, #32]
+    stp     q4, q5, [x0, #64]
+    stp     q6, q7, [x0, #96]
+    stp     q8, q9, [x0, #128]
+    stp     q10, q11, [x0, #160]
+    stp     q12, q13, [x0, #192]
+    stp     q14, q15, [x0, #224]
+    stp     q16, q17, [x0, #256]
+    stp     q18, q19, [x0, #288]
+    stp     q20, q21, [x0, #320]
+    stp     q22, q23, [x0, #352]
+    stp     q24, q25, [x0, #384]
+    stp     q26, q27, [x0, #416]
+    stp     q28, q29, [x0, #448]
+    stp     q30, q31, [x0, #480]
     bl      {irq}
+    add     x0, sp, #208
+    ldp     q0, q1, [x0, #0]
+    ldp     q2, q3, [x0, #32]
+    ldp     q4, q5, [x0, #64]
+    ldp     q6, q7, [x0, #96]
+    ldp     q8, q9, [x0, #128]
+    ldp     q10, q11, [x0, #160]
+    ldp     q12, q13, [x0, #192]
+    ldp     q14, q15, [x0, #224]
+    ldp     q16, q17, [x0, #256]
+    ldp     q18, q19, [x0, #288]
+    ldp     q20, q21, [x0, #320]
+    ldp     q22, q23, [x0, #352]
+    ldp     q24, q25, [x0, #384]
+    ldp     q26, q27, [x0, #416]
+    ldp     q28, q29, [x0, #448]
+    ldp     q30, q31, [x0, #480]
+    ldp     x1, x2, [sp, #176]
+    ldr     x3, [sp, #192]
+    msr     spsr_el1, x1
+    msr     fpcr, x2
+    msr     fpsr, x3
     ldp     x30, x0, [sp, #160]
     msr     elr_el1, x0
-    ldr     x1, [sp, #176]
-    msr     spsr_el1, x1
     ldp     x0, x1, [sp, #0]
     ldp     x2, x3, [sp, #16]
     ldp     x4, x5, [sp, #32]
@@ -71,7 +114,7 @@ guest_rt_irq:
     ldp     x14, x15, [sp, #112]
     ldp     x16, x17, [sp, #128]
     ldp     x18, x29, [sp, #144]
-    add     sp, sp, #192
+    add     sp, sp, #720
     eret
 "#,
     handler = sym unexpected,

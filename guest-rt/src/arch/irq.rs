@@ -1,10 +1,12 @@
 //! The interrupt top half: acknowledge, dispatch, end. Runs with interrupts masked and
-//! does only bounded work (the timer's is to disarm it and flag the sleeper); anything
-//! longer belongs in a handler thread once the kernel runs threads on target.
+//! does only bounded work (the timer's is to disarm it and flag the sleeper). On a vCPU
+//! that runs threads, the timer and the reschedule SGI end in one kernel entry after all
+//! interrupts are ended, which may switch to another thread: the kernel is preemptible
+//! from the interrupt return path.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{gic, timer, vcpu_index, MAX_VCPUS};
+use super::{gic, threads, timer, vcpu_index, MAX_VCPUS};
 
 /// Interrupts that nobody here expects, per vCPU.
 static UNEXPECTED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
@@ -29,9 +31,18 @@ pub fn sgis() -> u64 {
 }
 
 pub extern "C" fn handle() {
+    // Whether the kernel must look at this vCPU (timer expiry or a reschedule request).
+    let mut kernel_entry = false;
+    let scheduler_here = threads::active_here();
     while let Some(intid) = gic::acknowledge() {
-        if intid == timer::intid() {
+        if intid == timer::intid() && scheduler_here {
+            // Level-triggered: disarm before ending it; the kernel programs the next deadline.
+            timer::disarm();
+            kernel_entry = true;
+        } else if intid == timer::intid() {
             timer::on_interrupt();
+        } else if intid == threads::RESCHED_SGI {
+            kernel_entry |= scheduler_here;
         } else if intid < 16 {
             SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
             SGI_IDS[vcpu_index()].fetch_or(1 << intid, Ordering::Relaxed);
@@ -41,6 +52,11 @@ pub extern "C" fn handle() {
             UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         }
         gic::end(intid);
+    }
+    // Every interrupt is ended before the kernel may switch away from the interrupted
+    // context: a switched-out handler must not hold the CPU interface's running priority.
+    if kernel_entry {
+        threads::on_interrupt();
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod context;
 pub mod devices;
 pub mod entry;
 pub mod exception;
@@ -9,9 +10,12 @@ pub mod gic;
 pub mod heap;
 pub mod hvc;
 pub mod irq;
+pub mod irqmask;
+pub mod kernel_selftest;
 pub mod mmu;
 pub mod probe;
 pub mod selftest;
+pub mod threads;
 pub mod timer;
 
 /// vCPUs guest-rt can run on (stacks are reserved for this many).

@@ -9,6 +9,7 @@
 //! * `gic`: vCPU 0 sends SGIs to vCPU 1, then tries to enable, prioritize, route and
 //!   trigger lines it does not own through its distributor; all must read back as
 //!   unchanged.
+//! * `kernel`: the portable kernel's scenarios on real threads on every vCPU.
 //! * `system-reset`: at its first boot, the partition resets itself through PSCI; hv must
 //!   reload and reboot it.
 
@@ -31,6 +32,8 @@ pub enum SelfTest {
     Gic,
     /// A passed-through device's SPI (the PL031 RTC on QEMU virt) reaches the partition.
     Spi,
+    /// The kernel's scenarios on real threads ([`super::kernel_selftest`]).
+    Kernel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +70,7 @@ impl Options {
                     "system-reset" => Some(SelfTest::SystemReset),
                     "gic" => Some(SelfTest::Gic),
                     "spi" => Some(SelfTest::Spi),
+                    "kernel" => Some(SelfTest::Kernel),
                     other => other
                         .strip_prefix("escape@0x")
                         .and_then(|hex| u64::from_str_radix(hex, 16).ok())

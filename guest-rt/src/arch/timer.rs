@@ -35,13 +35,19 @@ fn ticks_to_ns(ticks: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(freq)) as u64
 }
 
-fn ns_to_ticks(ns: u64) -> u64 {
+pub fn ns_to_ticks(ns: u64) -> u64 {
     (u128::from(ns) * u128::from(CNTFRQ_EL0.get()) / 1_000_000_000) as u64
 }
 
 /// Timer interrupts taken on this vCPU.
 pub fn interrupts() -> u64 {
     INTERRUPTS[vcpu_index()].load(Ordering::Relaxed)
+}
+
+/// Disarms the timer (its level output drops); the kernel re-arms it.
+pub fn disarm() {
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
+    INTERRUPTS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Top half: disarm the timer (its level output drops) and wake the sleeper.
