@@ -3,7 +3,8 @@
 //! numbers are deterministic counts that repeat bit for bit on any machine.
 //!
 //! Today: the latency probe on the RT cores of every board (wake-up latency in virtual
-//! ns), and what hv spends per forwarded interrupt (PMU cycle counter = instructions).
+//! ns), what hv spends per forwarded interrupt (PMU cycle counter = instructions), and
+//! guest-rt's kernel paths on real threads (context switch, locks, wake-ups).
 
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
     boot.icount = true;
     boot.bootargs = vec![
         qemu::SMOKE_ARG.into(),
+        // The RT side alone: Linux booting under -icount would dominate the run.
+        qemu::only_rt(&config),
         "rt.app=latency".into(),
         format!("rt.latency.interval-us={INTERVAL_US}"),
         format!("rt.latency.periods={PERIODS}"),
@@ -56,7 +59,7 @@ fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
     qemu::judge_smoke(&config, &log)
         .map_err(|why| Error::new(format!("bench `{name}`: {why}\n{}", log.text())))?;
     let mut rows = Vec::new();
-    for p in qemu::started_partitions(&config) {
+    for p in qemu::rt_partitions(&config) {
         for (vcpu, &cpu) in p.cpus.iter().enumerate() {
             let done = log
                 .line(&format!("latency vCPU {vcpu}: done: "))
@@ -113,8 +116,48 @@ fn measure_bare() -> Result<Vec<(u64, u64, u64)>, Error> {
         .collect()
 }
 
+/// guest-rt's kernel paths on real threads (`rt.app=kernel-bench`) on `board`: each line
+/// `kernel-bench: WHAT: N ns` is one (what, virtual ns = instructions) pair.
+fn measure_kernel(board: &str) -> Result<Vec<(String, u64)>, Error> {
+    let config = boards::load(board)?;
+    let image = image::system_image_as(&config, board)?;
+    let mut boot = Boot::new(&config, &image);
+    boot.icount = true;
+    boot.bootargs = vec!["rt.app=kernel-bench".into()];
+    step(&format!(
+        "bench: `{board}`: guest-rt kernel paths on real threads"
+    ));
+    let log = qemu::capture_until(
+        &boot,
+        TIMEOUT,
+        false,
+        |lines| lines.iter().any(|l| l.contains("kernel-bench: done")),
+        Duration::ZERO,
+    )?;
+    if !log.contains("kernel-bench: done") {
+        return Err(Error::new(format!(
+            "bench `{board}`: the kernel benchmark did not finish\n{}",
+            log.text()
+        )));
+    }
+    Ok(kernel_rows(&log.lines))
+}
+
+/// The (what, ns) pairs of the `kernel-bench:` result lines.
+fn kernel_rows(lines: &[String]) -> Vec<(String, u64)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("kernel-bench: ")? + "kernel-bench: ".len()..];
+            let (what, value) = rest.rsplit_once(": ")?;
+            Some((what.to_string(), value.strip_suffix(" ns")?.parse().ok()?))
+        })
+        .collect()
+}
+
 pub fn run_all() -> Result<(), Error> {
     setup::ensure_all()?;
+    let kernel = measure_kernel("virt")?;
     let mut rows = Vec::new();
     for name in boards::names() {
         rows.extend(measure(&name, false)?);
@@ -176,6 +219,13 @@ pub fn run_all() -> Result<(), Error> {
             format!("{ea:.2} / {em:.2}")
         );
     }
+    println!();
+    println!(
+        "guest-rt kernel paths on real threads, QEMU virt under hv (instructions = virtual ns):"
+    );
+    for (what, ns) in &kernel {
+        println!("{what:<60} {ns:>8}");
+    }
     Ok(())
 }
 
@@ -193,5 +243,18 @@ mod tests {
         assert_eq!(number_after(stats, "CPU 3: "), Some(1004));
         assert_eq!(number_after(stats, "forwarded, "), Some(131));
         assert_eq!(number_after(stats, "nothing "), None);
+    }
+
+    #[test]
+    fn reads_kernel_bench_lines() {
+        let lines = [
+            "[rt cpu3] kernel-bench: uncontended lock + unlock: 812 ns".to_string(),
+            "[rt cpu3] kernel-bench: done".to_string(),
+            "[rt cpu2] ready: vCPU 0 (3 timer interrupts, 0 unexpected)".to_string(),
+        ];
+        assert_eq!(
+            super::kernel_rows(&lines),
+            vec![("uncontended lock + unlock".to_string(), 812)]
+        );
     }
 }

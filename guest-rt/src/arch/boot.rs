@@ -268,6 +268,12 @@ fn vcpu_main(index: usize) -> ! {
         }
         _ => {}
     }
+    if boot.options.app == Some(selftest::App::KernelBench) {
+        if index == 0 {
+            super::kernel_bench::start();
+        }
+        super::threads::enter();
+    }
     if boot.options.app == Some(selftest::App::Latency) && !probe_first {
         probe::run(
             index,

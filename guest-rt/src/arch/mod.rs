@@ -11,6 +11,7 @@ pub mod heap;
 pub mod hvc;
 pub mod irq;
 pub mod irqmask;
+pub mod kernel_bench;
 pub mod kernel_selftest;
 pub mod mmu;
 pub mod probe;

@@ -40,6 +40,8 @@ pub enum SelfTest {
 pub enum App {
     /// The latency probe (`rt.app=latency`).
     Latency,
+    /// The kernel micro-benchmarks (`rt.app=kernel-bench`).
+    KernelBench,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +82,8 @@ impl Options {
                 options.heartbeat_ms = ms.parse().unwrap_or(options.heartbeat_ms).max(1);
             } else if word == "rt.app=latency" {
                 options.app = Some(App::Latency);
+            } else if word == "rt.app=kernel-bench" {
+                options.app = Some(App::KernelBench);
             } else if let Some(us) = word.strip_prefix("rt.latency.interval-us=") {
                 options.latency_interval_us =
                     us.parse().unwrap_or(options.latency_interval_us).max(10);
