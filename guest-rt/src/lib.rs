@@ -44,6 +44,7 @@ extern crate alloc;
 pub mod completion;
 pub mod invariants;
 pub mod irq_registry;
+pub mod irq_thread;
 pub mod kernel;
 pub mod kmap;
 pub mod latency;

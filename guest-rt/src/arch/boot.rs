@@ -9,8 +9,10 @@ use platform::dtb::BoardInfo;
 use smccc::Hvc;
 use spin::Once;
 
+use guest_rt::{CpuMask, ThreadSpec};
+
 use super::selftest::{self, Options, SelfTest};
-use super::{console, gic, heap, hvc, irq, mmu, probe, timer};
+use super::{console, gic, heap, hvc, irq, mmu, probe, threads, timer};
 
 struct Boot {
     options: Options,
@@ -216,30 +218,16 @@ fn vcpu_main(index: usize) -> ! {
         }
         selftest::hypercall_sweep(boot.outside, boot.vcpus);
     }
-    // A probe with a fixed length reports ready when it is done (what smoke and the
-    // benchmark wait for); otherwise ready comes now.
-    let probe_first =
-        boot.options.app == Some(selftest::App::Latency) && boot.options.latency_periods > 0;
-    if probe_first {
-        probe::run(
-            index,
-            boot.options.latency_interval_us * 1_000,
-            boot.options.latency_periods,
+    if boot.options.app == Some(selftest::App::Latency) {
+        // The probe is a thread on each vCPU, waking on the kernel's timer.
+        let (options, vcpus) = (boot.options, boot.vcpus);
+        threads::spawn(
+            ThreadSpec::fifo(probe::PRIORITY).on(CpuMask::single(index)),
+            move || latency_thread(index, options, vcpus),
         );
+        threads::enter();
     }
-    info!(
-        "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
-        timer::interrupts(),
-        irq::unexpected()
-    );
-    if is_bare() {
-        if probe_first && PROBES_DONE.fetch_add(1, Ordering::AcqRel) + 1 == boot.vcpus {
-            info!("bare: every vCPU finished its probe, powering off");
-            power_off();
-        }
-    } else {
-        hvc::ready();
-    }
+    report_ready(index, false, boot.vcpus);
     match boot.options.selftest {
         Some(SelfTest::Escape(addr)) if index == 1 => {
             info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");
@@ -253,13 +241,21 @@ fn vcpu_main(index: usize) -> ! {
             power_off();
         }
         Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
-        Some(SelfTest::Spi) if index == 0 => selftest::spi_check(),
         Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
+        Some(SelfTest::Spi) => {
+            if index == 0 {
+                threads::spawn(
+                    ThreadSpec::fifo(SELFTEST_PRIORITY).on(CpuMask::single(0)),
+                    selftest::spi_check,
+                );
+            }
+            enter_with_heartbeat(index, boot.options.heartbeat_ms);
+        }
         Some(SelfTest::Kernel) => {
             if index == 0 {
                 super::kernel_selftest::start();
             }
-            super::threads::enter();
+            threads::enter();
         }
         Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
             info!("selftest: resetting the partition");
@@ -272,18 +268,61 @@ fn vcpu_main(index: usize) -> ! {
         if index == 0 {
             super::kernel_bench::start();
         }
-        super::threads::enter();
+        threads::enter();
     }
-    if boot.options.app == Some(selftest::App::Latency) && !probe_first {
-        probe::run(
-            index,
-            boot.options.latency_interval_us * 1_000,
-            boot.options.latency_periods,
-        );
+    heartbeat(index, boot.options.heartbeat_ms, timer::sleep_ns)
+}
+
+/// Priority of self-test threads.
+const SELFTEST_PRIORITY: u8 = 50;
+
+/// "ready" on the console and to hv (bare: the last vCPU to finish a fixed-length probe
+/// powers the machine off, which is what the benchmark waits for).
+fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
+    info!(
+        "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
+        timer::interrupts(),
+        irq::unexpected()
+    );
+    if is_bare() {
+        if probe_done && PROBES_DONE.fetch_add(1, Ordering::AcqRel) + 1 == vcpus {
+            info!("bare: every vCPU finished its probe, powering off");
+            power_off();
+        }
+    } else {
+        hvc::ready();
     }
+}
+
+/// The latency app's thread on vCPU `index`. A probe with a fixed length reports ready when
+/// it is done (what smoke and the benchmark wait for); otherwise ready comes first.
+fn latency_thread(index: usize, options: Options, vcpus: usize) {
+    let interval = options.latency_interval_us * 1_000;
+    let fixed = options.latency_periods > 0;
+    if fixed {
+        probe::run(index, interval, options.latency_periods);
+    }
+    report_ready(index, fixed, vcpus);
+    if !fixed {
+        probe::run(index, interval, 0);
+    }
+    heartbeat(index, options.heartbeat_ms, threads::sleep_ns);
+}
+
+/// This vCPU runs threads from now on, the heartbeat being one of them (lowest priority).
+fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
+    threads::spawn(ThreadSpec::fifo(0).on(CpuMask::single(index)), move || {
+        heartbeat(index, heartbeat_ms, threads::sleep_ns)
+    });
+    threads::enter()
+}
+
+/// Prints a heartbeat every `ms`, sleeping with `sleep` (the boot context's timer wait, or
+/// the kernel's for a thread).
+fn heartbeat(index: usize, ms: u64, sleep: fn(u64)) -> ! {
     let mut beat = 0u64;
     loop {
-        timer::sleep_ns(boot.options.heartbeat_ms * 1_000_000);
+        sleep(ms * 1_000_000);
         beat += 1;
         info!(
             "heartbeat {beat} on vCPU {index} ({} SGIs received, numbers {:#06x})",

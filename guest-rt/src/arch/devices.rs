@@ -74,11 +74,15 @@ fn registry() -> &'static Mutex<IrqRegistry<Handler>> {
 
 /// Registers the top-half handler of an SPI the partition owns.
 pub fn register(intid: u32, handler: Handler) -> Result<(), IrqError> {
+    // Masked: the interrupt path reads the registry, and must never find it held by the
+    // context it interrupted.
+    let _masked = super::irqmask::IrqMasked::new();
     registry().lock().register(intid, handler)
 }
 
 /// The handler registered for `intid`, if any.
 pub fn handler(intid: u32) -> Option<Handler> {
+    let _masked = super::irqmask::IrqMasked::new();
     registry().lock().handler(intid)
 }
 

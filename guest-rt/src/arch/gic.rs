@@ -84,7 +84,8 @@ pub fn init_bare(vcpu: usize) {
             core::hint::spin_loop();
         }
         reg(rd + SGI_BASE, IGROUPR0).write_volatile(u32::MAX);
-        reg(rd + SGI_BASE, ISENABLER0).write_volatile(1 << super::timer::intid());
+        reg(rd + SGI_BASE, ISENABLER0)
+            .write_volatile((1 << super::timer::intid()) | (1 << super::threads::RESCHED_SGI));
     }
 }
 

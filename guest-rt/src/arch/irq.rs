@@ -48,6 +48,8 @@ pub extern "C" fn handle() {
             SGI_IDS[vcpu_index()].fetch_or(1 << intid, Ordering::Relaxed);
         } else if let Some(handler) = super::devices::handler(intid) {
             handler(intid);
+            // A threaded line's top half may have woken a thread that should run now.
+            kernel_entry |= scheduler_here;
         } else {
             UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         }

@@ -10,6 +10,7 @@ pub mod gic;
 pub mod heap;
 pub mod hvc;
 pub mod irq;
+pub mod irq_threads;
 pub mod irqmask;
 pub mod kernel_bench;
 pub mod kernel_selftest;

@@ -2,13 +2,17 @@
 //! one period apart on the virtual timer interrupt and record how late each wake-up is
 //! (CNTVCT), printing statistics every 1000 periods and at the end.
 //!
-//! Until the kernel runs threads on target, the probe is each vCPU's boot context itself,
-//! at the highest (only) priority.
+//! The probe is a thread pinned to its vCPU at [`PRIORITY`], sleeping in the kernel
+//! (`sleep_until` on the one-shot timer): each sample is the whole path from the timer
+//! interrupt through the kernel's expiry and the switch to the probe thread.
 
 use guest_rt::latency::{LatencyStats, BUCKETS};
 use log::info;
 
-use super::timer;
+use super::{threads, timer};
+
+/// The probe thread's priority.
+pub const PRIORITY: u8 = 80;
 
 const REPORT_EVERY: u64 = 1_000;
 
@@ -40,7 +44,7 @@ pub fn run(vcpu: usize, interval_ns: u64, periods: u64) {
     let mut stats = LatencyStats::new(interval_ns);
     let mut deadline = timer::now_ns() + interval_ns;
     while periods == 0 || stats.samples < periods {
-        timer::sleep_until_ns(deadline);
+        threads::sleep_until_ns(deadline);
         deadline = stats.record(deadline, timer::now_ns());
         if stats.samples.is_multiple_of(REPORT_EVERY) {
             report(vcpu, "", &stats);

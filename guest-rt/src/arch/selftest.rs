@@ -362,18 +362,21 @@ fn rtc(offset: usize) -> *mut u32 {
     (RTC_BASE.load(Ordering::Relaxed) + offset) as *mut u32
 }
 
-/// Top half of the RTC's SPI: clear the device's interrupt (the line drops), flag it.
+/// The RTC's threaded handler: clear the device's interrupt (the line drops), flag it.
 fn rtc_interrupt(_intid: u32) {
     // SAFETY: the RTC is this partition's device, mapped as device memory.
     unsafe { rtc(RTC_ICR).write_volatile(1) };
     RTC_FIRED.store(true, Ordering::Release);
 }
 
-/// The `spi` self-test (vCPU 0): register the RTC's handler, set its line up through the
-/// emulated distributor (enable, priority, route to vCPU 0), let the RTC fire one second
-/// later, and wait for the interrupt.
+/// Priority of the RTC's handler thread.
+const RTC_HANDLER_PRIORITY: u8 = 70;
+
+/// The `spi` self-test (a thread on vCPU 0): register the RTC's threaded handler, set its
+/// line up through the emulated distributor (enable, priority, route to vCPU 0), let the
+/// RTC fire one second later, and wait for the handler thread to have run.
 pub fn spi_check() {
-    use super::{devices, gic, timer};
+    use super::{devices, gic, irq_threads, threads, timer};
     let Some(dev) = devices::find("arm,pl031") else {
         print(format_args!(
             "spi-check: no PL031 passed through; nothing to test"
@@ -382,9 +385,10 @@ pub fn spi_check() {
     };
     let intid = dev.irqs[0];
     RTC_BASE.store(dev.region.base as usize, Ordering::Relaxed);
-    let refused = devices::register(intid, rtc_interrupt).err();
-    let again = devices::register(intid, rtc_interrupt).err();
-    let foreign = devices::register(intid + 1, rtc_interrupt).err();
+    let prio = guest_rt::Priority::new(RTC_HANDLER_PRIORITY);
+    let refused = irq_threads::register(intid, prio, rtc_interrupt).err();
+    let again = irq_threads::register(intid, prio, rtc_interrupt).err();
+    let foreign = irq_threads::register(intid + 1, prio, rtc_interrupt).err();
     print(format_args!(
         "spi-check: register INTID {intid}: {refused:?}; again: {again:?}; INTID {}: {foreign:?}",
         intid + 1
@@ -411,10 +415,12 @@ pub fn spi_check() {
         rtc(RTC_IMSC).write_volatile(1);
     }
     while !RTC_FIRED.load(Ordering::Acquire) && timer::now_ns() - start < 5_000_000_000 {
-        timer::sleep_ns(10_000_000);
+        threads::sleep_ns(10_000_000);
     }
+    let (woken, handled) = irq_threads::counts(intid);
     print(format_args!(
-        "spi-check: INTID {intid} enabled in our distributor: {enabled}; RTC interrupt {} after {} ms",
+        "spi-check: INTID {intid} enabled in our distributor: {enabled}; RTC interrupt {} after {} ms \
+         (handler thread woken {woken}, done {handled})",
         if RTC_FIRED.load(Ordering::Acquire) { "received" } else { "NOT received" },
         (timer::now_ns() - start) / 1_000_000
     ));

@@ -70,6 +70,14 @@ struct Locked {
 }
 
 impl Locked {
+    /// A kernel entry: the lock, this vCPU, and the kernel's clock brought up to now.
+    fn enter() -> (Locked, CpuId) {
+        let mut lk = Locked::acquire();
+        let now = timer::now_ns();
+        lk.rt().kernel.advance_time(now);
+        (lk, vcpu_index())
+    }
+
     fn acquire() -> Locked {
         let masked = IrqMasked::new();
         while LOCK
@@ -222,10 +230,7 @@ pub fn enter() -> ! {
 /// Runs `op` on the kernel as the current context of this vCPU, then acts on what it asked
 /// for (IPIs, a switch if a woken thread should run here, the timer).
 pub fn with<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
-    let mut lk = Locked::acquire();
-    let cpu = vcpu_index();
-    let now = timer::now_ns();
-    lk.rt().kernel.advance_time(now);
+    let (mut lk, cpu) = Locked::enter();
     let result = op(&mut lk.rt().kernel, cpu);
     reschedule(&mut lk, cpu, false);
     result
@@ -233,10 +238,7 @@ pub fn with<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
 
 /// Runs an operation that may block the calling thread; returns how the wait ended.
 pub fn wait(op: impl FnOnce(&mut Kernel, CpuId) -> WaitStatus) -> WaitOutcome {
-    let mut lk = Locked::acquire();
-    let cpu = vcpu_index();
-    let now = timer::now_ns();
-    lk.rt().kernel.advance_time(now);
+    let (mut lk, cpu) = Locked::enter();
     let me = lk.rt().kernel.current(cpu).expect("wait() from a thread");
     match op(&mut lk.rt().kernel, cpu) {
         WaitStatus::Ready(outcome) => {
@@ -253,6 +255,15 @@ pub fn wait(op: impl FnOnce(&mut Kernel, CpuId) -> WaitStatus) -> WaitOutcome {
     }
 }
 
+/// Sleeps the calling thread until absolute virtual-counter time `until_ns`.
+pub fn sleep_until_ns(until_ns: u64) {
+    wait(|k, cpu| k.sleep_until(cpu, until_ns));
+}
+
+pub fn sleep_ns(ns: u64) {
+    sleep_until_ns(timer::now_ns() + ns);
+}
+
 /// The calling thread's id.
 pub fn current() -> ThreadId {
     with(|k, cpu| k.current(cpu).expect("current() from a thread"))
@@ -263,10 +274,7 @@ pub fn spawn(spec: ThreadSpec, body: impl FnOnce() + Send + 'static) -> ThreadId
     let body: Box<Body> = Box::new(Box::new(body));
     let arg = Box::into_raw(body) as u64;
     let (stack, sp) = Stack::new(arg);
-    let mut lk = Locked::acquire();
-    let cpu = vcpu_index();
-    let now = timer::now_ns();
-    lk.rt().kernel.advance_time(now);
+    let (mut lk, cpu) = Locked::enter();
     let tid = lk
         .rt()
         .kernel
@@ -301,6 +309,16 @@ pub extern "C" fn thread_start(arg: u64) -> ! {
     }
     reschedule(&mut lk, cpu, false);
     unreachable!("an exited thread is never switched back in")
+}
+
+/// A kernel entry from an interrupt top half (interrupts masked, the interrupt not yet
+/// ended): runs `op` and sends its IPIs but never switches; the handler asks for the
+/// reschedule check on its way out ([`on_interrupt`]).
+pub fn from_interrupt<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
+    let (mut lk, cpu) = Locked::enter();
+    let result = op(&mut lk.rt().kernel, cpu);
+    deliver_events(&mut lk);
+    result
 }
 
 /// The interrupt path's kernel entry (timer expiry or reschedule SGI on this vCPU), after
