@@ -49,6 +49,7 @@ pub mod kernel;
 pub mod kmap;
 pub mod latency;
 pub mod percpu_locked;
+pub mod prio_bitmap;
 pub mod rawlock;
 pub mod rcu;
 pub mod rtmutex;

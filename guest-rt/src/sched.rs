@@ -22,13 +22,15 @@
 //! go to the tail; a yield or an expired round-robin slice puts the current
 //! thread at the tail. A round-robin thread starts a fresh slice whenever it is
 //! switched in (a simplification: Linux keeps the remainder after preemption).
-//! Push and pull scan every CPU's queue: fine for the handful of vCPUs of the
-//! RT partition, to be replaced by per-priority CPU masks if that grows.
+//! Push and pull visit every CPU but only its non-empty levels that could move
+//! (bitmap walks, no allocation): fine for the handful of vCPUs of the RT
+//! partition, to be replaced by per-priority CPU masks if that grows.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::kernel::{Kernel, ThreadError};
+use crate::prio_bitmap::PrioBitmap;
 use crate::rtmutex::MutexId;
 use crate::thread::{
     BlockedOn, CpuId, CpuMask, Policy, Priority, ThreadId, ThreadState, WaitOutcome, WaitStatus,
@@ -48,7 +50,7 @@ pub enum KernelEvent {
 /// running thread is not in the queue.
 #[derive(Debug)]
 pub struct RunQueue {
-    bitmap: u128,
+    bitmap: PrioBitmap,
     queues: Vec<VecDeque<ThreadId>>,
     pub(crate) current: Option<ThreadId>,
     pub(crate) need_resched: bool,
@@ -62,7 +64,7 @@ pub struct RunQueue {
 impl Default for RunQueue {
     fn default() -> Self {
         RunQueue {
-            bitmap: 0,
+            bitmap: PrioBitmap::default(),
             queues: (0..Priority::LEVELS).map(|_| VecDeque::new()).collect(),
             current: None,
             need_resched: false,
@@ -80,7 +82,7 @@ impl RunQueue {
         } else {
             q.push_back(tid);
         }
-        self.bitmap |= 1u128 << prio.index();
+        self.bitmap.set(prio);
     }
 
     pub(crate) fn remove(&mut self, tid: ThreadId, prio: Priority) -> bool {
@@ -88,39 +90,49 @@ impl RunQueue {
         let Some(pos) = q.iter().position(|&t| t == tid) else {
             return false;
         };
-        q.remove(pos);
-        if q.is_empty() {
-            self.bitmap &= !(1u128 << prio.index());
-        }
+        self.remove_at(prio, pos);
         true
     }
 
-    /// Most urgent queued priority.
-    pub fn top(&self) -> Option<Priority> {
-        (self.bitmap != 0).then(|| Priority::new((127 - self.bitmap.leading_zeros()) as u8))
-    }
-
-    pub(crate) fn pop_top(&mut self) -> Option<ThreadId> {
-        let prio = self.top()?;
+    /// Removes the `pos`-th thread of level `prio` (which holds one).
+    fn remove_at(&mut self, prio: Priority, pos: usize) -> Option<ThreadId> {
         let q = &mut self.queues[prio.index()];
-        let tid = q.pop_front();
+        let tid = q.remove(pos);
         if q.is_empty() {
-            self.bitmap &= !(1u128 << prio.index());
+            self.bitmap.clear(prio);
         }
         tid
     }
 
+    /// Most urgent queued priority.
+    pub fn top(&self) -> Option<Priority> {
+        self.bitmap.highest()
+    }
+
+    pub(crate) fn pop_top(&mut self) -> Option<ThreadId> {
+        let prio = self.top()?;
+        self.remove_at(prio, 0)
+    }
+
     pub(crate) fn has_level(&self, prio: Priority) -> bool {
-        self.bitmap & (1u128 << prio.index()) != 0
+        self.bitmap.contains(prio)
     }
 
     /// Queued threads, most urgent first, FIFO within a level.
     pub fn queued(&self) -> impl Iterator<Item = (Priority, ThreadId)> + '_ {
-        (0..Priority::LEVELS).rev().flat_map(move |level| {
-            self.queues[level]
-                .iter()
-                .map(move |&t| (Priority::new(level as u8), t))
-        })
+        self.queued_above(None)
+    }
+
+    /// Queued threads strictly more urgent than `floor`, in [`RunQueue::queued`] order.
+    /// Visits only non-empty levels.
+    fn queued_above(
+        &self,
+        floor: Option<Priority>,
+    ) -> impl Iterator<Item = (Priority, ThreadId)> + '_ {
+        self.bitmap
+            .above(floor)
+            .iter_desc()
+            .flat_map(move |prio| self.queues[prio.index()].iter().map(move |&t| (prio, t)))
     }
 
     pub fn current(&self) -> Option<ThreadId> {
@@ -133,8 +145,10 @@ impl RunQueue {
 
     /// Bitmap bit set exactly for the non-empty levels.
     pub fn bitmap_consistent(&self) -> bool {
-        (0..Priority::LEVELS)
-            .all(|l| (self.bitmap >> l) & 1 == u128::from(!self.queues[l].is_empty()))
+        (0..Priority::LEVELS as u8).all(|l| {
+            let prio = Priority::new(l);
+            self.bitmap.contains(prio) != self.queues[prio.index()].is_empty()
+        })
     }
 }
 
@@ -261,8 +275,10 @@ impl Kernel {
         let local = self.rqs[cpu].top();
         let mut best: Option<(Priority, CpuId, ThreadId)> = None;
         for c in (0..self.config.cpus).filter(|&c| c != cpu) {
+            // Only threads beating both what runs here and the best found so far can win.
+            let floor = local.max(best.map(|(b, _, _)| b));
             let candidate = self.rqs[c]
-                .queued()
+                .queued_above(floor)
                 .find(|&(_, t)| self.thread(t).affinity.contains(cpu));
             if let Some((prio, t)) = candidate {
                 // Leave alone a thread its own CPU is about to switch to: taking
@@ -282,18 +298,35 @@ impl Kernel {
     }
 
     /// Moves threads queued on `cpu` to allowed CPUs where they would run now.
+    /// Threads go most urgent first, FIFO within a level. Moving a thread only raises the
+    /// target's best priority, so a level no other CPU would take now is never revisited.
     fn push_queued(&mut self, cpu: CpuId) {
-        let queued: Vec<(Priority, ThreadId)> = self.rqs[cpu].queued().collect();
-        for (prio, t) in queued {
-            let affinity = self.thread(t).affinity;
-            let target = (0..self.config.cpus)
-                .filter(|&c| c != cpu && affinity.contains(c))
-                .filter(|&c| self.cpu_top(c) < Some(prio))
-                .min_by_key(|&c| (self.cpu_top(c), c));
-            if let Some(c) = target {
-                self.rqs[cpu].remove(t, prio);
-                self.enqueue_on(c, t, false);
-                self.resched(c, cpu);
+        // Only levels beating some other CPU's best can move at all.
+        let Some(floor) = (0..self.config.cpus)
+            .filter(|&c| c != cpu)
+            .map(|c| self.cpu_top(c))
+            .min()
+        else {
+            return;
+        };
+        let levels = self.rqs[cpu].bitmap.above(floor);
+        for prio in levels.iter_desc() {
+            let mut pos = 0;
+            while pos < self.rqs[cpu].queues[prio.index()].len() {
+                let t = self.rqs[cpu].queues[prio.index()][pos];
+                let affinity = self.thread(t).affinity;
+                let target = (0..self.config.cpus)
+                    .filter(|&c| c != cpu && affinity.contains(c))
+                    .filter(|&c| self.cpu_top(c) < Some(prio))
+                    .min_by_key(|&c| (self.cpu_top(c), c));
+                match target {
+                    Some(c) => {
+                        self.rqs[cpu].remove_at(prio, pos);
+                        self.enqueue_on(c, t, false);
+                        self.resched(c, cpu);
+                    }
+                    None => pos += 1,
+                }
             }
         }
     }
