@@ -11,9 +11,10 @@
 use alloc::vec::Vec;
 
 use crate::completion::Completion;
+use crate::ipi_set::{self, IpiSet};
 use crate::rtmutex::RtMutex;
 use crate::rwsem::RwSem;
-use crate::sched::{KernelEvent, RunQueue};
+use crate::sched::RunQueue;
 use crate::semaphore::Semaphore;
 use crate::thread::{
     BlockedOn, CpuId, CpuMask, Thread, ThreadId, ThreadSpec, ThreadState, WaitOutcome,
@@ -61,7 +62,8 @@ pub struct Kernel {
     pub(crate) completions: Vec<Completion>,
     pub(crate) semaphores: Vec<Semaphore>,
     pub(crate) rwsems: Vec<RwSem>,
-    pub(crate) events: Vec<KernelEvent>,
+    /// Reschedule IPIs not yet taken by [`Kernel::take_events`].
+    pub(crate) ipis: IpiSet,
     seq: u64,
 }
 
@@ -81,7 +83,7 @@ impl Kernel {
             completions: Vec::new(),
             semaphores: Vec::new(),
             rwsems: Vec::new(),
-            events: Vec::new(),
+            ipis: IpiSet::new(config.cpus),
             seq: 0,
         }
     }
@@ -342,8 +344,9 @@ impl Kernel {
         }
     }
 
-    /// Drains the events the arch layer must act on (IPIs).
-    pub fn take_events(&mut self) -> Vec<KernelEvent> {
-        core::mem::take(&mut self.events)
+    /// Drains the events the arch layer must act on (IPIs), without allocating. An IPI
+    /// asked for twice since the last drain is yielded once.
+    pub fn take_events(&mut self) -> ipi_set::Drain<'_> {
+        self.ipis.drain()
     }
 }

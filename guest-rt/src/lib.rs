@@ -43,6 +43,7 @@ extern crate alloc;
 
 pub mod completion;
 pub mod invariants;
+pub mod ipi_set;
 pub mod irq_registry;
 pub mod irq_thread;
 pub mod kernel;

@@ -169,10 +169,7 @@ impl Kernel {
     pub(crate) fn resched(&mut self, cpu: CpuId, origin: CpuId) {
         self.rqs[cpu].need_resched = true;
         if cpu != origin {
-            self.events.push(KernelEvent::Ipi {
-                from: origin,
-                to: cpu,
-            });
+            self.ipis.insert(origin, cpu);
         }
     }
 

@@ -318,7 +318,8 @@ impl Sim {
     }
 
     fn drain_events(&mut self) {
-        for crate::sched::KernelEvent::Ipi { from, to } in self.kernel.take_events() {
+        let ipis: Vec<crate::sched::KernelEvent> = self.kernel.take_events().collect();
+        for crate::sched::KernelEvent::Ipi { from, to } in ipis {
             // Delivery is the reschedule `settle` performs on that CPU.
             self.record(SimEvent::Ipi { from, to });
         }

@@ -49,6 +49,9 @@ struct Rt {
     running: [Option<ThreadId>; MAX_VCPUS],
     /// vCPUs that entered the scheduler.
     active: [bool; MAX_VCPUS],
+    /// Threads that exited and whose stacks are not freed yet: [`reap`] looks at these only,
+    /// so a switch costs nothing when no thread exited.
+    exited: Vec<ThreadId>,
     switches: u64,
 }
 
@@ -111,6 +114,9 @@ pub fn init(cpus: usize) {
         idle_sp: [0; MAX_VCPUS],
         running: [None; MAX_VCPUS],
         active: [false; MAX_VCPUS],
+        // Room for one exiting thread per vCPU and as many not reaped yet: exits never
+        // allocate in practice.
+        exited: Vec::with_capacity(2 * MAX_VCPUS),
         switches: 0,
     };
     let _masked = IrqMasked::new();
@@ -193,18 +199,26 @@ fn reschedule(lk: &mut Locked, cpu: CpuId, force: bool) {
     reap(lk);
 }
 
-/// Frees the stacks of exited threads that no vCPU is on any more.
+/// Frees the stacks of exited threads that no vCPU is on any more (an exiting thread
+/// is still on its vCPU until the switch away from it completes).
 fn reap(lk: &mut Locked) {
     let rt = lk.rt();
-    for i in 0..rt.threads.len() {
-        let tid = ThreadId(i as u32);
-        if rt.threads[i].stack.is_some()
-            && rt.kernel.thread(tid).state() == guest_rt::ThreadState::Exited
-            && !rt.running.contains(&Some(tid))
-        {
-            rt.threads[i].stack = None;
-        }
+    if rt.exited.is_empty() {
+        return;
     }
+    let Rt {
+        exited,
+        threads,
+        running,
+        ..
+    } = rt;
+    exited.retain(|&tid| {
+        let gone = !running.contains(&Some(tid));
+        if gone {
+            threads[tid.0 as usize].stack = None;
+        }
+        !gone
+    });
 }
 
 /// Turns this vCPU into a scheduler CPU: from here on it runs threads, and idles in WFI
@@ -300,13 +314,19 @@ pub extern "C" fn thread_start(arg: u64) -> ! {
     body();
     let mut lk = Locked::acquire();
     let cpu = vcpu_index();
-    if lk.rt().kernel.exit(cpu).is_err() {
+    let rt = lk.rt();
+    let me = rt
+        .kernel
+        .current(cpu)
+        .expect("an exiting thread is current");
+    if rt.kernel.exit(cpu).is_err() {
         drop(lk);
         super::console::print(format_args!(
             "FATAL: a thread returned holding rt-mutexes; powering the partition off"
         ));
         super::boot::power_off();
     }
+    lk.rt().exited.push(me);
     reschedule(&mut lk, cpu, false);
     unreachable!("an exited thread is never switched back in")
 }
