@@ -27,11 +27,17 @@
 //! * Operations that may sleep return [`WaitStatus`]. On `Blocked` the thread
 //!   stays parked; when it is next switched in, its result is
 //!   [`Kernel::take_outcome`].
-//! * After each entry: send an SGI for every [`KernelEvent::Ipi`] from
-//!   [`Kernel::take_events`]; if [`Kernel::need_resched`] is set for this CPU,
-//!   call [`Kernel::schedule`] and switch to the thread it returns (idle/WFI on
-//!   `None`); then program this CPU's one-shot timer with
-//!   [`Kernel::next_deadline`].
+//! * After each entry: send an SGI for every [`KernelEvent::Ipi`] that
+//!   [`Kernel::take_events`] yields (a draining iterator: it allocates nothing,
+//!   and a CPU asked twice since the last drain is named once); if
+//!   [`Kernel::need_resched`] is set for this CPU, call [`Kernel::schedule`]
+//!   and switch to the thread it returns (idle/WFI on `None`); then program
+//!   this CPU's one-shot timer with [`Kernel::next_deadline`] (O(1)).
+//! * Cost: no entry on the wake, timer or switch path allocates once the
+//!   kernel is warm (queues keep their capacity), and `schedule` visits only
+//!   non-empty priority levels. The arch layer should keep to that: take the
+//!   kernel lock once per entry and do per-thread work (such as freeing an
+//!   exited thread's stack) only for threads that need it.
 //! * Timer interrupt: `advance_time`, [`Kernel::expire`], then as above. IPI
 //!   interrupt: just the reschedule check.
 //! * Device interrupts: the top half acknowledges and wakes a handler thread
