@@ -97,3 +97,20 @@ pub fn payload_offset(image: &[u8], index: usize) -> usize {
     let offset = u64::from_le_bytes(image[entry + 8..entry + 16].try_into().expect("8 bytes"));
     table + offset as usize
 }
+
+/// How long Linux may take to reach its shell under hv (about 3 s on an idle machine).
+pub const LINUX_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Boots `boot` with the console on pipes and waits for the Linux partition's shell (its
+/// init's ready line, then the prompt).
+pub fn linux_session(boot: &Boot) -> xtask::session::Session {
+    let cmd = boot.command().unwrap_or_else(|e| panic!("{e}"));
+    let mut session = xtask::session::Session::start(cmd, true).unwrap_or_else(|e| panic!("{e}"));
+    session
+        .wait_line(0, xtask::initramfs::READY_PREFIX, LINUX_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    session
+        .wait_prompt("# ", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    session
+}

@@ -141,7 +141,9 @@ impl Session {
     }
 
     /// Runs one shell command and returns the lines it printed: types it followed by a
-    /// marker echo, then collects the lines between the command's echo and the marker.
+    /// marker echo, then collects the lines between the command's echo and the marker,
+    /// leaving out the lines hv and the RT partition printed meanwhile (`[hv cpuN] `,
+    /// `[rt cpuN] `).
     pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, Error> {
         let marker = format!("__done_{}__", self.lines.len());
         let from = self.lines.len();
@@ -149,7 +151,11 @@ impl Session {
         // The shell echoes the typed line first (it contains the marker after `echo `).
         let typed = self.wait_line(from, &format!("echo {marker}"), timeout)?;
         let done = self.wait_line(typed + 1, &marker, timeout)?;
-        Ok(self.lines[typed + 1..done].to_vec())
+        Ok(self.lines[typed + 1..done]
+            .iter()
+            .filter(|l| !is_prefixed(l))
+            .cloned()
+            .collect())
     }
 
     /// Lines from `from` on (complete lines only).
@@ -182,6 +188,11 @@ impl Session {
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+}
+
+/// Whether `line` is one of hv's or the RT partition's (not the Linux console's).
+fn is_prefixed(line: &str) -> bool {
+    ["[hv cpu", "[rt cpu"].iter().any(|p| line.starts_with(p))
 }
 
 impl Drop for Session {

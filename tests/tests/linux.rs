@@ -1,0 +1,227 @@
+//! The Linux partition: Debian's unmodified arm64 kernel boots to a busybox shell on CPUs
+//! 0-1 under hv, beside the RT partition on CPUs 2-3, on every board. A test types into the
+//! shell like a person at the console and reads the answers.
+
+use std::time::Duration;
+
+use bulkhead_tests::{board, edited_image, linux_session, payload_offset, LINUX_TIMEOUT};
+use xtask::qemu::Boot;
+use xtask::session::Session;
+
+const COMMAND: Duration = Duration::from_secs(60);
+/// RT heartbeat period in these tests: frequent enough to see the RT side keep going.
+const HEARTBEAT: &str = "rt.heartbeat-ms=1000";
+
+fn heartbeats_after(session: &Session, from: usize) -> usize {
+    session
+        .lines_from(from)
+        .iter()
+        .filter(|l| l.starts_with("[rt cpu") && l.contains("heartbeat"))
+        .count()
+}
+
+/// Waits until the RT partition printed another heartbeat after line `from`.
+fn rt_keeps_running(session: &mut Session, from: usize) {
+    session
+        .wait_line(from, "heartbeat", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the RT partition stopped printing: {e}"));
+    assert!(heartbeats_after(session, from) >= 1);
+}
+
+/// Both partitions up; the shell answers; the timer ticks on both Linux CPUs; `/dev/mem`
+/// reads of RT and hv memory are bus errors in Linux, reported by hv, and the RT
+/// partition keeps running; hv's console commands answer.
+fn linux_shell(name: &str) {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(HEARTBEAT.into());
+    let mut s = linux_session(&b);
+    let ready = s
+        .lines_from(0)
+        .iter()
+        .find(|l| l.contains("bulkhead-linux: ready"));
+    assert_eq!(
+        ready.map(String::as_str),
+        Some("bulkhead-linux: ready (2 cpus)")
+    );
+
+    assert_eq!(s.shell("nproc", COMMAND).unwrap(), ["2"]);
+
+    let timer = s
+        .shell("grep arch_timer /proc/interrupts", COMMAND)
+        .unwrap();
+    assert_eq!(timer.len(), 1, "one timer line: {timer:?}");
+    let counts: Vec<u64> = timer[0]
+        .split_whitespace()
+        .skip(1)
+        .take(2)
+        .map(|n| n.parse().expect("a count per CPU"))
+        .collect();
+    assert!(
+        counts.len() == 2 && counts.iter().all(|&n| n > 0),
+        "the timer ticks on both Linux CPUs: {timer:?}"
+    );
+
+    let rt = config.partitions.iter().find(|p| p.name == "rt").unwrap();
+    for (what, addr) in [
+        ("RT", rt.ram[0].base),
+        ("hv", config.hv.ram.base + 0x8_0000),
+    ] {
+        let from = s.line_count();
+        let out = s.shell(&format!("devmem {addr:#x} 32"), COMMAND).unwrap();
+        assert!(
+            out.iter().any(|l| l.contains("Bus error")),
+            "reading {what} memory at {addr:#x} from Linux is a bus error: {out:?}"
+        );
+        let report = format!("read of IPA {addr:#x} outside its sandbox");
+        assert!(
+            s.lines_from(from)
+                .iter()
+                .any(|l| l.starts_with("[hv cpu") && l.contains(&report)),
+            "hv reports the {what} access:\n{}",
+            s.tail(20)
+        );
+        rt_keeps_running(&mut s, from);
+    }
+    // Linux itself is fine afterwards.
+    assert_eq!(s.shell("echo still here", COMMAND).unwrap(), ["still here"]);
+
+    // hv's console commands (Ctrl-] ?) answer without disturbing the shell.
+    let from = s.line_count();
+    s.send("\x1d?").unwrap();
+    s.wait_line(from, "console: Ctrl-] n = input to next partition", COMMAND)
+        .unwrap();
+    assert_eq!(s.shell("echo after help", COMMAND).unwrap(), ["after help"]);
+}
+
+#[test]
+fn virt_linux_shell_beside_the_rt_partition() {
+    linux_shell("virt");
+}
+
+#[test]
+fn virt_gicv2_linux_shell_beside_the_rt_partition() {
+    linux_shell("virt-gicv2");
+}
+
+#[test]
+fn rpi4_linux_shell_beside_the_rt_partition() {
+    linux_shell("rpi4");
+}
+
+/// `poweroff` in Linux stops the Linux partition only: hv says so, the RT partition keeps
+/// printing and the machine stays on.
+fn poweroff_leaves_rt_running(name: &str) {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(HEARTBEAT.into());
+    let mut s = linux_session(&b);
+    let from = s.line_count();
+    s.send("poweroff\n").unwrap();
+    let off = s
+        .wait_line(from, "partition `linux` powered itself off", LINUX_TIMEOUT)
+        .unwrap();
+    rt_keeps_running(&mut s, off);
+    s.watch(Duration::from_secs(1));
+    assert!(s.exited().is_none(), "the machine stays on");
+    assert!(heartbeats_after(&s, off) >= 1);
+}
+
+#[test]
+fn virt_linux_poweroff_leaves_the_rt_partition_running() {
+    poweroff_leaves_rt_running("virt");
+}
+
+#[test]
+fn virt_gicv2_linux_poweroff_leaves_the_rt_partition_running() {
+    poweroff_leaves_rt_running("virt-gicv2");
+}
+
+/// `reboot` in Linux restarts the Linux partition only: it comes back to its shell (boot
+/// 2) while the RT partition keeps running.
+#[test]
+fn virt_linux_reboot_restarts_only_linux() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(HEARTBEAT.into());
+    let mut s = linux_session(&b);
+    let from = s.line_count();
+    s.send("reboot\n").unwrap();
+    let restarted = s
+        .wait_line(from, "partition `linux` restarted (boot 2)", LINUX_TIMEOUT)
+        .unwrap();
+    rt_keeps_running(&mut s, restarted);
+    let again = s
+        .wait_line(restarted, xtask::initramfs::READY_PREFIX, LINUX_TIMEOUT)
+        .unwrap();
+    s.wait_prompt("# ", COMMAND).unwrap();
+    assert!(again > restarted);
+    assert_eq!(s.shell("nproc", COMMAND).unwrap(), ["2"]);
+    assert!(
+        !s.lines_from(from)
+            .iter()
+            .any(|l| l.contains("partition `rt` restarted")),
+        "the RT partition was not restarted"
+    );
+}
+
+/// Under deterministic time, the latency probe misses no period while Linux boots and then
+/// spins on both of its CPUs.
+#[test]
+fn virt_probe_misses_no_period_while_linux_boots_and_spins() {
+    const PERIODS: u64 = 12_000;
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend(
+        [
+            "rt.app=latency",
+            "rt.latency.interval-us=1000",
+            "rt.heartbeat-ms=1000000",
+        ]
+        .map(String::from),
+    );
+    b.bootargs.push(format!("rt.latency.periods={PERIODS}"));
+    let mut s = linux_session(&b);
+    s.send("while :; do :; done &\nwhile :; do :; done &\n")
+        .unwrap();
+    let spinning = s.line_count();
+    let done = |vcpu: usize| format!("latency vCPU {vcpu}: done: {PERIODS} periods of 1000 us");
+    for vcpu in 0..2 {
+        s.wait_line(0, &done(vcpu), Duration::from_secs(400))
+            .unwrap();
+    }
+    s.watch(Duration::from_millis(500));
+    for vcpu in 0..2 {
+        let lines = s.lines_from(0);
+        let summary = lines.iter().find(|l| l.contains(&done(vcpu))).unwrap();
+        assert!(summary.ends_with("missed 0"), "vCPU {vcpu}: {summary}");
+        // The probe was still running once both Linux CPUs spun.
+        assert!(
+            s.lines_from(spinning)
+                .iter()
+                .any(|l| l.contains(&format!("latency vCPU {vcpu}: "))
+                    && l.contains(" periods of 1000 us: ")),
+            "vCPU {vcpu} reported after Linux started spinning"
+        );
+    }
+}
+
+/// A corrupt Linux Image or initramfs in the system image is named before anything runs.
+#[test]
+fn corrupt_linux_payloads_are_named() {
+    for (index, what) in [(2, "Linux Image"), (3, "initramfs")] {
+        let (config, image) = edited_image("virt", &format!("bad-linux-{index}"), |bytes| {
+            let at = payload_offset(bytes, index) + 0x1000;
+            bytes[at] ^= 0xff;
+        });
+        let log = bulkhead_tests::boot(&Boot::new(&config, &image));
+        let fatal = log
+            .fatal()
+            .unwrap_or_else(|| panic!("corrupt {what} refused"));
+        assert!(
+            fatal.contains(what) && fatal.contains("corrupt"),
+            "the FATAL names the {what} payload: {fatal}"
+        );
+    }
+}
