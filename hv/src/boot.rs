@@ -349,6 +349,7 @@ fn start_partition(
         timer_irqs: &board.timer_irqs,
         redistributors,
         linux: linux_nodes.map(|(_, nodes)| nodes),
+        channel: config.channel.as_ref().map(|c| c.ram),
     }
     .generate()
     .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
@@ -364,6 +365,16 @@ fn start_partition(
         tables
             .map_ram(*region)
             .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name));
+    }
+    // The channel's memory is in every partition (what goes through it is the next step).
+    if let Some(channel) = &config.channel {
+        tables.map_ram(channel.ram).unwrap_or_else(|e| {
+            fatal!(
+                "partition `{}`: stage-2 map of the channel {}: {e:?}",
+                p.name,
+                channel.ram
+            )
+        });
     }
     for dev in &devices {
         tables
@@ -405,25 +416,16 @@ fn start_partition(
         image,
         placement,
         dtb,
-        vgic: spin::Mutex::new(vgic),
+        vgic: spin::Mutex::new(vgic.clone()),
+        vgic_at_boot: vgic,
         gicd: Region::new(gic.gicd.base, vgic_frame(gic.version)),
         gicr: redistributors.filter(|_| gic.version == platform::config::GicVersion::V3),
         exitless: p.exitless_irqs,
         initrd: linux_nodes.map(|(bytes, nodes)| (bytes, nodes.initrd.base)),
-        console: linux_nodes
-            .map(|(_, nodes)| vcpu::EmulatedConsole::new(nodes.console, p.cpus[0] as usize)),
+        console: linux_nodes.map(|(_, nodes)| vcpu::EmulatedConsole::new(nodes.console)),
         control: linux_nodes.map(|(_, nodes)| nodes.control),
     };
-    // GICv2 banked (per-CPU) effects could only be applied on their own CPUs, which set
-    // their private lines up themselves when they enter their vCPU. GICv3 redistributors
-    // are reachable from here; only Linux programs its own, so only its PPIs are reset
-    // (guest-rt relies on hv enabling its timer PPI at vCPU entry).
-    let banked_here = linux && gic.version == platform::config::GicVersion::V3;
-    partition.vgic.lock().reset_effects(|effect| {
-        if (banked_here || !effect.is_banked()) && partition.physical(&effect) {
-            physical.apply(&effect);
-        }
-    });
+    partition.reset_interrupts();
     for &intid in &p.irqs {
         physical.claim_spi(intid);
     }

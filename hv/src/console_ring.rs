@@ -61,7 +61,8 @@ impl ConsoleRing {
         }
     }
 
-    fn room(&self) -> usize {
+    /// Free bytes.
+    pub fn room(&self) -> usize {
         CAPACITY - self.len
     }
 

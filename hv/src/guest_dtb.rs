@@ -31,6 +31,8 @@ pub struct GuestDtb<'a> {
     pub redistributors: Option<platform::config::Region>,
     /// What only a Linux partition gets: initramfs, console, control page.
     pub linux: Option<LinuxNodes>,
+    /// The memory kept for the inter-partition channel (`reserved-memory`, no-map).
+    pub channel: Option<platform::config::Region>,
 }
 
 /// The nodes hv adds for an unmodified Linux kernel.
@@ -95,6 +97,19 @@ impl GuestDtb<'_> {
             fdt.property_string("device_type", "memory")?;
             fdt.property_array_u64("reg", &[region.base, region.size])?;
             fdt.end_node(mem)?;
+        }
+
+        if let Some(channel) = self.channel {
+            let reserved = fdt.begin_node("reserved-memory")?;
+            fdt.property_u32("#address-cells", 2)?;
+            fdt.property_u32("#size-cells", 2)?;
+            fdt.property_null("ranges")?;
+            let node = fdt.begin_node(&alloc::format!("bulkhead-channel@{:x}", channel.base))?;
+            fdt.property_string("compatible", "bulkhead,channel")?;
+            fdt.property_array_u64("reg", &[channel.base, channel.size])?;
+            fdt.property_null("no-map")?;
+            fdt.end_node(node)?;
+            fdt.end_node(reserved)?;
         }
 
         let cpus = fdt.begin_node("cpus")?;
@@ -263,6 +278,7 @@ mod tests {
             timer_irqs: &[29, 30, 27, 26],
             redistributors: None,
             linux: None,
+            channel: None,
         }
         .generate()
         .unwrap();
@@ -337,6 +353,7 @@ mod tests {
                 },
                 control: Region::new(0x7f_0000_0000, 0x1000),
             }),
+            channel: Some(Region::new(0xb000_0000, 0x20_0000)),
         }
         .generate()
         .unwrap();
@@ -367,6 +384,21 @@ mod tests {
         assert_eq!(
             clock.property("clock-frequency").unwrap().as_usize(),
             Some(24_000_000)
+        );
+        let channel = fdt
+            .find_compatible(&["bulkhead,channel"])
+            .expect("the channel is kept in reserved-memory");
+        assert!(channel.property("no-map").is_some());
+        let reg = channel.reg().unwrap().next().unwrap();
+        assert_eq!(
+            (reg.starting_address as u64, reg.size),
+            (0xb000_0000, Some(0x20_0000))
+        );
+        assert!(
+            info.memory
+                .iter()
+                .all(|m| !m.overlaps(&Region::new(0xb000_0000, 0x20_0000))),
+            "the channel is no part of the partition's own memory"
         );
         let hyp = fdt.find_node("/hypervisor").unwrap();
         let control = hyp.property("bulkhead,control").unwrap().value;

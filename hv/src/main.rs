@@ -9,14 +9,15 @@
 
 extern crate alloc;
 
-mod abort_injection;
 mod console_ring;
 mod esr;
+mod exception_injection;
 mod guest_dtb;
 mod guest_image;
 mod hypercall;
 mod layout;
 mod options;
+mod owed_irqs;
 mod partition;
 mod stage2;
 // The distributor model (host-tested) is ahead of the trap path that will feed it guest

@@ -201,6 +201,25 @@ impl PartitionState {
         self.ready.iter().all(|&r| r)
     }
 
+    /// The physical CPU of the lowest-numbered running vCPU (where a partition-wide
+    /// virtual interrupt, like its console's, is delivered).
+    pub fn first_running_cpu(&self) -> Option<u32> {
+        self.vcpus
+            .iter()
+            .position(|v| *v == VcpuState::Running)
+            .map(|v| self.cpus[v])
+    }
+
+    /// Physical CPUs whose vCPU is running (or about to be entered).
+    pub fn running_cpus(&self) -> Vec<u32> {
+        self.vcpus
+            .iter()
+            .zip(&self.cpus)
+            .filter(|(v, _)| matches!(v, VcpuState::Running | VcpuState::Pending { .. }))
+            .map(|(_, &cpu)| cpu)
+            .collect()
+    }
+
     /// Stops one vCPU for good (its CPU parks in hv).
     pub fn stop_vcpu(&mut self, vcpu: usize) {
         self.vcpus[vcpu] = VcpuState::Stopped;

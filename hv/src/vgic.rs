@@ -429,7 +429,8 @@ impl Banked {
     }
 }
 
-/// The distributor of one partition.
+/// The distributor of one partition. `Clone` keeps a pristine copy for partition reset.
+#[derive(Clone)]
 pub struct VgicDistributor {
     version: GicVersion,
     /// Implemented INTIDs, a multiple of 32.

@@ -11,8 +11,9 @@
 //! It must never touch hardware, allocate, wait or panic on a guest access: bad widths and
 //! offsets are [`AccessError`]s (a guest fault for the arch side).
 //!
-//! Output is "transmitted" the moment the guest writes DR, so the transmit FIFO is always
-//! empty: FR.TXFE = 1, TXFF = 0, BUSY = 0. The interrupt rules that follow from this are
+//! Output is "transmitted" the moment the guest writes DR, so the transmit FIFO is empty
+//! (FR.TXFE = 1, TXFF = 0, BUSY = 0) unless hv's console is backed up: then hv marks it
+//! full ([`VirtualPl011::set_tx_full`]) and the guest waits, as for a slow real UART. The interrupt rules that follow from this are
 //! in [`VirtualPl011::raw_interrupts`]'s notes (and the tests drive a stand-in of Linux
 //! 6.1's pl011 transmit/receive paths through them).
 //!
@@ -67,7 +68,9 @@ mod fr {
     pub const CTS: u32 = 1 << 0;
     pub const DSR: u32 = 1 << 1;
     pub const DCD: u32 = 1 << 2;
+    pub const BUSY: u32 = 1 << 3;
     pub const RXFE: u32 = 1 << 4;
+    pub const TXFF: u32 = 1 << 5;
     pub const RXFF: u32 = 1 << 6;
     pub const TXFE: u32 = 1 << 7;
 }
@@ -143,6 +146,9 @@ pub struct VirtualPl011 {
     rx_len: usize,
     tx: [u8; TX_CAPACITY],
     tx_len: usize,
+    /// Backpressure from hv: the console behind this UART cannot take more right now
+    /// ([`Self::set_tx_full`]).
+    tx_full: bool,
     stats: Stats,
 }
 
@@ -171,6 +177,7 @@ impl VirtualPl011 {
             rx_len: 0,
             tx: [0; TX_CAPACITY],
             tx_len: 0,
+            tx_full: false,
             stats: Stats {
                 tx_bytes: 0,
                 tx_dropped: 0,
@@ -323,7 +330,12 @@ impl VirtualPl011 {
     /// FR: the transmit side is always empty and idle; the modem inputs read as asserted
     /// (a connected line, so a getty waiting for carrier proceeds); RI is clear.
     fn flags(&self) -> u32 {
-        let mut flags = fr::TXFE | fr::CTS | fr::DSR | fr::DCD;
+        let mut flags = fr::CTS | fr::DSR | fr::DCD;
+        flags |= if self.tx_full {
+            fr::TXFF | fr::BUSY
+        } else {
+            fr::TXFE
+        };
         if self.rx_len == 0 {
             flags |= fr::RXFE;
         }
@@ -376,7 +388,27 @@ impl VirtualPl011 {
         } else {
             self.stats.tx_dropped += 1;
         }
-        self.latched |= int::TX;
+        // The byte left at once, so the FIFO dropped through the trigger level; not while
+        // hv holds output back (the FIFO is "full" until it drains).
+        if !self.tx_full {
+            self.latched |= int::TX;
+        }
+    }
+
+    /// Whether hv currently holds output back ([`Self::set_tx_full`]).
+    pub fn tx_full(&self) -> bool {
+        self.tx_full
+    }
+
+    /// hv's console cannot take more output right now (`true`), or can again (`false`).
+    /// While full, FR shows TXFF and BUSY (a polling driver waits) and writes raise no
+    /// transmit interrupt (an interrupt-driven one waits); becoming free raises TXIS, as a
+    /// real FIFO draining through its trigger level does. Bytes written anyway still go out.
+    pub fn set_tx_full(&mut self, full: bool) {
+        if self.tx_full && !full {
+            self.latched |= int::TX;
+        }
+        self.tx_full = full;
     }
 
     fn write_cr(&mut self, new: u32) {
@@ -458,8 +490,6 @@ mod tests {
     use alloc::vec::Vec;
     use AccessWidth::{Byte, Double, Half, Word};
 
-    /// FR.TXFF (DDI 0183G UARTFR): never set by the model, but the driver stand-in checks it.
-    const FR_TXFF: u32 = 1 << 5;
     /// Framing, parity and break interrupt bits, cleared by Linux's hwinit.
     const INT_FE_PE_BE: u32 = 0b111 << 7;
 
@@ -596,7 +626,7 @@ mod tests {
         assert_eq!(out.as_slice(), b"i!");
         assert_eq!(out.collect::<Vec<_>>(), b"i!");
         assert_eq!(uart.take_tx().len(), 0, "taken bytes are gone");
-        assert_eq!(rd(&mut uart, reg::FR) & (fr::TXFE | FR_TXFF), fr::TXFE);
+        assert_eq!(rd(&mut uart, reg::FR) & (fr::TXFE | fr::TXFF), fr::TXFE);
     }
 
     #[test]
@@ -845,7 +875,7 @@ mod tests {
                 (false, StartFill::OneFifo) => LINUX_FIFO_SIZE,
             };
             while let Some(&byte) = self.xmit.front() {
-                if budget == 0 || (!from_irq && self.rd(reg::FR) & FR_TXFF != 0) {
+                if budget == 0 || (!from_irq && self.rd(reg::FR) & fr::TXFF != 0) {
                     break;
                 }
                 self.wr(reg::DR, byte.into());
@@ -1033,12 +1063,39 @@ mod tests {
         let old_cr = d.rd(reg::CR);
         d.wr(reg::CR, old_cr | cr::UARTEN | cr::TXE);
         for &b in b"[    0.000000] Booting Linux\r\n" {
-            while d.rd(reg::FR) & FR_TXFF != 0 {}
+            while d.rd(reg::FR) & fr::TXFF != 0 {}
             d.wr(reg::DR, b.into());
         }
         assert_eq!(d.rd(reg::FR) & (1 << 3), 0, "never BUSY");
         d.wr(reg::CR, old_cr);
         assert_eq!(d.printed, b"[    0.000000] Booting Linux\r\n");
         assert!(!d.uart.line_high());
+    }
+
+    #[test]
+    fn backpressure_holds_a_polling_and_an_interrupt_driven_driver_then_releases_them() {
+        let mut uart = VirtualPl011::new();
+        wr(&mut uart, reg::CR, cr::UARTEN | cr::TXE | cr::RXE);
+        wr(&mut uart, reg::IMSC, int::TX);
+        wr(&mut uart, reg::ICR, int::ALL);
+        uart.set_tx_full(true);
+        let flags = rd(&mut uart, reg::FR);
+        assert_eq!(
+            flags & (fr::TXFF | fr::BUSY | fr::TXFE),
+            fr::TXFF | fr::BUSY
+        );
+        // A driver that writes anyway loses nothing, but gets no transmit interrupt.
+        wr(&mut uart, reg::DR, b'x'.into());
+        assert_eq!(uart.take_tx().as_slice(), b"x");
+        assert!(!uart.line_high(), "no TXIS while hv holds output back");
+        uart.set_tx_full(false);
+        assert_eq!(rd(&mut uart, reg::FR) & (fr::TXFF | fr::TXFE), fr::TXFE);
+        assert!(
+            uart.line_high(),
+            "draining raises TXIS for the waiting driver"
+        );
+        uart.set_tx_full(false);
+        wr(&mut uart, reg::ICR, int::TX);
+        assert!(!uart.line_high(), "staying free is no new event");
     }
 }

@@ -150,6 +150,13 @@ pub struct Partition {
     pub exitless_irqs: bool,
 }
 
+/// The shared memory of the inter-partition channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    pub ram: Region,
+}
+
 /// A whole board configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +167,10 @@ pub struct Config {
     pub hv: HvSpec,
     #[serde(rename = "partition")]
     pub partitions: Vec<Partition>,
+    /// Memory kept for the channel between the partitions: no partition's own RAM, mapped
+    /// into every partition, described to Linux as `reserved-memory`.
+    #[serde(default)]
+    pub channel: Option<ChannelSpec>,
     /// How to run the board under QEMU, when QEMU can emulate it.
     #[serde(default)]
     pub qemu: Option<QemuSpec>,
@@ -397,6 +408,9 @@ impl Config {
     fn validate_ram(&self) -> Result<(), ConfigError> {
         let mut owned: Vec<(String, Region)> = Vec::new();
         owned.push((String::from("hv"), self.hv.ram));
+        if let Some(channel) = &self.channel {
+            owned.push((String::from("channel"), channel.ram));
+        }
         for p in &self.partitions {
             for r in &p.ram {
                 owned.push((alloc::format!("partition `{}`", p.name), *r));

@@ -91,7 +91,8 @@ fn ram_that_fits_the_fixture() {
         .iter_mut()
         .find(|p| p.name == "linux")
         .unwrap();
-    linux.ram = vec![Region::new(0x4a00_0000, 0x3600_0000)];
+    linux.ram = vec![Region::new(0x4a00_0000, 0x35e0_0000)];
+    config.channel.as_mut().unwrap().ram = Region::new(0x7fe0_0000, 0x20_0000);
     assert_eq!(config.validate(), Ok(()));
     assert_eq!(check(&config, &fixture("virt-gicv3")), []);
 }

@@ -418,6 +418,23 @@ fn refuses_overlapping_ram() {
 }
 
 #[test]
+fn refuses_channel_over_partition_ram() {
+    let mut config = virt();
+    // The channel may be shared by every partition, but it is no partition's own RAM.
+    config.channel.as_mut().expect("virt keeps a channel").ram =
+        Region::new(0x4900_0000, 0x20_0000);
+    assert_refused(Case {
+        config,
+        expected: ConfigError::OverlappingRam {
+            first: "channel".into(),
+            second: "partition `rt`".into(),
+            region: Region::new(0x4400_0000, 0x0600_0000),
+        },
+        parts: &["channel", "`rt`", "overlaps"],
+    });
+}
+
+#[test]
 fn refuses_partition_ram_over_hv_ram() {
     let mut config = virt();
     partition_mut(&mut config, "rt").ram[0].base = 0x4200_0000;

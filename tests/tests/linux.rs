@@ -83,6 +83,21 @@ fn linux_shell(name: &str) {
         );
         rt_keeps_running(&mut s, from);
     }
+    // The channel's memory, outside Linux's own RAM, is mapped for it: no bus error.
+    let channel = config
+        .channel
+        .as_ref()
+        .expect("the board keeps a channel")
+        .ram
+        .base;
+    let out = s
+        .shell(
+            &format!("devmem {channel:#x} 32 0x5a5aa5a5; devmem {channel:#x} 32"),
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(out, ["0x5A5AA5A5"], "the channel is memory Linux can use");
+
     // Linux itself is fine afterwards.
     assert_eq!(s.shell("echo still here", COMMAND).unwrap(), ["still here"]);
 

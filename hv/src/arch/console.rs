@@ -9,6 +9,7 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use log::{Level, LevelFilter, Metadata, Record};
+use spin::mutex::TicketMutex;
 use spin::Mutex;
 
 use aarch64_cpu::registers::{Writeable, CNTHP_CTL_EL2};
@@ -18,7 +19,9 @@ use super::pl011::Pl011;
 use crate::console_ring::ConsoleRing;
 
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
-static RING: Mutex<ConsoleRing> = Mutex::new(ConsoleRing::new());
+/// A ticket lock: CPUs get the ring in arrival order, so a Linux CPU writing byte after
+/// byte cannot starve an RT CPU that prints a line.
+static RING: TicketMutex<ConsoleRing> = TicketMutex::new(ConsoleRing::new());
 /// CPU index holding `RING`, or `usize::MAX` (so a CPU faulting while it holds it can
 /// still report).
 static OWNER: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -107,6 +110,11 @@ pub fn raw(bytes: &[u8]) {
         MID_LINE.store(last != b'\n', Ordering::Release);
         drain_now();
     }
+}
+
+/// Free bytes in the console ring.
+pub fn room() -> usize {
+    with_ring(|ring| ring.room())
 }
 
 /// A byte typed on the console, if one waits (never waits; skipped while another CPU

@@ -9,8 +9,8 @@
 //! frame mapped where they expect GICC).
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, ICC_SRE_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR1_EL2, ICH_LR2_EL2,
-    ICH_LR3_EL2, ICH_VTR_EL2,
+    Readable, Writeable, ICC_SRE_EL2, ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2,
+    ICH_LR1_EL2, ICH_LR2_EL2, ICH_LR3_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
 };
 use platform::config::GicVersion;
 use platform::dtb::GicInfo;
@@ -84,9 +84,12 @@ register_structs! {
     Gich {
         (0x000 => hcr: ReadWrite<u32>),
         (0x004 => vtr: ReadOnly<u32>),
-        (0x008 => _reserved0),
+        (0x008 => vmcr: ReadWrite<u32>),
+        (0x00c => _reserved0),
         (0x030 => elrsr0: ReadOnly<u32>),
         (0x034 => _reserved1),
+        (0x0f0 => apr: ReadWrite<u32>),
+        (0x0f4 => _reserved2),
         (0x100 => lr: [ReadWrite<u32>; 64]),
         (0x200 => @END),
     }
@@ -264,6 +267,42 @@ impl Gic {
                 gich.hcr.set(if exitless { 0 } else { GICH_HCR_EN });
                 self.list_registers
                     .call_once(|| ((gich.vtr.get() & 0x3f) + 1) as usize);
+            }
+        }
+    }
+
+    /// Forgets everything a previous guest left in this CPU's virtual interface before a
+    /// vCPU (re)starts: list registers (a hardware-linked interrupt still active in one is
+    /// deactivated, or its physical line would stay blocked), active priorities and the
+    /// virtual machine control register. A vCPU powered on by PSCI starts like a reset CPU.
+    pub fn reset_vcpu_interface(&self) {
+        let count = self.list_registers.get().copied().unwrap_or(0);
+        match self.version {
+            GicVersion::V3 => {
+                for n in 0..count.min(4) {
+                    let lr = read_lr(n);
+                    // HW [61], State [63:62] with active = bit 63, pINTID [44:32].
+                    if lr & (1 << 61) != 0 && lr & (1 << 63) != 0 {
+                        self.deactivate(((lr >> 32) & 0x1fff) as u32);
+                    }
+                    write_lr(n, 0);
+                }
+                ICH_AP0R0_EL2.set(0);
+                ICH_AP1R0_EL2.set(0);
+                ICH_VMCR_EL2.set(0);
+            }
+            GicVersion::V2 => {
+                let gich: &Gich = mmio(self.gich);
+                for n in 0..count.min(64) {
+                    let lr = gich.lr[n].get();
+                    // HW [31], State [29:28] with active = bit 29, PhysicalID [19:10].
+                    if lr & (1 << 31) != 0 && lr & (1 << 29) != 0 {
+                        self.deactivate((lr >> 10) & 0x3ff);
+                    }
+                    gich.lr[n].set(0);
+                }
+                gich.apr.set(0);
+                gich.vmcr.set(0);
             }
         }
     }
@@ -526,25 +565,28 @@ impl Gic {
     }
 
     /// Makes an emulated level-sensitive interrupt (one with no physical line behind it,
-    /// like a Linux partition's console UART) pending for the vCPU on this CPU, unless a
-    /// list register already holds it (pending or active: the guest will see it, or is
-    /// handling it and re-reads the device). False when every list register is in use.
+    /// like a Linux partition's console UART) pending for the vCPU on this CPU. False when
+    /// every list register is in use.
     pub fn inject_virtual(&self, intid: u32) -> bool {
         let count = self.list_registers.get().copied().unwrap_or(0);
+        // Held already: pending stays pending; active (the guest is in its handler) becomes
+        // active and pending, so the still-high line is taken again after its EOI.
         let held = match self.version {
-            GicVersion::V3 => (0..count.min(4)).any(|n| {
+            GicVersion::V3 => (0..count.min(4)).find_map(|n| {
                 let lr = read_lr(n);
-                lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid)
+                (lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid))
+                    .then(|| write_lr(n, lr | (0b01 << 62)))
             }),
             GicVersion::V2 => {
                 let gich: &Gich = mmio(self.gich);
-                (0..count.min(32)).any(|n| {
+                (0..count.min(32)).find_map(|n| {
                     let lr = gich.lr[n].get();
-                    (lr >> 28) & 0b11 != 0 && lr & 0x3ff == intid
+                    ((lr >> 28) & 0b11 != 0 && lr & 0x3ff == intid)
+                        .then(|| gich.lr[n].set(lr | (0b01 << 28)))
                 })
             }
         };
-        held || self.write_free_lr(u64::from(intid), intid)
+        held.is_some() || self.write_free_lr(u64::from(intid), intid)
     }
 
     /// Marks an SGI that is already in a list register pending; false if none holds it.

@@ -3,11 +3,12 @@
 //!
 //! Output: every byte the guest writes goes into hv's console ring as it is (Linux's own
 //! line discipline made it terminal output). Input: hv polls the physical UART from the
-//! EL2 timer of the partition's first CPU (every [`POLL_MS`] ms), routes each typed byte
+//! EL2 timer of the partition's CPUs (every [`POLL_MS`] ms), routes each typed byte
 //! with [`InputRouter`] (Ctrl-] commands switch the focus between partitions that take
 //! input) and queues it in the focused partition's receive FIFO. The UART's interrupt is a
 //! level-sensitive virtual SPI with no physical line behind it: hv puts it in a list
-//! register of vCPU 0 whenever the model's line is high and the guest enabled it.
+//! register of the first running vCPU whenever the model's line is high and the guest
+//! enabled it.
 //!
 //! This never waits: neither for the physical UART (the ring absorbs output) nor for the
 //! guest (input that finds the receive FIFO full is dropped and counted, as on hardware).
@@ -29,19 +30,20 @@ use crate::vuart::{self, VirtualPl011};
 
 /// Period of the input poll while the guest runs.
 pub const POLL_MS: u64 = 10;
+/// Console ring space kept for hv's and the RT partition's lines: below it, the emulated
+/// UART reports itself full and Linux waits (on a 115200-baud UART Linux can print far
+/// faster than the line drains; its output must not crowd out the others').
+pub const RESERVED_FOR_OTHERS: usize = 4096;
 
 pub struct EmulatedConsole {
     uart: EmulatedUart,
-    /// Physical CPU of the partition's vCPU 0, which takes the console's interrupt.
-    cpu: usize,
     model: Mutex<VirtualPl011>,
 }
 
 impl EmulatedConsole {
-    pub fn new(uart: EmulatedUart, cpu: usize) -> Self {
+    pub fn new(uart: EmulatedUart) -> Self {
         Self {
             uart,
-            cpu,
             model: Mutex::new(VirtualPl011::new()),
         }
     }
@@ -68,8 +70,11 @@ impl EmulatedConsole {
             return false;
         };
         let rt = usize::from(da.register);
+        console::drain_now();
+        let full = console::room() < RESERVED_FOR_OTHERS;
         let (ok, output) = {
             let mut model = self.model.lock();
+            model.set_tx_full(full);
             let ok = if da.write {
                 let value = if rt == 31 { 0 } else { frame.x[rt] };
                 model.write(offset, width, value).is_ok()
@@ -96,8 +101,9 @@ impl EmulatedConsole {
         *self.model.lock() = VirtualPl011::new();
     }
 
-    /// Keeps the virtual SPI pending while the model's line is high: injected here when
-    /// this is the console's CPU, else that CPU is kicked and does it.
+    /// Keeps the virtual SPI pending while the model's line is high, on the partition's
+    /// lowest-numbered running vCPU (Linux may take its CPU 0 offline): injected here when
+    /// that is this CPU's, else that CPU is kicked and does it.
     pub fn update_irq(&self, partition: &Running) {
         if !self.model.lock().line_high() {
             return;
@@ -111,11 +117,14 @@ impl EmulatedConsole {
         let Some(gic) = gic::get() else {
             return;
         };
-        if cpu::index() == self.cpu {
+        let Some(target) = partition.state.lock().first_running_cpu() else {
+            return;
+        };
+        if cpu::index() == target as usize {
             // No free list register: the next tick or trap tries again.
             gic.inject_virtual(self.uart.spi);
         } else {
-            gic.send_sgi(gic::KICK_SGI, self.cpu);
+            gic.send_sgi(gic::KICK_SGI, target as usize);
         }
     }
 }
@@ -173,9 +182,17 @@ pub fn poll_input(partitions: &[Running]) {
             Routed::Nothing => {}
         }
     }
+    // The ring drained since the last look: a guest waiting to print may go on.
+    let full = console::room() < RESERVED_FOR_OTHERS;
     for (i, p) in partitions.iter().enumerate() {
-        if touched & (1 << i) != 0 {
-            if let Some(c) = &p.console {
+        if let Some(c) = &p.console {
+            let was_full = {
+                let mut model = c.model.lock();
+                let was = model.tx_full();
+                model.set_tx_full(full);
+                was
+            };
+            if touched & (1 << i) != 0 || (was_full && !full) {
                 c.update_irq(p);
             }
         }

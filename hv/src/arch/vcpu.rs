@@ -10,8 +10,9 @@ use alloc::vec::Vec;
 use core::arch::asm;
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTVOFF_EL2, ELR_EL1, ESR_EL1,
-    FAR_EL1, HCR_EL2, HPFAR_EL2, MIDR_EL1, SPSR_EL1, VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
+    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTVOFF_EL2, CNTV_CTL_EL0, ELR_EL1,
+    ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, MIDR_EL1, SCTLR_EL1, SPSR_EL1,
+    VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use log::{error, info, warn};
 use platform::abi;
@@ -19,16 +20,17 @@ use spin::{Mutex, Once};
 
 use super::exception::Frame;
 use super::{cache, console, cpu, gic, pmu, power};
-use crate::abort_injection::{self, Access};
 use crate::esr::DataAbort;
 use crate::esr::Esr;
+use crate::exception_injection::{self, Access, EntryState, Injection};
 use crate::guest_image::Placement;
 use crate::hypercall::{self, Call};
 use crate::layout::MAX_CPUS;
+use crate::owed_irqs::OwedIrqs;
 use crate::partition::{LineBuffer, PartitionState, StopReason};
 use crate::vgic::{AccessWidth, Effect, VgicDistributor};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use platform::config::Region;
+use platform::config::{GicVersion, Region};
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
 pub struct Running {
@@ -41,6 +43,8 @@ pub struct Running {
     pub dtb: Vec<u8>,
     /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
     pub vgic: Mutex<VgicDistributor>,
+    /// The distributor as the partition first sees it, restored at each reboot.
+    pub vgic_at_boot: VgicDistributor,
     pub gicd: Region,
     /// GICv3: the partition's redistributor frames (unmapped; emulated by its `vgic`).
     pub gicr: Option<Region>,
@@ -99,6 +103,25 @@ impl Running {
             Effect::Target { intid, .. } | Effect::Route { intid, .. } => intid != spi,
             _ => effect.irq().is_none_or(|irq| irq.intid != spi),
         }
+    }
+
+    /// Puts the partition's interrupts in their boot state: a fresh distributor model and
+    /// the matching physical setup of its lines. GICv2 banked (per-CPU) lines can only be
+    /// set up from their own CPU, which does so when it enters its vCPU; GICv3
+    /// redistributors are reachable from anywhere, but only Linux programs its own, so only
+    /// its PPIs are reset here (guest-rt relies on hv enabling its timer at vCPU entry).
+    pub fn reset_interrupts(&self) {
+        let Some(gic) = gic::get() else {
+            return;
+        };
+        let banked_here = self.is_linux() && gic.version() == GicVersion::V3;
+        let mut vgic = self.vgic.lock();
+        *vgic = self.vgic_at_boot.clone();
+        vgic.reset_effects(|effect| {
+            if (banked_here || !effect.is_banked()) && self.physical(&effect) {
+                gic.apply(&effect);
+            }
+        });
     }
 
     pub fn is_linux(&self) -> bool {
@@ -258,8 +281,17 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
     CNTVOFF_EL2.set(0);
     pmu::init();
+    // Nothing of a previous boot of this vCPU may fire into the new one.
+    CNTV_CTL_EL0.set(0);
+    VBAR_EL1.set(0);
+    PENDING_SGIS[cpu::index()].store(0, Ordering::Release);
     if let Some(gic) = gic::get() {
         gic.init_cpu_for(partition.exitless);
+        gic.reset_vcpu_interface();
+        OWED[cpu::index()].lock().retain(|intid| {
+            gic.deactivate(intid);
+            false
+        });
         gic.enable_private(VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER));
         if partition.exitless {
             // The guest's own SGIs arrive physically.
@@ -270,8 +302,8 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
             gic.enable_private(gic::KICK_SGI);
             gic.enable_private(gic::MAINTENANCE);
         }
-        if partition.console.is_some() && vcpu == 0 {
-            // This CPU polls the console's input for the partition.
+        if partition.console.is_some() {
+            // Each of its CPUs polls the console's input (whichever is online).
             gic.enable_private(HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER));
             arm_console_tick();
         }
@@ -323,41 +355,107 @@ pub fn handle_irq() {
     let start = pmu::count();
     let me = cpu::index();
     let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
-    let owner = pinned(me).map(|(p, _)| p);
+    let pinned_here = pinned(me);
+    let owner = pinned_here.map(|(p, _)| p);
     let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
-    while let Some(intid) = gic.acknowledge() {
+    // A level-sensitive line hv could neither forward nor silence would come straight
+    // back; the bound makes sure hv returns to the guest whatever happens.
+    for _ in 0..MAX_IRQS_PER_EXIT {
+        let Some(intid) = gic.acknowledge() else {
+            break;
+        };
         if intid == gic::KICK_SGI || intid == gic::MAINTENANCE {
             gic.deactivate(intid);
             drain_sgis(gic);
+            inject_owed(gic);
             if let Some((p, console)) = owner.and_then(|p| Some((p, p.console.as_ref()?))) {
                 console.update_irq(p);
             }
             continue;
         }
         if intid == hyp_timer {
-            gic.deactivate(intid);
             if owner.is_some_and(|p| p.console.is_some()) {
+                arm_console_tick();
                 super::vconsole::poll_input(partitions());
                 // A level still high after the guest's EOI is raised again here.
                 if let Some((p, console)) = owner.and_then(|p| Some((p, p.console.as_ref()?))) {
                     console.update_irq(p);
                 }
-                arm_console_tick();
             }
+            gic.deactivate(intid);
             continue;
         }
-        let owned =
-            intid == vtimer || owner.is_some_and(|p| intid >= 32 && p.vgic.lock().owns_spi(intid));
-        if owned && gic.inject_hw(intid) {
-            FORWARDED[me].fetch_add(1, Ordering::Relaxed);
-            FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
+        if pinned_here.is_some_and(|(p, vcpu)| forwards(p, vcpu, intid, vtimer)) {
+            if gic.inject_hw(intid) {
+                FORWARDED[me].fetch_add(1, Ordering::Relaxed);
+                FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
+            } else {
+                // No free list register: the line stays active (so it cannot fire again)
+                // and is injected when the list registers drain.
+                owe(gic, intid);
+            }
             continue;
         }
         gic.deactivate(intid);
         let dropped = DROPPED[cpu::index()].fetch_add(1, Ordering::Relaxed);
         if dropped == 0 {
-            warn!("interrupt {intid} not forwarded (no owner or no free list register)");
+            warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
         }
+    }
+    // The partition stopped (SYSTEM_OFF or SYSTEM_RESET from another vCPU) and kicked
+    // this one: it stops here instead of running on.
+    if let Some((p, vcpu)) = pinned_here {
+        if p.state.lock().stopped().is_some() {
+            stop_here(p, vcpu, None);
+        }
+    }
+}
+
+/// Interrupts one exit handles at most.
+const MAX_IRQS_PER_EXIT: usize = 64;
+
+/// Whether physical interrupt `intid` goes to `vcpu` of `partition` as a hardware-linked
+/// virtual interrupt: its virtual timer, its SPIs (not its emulated console's, whose
+/// physical line is hv's), and the PPIs it enabled itself (on GICv3 through its
+/// redistributor: e.g. Linux's PMU or EL1 physical timer), never hv's private ones.
+fn forwards(partition: &Running, vcpu: usize, intid: u32, vtimer: u32) -> bool {
+    if intid == vtimer {
+        return true;
+    }
+    if partition.console.as_ref().is_some_and(|c| c.spi() == intid) {
+        return false;
+    }
+    let vgic = partition.vgic.lock();
+    if intid >= 32 {
+        vgic.owns_spi(intid)
+    } else {
+        intid >= 16 && vgic.line_enabled(intid, vcpu)
+    }
+}
+
+/// Hardware interrupts taken but not yet in a list register, per CPU (left active).
+static OWED: [Mutex<OwedIrqs>; MAX_CPUS] = [const { Mutex::new(OwedIrqs::new()) }; MAX_CPUS];
+
+fn owe(gic: &gic::Gic, intid: u32) {
+    let me = cpu::index();
+    if OWED[me].lock().push(intid) {
+        REFILLS[me].fetch_add(1, Ordering::Relaxed);
+        gic.request_refill(true);
+    } else {
+        gic.deactivate(intid);
+        DROPPED[me].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Injects the hardware interrupts owed to this CPU's vCPU that now find a list register.
+fn inject_owed(gic: &gic::Gic) {
+    let mut owed = OWED[cpu::index()].lock();
+    if owed.is_empty() {
+        return;
+    }
+    owed.retain(|intid| !gic.inject_hw(intid));
+    if !owed.is_empty() {
+        gic.request_refill(true);
     }
 }
 
@@ -449,6 +547,22 @@ pub fn handle_trap(frame: &mut Frame) {
             let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
             refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
         }
+        _ if partition.is_linux() => {
+            // Linux takes it as an undefined instruction (SIGILL for a process) instead of
+            // losing a vCPU to something an unprivileged program could do.
+            let n = REFUSED.fetch_add(1, Ordering::Relaxed);
+            if n < REFUSED_REPORTED {
+                warn!(
+                    "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; \
+                     answered with an undefined instruction",
+                    partition_name(partition),
+                    frame.elr,
+                    frame.esr
+                );
+            }
+            let injection = exception_injection::undefined_instruction(frame.spsr, entry_state());
+            inject(frame, injection, 0);
+        }
         _ => {
             error!(
                 "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
@@ -519,13 +633,27 @@ fn refuse_access(frame: &mut Frame, partition: &Running, vcpu: usize, ipa: u64, 
     } else if n == REFUSED_REPORTED {
         warn!("further refused accesses are counted, not reported");
     }
-    let injection = abort_injection::external_abort(access, frame.spsr);
+    let injection = exception_injection::external_abort(access, frame.spsr, entry_state());
+    inject(frame, injection, frame.far);
+}
+
+/// Makes the guest take `injection` at its EL1 when hv returns to it.
+fn inject(frame: &mut Frame, injection: Injection, far: u64) {
     ESR_EL1.set(injection.esr_el1);
-    FAR_EL1.set(frame.far);
+    FAR_EL1.set(far);
     ELR_EL1.set(frame.elr);
     SPSR_EL1.set(frame.spsr);
     frame.elr = VBAR_EL1.get() + injection.vector_offset;
     frame.spsr = injection.spsr;
+}
+
+/// The CPU-dependent PSTATE bits of an exception entry to the guest's EL1.
+fn entry_state() -> EntryState {
+    let has_pan = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) != 0;
+    // SCTLR_EL1.SPAN is bit 23: 0 = set PAN on exception entry.
+    EntryState {
+        set_pan: has_pan && SCTLR_EL1.get() & (1 << 23) == 0,
+    }
 }
 
 /// Refused accesses reported one by one before hv only counts them (a guest looping over
@@ -545,7 +673,9 @@ fn control_page(
     let rt = usize::from(da.register);
     match (offset, da.write) {
         (abi::CONTROL_READY, true) => {
-            let value = if rt == 31 { 0 } else { frame.x[rt] };
+            let bits = u32::from(da.size) * 8;
+            let register = if rt == 31 { 0 } else { frame.x[rt] };
+            let value = register & (u64::MAX >> (64 - bits.clamp(8, 64)));
             if value != u64::from(abi::CONTROL_READY_MAGIC) {
                 return false;
             }
@@ -645,6 +775,11 @@ fn emulate_vgic(
                 _ => {}
             }
         }
+        // The guest may just have enabled its console's line (or its distributor) while
+        // the emulated UART's line is high.
+        if let Some(console) = &partition.console {
+            console.update_irq(partition);
+        }
     } else {
         let value = {
             let vgic = partition.vgic.lock();
@@ -728,15 +863,25 @@ fn partition_name(p: &Running) -> alloc::string::String {
 /// stop reloads and reboots it. The CPU then waits in [`run`] until its vCPU is started
 /// again (after a reset, or never).
 fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! {
-    let restart = {
+    let (restart, running) = {
         let mut state = partition.state.lock();
         state.stop_vcpu(vcpu);
         if let Some(reason @ (StopReason::SystemOff | StopReason::SystemReset)) = reason {
             state.stop(reason);
         }
-        state.take_restart()
+        (state.take_restart(), state.running_cpus())
     };
+    if reason.is_some() {
+        // The partition's other vCPUs may never trap on their own (Linux parks them in a
+        // WFI loop before it resets): a kick makes them stop now.
+        if let Some(gic) = gic::get() {
+            for cpu in running {
+                gic.send_sgi(gic::KICK_SGI, cpu as usize);
+            }
+        }
+    }
     if restart {
+        partition.reset_interrupts();
         partition.load();
         let (name, boots) = {
             let mut state = partition.state.lock();
