@@ -212,6 +212,8 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         gic.version(),
         gic.lines()
     );
+    gic.check_redistributors(board.cpus.len())
+        .unwrap_or_else(|e| fatal!("unsupported GIC layout: {e}"));
     let running = start_partitions(&config, &payloads, &board, &options);
     if running.is_empty() && options.smoke {
         info!("smoke: every CPU reported ready, powering off");

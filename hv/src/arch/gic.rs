@@ -118,6 +118,7 @@ const SPURIOUS: u32 = 1020;
 /// Frame of one GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
 const GICR_STRIDE: usize = 0x2_0000;
 const GICR_WAKER: usize = 0x14;
+const GICR_TYPER: usize = 0x08;
 const GICR_SGI_OFFSET: usize = 0x1_0000;
 /// GICD_IROUTER<n> (v3), 64-bit, at 0x6000 + 8n.
 const GICD_IROUTER: usize = 0x6000;
@@ -206,6 +207,28 @@ impl Gic {
 
     fn gicr_sgi(&self, cpu: usize) -> &'static GicrSgi {
         mmio(self.gicr + cpu * GICR_STRIDE + GICR_SGI_OFFSET)
+    }
+
+    /// Checks that redistributor frame `i` (at GICR base + i * 128 KiB, which hv and the
+    /// partitions' emulated redistributors assume) belongs to CPU `i`, by its GICR_TYPER
+    /// affinity (IHI 0069 12.11.35: Aff3.Aff2.Aff1.Aff0 in bits [63:32]). A board with
+    /// another order would have hv program the wrong CPU's interrupts.
+    pub fn check_redistributors(&self, cpus: usize) -> Result<(), alloc::string::String> {
+        if self.version != GicVersion::V3 {
+            return Ok(());
+        }
+        for cpu in 0..cpus.min(MAX_CPUS) {
+            let typer = mmio::<ReadOnly<u64>>(self.gicr + cpu * GICR_STRIDE + GICR_TYPER).get();
+            let m = self.mpidr[cpu];
+            let expected = (m & 0xff_ffff) | ((m >> 32) & 0xff) << 24;
+            if typer >> 32 != expected {
+                return Err(alloc::format!(
+                    "redistributor frame {cpu} has affinity {:#x}, CPU {cpu} is MPIDR {m:#x}",
+                    typer >> 32
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Sets up this CPU's interface and virtualization interface. Called on every CPU that
@@ -314,13 +337,13 @@ impl Gic {
         match self.version {
             GicVersion::V3 => {
                 let sgi = self.gicr_sgi(cpu::index());
-                set_priority(&sgi.ipriorityr[byte / 4], byte);
+                write_byte(&sgi.ipriorityr, byte, PRIORITY);
                 sgi.isenabler0.set(bit);
             }
             GicVersion::V2 => {
                 // GICD's first registers are banked per CPU for SGIs and PPIs.
                 let gicd: &Gicd = mmio(self.gicd);
-                set_priority(&gicd.ipriorityr[byte / 4], byte);
+                write_byte(&gicd.ipriorityr, byte, PRIORITY);
                 gicd.isenabler[0].set(bit);
             }
         }
@@ -429,6 +452,7 @@ impl Gic {
         if self.version == GicVersion::V3 {
             let gicd: &Gicd = mmio(self.gicd);
             let reg = &gicd.igroupr[intid as usize / 32];
+            let _config = CONFIG_WORDS.lock();
             reg.set(reg.get() | 1 << (intid % 32));
         }
     }
@@ -466,22 +490,16 @@ impl Gic {
             Effect::SetActive(irq) => gicd.isactiver[bit(irq.intid).0].set(bit(irq.intid).1),
             Effect::ClearActive(irq) => gicd.icactiver[bit(irq.intid).0].set(bit(irq.intid).1),
             Effect::SetPriority { irq, priority } => {
-                let reg = &gicd.ipriorityr[irq.intid as usize / 4];
-                let shift = (irq.intid % 4) * 8;
-                reg.set((reg.get() & !(0xff << shift)) | (u32::from(priority) << shift));
+                write_byte(&gicd.ipriorityr, irq.intid as usize, priority);
             }
             Effect::SetConfig { irq, edge } => {
-                let reg = &gicd.icfgr[irq.intid as usize / 16];
-                let shift = (irq.intid % 16) * 2 + 1;
-                reg.set((reg.get() & !(1 << shift)) | (u32::from(edge) << shift));
+                set_edge(&gicd.icfgr[irq.intid as usize / 16], irq.intid, edge);
             }
             Effect::Target { intid, cpus } => {
                 let mask = cpus.iter().fold(0u8, |m, cpu| {
                     m | self.interface[cpu as usize].load(Ordering::Relaxed)
                 });
-                let reg = &gicd.itargetsr[intid as usize / 4];
-                let shift = (intid % 4) * 8;
-                reg.set((reg.get() & !(0xff << shift)) | (u32::from(mask) << shift));
+                write_byte(&gicd.itargetsr, intid as usize, mask);
             }
             Effect::Route { intid, cpu } => {
                 let irouter = mmio::<ReadWrite<u64>>(self.gicd + GICD_IROUTER + 8 * intid as usize);
@@ -506,14 +524,10 @@ impl Gic {
             Effect::SetActive(_) => sgi.isactiver0.set(bit),
             Effect::ClearActive(_) => sgi.icactiver0.set(bit),
             Effect::SetPriority { priority, .. } => {
-                let reg = &sgi.ipriorityr[irq.intid as usize / 4];
-                let shift = (irq.intid % 4) * 8;
-                reg.set((reg.get() & !(0xff << shift)) | (u32::from(priority) << shift));
+                write_byte(&sgi.ipriorityr, irq.intid as usize, priority);
             }
             Effect::SetConfig { edge, .. } => {
-                let reg = &sgi.icfgr[irq.intid as usize / 16];
-                let shift = (irq.intid % 16) * 2 + 1;
-                reg.set((reg.get() & !(1 << shift)) | (u32::from(edge) << shift));
+                set_edge(&sgi.icfgr[irq.intid as usize / 16], irq.intid, edge);
             }
             Effect::Target { .. } | Effect::Route { .. } | Effect::SendSgi { .. } => {}
         }
@@ -617,9 +631,31 @@ impl Gic {
     }
 }
 
-fn set_priority(reg: &ReadWrite<u32>, intid: usize) {
-    let shift = (intid % 4) * 8;
-    reg.set((reg.get() & !(0xff << shift)) | (u32::from(PRIORITY) << shift));
+/// Writes byte `index` of a byte-accessible GIC register array (IPRIORITYR, ITARGETSR:
+/// IHI 0048B 4.3.11/4.3.12, IHI 0069 12.9.22/12.9.26 allow byte accesses). A store of the
+/// one byte, not a read-modify-write of the word: CPUs configuring neighbouring lines at
+/// the same time cannot undo each other's writes.
+fn write_byte(array: &[ReadWrite<u32>], index: usize, value: u8) {
+    assert!(
+        index < array.len() * 4,
+        "GIC register byte {index} out of range"
+    );
+    let first = array.as_ptr() as *mut u8;
+    // SAFETY: the array is a GIC register block mapped as device memory (its frame is in
+    // hv's map); `index` is inside it (checked above), and these registers accept byte
+    // writes.
+    unsafe { first.add(index).write_volatile(value) };
+}
+
+/// Serialises the read-modify-write of GIC configuration words (ICFGR, IGROUPR), which
+/// pack several lines per word and take no byte writes.
+static CONFIG_WORDS: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Sets `intid`'s trigger in its ICFGR word: edge (bit 2n+1 set) or level.
+fn set_edge(reg: &ReadWrite<u32>, intid: u32, edge: bool) {
+    let shift = (intid % 16) * 2 + 1;
+    let _config = CONFIG_WORDS.lock();
+    reg.set((reg.get() & !(1 << shift)) | (u32::from(edge) << shift));
 }
 
 fn read_lr(n: usize) -> u64 {

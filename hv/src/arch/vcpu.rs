@@ -405,10 +405,24 @@ pub fn handle_irq() {
     // The partition stopped (SYSTEM_OFF or SYSTEM_RESET from another vCPU) and kicked
     // this one: it stops here instead of running on.
     if let Some((p, vcpu)) = pinned_here {
-        if p.state.lock().stopped().is_some() {
-            stop_here(p, vcpu, None);
+        let stopped = p.state.lock().stopped();
+        if let Some(reason) = stopped {
+            stop_with_partition(p, vcpu, reason);
         }
     }
+}
+
+/// Stops this vCPU because its partition stopped (`reason`) while it ran, and says so.
+fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> ! {
+    let why = match reason {
+        StopReason::SystemReset | StopReason::Rebooting => "resetting",
+        StopReason::SystemOff | StopReason::Fault => "off",
+    };
+    info!(
+        "partition `{}` vCPU {vcpu} stopped: the partition is {why}",
+        partition_name(partition)
+    );
+    stop_here(partition, vcpu, None)
 }
 
 /// Interrupts one exit handles at most.
@@ -491,15 +505,7 @@ pub fn handle_trap(frame: &mut Frame) {
     let stopped = partition.state.lock().stopped();
     if let Some(reason) = stopped {
         // The partition stopped while this vCPU ran: it stops at its first trap.
-        let why = match reason {
-            StopReason::SystemReset | StopReason::Rebooting => "resetting",
-            StopReason::SystemOff | StopReason::Fault => "off",
-        };
-        info!(
-            "partition `{}` vCPU {vcpu} stopped: the partition is {why}",
-            partition_name(partition)
-        );
-        stop_here(partition, vcpu, None);
+        stop_with_partition(partition, vcpu, reason);
     }
     let esr = Esr(frame.esr);
     match esr.ec() {
