@@ -4,9 +4,13 @@
 //!
 //! Today: the latency probe on the RT cores of every board (wake-up latency in virtual
 //! ns), what hv spends per forwarded interrupt (PMU cycle counter = instructions), and
-//! guest-rt's kernel paths on real threads (context switch, locks, wake-ups).
+//! guest-rt's kernel paths on real threads (context switch, locks, wake-ups, a device
+//! interrupt to its handler thread), with trap-and-inject and exit-less delivery.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use platform::config::Config;
 
 use xtask::qemu::{self, Boot};
 use xtask::{boards, image, setup, step, Error};
@@ -33,15 +37,22 @@ struct Row {
     hv_cost: u64,
 }
 
-/// The probe on board `board`, with trap-and-inject or (`exitless`) exit-less delivery.
-fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
+/// Board `board`'s config with trap-and-inject or (`exitless`) exit-less delivery, the
+/// name its figures go under (`BOARD` or `BOARD-exitless`), and its system image, built.
+fn board_image(board: &str, exitless: bool) -> Result<(Config, String, PathBuf), Error> {
     let (config, name) = if exitless {
         boards::exitless_variant(boards::load(board)?)
     } else {
         (boards::load(board)?, board.to_string())
     };
+    let image = image::system_image_as(&config, &name)?;
+    Ok((config, name, image))
+}
+
+/// The probe on board `board`, with trap-and-inject or (`exitless`) exit-less delivery.
+fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
+    let (config, name, image) = board_image(board, exitless)?;
     let name = name.as_str();
-    let image = image::system_image_as(&config, name)?;
     let mut boot = Boot::new(&config, &image);
     boot.icount = true;
     boot.bootargs = vec![
@@ -116,18 +127,28 @@ fn measure_bare() -> Result<Vec<(u64, u64, u64)>, Error> {
         .collect()
 }
 
-/// guest-rt's kernel paths on real threads (`rt.app=kernel-bench`) on `board`: each line
-/// `kernel-bench: WHAT: N ns` is one (what, virtual ns = instructions) pair.
-fn measure_kernel(board: &str) -> Result<Vec<(String, u64)>, Error> {
-    let config = boards::load(board)?;
-    let image = image::system_image_as(&config, board)?;
+/// One `kernel-bench:` result: what was measured and its average, with the extremes when
+/// the figure was sampled one by one (the device interrupt) rather than averaged over a
+/// loop.
+#[derive(Debug, PartialEq, Eq)]
+struct KernelRow {
+    what: String,
+    avg: u64,
+    min_max: Option<(u64, u64)>,
+}
+
+/// guest-rt's kernel paths on real threads (`rt.app=kernel-bench`) on `board`, with
+/// trap-and-inject or (`exitless`) exit-less interrupt delivery.
+fn measure_kernel(board: &str, exitless: bool) -> Result<Vec<KernelRow>, Error> {
+    let (config, name, image) = board_image(board, exitless)?;
+    let name = name.as_str();
     let mut boot = Boot::new(&config, &image);
     boot.icount = true;
     // The RT side alone: under -icount every vCPU's instructions advance the one virtual
     // clock, so Linux booting beside it would be counted into every figure.
     boot.bootargs = vec![qemu::only_rt(&config), "rt.app=kernel-bench".into()];
     step(&format!(
-        "bench: `{board}`: guest-rt kernel paths on real threads"
+        "bench: `{name}`: guest-rt kernel paths on real threads"
     ));
     let log = qemu::capture_until(
         &boot,
@@ -138,28 +159,54 @@ fn measure_kernel(board: &str) -> Result<Vec<(String, u64)>, Error> {
     )?;
     if !log.contains("kernel-bench: done") {
         return Err(Error::new(format!(
-            "bench `{board}`: the kernel benchmark did not finish\n{}",
+            "bench `{name}`: the kernel benchmark did not finish\n{}",
             log.text()
         )));
     }
     Ok(kernel_rows(&log.lines))
 }
 
-/// The (what, ns) pairs of the `kernel-bench:` result lines.
-fn kernel_rows(lines: &[String]) -> Vec<(String, u64)> {
+/// The results of the `kernel-bench:` lines: `WHAT: N ns`, or for sampled figures
+/// `WHAT: N ns (min N ns, max N ns, N samples)`. Other lines are skipped.
+fn kernel_rows(lines: &[String]) -> Vec<KernelRow> {
     lines
         .iter()
         .filter_map(|l| {
             let rest = &l[l.find("kernel-bench: ")? + "kernel-bench: ".len()..];
-            let (what, value) = rest.rsplit_once(": ")?;
-            Some((what.to_string(), value.strip_suffix(" ns")?.parse().ok()?))
+            let (what, value) = rest.split_once(": ")?;
+            let (avg, extra) = value.split_once(" ns")?;
+            let min_max = match extra {
+                "" => None,
+                _ => Some((number_after(extra, "min ")?, number_after(extra, "max ")?)),
+            };
+            Some(KernelRow {
+                what: what.to_string(),
+                avg: avg.parse().ok()?,
+                min_max,
+            })
         })
         .collect()
 }
 
+/// A kernel row's figure as printed: the average, and `(min..max)` when sampled.
+fn kernel_figure(row: Option<&KernelRow>) -> String {
+    match row {
+        None => "-".into(),
+        Some(KernelRow {
+            avg, min_max: None, ..
+        }) => avg.to_string(),
+        Some(KernelRow {
+            avg,
+            min_max: Some((min, max)),
+            ..
+        }) => format!("{avg} ({min}..{max})"),
+    }
+}
+
 pub fn run_all() -> Result<(), Error> {
     setup::ensure_all()?;
-    let kernel = measure_kernel("virt")?;
+    let kernel = measure_kernel("virt", false)?;
+    let kernel_exitless = measure_kernel("virt", true)?;
     let mut rows = Vec::new();
     for name in boards::names() {
         rows.extend(measure(&name, false)?);
@@ -223,10 +270,21 @@ pub fn run_all() -> Result<(), Error> {
     }
     println!();
     println!(
-        "guest-rt kernel paths on real threads, QEMU virt under hv (instructions = virtual ns):"
+        "guest-rt kernel paths on real threads, QEMU virt under hv (instructions = virtual ns;"
     );
-    for (what, ns) in &kernel {
-        println!("{what:<60} {ns:>8}");
+    println!("sampled figures: avg (min..max)):");
+    println!(
+        "{:<60} {:>20} {:>20}",
+        "path", "trap-and-inject", "exit-less"
+    );
+    for row in &kernel {
+        let exitless = kernel_exitless.iter().find(|r| r.what == row.what);
+        println!(
+            "{:<60} {:>20} {:>20}",
+            row.what,
+            kernel_figure(Some(row)),
+            kernel_figure(exitless)
+        );
     }
     Ok(())
 }
@@ -251,12 +309,29 @@ mod tests {
     fn reads_kernel_bench_lines() {
         let lines = [
             "[rt cpu3] kernel-bench: uncontended lock + unlock: 812 ns".to_string(),
+            "[rt cpu3] kernel-bench: SPI -> handler thread, its vCPU idle: 4736 ns (min 4720 ns, max 4752 ns, 200 samples)".to_string(),
+            "[rt cpu3] kernel-bench: INTID 34: handler thread woken 402, done 402".to_string(),
             "[rt cpu3] kernel-bench: done".to_string(),
             "[rt cpu2] ready: vCPU 0 (3 timer interrupts, 0 unexpected)".to_string(),
         ];
+        let rows = super::kernel_rows(&lines);
         assert_eq!(
-            super::kernel_rows(&lines),
-            vec![("uncontended lock + unlock".to_string(), 812)]
+            rows,
+            vec![
+                super::KernelRow {
+                    what: "uncontended lock + unlock".into(),
+                    avg: 812,
+                    min_max: None
+                },
+                super::KernelRow {
+                    what: "SPI -> handler thread, its vCPU idle".into(),
+                    avg: 4736,
+                    min_max: Some((4720, 4752))
+                },
+            ]
         );
+        assert_eq!(super::kernel_figure(rows.first()), "812");
+        assert_eq!(super::kernel_figure(rows.get(1)), "4736 (4720..4752)");
+        assert_eq!(super::kernel_figure(None), "-");
     }
 }

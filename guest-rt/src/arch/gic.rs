@@ -135,6 +135,84 @@ pub fn gicd_read(offset: usize) -> u32 {
     }
 }
 
+/// Distributor registers of a partition's SPIs (Arm IHI 0069 12.9, IHI 0048B 4.3): the
+/// set-enable, clear-enable and set-pending bitmaps, the priority and (GICv2) target
+/// bytes, the two-bit configuration fields, and (GICv3) the 64-bit routers.
+const GICD_CTLR: usize = 0x000;
+const GICD_ISENABLER: usize = 0x100;
+const GICD_ICENABLER: usize = 0x180;
+const GICD_ISPENDR: usize = 0x200;
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_ITARGETSR: usize = 0x800;
+const GICD_ICFGR: usize = 0xc00;
+const GICD_IROUTER: usize = 0x6000;
+/// GICD_CTLR: GICv3 ARE_NS with both groups on (IHI 0069 12.9.4); GICv2 enable (4.3.1).
+const GICD_CTLR_V3_ON: u32 = (1 << 4) | 0b11;
+const GICD_CTLR_V2_ON: u32 = 1;
+
+/// The word of a one-bit-per-line register that holds `intid`, and its bit.
+fn bit_of(base: usize, intid: u32) -> (usize, u32) {
+    (base + (intid as usize / 32) * 4, 1 << (intid % 32))
+}
+
+/// Writes `byte` as line `intid`'s byte of a byte-per-line register (read-modify-write of
+/// its word: hv emulates word accesses).
+fn set_byte_of(base: usize, intid: u32, byte: u8) {
+    let (offset, lane) = (base + (intid as usize / 4) * 4, (intid % 4) * 8);
+    let word = gicd_read(offset);
+    gicd_write(offset, (word & !(0xff << lane)) | (u32::from(byte) << lane));
+}
+
+/// Enables (or masks) line `intid` in the distributor.
+pub fn set_spi_enabled(intid: u32, on: bool) {
+    let (offset, bit) = bit_of(if on { GICD_ISENABLER } else { GICD_ICENABLER }, intid);
+    gicd_write(offset, bit);
+}
+
+/// Whether line `intid` reads as enabled in the distributor.
+pub fn spi_enabled(intid: u32) -> bool {
+    let (offset, bit) = bit_of(GICD_ISENABLER, intid);
+    gicd_read(offset) & bit != 0
+}
+
+/// Makes line `intid` pending, as if its device had signalled it.
+pub fn pend_spi(intid: u32) {
+    let (offset, bit) = bit_of(GICD_ISPENDR, intid);
+    gicd_write(offset, bit);
+}
+
+/// Sets SPI `intid` up to reach vCPU `vcpu` at `priority`: distributor on, priority byte,
+/// routing (GICv3 IROUTER Aff0 = vCPU index, GICv2 target bit), and edge- (`edge`) or
+/// level-sensitive. Enabling the line is left to its handler's registration.
+pub fn set_up_spi(intid: u32, vcpu: usize, priority: u8, edge: bool) {
+    gicd_write(
+        GICD_CTLR,
+        if is_v3() {
+            GICD_CTLR_V3_ON
+        } else {
+            GICD_CTLR_V2_ON
+        },
+    );
+    set_byte_of(GICD_IPRIORITYR, intid, priority);
+    if is_v3() {
+        // Virtual affinity: hv's distributor model maps vCPU indexes to CPUs.
+        gicd_write(GICD_IROUTER + 8 * intid as usize, vcpu as u32);
+    } else {
+        set_byte_of(GICD_ITARGETSR, intid, 1 << vcpu);
+    }
+    // Two bits per line; bit 1 of the field set = edge-triggered.
+    let (offset, field) = (GICD_ICFGR + (intid as usize / 16) * 4, (intid % 16) * 2 + 1);
+    let config = gicd_read(offset);
+    gicd_write(
+        offset,
+        if edge {
+            config | 1 << field
+        } else {
+            config & !(1 << field)
+        },
+    );
+}
+
 /// The distributor frame guest-rt maps (as device memory) to talk to its emulation.
 pub fn distributor_frame(info: &GicInfo) -> platform::config::Region {
     let size = match info.version {

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use guest_rt::irq_registry::IrqError;
 use guest_rt::irq_thread::{ThreadedLine, TopHalf};
-use guest_rt::{Priority, ThreadId, ThreadSpec};
+use guest_rt::{CpuMask, Priority, ThreadId, ThreadSpec};
 use spin::Mutex;
 
 use super::{devices, gic, threads};
@@ -19,27 +19,30 @@ use super::{devices, gic, threads};
 /// exclude each other), so never contended.
 static LINES: Mutex<Vec<ThreadedLine>> = Mutex::new(Vec::new());
 
-/// GICD_ISENABLER / GICD_ICENABLER (Arm IHI 0069 12.9.14-15, IHI 0048B 4.3.5-6).
-const GICD_ISENABLER: usize = 0x100;
-const GICD_ICENABLER: usize = 0x180;
-
-fn set_enabled(intid: u32, on: bool) {
-    let base = if on { GICD_ISENABLER } else { GICD_ICENABLER };
-    gic::gicd_write(base + (intid as usize / 32) * 4, 1 << (intid % 32));
-}
-
 /// Registers `handler` for SPI `intid`, run by a new thread at `priority` (on any vCPU).
 /// The line is enabled when this returns; each interrupt runs `handler` once in that
 /// thread, with the line masked until it returns.
 pub fn register(intid: u32, priority: Priority, handler: fn(u32)) -> Result<ThreadId, IrqError> {
+    register_on(intid, priority, CpuMask::from_bits(u64::MAX), handler)
+}
+
+/// As [`register`], with the handler thread kept to the vCPUs in `affinity` (e.g. the one
+/// the line is routed to, so the wake-up never crosses vCPUs).
+pub fn register_on(
+    intid: u32,
+    priority: Priority,
+    affinity: CpuMask,
+    handler: fn(u32),
+) -> Result<ThreadId, IrqError> {
     devices::register(intid, top_half)?;
     threads::with(|k, _| LINES.lock().push(ThreadedLine::new(k, intid)));
     let spec = ThreadSpec {
         priority,
         ..ThreadSpec::fifo(0)
-    };
+    }
+    .on(affinity);
     let thread = threads::spawn(spec, move || handler_thread(intid, handler));
-    set_enabled(intid, true);
+    gic::set_spi_enabled(intid, true);
     Ok(thread)
 }
 
@@ -63,7 +66,7 @@ fn top_half(intid: u32) {
     let action =
         threads::from_interrupt(|k, cpu| with_line(k, intid, |line, k| line.top_half(k, cpu)));
     if action == TopHalf::MaskAndWoken {
-        set_enabled(intid, false);
+        gic::set_spi_enabled(intid, false);
     }
 }
 
@@ -72,7 +75,7 @@ fn handler_thread(intid: u32, handler: fn(u32)) {
         threads::wait(|k, cpu| with_line(k, intid, |line, k| line.wait(k, cpu)));
         handler(intid);
         if threads::with(|k, _| with_line(k, intid, |line, _| line.handled())) {
-            set_enabled(intid, true);
+            gic::set_spi_enabled(intid, true);
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod irqmask;
 pub mod kernel_bench;
 pub mod kernel_selftest;
 pub mod mmu;
+pub mod pl031;
 pub mod probe;
 pub mod selftest;
 pub mod threads;

@@ -349,23 +349,11 @@ pub fn gic_burst_receiver() {
     }
 }
 
-/// PL031 real-time clock registers (ARM DDI 0224): data, match, interrupt mask set,
-/// interrupt clear.
-const RTC_DR: usize = 0x00;
-const RTC_MR: usize = 0x04;
-const RTC_IMSC: usize = 0x10;
-const RTC_ICR: usize = 0x1c;
-static RTC_BASE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 static RTC_FIRED: AtomicBool = AtomicBool::new(false);
-
-fn rtc(offset: usize) -> *mut u32 {
-    (RTC_BASE.load(Ordering::Relaxed) + offset) as *mut u32
-}
 
 /// The RTC's threaded handler: clear the device's interrupt (the line drops), flag it.
 fn rtc_interrupt(_intid: u32) {
-    // SAFETY: the RTC is this partition's device, mapped as device memory.
-    unsafe { rtc(RTC_ICR).write_volatile(1) };
+    super::pl031::clear_interrupt();
     RTC_FIRED.store(true, Ordering::Release);
 }
 
@@ -376,15 +364,13 @@ const RTC_HANDLER_PRIORITY: u8 = 70;
 /// line up through the emulated distributor (enable, priority, route to vCPU 0), let the
 /// RTC fire one second later, and wait for the handler thread to have run.
 pub fn spi_check() {
-    use super::{devices, gic, irq_threads, threads, timer};
-    let Some(dev) = devices::find("arm,pl031") else {
+    use super::{gic, irq_threads, pl031, threads, timer};
+    let Some(intid) = pl031::find() else {
         print(format_args!(
             "spi-check: no PL031 passed through; nothing to test"
         ));
         return;
     };
-    let intid = dev.irqs[0];
-    RTC_BASE.store(dev.region.base as usize, Ordering::Relaxed);
     let prio = guest_rt::Priority::new(RTC_HANDLER_PRIORITY);
     let refused = irq_threads::register(intid, prio, rtc_interrupt).err();
     let again = irq_threads::register(intid, prio, rtc_interrupt).err();
@@ -393,27 +379,11 @@ pub fn spi_check() {
         "spi-check: register INTID {intid}: {refused:?}; again: {again:?}; INTID {}: {foreign:?}",
         intid + 1
     ));
-    let word = |base: usize| base + (intid as usize / 32) * 4;
-    let byte_word = |base: usize| base + (intid as usize / 4) * 4;
-    let lane = (intid % 4) * 8;
-    gic::gicd_write(0x0, if gic::is_v3() { (1 << 4) | 0b11 } else { 1 });
-    let prio = gic::gicd_read(byte_word(0x400));
-    gic::gicd_write(byte_word(0x400), (prio & !(0xff << lane)) | (0xa0 << lane));
-    if gic::is_v3() {
-        gic::gicd_write(0x6000 + 8 * intid as usize, 0); // Aff0 = vCPU 0
-    } else {
-        let targets = gic::gicd_read(byte_word(0x800));
-        gic::gicd_write(byte_word(0x800), (targets & !(0xff << lane)) | (1 << lane));
-    }
-    gic::gicd_write(word(0x100), 1 << (intid % 32));
-    let enabled = gic::gicd_read(word(0x100)) & (1 << (intid % 32)) != 0;
+    gic::set_up_spi(intid, 0, 0xa0, false);
+    gic::set_spi_enabled(intid, true);
+    let enabled = gic::spi_enabled(intid);
     let start = timer::now_ns();
-    // SAFETY: the RTC is this partition's device, mapped as device memory.
-    unsafe {
-        let now = rtc(RTC_DR).read_volatile();
-        rtc(RTC_MR).write_volatile(now.wrapping_add(1));
-        rtc(RTC_IMSC).write_volatile(1);
-    }
+    pl031::fire_in(1);
     while !RTC_FIRED.load(Ordering::Acquire) && timer::now_ns() - start < 5_000_000_000 {
         threads::sleep_ns(10_000_000);
     }
