@@ -122,7 +122,10 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         error!("the partition's DTB describes no interrupt controller");
         power_off()
     });
-    gic::init(&gic_info);
+    if let Err(why) = gic::init(&gic_info) {
+        error!("{why}");
+        power_off()
+    }
     if !bare {
         let physical = super::devices::physical_mpidrs(dtb_bytes(dtb));
         if !physical.is_empty() {

@@ -16,8 +16,19 @@ pub struct Device {
 }
 
 static DEVICES: Once<Vec<Device>> = Once::new();
+
+/// How the interrupt path ends an interrupt after its top half (it always drops the
+/// priority first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Deactivate it now: the line can fire again.
+    Deactivate,
+    /// Leave it active: whoever the top half handed it to deactivates it later.
+    LeaveActive,
+}
+
 /// A top-half interrupt handler (gets the INTID).
-pub type Handler = fn(u32);
+pub type Handler = fn(u32) -> Ending;
 
 static HANDLERS: Once<Mutex<IrqRegistry<Handler>>> = Once::new();
 

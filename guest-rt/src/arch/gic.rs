@@ -1,8 +1,15 @@
-//! The partition's CPU interface to its (virtual) GIC: acknowledge and end interrupts.
+//! The partition's CPU interface to its (virtual) GIC: acknowledge, drop priority,
+//! deactivate.
 //!
 //! On GICv3 these are the ICC_* system registers, which `hv` turns into the virtual ICV_*
 //! interface; on GICv2 it is the GICC frame the partition's DTB names (hv maps the GICV
 //! frame there). Offsets: Arm IHI 0048B 4.4 (GICC), IHI 0069 12.2 (ICC).
+//!
+//! The interface runs with EOImode = 1: an EOI only drops the running priority, and the
+//! interrupt stays active (never signalled again) until its deactivation. The interrupt
+//! path does both at once for what it handles whole; a threaded line stays active until
+//! its handler thread returns (see [`super::irq_threads`]). For a hardware-linked virtual
+//! interrupt under hv, the guest's deactivation deactivates the physical one too.
 
 use platform::config::GicVersion;
 use platform::dtb::GicInfo;
@@ -35,13 +42,30 @@ const GICC_CTLR: usize = 0x00;
 const GICC_PMR: usize = 0x04;
 const GICC_IAR: usize = 0x0c;
 const GICC_EOIR: usize = 0x10;
+/// GICC_DIR, in the frame's second 4 KiB page (IHI 0048B 4.4, GICC_DIR; GICV_DIR, 5.3).
+const GICC_DIR: usize = 0x1000;
 /// GICC_CTLR: enable group 0 and group 1 interrupts.
 const GICC_CTLR_ENABLE: u32 = 0b11;
+/// GICC_CTLR.EOImodeNS: bit 9 in the Non-secure copy, and bit 9 (EOImodeS, the one that
+/// applies) in a GIC without Security Extensions (IHI 0048B 4.4, GICC_CTLR); the virtual
+/// GICV_CTLR.EOImode is bit 9 too (5.3, GICV_CTLR).
+const GICC_CTLR_EOIMODE: u32 = 1 << 9;
+/// ICC_CTLR_EL1.EOImode, bit 1 (IHI 0069 12.2.6; under hv this is ICV_CTLR_EL1's).
+const ICC_CTLR_EOIMODE: u64 = 1 << 1;
+/// GICv2 IAR/EOIR/DIR: INTID [9:0] and, for SGIs, the sending CPU [12:10], which the EOI
+/// and the deactivation must give back (IHI 0048B 4.4.4).
+const GICV2_ACK_BITS: u32 = 0x1fff;
 /// INTIDs at or above this are spurious.
 const SPURIOUS: u32 = 1020;
 
-/// Records the interface from the partition's DTB (vCPU 0, once).
-pub fn init(info: &GicInfo) {
+/// Records the interface from the partition's DTB (vCPU 0, once). Refuses a GICv2 CPU
+/// interface frame too small to reach GICC_DIR.
+pub fn init(info: &GicInfo) -> Result<(), &'static str> {
+    if let (GicVersion::V2, Some(gicc)) = (info.version, info.gicc) {
+        if gicc.size < (GICC_DIR + 4) as u64 {
+            return Err("the GICC frame is smaller than 8 KiB: no GICC_DIR to deactivate with");
+        }
+    }
     INTERFACE.call_once(|| match (info.version, info.gicc) {
         (GicVersion::V2, Some(gicc)) => Interface::V2(gicc.base as usize),
         _ => Interface::V3,
@@ -50,6 +74,7 @@ pub fn init(info: &GicInfo) {
     if let Some(gicr) = info.gicr {
         GICR.call_once(|| gicr.base as usize);
     }
+    Ok(())
 }
 
 /// The GICv3 redistributors (guest-rt maps them only when booted bare).
@@ -234,21 +259,27 @@ fn reg(base: usize, offset: usize) -> *mut u32 {
     (base + offset) as *mut u32
 }
 
-/// Enables this vCPU's interface: every priority unmasked, both groups on.
+/// Enables this vCPU's interface: every priority unmasked, both groups on, and EOImode =
+/// 1 (an EOI drops priority only; [`deactivate`] ends the interrupt).
 pub fn init_cpu() {
     match INTERFACE.get() {
         Some(Interface::V3) => {
-            // SAFETY: these registers configure only this vCPU's (virtual) CPU interface.
+            // SAFETY: these registers configure only this vCPU's (virtual) CPU interface;
+            // interrupts are still masked here, so none is in flight while EOImode changes.
             unsafe {
                 core::arch::asm!(
                     "mrs {t}, icc_sre_el1",
                     "orr {t}, {t}, #1",
                     "msr icc_sre_el1, {t}",
                     "isb",
+                    "mrs {t}, icc_ctlr_el1",
+                    "orr {t}, {t}, {eoimode}",
+                    "msr icc_ctlr_el1, {t}",
                     "msr icc_pmr_el1, {pmr}",
                     "msr icc_igrpen1_el1, {one}",
                     "isb",
                     t = out(reg) _,
+                    eoimode = in(reg) ICC_CTLR_EOIMODE,
                     pmr = in(reg) 0xffu64,
                     one = in(reg) 1u64,
                     options(nostack)
@@ -259,16 +290,24 @@ pub fn init_cpu() {
             // SAFETY: the GICC frame is mapped as device memory and banked per vCPU.
             unsafe {
                 reg(*base, GICC_PMR).write_volatile(0xff);
-                reg(*base, GICC_CTLR).write_volatile(GICC_CTLR_ENABLE);
+                reg(*base, GICC_CTLR).write_volatile(GICC_CTLR_ENABLE | GICC_CTLR_EOIMODE);
             }
         }
         None => {}
     }
 }
 
+/// An acknowledged interrupt: its INTID, and the value its EOI and deactivation write
+/// back (on GICv2 an SGI's also names its sender).
+#[derive(Clone, Copy, Debug)]
+pub struct Acked {
+    pub intid: u32,
+    value: u32,
+}
+
 /// Acknowledges the pending interrupt, if any.
-pub fn acknowledge() -> Option<u32> {
-    let intid = match INTERFACE.get()? {
+pub fn acknowledge() -> Option<Acked> {
+    let value = match INTERFACE.get()? {
         Interface::V3 => {
             let iar: u64;
             // SAFETY: acknowledging hands the interrupt to this handler, which ends it.
@@ -278,23 +317,51 @@ pub fn acknowledge() -> Option<u32> {
         Interface::V2(base) => {
             // SAFETY: as above, through the mapped GICC frame.
             let iar = unsafe { reg(*base, GICC_IAR).read_volatile() };
-            iar & 0x3ff
+            iar & GICV2_ACK_BITS
         }
     };
-    (intid < SPURIOUS).then_some(intid)
+    let intid = if is_v3() { value } else { value & 0x3ff };
+    (intid < SPURIOUS).then_some(Acked { intid, value })
 }
 
-/// Ends (drops priority and deactivates) an acknowledged interrupt.
-pub fn end(intid: u32) {
+/// Drops the running priority of an acknowledged interrupt (EOI with EOImode = 1): other
+/// interrupts can be taken, but this one stays active until [`deactivate`]d.
+pub fn drop_priority(acked: Acked) {
     match INTERFACE.get() {
         Some(Interface::V3) => {
-            // SAFETY: ends the interrupt this vCPU acknowledged.
+            // SAFETY: ends the priority of the interrupt this vCPU acknowledged.
             unsafe {
-                core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack))
+                core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(acked.value), options(nostack))
             };
         }
         // SAFETY: as above, through the mapped GICC frame.
-        Some(Interface::V2(base)) => unsafe { reg(*base, GICC_EOIR).write_volatile(intid) },
+        Some(Interface::V2(base)) => unsafe { reg(*base, GICC_EOIR).write_volatile(acked.value) },
+        None => {}
+    }
+}
+
+/// Deactivates an interrupt this vCPU acknowledged and dropped the priority of: it can
+/// be signalled again (an edge that came meanwhile is delivered now).
+pub fn deactivate(acked: Acked) {
+    deactivate_value(acked.value);
+}
+
+/// Deactivates threaded line `intid` (an SPI, so no sender field), left active on this
+/// vCPU by its top half.
+pub fn deactivate_spi(intid: u32) {
+    deactivate_value(intid);
+}
+
+fn deactivate_value(value: u32) {
+    match INTERFACE.get() {
+        Some(Interface::V3) => {
+            // SAFETY: deactivates an interrupt of this vCPU's (virtual) interface only.
+            unsafe {
+                core::arch::asm!("msr icc_dir_el1, {0}", "isb", in(reg) u64::from(value), options(nostack))
+            };
+        }
+        // SAFETY: as above; `init` checked the mapped frame reaches GICC_DIR.
+        Some(Interface::V2(base)) => unsafe { reg(*base, GICC_DIR).write_volatile(value) },
         None => {}
     }
 }

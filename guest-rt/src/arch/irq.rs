@@ -1,12 +1,15 @@
 //! The interrupt top half: acknowledge, dispatch, end. Runs with interrupts masked and
-//! does only bounded work (the timer's is to disarm it and flag the sleeper). On a vCPU
-//! that runs threads, the timer and the reschedule SGI end in one kernel entry after all
-//! interrupts are ended, which may switch to another thread: the kernel is preemptible
-//! from the interrupt return path.
+//! does only bounded work (the timer's is to disarm it and flag the sleeper). Every
+//! interrupt's priority is dropped here; all but a threaded line's are deactivated here
+//! too (the CPU interface runs with EOImode = 1, see [`gic`]). On a vCPU that runs
+//! threads, the timer and the reschedule SGI end in one kernel entry after all interrupts
+//! are ended, which may switch to another thread: the kernel is preemptible from the
+//! interrupt return path.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{gic, threads, timer, vcpu_index, MAX_VCPUS};
+use super::devices::Ending;
+use super::{gic, irq_threads, threads, timer, vcpu_index, MAX_VCPUS};
 
 /// Interrupts that nobody here expects, per vCPU.
 static UNEXPECTED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
@@ -34,7 +37,9 @@ pub extern "C" fn handle() {
     // Whether the kernel must look at this vCPU (timer expiry or a reschedule request).
     let mut kernel_entry = false;
     let scheduler_here = threads::active_here();
-    while let Some(intid) = gic::acknowledge() {
+    while let Some(acked) = gic::acknowledge() {
+        let intid = acked.intid;
+        let mut ending = Ending::Deactivate;
         if intid == timer::intid() && scheduler_here {
             // Level-triggered: disarm before ending it; the kernel programs the next deadline.
             timer::disarm();
@@ -47,16 +52,22 @@ pub extern "C" fn handle() {
             SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
             SGI_IDS[vcpu_index()].fetch_or(1 << intid, Ordering::Relaxed);
         } else if let Some(handler) = super::devices::handler(intid) {
-            handler(intid);
+            ending = handler(intid);
             // A threaded line's top half may have woken a thread that should run now.
             kernel_entry |= scheduler_here;
         } else {
             UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         }
-        gic::end(intid);
+        gic::drop_priority(acked);
+        if ending == Ending::Deactivate {
+            gic::deactivate(acked);
+        }
     }
-    // Every interrupt is ended before the kernel may switch away from the interrupted
-    // context: a switched-out handler must not hold the CPU interface's running priority.
+    // Threaded lines whose handlers returned on another vCPU, still active here.
+    irq_threads::deactivate_owed_here();
+    // Every interrupt's priority is dropped before the kernel may switch away from the
+    // interrupted context: a switched-out handler must not hold the CPU interface's
+    // running priority.
     if kernel_entry {
         threads::on_interrupt();
     }

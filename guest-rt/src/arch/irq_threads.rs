@@ -2,32 +2,46 @@
 //! and each handler's thread.
 //!
 //! Owns the table of threaded lines (touched only with the kernel lock held) and the
-//! masking of a line in the (emulated) distributor. The protocol itself is the portable
+//! deactivation that re-arms a line. The protocol itself is the portable
 //! [`ThreadedLine`]; refusals (not an SPI, not the partition's, registered twice) come from
 //! the device registry ([`super::devices::register`]).
+//!
+//! One-shot without touching the distributor: the top half drops the interrupt's
+//! priority but leaves it active (EOImode = 1, see [`gic`]), so the GIC does not signal
+//! the line again; the handler thread's return deactivates it. An edge arriving while it
+//! is active makes it active and pending, delivered right after that deactivation. Only
+//! the vCPU that acknowledged the interrupt can deactivate it (under hv it sits in that
+//! vCPU's list register): a handler that returns on another vCPU asks that one, with the
+//! reschedule SGI, to do it on its interrupt path ([`deactivate_owed_here`]).
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use guest_rt::irq_registry::IrqError;
-use guest_rt::irq_thread::{ThreadedLine, TopHalf};
+use guest_rt::irq_thread::{Deactivate, ThreadedLine};
 use guest_rt::{CpuMask, Priority, ThreadId, ThreadSpec};
 use spin::Mutex;
 
-use super::{devices, gic, threads};
+use super::devices::{self, Ending};
+use super::{gic, threads, vcpu_index, MAX_VCPUS};
 
 /// The lines with handler threads. Locked only inside kernel entries (which already
 /// exclude each other), so never contended.
 static LINES: Mutex<Vec<ThreadedLine>> = Mutex::new(Vec::new());
 
+/// Per vCPU: a threaded line's interrupt is still active on its interface although its
+/// handler returned (on another vCPU); set before the SGI that asks it to deactivate.
+static OWED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+
 /// Registers `handler` for SPI `intid`, run by a new thread at `priority` (on any vCPU).
 /// The line is enabled when this returns; each interrupt runs `handler` once in that
-/// thread, with the line masked until it returns.
+/// thread, and the line does not fire again until it returns.
 pub fn register(intid: u32, priority: Priority, handler: fn(u32)) -> Result<ThreadId, IrqError> {
     register_on(intid, priority, CpuMask::from_bits(u64::MAX), handler)
 }
 
 /// As [`register`], with the handler thread kept to the vCPUs in `affinity` (e.g. the one
-/// the line is routed to, so the wake-up never crosses vCPUs).
+/// the line is routed to, so the wake-up and the deactivation never cross vCPUs).
 pub fn register_on(
     intid: u32,
     priority: Priority,
@@ -59,25 +73,54 @@ fn with_line<R>(
     f(line, k)
 }
 
-/// A threaded line's top half (interrupts masked, acknowledged, not yet ended): mask the
-/// line and wake its thread. The switch to that thread, if it is the most urgent here,
-/// happens on the interrupt's way out.
-fn top_half(intid: u32) {
-    let action =
-        threads::from_interrupt(|k, cpu| with_line(k, intid, |line, k| line.top_half(k, cpu)));
-    if action == TopHalf::MaskAndWoken {
-        gic::set_spi_enabled(intid, false);
-    }
+/// A threaded line's top half (interrupts masked, acknowledged, priority not dropped
+/// yet): wake its thread and leave the interrupt active. The switch to that thread, if it
+/// is the most urgent here, happens on the interrupt's way out.
+fn top_half(intid: u32) -> Ending {
+    // Woken or (never, by the architecture) already active: either way the interrupt
+    // stays active until the handler's pass ends.
+    threads::from_interrupt(|k, cpu| with_line(k, intid, |line, k| line.top_half(k, cpu)));
+    Ending::LeaveActive
 }
 
 fn handler_thread(intid: u32, handler: fn(u32)) {
     loop {
         threads::wait(|k, cpu| with_line(k, intid, |line, k| line.wait(k, cpu)));
         handler(intid);
-        if threads::with(|k, _| with_line(k, intid, |line, _| line.handled())) {
-            gic::set_spi_enabled(intid, true);
+        // Under the kernel lock, interrupts masked: the thread cannot migrate between
+        // learning where it runs and deactivating there.
+        let owed_to = threads::with(|k, cpu| {
+            with_line(k, intid, |line, _| match line.handled(cpu) {
+                Deactivate::Here => {
+                    gic::deactivate_spi(intid);
+                    None
+                }
+                Deactivate::On(other) => Some(other),
+                Deactivate::Nothing => None,
+            })
+        });
+        if let Some(other) = owed_to {
+            OWED[other].store(true, Ordering::Release);
+            gic::send_sgi(threads::RESCHED_SGI, other);
         }
     }
+}
+
+/// On the interrupt path, after every acknowledged interrupt's priority was dropped:
+/// deactivates the threaded lines whose handlers returned on another vCPU while their
+/// interrupts were active on this one. One load when there are none.
+pub fn deactivate_owed_here() {
+    let owed = &OWED[vcpu_index()];
+    if !owed.load(Ordering::Relaxed) || !owed.swap(false, Ordering::Acquire) {
+        return;
+    }
+    threads::from_interrupt(|_, cpu| {
+        for line in LINES.lock().iter_mut() {
+            if line.take_owed(cpu) {
+                gic::deactivate_spi(line.intid());
+            }
+        }
+    });
 }
 
 /// (woken, handled) counts of a threaded line.

@@ -149,8 +149,8 @@ const SPI_ROUNDS: u64 = 200;
 const SPI_HANDLER_PRIORITY: u8 = 80;
 /// The line's priority in the distributor (any unmasked one would do).
 const SPI_GIC_PRIORITY: u8 = 0xa0;
-/// Pause after each round: the handler thread re-enables the line (after it signalled
-/// us) before the next pend, so no round waits for the previous unmask.
+/// Pause after each round: the handler thread deactivates the interrupt (after it
+/// signalled us) before the next pend, so no round waits for the previous deactivation.
 const SPI_GAP_NS: u64 = 50_000;
 
 /// When the handler thread last started running (virtual ns).
@@ -174,8 +174,9 @@ fn spi_handler(_intid: u32) {
 /// (emulated by hv, which pends the physical line; it comes back through hv's injection,
 /// or straight to the vCPU with exit-less delivery). Each sample is from just before the
 /// pend to the handler thread's first instruction: the trapped distributor write, the
-/// interrupt's delivery, the top half (which masks the line: another trapped write) and
-/// the switch. The two distributor writes are most of it; their cost is reported too.
+/// interrupt's delivery, the top half (which leaves the interrupt active instead of
+/// masking the line: no distributor access) and the switch. The pend's trapped write is
+/// a large part of it; its cost is reported too.
 /// Measured twice: the pending thread on vCPU 0 (the handler preempts it) and on vCPU 1
 /// (vCPU 0 idle in WFI; under -icount vCPU 1's instructions until it sleeps count too).
 fn device_interrupt(done: CompletionId) {
@@ -206,7 +207,7 @@ fn device_interrupt(done: CompletionId) {
     }
 
     // What one distributor access costs (a trap to hv and back, in both delivery modes):
-    // each sample below has two writes, the pend and the top half's mask.
+    // each sample below has one write, the pend.
     let start = now_ns();
     for _ in 0..ROUNDS {
         core::hint::black_box(gic::spi_enabled(intid));
