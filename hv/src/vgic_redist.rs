@@ -34,8 +34,8 @@
 use platform::config::GicVersion;
 
 use super::{
-    AccessError, AccessWidth, BitOp, Effects, VgicDistributor, View, BITMAPS, BITMAP_BANK, ICFGR,
-    IIDR_VALUE, IPRIORITYR,
+    AccessError, AccessWidth, BitOp, Effect, Effects, VgicDistributor, View, BITMAPS, BITMAP_BANK,
+    ICFGR, IIDR_VALUE, IPRIORITYR,
 };
 
 /// One vCPU's redistributor: RD_base and SGI_base, 64 KiB each.
@@ -154,10 +154,26 @@ impl VgicDistributor {
         value: u64,
         accessing_vcpu: usize,
     ) -> Result<Effects, AccessError> {
+        Effects::collect(|out| {
+            self.write_redist_each(offset, width, value, accessing_vcpu, |e| out.push(e))
+        })
+    }
+
+    /// [`Self::write_redist`] for the trap path, as [`VgicDistributor::write_each`] is for
+    /// [`VgicDistributor::write`]: each effect goes to `apply` in order, none is
+    /// collected; on an error `apply` is never called and the model is unchanged.
+    pub fn write_redist_each(
+        &mut self,
+        offset: u64,
+        width: AccessWidth,
+        value: u64,
+        accessing_vcpu: usize,
+        mut apply: impl FnMut(Effect),
+    ) -> Result<(), AccessError> {
         let (frame, reg) = self.decode_redist(offset, width, accessing_vcpu)?;
         let value = value & width.mask();
         let view = View::Redistributor;
-        let mut out = Effects::new();
+        let out = &mut apply;
         match reg {
             RedistReg::Waker => {
                 if value as u32 & WAKER_PROCESSOR_SLEEP != 0 {
@@ -168,13 +184,11 @@ impl VgicDistributor {
             }
             // Group 1 for every visible line: read-as-one, write-ignored (as GICD's).
             RedistReg::Group | RedistReg::RazWi => {}
-            RedistReg::Bits(op) => self.write_bits(view, op, 0, value as u32, frame, &mut out),
+            RedistReg::Bits(op) => self.write_bits(view, op, 0, value as u32, frame, out),
             RedistReg::Priority { first } => {
-                self.write_priority(view, first, width, value, frame, &mut out)
+                self.write_priority(view, first, width, value, frame, out)
             }
-            RedistReg::Config { index: 1 } => {
-                self.write_config(view, 1, value as u32, frame, &mut out)
-            }
+            RedistReg::Config { index: 1 } => self.write_config(view, 1, value as u32, frame, out),
             // ICFGR0 (SGIs are always edge) and the ID registers are read-only.
             RedistReg::Config { .. }
             | RedistReg::Iidr
@@ -182,7 +196,7 @@ impl VgicDistributor {
             | RedistReg::Pidr2
             | RedistReg::Reserved => self.stats.reserved += 1,
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Whether vCPU `vcpu`'s redistributor is awake (GICR_WAKER.ProcessorSleep clear).
@@ -687,5 +701,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// As `write_redist`: frame 1's PPI 27 reaches its CPU (6), SGI 1 stays virtual; a
+    /// refused access hands over nothing.
+    #[test]
+    fn write_redist_each_hands_over_the_frames_effects() {
+        let mut d = part();
+        let mut seen = Vec::new();
+        let enable = sgi(1, 0x100);
+        d.write_redist_each(enable, Word, (1 << 27) | (1 << 1), 0, |e| seen.push(e))
+            .unwrap();
+        assert_eq!(seen, [Effect::Enable(banked(27, 6))]);
+        assert_eq!(r(&d, enable), (1 << 27) | (1 << 1));
+        let result = d.write_redist_each(sgi(1, 0x182), Word, u64::MAX, 0, |e| {
+            panic!("{e:?} from a misaligned access")
+        });
+        assert!(result.is_err());
+        assert_eq!(r(&d, enable), (1 << 27) | (1 << 1));
     }
 }

@@ -763,23 +763,31 @@ fn emulate_vgic(
     let rt = usize::from(da.register);
     if da.write {
         let value = if rt == 31 { 0 } else { frame.x[rt] };
-        let effects = {
+        let gic = gic::get().expect("partitions run only once the GIC is up");
+        // Line effects reach the GIC as the model decides them, under its lock (as in
+        // `reset_interrupts`): no effect list is built and copied on this path, and two
+        // vCPUs' writes reach the hardware in the model's order. The SGI (at most one per
+        // access) is delivered after the lock is released.
+        let mut sgi = None;
+        let apply = |effect: Effect| match effect {
+            Effect::SendSgi { .. } => sgi = Some(effect),
+            other if partition.physical(&other) => gic.apply(&other),
+            _ => {}
+        };
+        let written = {
             let mut vgic = partition.vgic.lock();
             match which {
-                VgicFrame::Distributor => vgic.write(offset, width, value, vcpu),
-                VgicFrame::Redistributors => vgic.write_redist(offset, width, value, vcpu),
+                VgicFrame::Distributor => vgic.write_each(offset, width, value, vcpu, apply),
+                VgicFrame::Redistributors => {
+                    vgic.write_redist_each(offset, width, value, vcpu, apply)
+                }
             }
         };
-        let Ok(effects) = effects else {
+        if written.is_err() {
             return false;
-        };
-        let gic = gic::get().expect("partitions run only once the GIC is up");
-        for effect in &effects {
-            match effect {
-                Effect::SendSgi { .. } => deliver(partition, effect, vcpu),
-                other if partition.physical(other) => gic.apply(other),
-                _ => {}
-            }
+        }
+        if let Some(effect) = sgi {
+            deliver(partition, &effect, vcpu);
         }
         // The guest may just have enabled its console's line (or its distributor) while
         // the emulated UART's line is high.
