@@ -307,25 +307,60 @@ pub struct Acked {
 
 /// Acknowledges the pending interrupt, if any.
 pub fn acknowledge() -> Option<Acked> {
-    let value = match INTERFACE.get()? {
+    let acked = match INTERFACE.get()? {
         Interface::V3 => {
             let iar: u64;
             // SAFETY: acknowledging hands the interrupt to this handler, which ends it.
             unsafe { core::arch::asm!("mrs {0}, icc_iar1_el1", out(reg) iar, options(nostack)) };
-            iar as u32 & 0xff_ffff
+            let intid = iar as u32 & 0xff_ffff;
+            Acked {
+                intid,
+                value: intid,
+            }
         }
         Interface::V2(base) => {
             // SAFETY: as above, through the mapped GICC frame.
-            let iar = unsafe { reg(*base, GICC_IAR).read_volatile() };
-            iar & GICV2_ACK_BITS
+            let value = unsafe { reg(*base, GICC_IAR).read_volatile() } & GICV2_ACK_BITS;
+            Acked {
+                intid: value & 0x3ff,
+                value,
+            }
         }
     };
-    let intid = if is_v3() { value } else { value & 0x3ff };
-    (intid < SPURIOUS).then_some(Acked { intid, value })
+    (acked.intid < SPURIOUS).then_some(acked)
+}
+
+/// Ends an acknowledged interrupt handled whole: drops its priority, then deactivates it.
+pub fn end(acked: Acked) {
+    match INTERFACE.get() {
+        Some(Interface::V3) => {
+            // SAFETY: ends the interrupt this vCPU acknowledged (EOI before DIR, as
+            // EOImode = 1 requires).
+            unsafe {
+                core::arch::asm!(
+                    "msr icc_eoir1_el1, {0}",
+                    "isb",
+                    "msr icc_dir_el1, {0}",
+                    "isb",
+                    in(reg) u64::from(acked.value),
+                    options(nostack)
+                )
+            };
+        }
+        Some(Interface::V2(base)) => {
+            // SAFETY: as above, through the mapped GICC frame (`init` checked it reaches
+            // GICC_DIR); device writes to one frame stay in order.
+            unsafe {
+                reg(*base, GICC_EOIR).write_volatile(acked.value);
+                reg(*base, GICC_DIR).write_volatile(acked.value);
+            }
+        }
+        None => {}
+    }
 }
 
 /// Drops the running priority of an acknowledged interrupt (EOI with EOImode = 1): other
-/// interrupts can be taken, but this one stays active until [`deactivate`]d.
+/// interrupts can be taken, but this one stays active until [`deactivate_spi`]d.
 pub fn drop_priority(acked: Acked) {
     match INTERFACE.get() {
         Some(Interface::V3) => {
@@ -340,28 +375,19 @@ pub fn drop_priority(acked: Acked) {
     }
 }
 
-/// Deactivates an interrupt this vCPU acknowledged and dropped the priority of: it can
-/// be signalled again (an edge that came meanwhile is delivered now).
-pub fn deactivate(acked: Acked) {
-    deactivate_value(acked.value);
-}
-
-/// Deactivates threaded line `intid` (an SPI, so no sender field), left active on this
-/// vCPU by its top half.
+/// Deactivates threaded line `intid` (an SPI, so no sender field), acknowledged on this
+/// vCPU and left active by its top half after the priority drop: it can be signalled
+/// again (an edge that came meanwhile is delivered now).
 pub fn deactivate_spi(intid: u32) {
-    deactivate_value(intid);
-}
-
-fn deactivate_value(value: u32) {
     match INTERFACE.get() {
         Some(Interface::V3) => {
             // SAFETY: deactivates an interrupt of this vCPU's (virtual) interface only.
             unsafe {
-                core::arch::asm!("msr icc_dir_el1, {0}", "isb", in(reg) u64::from(value), options(nostack))
+                core::arch::asm!("msr icc_dir_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack))
             };
         }
         // SAFETY: as above; `init` checked the mapped frame reaches GICC_DIR.
-        Some(Interface::V2(base)) => unsafe { reg(*base, GICC_DIR).write_volatile(value) },
+        Some(Interface::V2(base)) => unsafe { reg(*base, GICC_DIR).write_volatile(intid) },
         None => {}
     }
 }

@@ -37,6 +37,7 @@ pub extern "C" fn handle() {
     // Whether the kernel must look at this vCPU (timer expiry or a reschedule request).
     let mut kernel_entry = false;
     let scheduler_here = threads::active_here();
+    let mut resched = false;
     while let Some(acked) = gic::acknowledge() {
         let intid = acked.intid;
         let mut ending = Ending::Deactivate;
@@ -47,6 +48,7 @@ pub extern "C" fn handle() {
         } else if intid == timer::intid() {
             timer::on_interrupt();
         } else if intid == threads::RESCHED_SGI {
+            resched = true;
             kernel_entry |= scheduler_here;
         } else if intid < 16 {
             SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
@@ -58,13 +60,16 @@ pub extern "C" fn handle() {
         } else {
             UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
         }
-        gic::drop_priority(acked);
-        if ending == Ending::Deactivate {
-            gic::deactivate(acked);
+        match ending {
+            Ending::Deactivate => gic::end(acked),
+            Ending::LeaveActive => gic::drop_priority(acked),
         }
     }
-    // Threaded lines whose handlers returned on another vCPU, still active here.
-    irq_threads::deactivate_owed_here();
+    if resched {
+        // Threaded lines whose handlers returned on another vCPU (which sent this SGI)
+        // while their interrupts were active here.
+        irq_threads::deactivate_owed_here();
+    }
     // Every interrupt's priority is dropped before the kernel may switch away from the
     // interrupted context: a switched-out handler must not hold the CPU interface's
     // running priority.

@@ -108,7 +108,8 @@ fn handler_thread(intid: u32, handler: fn(u32)) {
 
 /// On the interrupt path, after every acknowledged interrupt's priority was dropped:
 /// deactivates the threaded lines whose handlers returned on another vCPU while their
-/// interrupts were active on this one. One load when there are none.
+/// interrupts were active on this one (on the reschedule SGI they send). One load when
+/// there are none.
 pub fn deactivate_owed_here() {
     let owed = &OWED[vcpu_index()];
     if !owed.load(Ordering::Relaxed) || !owed.swap(false, Ordering::Acquire) {
