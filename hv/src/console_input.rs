@@ -1,6 +1,7 @@
-//! Sharing the one physical console between partitions: which partition gets the bytes
-//! typed on it ([`InputRouter`]), and keeping hv's prefixed lines apart from a guest's
-//! raw output on the screen ([`LineTracker`]).
+//! Sharing the one physical console's input between partitions: which partition gets the
+//! bytes typed on it ([`InputRouter`]). (Output needs no model: hv's and the RT
+//! partition's lines are prefixed, Linux's bytes pass through, and `arch::console` starts
+//! a prefixed line on a fresh line when Linux left the cursor mid-line.)
 //!
 //! Input: every typed byte goes to the partition with input focus, initially the first
 //! partition that takes input. Ctrl-] starts a command for hv: `n` moves the focus to
@@ -96,6 +97,7 @@ impl InputRouter {
     }
 
     /// Whether a Ctrl-] is waiting for its command byte.
+    #[cfg(test)]
     pub fn escape_pending(&self) -> bool {
         self.escaped
     }
@@ -158,76 +160,6 @@ impl InputRouter {
         (0..self.count)
             .map(|step| (start + step) % self.count)
             .find(|&i| self.accepts(i))
-    }
-}
-
-/// Who wrote to the physical console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// hv's own log lines.
-    Hv,
-    /// A partition, by index: prefixed lines (the RT kernel's console hypercall) or raw
-    /// bytes (an emulated UART).
-    Partition(usize),
-}
-
-/// Remembers where the physical console's cursor is, so hv can start its prefixed lines
-/// (`[hv cpu0] `, `[rt cpu2] `) at the start of a line even when a guest writing raw bytes
-/// (a shell prompt has no newline) left it mid-line.
-///
-/// Call a `before_` method before writing, emit a `\n` first when it returns true, then
-/// write and report the bytes to [`LineTracker::after_bytes`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LineTracker {
-    /// The last byte written was not `\n` (a `\r` still leaves text on the line).
-    mid_line: bool,
-    last: Option<Source>,
-}
-
-impl LineTracker {
-    pub const fn new() -> Self {
-        Self {
-            mid_line: false,
-            last: None,
-        }
-    }
-
-    /// Before `source` writes a prefixed line: whether a `\n` must go first, which is
-    /// whenever anyone left the cursor mid-line. Assumes the caller writes it.
-    pub fn before_line(&mut self, source: Source) -> bool {
-        let newline = self.mid_line;
-        self.mid_line = false;
-        self.last = Some(source);
-        newline
-    }
-
-    /// Before `source` writes raw bytes: whether a `\n` must go first, which is only when
-    /// *another* source left the cursor mid-line (a guest continuing its own line, such
-    /// as the echo after its prompt, must not be broken). Assumes the caller writes it.
-    pub fn before_raw(&mut self, source: Source) -> bool {
-        let newline = self.mid_line && self.last != Some(source);
-        if newline {
-            self.mid_line = false;
-        }
-        newline
-    }
-
-    /// `source` wrote `bytes` (a prefix, a line, or raw output).
-    pub fn after_bytes(&mut self, source: Source, bytes: &[u8]) {
-        if let Some(&last) = bytes.last() {
-            self.mid_line = last != b'\n';
-            self.last = Some(source);
-        }
-    }
-
-    /// Whether the cursor is mid-line.
-    pub fn mid_line(&self) -> bool {
-        self.mid_line
-    }
-
-    /// Who wrote last.
-    pub fn last_source(&self) -> Option<Source> {
-        self.last
     }
 }
 
@@ -409,62 +341,5 @@ mod tests {
             "unknown partition ignored"
         );
         assert_eq!(router.accepting().collect::<Vec<_>>(), [1]);
-    }
-
-    #[test]
-    fn hv_line_after_a_prompt_starts_on_a_new_line() {
-        let linux = Source::Partition(LINUX);
-        let mut lines = LineTracker::new();
-        assert!(!lines.before_raw(linux));
-        lines.after_bytes(linux, b"debian login: ");
-        assert!(lines.mid_line());
-        assert!(lines.before_line(Source::Hv), "newline before hv's line");
-        lines.after_bytes(Source::Hv, b"[hv cpu0] partition rt stopped\n");
-        assert!(!lines.mid_line());
-        assert_eq!(lines.last_source(), Some(Source::Hv));
-        // Linux's next output continues at the start of a fresh line: no extra newline.
-        assert!(!lines.before_raw(linux));
-        assert!(
-            !lines.before_line(Source::Hv),
-            "no blank lines between whole lines"
-        );
-    }
-
-    #[test]
-    fn a_guest_continuing_its_own_line_is_not_broken() {
-        let linux = Source::Partition(LINUX);
-        let mut lines = LineTracker::new();
-        lines.after_bytes(linux, b"$ ");
-        assert!(!lines.before_raw(linux));
-        lines.after_bytes(linux, b"l");
-        assert!(!lines.before_raw(linux));
-        lines.after_bytes(linux, b"s");
-        assert!(lines.mid_line());
-        // An empty write changes nothing.
-        lines.after_bytes(Source::Hv, b"");
-        assert_eq!(lines.last_source(), Some(linux));
-        assert!(lines.mid_line());
-    }
-
-    #[test]
-    fn raw_output_after_another_sources_partial_line_starts_a_new_line() {
-        let rt = Source::Partition(0);
-        let linux = Source::Partition(LINUX);
-        let mut lines = LineTracker::new();
-        assert!(!lines.before_line(rt));
-        lines.after_bytes(rt, b"[rt cpu2] ");
-        lines.after_bytes(rt, b"tick");
-        assert!(lines.before_raw(linux));
-        assert!(!lines.mid_line(), "the caller wrote the newline");
-        lines.after_bytes(linux, b"\r\n[  OK  ] Started\r\n");
-        assert!(!lines.before_line(rt));
-    }
-
-    #[test]
-    fn carriage_return_still_counts_as_mid_line() {
-        let linux = Source::Partition(LINUX);
-        let mut lines = LineTracker::new();
-        lines.after_bytes(linux, b" 42%\r");
-        assert!(lines.before_line(Source::Hv));
     }
 }

@@ -21,6 +21,8 @@ pub struct Session {
     /// Bytes of the line being printed (a shell prompt has no newline).
     partial: String,
     echo: bool,
+    /// Markers used by [`Self::shell`] so far.
+    markers: u64,
 }
 
 impl Session {
@@ -61,6 +63,7 @@ impl Session {
             lines: Vec::new(),
             partial: String::new(),
             echo,
+            markers: 0,
         })
     }
 
@@ -140,22 +143,44 @@ impl Session {
             .map_err(|e| Error::new(format!("typing into QEMU: {e}")))
     }
 
-    /// Runs one shell command and returns the lines it printed: types it followed by a
-    /// marker echo, then collects the lines between the command's echo and the marker,
-    /// leaving out the lines hv and the RT partition printed meanwhile (`[hv cpuN] `,
-    /// `[rt cpuN] `).
+    /// Runs one shell command and returns the lines it printed, leaving out the lines hv
+    /// and the RT partition printed meanwhile (`[hv cpuN] `, `[rt cpuN] `).
+    ///
+    /// The command is framed by two markers the shell computes (`echo __begin_$((N))__`
+    /// prints `__begin_N__`), so the shell's echo of the typed line, which another
+    /// partition's line may break in two, never looks like a marker.
     pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, Error> {
-        let marker = format!("__done_{}__", self.lines.len());
+        self.markers += 1;
+        let n = self.markers;
+        let (begin, end) = (format!("__begin_{n}__"), format!("__end_{n}__"));
         let from = self.lines.len();
-        self.send(&format!("{command}; echo {marker}\n"))?;
-        // The shell echoes the typed line first (it contains the marker after `echo `).
-        let typed = self.wait_line(from, &format!("echo {marker}"), timeout)?;
-        let done = self.wait_line(typed + 1, &marker, timeout)?;
-        Ok(self.lines[typed + 1..done]
+        self.send(&format!(
+            "echo __begin_$(({n}))__; {command}; echo __end_$(({n}))__\n"
+        ))?;
+        let first = self.wait_exact(from, &begin, timeout)?;
+        let last = self.wait_exact(first + 1, &end, timeout)?;
+        Ok(self.lines[first + 1..last]
             .iter()
             .filter(|l| !is_prefixed(l))
             .cloned()
             .collect())
+    }
+
+    /// Waits until a complete line after line `from` is exactly `text` (surrounding
+    /// blanks aside); returns its index.
+    fn wait_exact(&mut self, from: usize, text: &str, timeout: Duration) -> Result<usize, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = (from..self.lines.len()).find(|&i| self.lines[i].trim() == text) {
+                return Ok(i);
+            }
+            self.pump(deadline).map_err(|why| {
+                Error::new(format!(
+                    "waiting for the line `{text}`: {why}; last output:\n{}",
+                    self.tail(30)
+                ))
+            })?;
+        }
     }
 
     /// Lines from `from` on (complete lines only).

@@ -170,7 +170,18 @@ pub fn poll_input(partitions: &[Running]) {
             }
             Routed::Command(Cmd::Help) => {
                 let focus = partition_name(partitions, router.focus().unwrap_or(usize::MAX));
-                info!("{HELP}; input now goes to {focus}");
+                let takers: Vec<_> = router
+                    .accepting()
+                    .map(|i| partition_name(partitions, i))
+                    .collect();
+                info!(
+                    "{HELP}; input now goes to {focus} (taking input: {})",
+                    if takers.is_empty() {
+                        "none".into()
+                    } else {
+                        takers.join(", ")
+                    }
+                );
             }
             Routed::Command(Cmd::FocusMoved { to }) => {
                 let focus = partition_name(partitions, to.unwrap_or(usize::MAX));
@@ -204,4 +215,37 @@ fn partition_name(partitions: &[Running], index: usize) -> alloc::string::String
         || "no partition".into(),
         |p| alloc::format!("partition `{}`", p.state.lock().name),
     )
+}
+
+/// Partition `index` stopped (`false`) or runs again (`true`): a stopped partition takes
+/// no input, so typed bytes are not queued for nobody; the focus moves on if it had it.
+pub fn set_takes_input(partitions: &[Running], index: usize, takes: bool) {
+    if partitions.get(index).is_none_or(|p| p.console.is_none()) {
+        return;
+    }
+    let change = ROUTER.lock().as_mut().map(|router| {
+        let before = router.focus();
+        (before, router.set_accepts(index, takes))
+    });
+    if let Some((_, after)) = change.filter(|(before, after)| before != after) {
+        let name = partition_name(partitions, after.unwrap_or(usize::MAX));
+        info!("console: input now goes to {name}");
+    }
+}
+
+/// Prints what each emulated console carried (on `--smoke` power-off, with hv's other
+/// statistics).
+pub fn print_stats(partitions: &[Running]) {
+    for (i, p) in partitions.iter().enumerate() {
+        if let Some(console) = &p.console {
+            let stats = console.model.lock().stats();
+            info!(
+                "stats: {} console: {} bytes out, {} in, {} typed bytes lost (receive FIFO full)",
+                partition_name(partitions, i),
+                stats.tx_bytes,
+                stats.rx_bytes,
+                stats.rx_overflows
+            );
+        }
+    }
 }

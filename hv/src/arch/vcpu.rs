@@ -164,6 +164,7 @@ pub fn print_irq_stats() {
             stats.reserved
         );
     }
+    super::vconsole::print_stats(partitions());
     for cpu in 0..MAX_CPUS {
         let n = FORWARDED[cpu].load(Ordering::Relaxed);
         let cost = FORWARD_COST[cpu].load(Ordering::Relaxed);
@@ -885,6 +886,15 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         }
         (state.take_restart(), state.running_cpus())
     };
+    // Its place among the started partitions (the input router's numbering).
+    let index = partitions()
+        .iter()
+        .position(|p| core::ptr::eq(p, partition))
+        .unwrap_or(usize::MAX);
+    if reason == Some(StopReason::SystemOff) {
+        // Nobody reads its console any more: typed bytes go elsewhere (or nowhere).
+        super::vconsole::set_takes_input(partitions(), index, false);
+    }
     if reason.is_some() {
         // The partition's other vCPUs may never trap on their own (Linux parks them in a
         // WFI loop before it resets): a kick makes them stop now.
@@ -903,6 +913,7 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
             (state.name.clone(), state.boots())
         };
         info!("partition `{name}` restarted (boot {boots})");
+        super::vconsole::set_takes_input(partitions(), index, true);
         cpu::send_event();
     }
     run(cpu::index())
