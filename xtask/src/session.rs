@@ -88,14 +88,27 @@ impl Session {
         needle: &str,
         timeout: Duration,
     ) -> Result<usize, Error> {
+        let what = format!("a line with `{needle}`");
+        self.wait_for(from, &what, timeout, |line| line.contains(needle))
+    }
+
+    /// Waits until a complete line after line `from` satisfies `matches`; returns its
+    /// index, or an error naming `what` with the last output.
+    fn wait_for(
+        &mut self,
+        from: usize,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<usize, Error> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(i) = (from..self.lines.len()).find(|&i| self.lines[i].contains(needle)) {
+            if let Some(i) = (from..self.lines.len()).find(|&i| matches(&self.lines[i])) {
                 return Ok(i);
             }
             self.pump(deadline).map_err(|why| {
                 Error::new(format!(
-                    "waiting for a line with `{needle}`: {why}; last output:\n{}",
+                    "waiting for {what}: {why}; last output:\n{}",
                     self.tail(30)
                 ))
             })?;
@@ -169,18 +182,8 @@ impl Session {
     /// Waits until a complete line after line `from` is exactly `text` (surrounding
     /// blanks aside); returns its index.
     fn wait_exact(&mut self, from: usize, text: &str, timeout: Duration) -> Result<usize, Error> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = (from..self.lines.len()).find(|&i| self.lines[i].trim() == text) {
-                return Ok(i);
-            }
-            self.pump(deadline).map_err(|why| {
-                Error::new(format!(
-                    "waiting for the line `{text}`: {why}; last output:\n{}",
-                    self.tail(30)
-                ))
-            })?;
-        }
+        let what = format!("the line `{text}`");
+        self.wait_for(from, &what, timeout, |line| line.trim() == text)
     }
 
     /// Lines from `from` on (complete lines only).
