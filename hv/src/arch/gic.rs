@@ -295,8 +295,8 @@ impl Gic {
     }
 
     /// Forgets everything a previous guest left in this CPU's virtual interface before a
-    /// vCPU (re)starts: list registers (a hardware-linked interrupt still active in one is
-    /// deactivated, or its physical line would stay blocked), active priorities and the
+    /// vCPU (re)starts: list registers (the physical interrupt behind a hardware-linked
+    /// one, pending or active, is deactivated, or its line would stay blocked for good), active priorities and the
     /// virtual machine control register. A vCPU powered on by PSCI starts like a reset CPU.
     pub fn reset_vcpu_interface(&self) {
         let count = self.list_registers.get().copied().unwrap_or(0);
@@ -304,8 +304,10 @@ impl Gic {
             GicVersion::V3 => {
                 for n in 0..count.min(4) {
                     let lr = read_lr(n);
-                    // HW [61], State [63:62] with active = bit 63, pINTID [44:32].
-                    if lr & (1 << 61) != 0 && lr & (1 << 63) != 0 {
+                    // HW [61], State [63:62], pINTID [44:32]. A hardware-linked entry in
+                    // any state (pending too) stands for a physical interrupt hv left
+                    // active for the guest to deactivate: the guest is gone, hv does it.
+                    if lr & (1 << 61) != 0 && lr >> 62 != 0 {
                         self.deactivate(((lr >> 32) & 0x1fff) as u32);
                     }
                     write_lr(n, 0);
@@ -318,8 +320,8 @@ impl Gic {
                 let gich: &Gich = mmio(self.gich);
                 for n in 0..count.min(64) {
                     let lr = gich.lr[n].get();
-                    // HW [31], State [29:28] with active = bit 29, PhysicalID [19:10].
-                    if lr & (1 << 31) != 0 && lr & (1 << 29) != 0 {
+                    // HW [31], State [29:28], PhysicalID [19:10]; any state, as above.
+                    if lr & (1 << 31) != 0 && (lr >> 28) & 0b11 != 0 {
                         self.deactivate((lr >> 10) & 0x3ff);
                     }
                     gich.lr[n].set(0);
