@@ -245,11 +245,16 @@ fn vcpu_main(index: usize) -> ! {
         }
         Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
         Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
-        Some(SelfTest::Spi) => {
+        Some(test @ (SelfTest::Spi | SelfTest::SpiCross)) => {
             if index == 0 {
+                let check = if test == SelfTest::Spi {
+                    selftest::spi_check
+                } else {
+                    selftest::spi_cross_check
+                };
                 threads::spawn(
                     ThreadSpec::fifo(SELFTEST_PRIORITY).on(CpuMask::single(0)),
-                    selftest::spi_check,
+                    check,
                 );
             }
             enter_with_heartbeat(index, boot.options.heartbeat_ms);

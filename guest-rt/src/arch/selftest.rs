@@ -14,6 +14,7 @@
 //!   reload and reboot it.
 
 use core::sync::atomic::{AtomicBool, Ordering};
+use guest_rt::CpuMask;
 
 use platform::abi;
 use smccc::psci;
@@ -32,6 +33,9 @@ pub enum SelfTest {
     Gic,
     /// A passed-through device's SPI (the PL031 RTC on QEMU virt) reaches the partition.
     Spi,
+    /// As [`SelfTest::Spi`], the line routed to vCPU 0 but its handler thread kept on vCPU
+    /// 1, three times: each deactivation crosses vCPUs (owed to the acknowledging one).
+    SpiCross,
     /// The kernel's scenarios on real threads ([`super::kernel_selftest`]).
     Kernel,
 }
@@ -72,6 +76,7 @@ impl Options {
                     "system-reset" => Some(SelfTest::SystemReset),
                     "gic" => Some(SelfTest::Gic),
                     "spi" => Some(SelfTest::Spi),
+                    "spi-cross" => Some(SelfTest::SpiCross),
                     "kernel" => Some(SelfTest::Kernel),
                     other => other
                         .strip_prefix("escape@0x")
@@ -364,6 +369,20 @@ const RTC_HANDLER_PRIORITY: u8 = 70;
 /// line up through the emulated distributor (enable, priority, route to vCPU 0), let the
 /// RTC fire one second later, and wait for the handler thread to have run.
 pub fn spi_check() {
+    rtc_check(None, 1);
+}
+
+/// The `spi-cross` self-test: as [`spi_check`], with the handler thread kept on vCPU 1
+/// while the line is routed to vCPU 0, and three interrupts one after the other: each
+/// must arrive, which needs every previous one deactivated by vCPU 0 for the handler
+/// that ran on vCPU 1 (a one-shot line stays active until then).
+pub fn spi_cross_check() {
+    rtc_check(Some(1), 3);
+}
+
+/// Registers the RTC's threaded handler (on `handler_vcpu` only, if given), then lets the
+/// RTC fire `rounds` times, one second apart, and reports what arrived.
+fn rtc_check(handler_vcpu: Option<usize>, rounds: u32) {
     use super::{gic, irq_threads, pl031, threads, timer};
     let Some(intid) = pl031::find() else {
         print(format_args!(
@@ -372,7 +391,8 @@ pub fn spi_check() {
         return;
     };
     let prio = guest_rt::Priority::new(RTC_HANDLER_PRIORITY);
-    let refused = irq_threads::register(intid, prio, rtc_interrupt).err();
+    let affinity = handler_vcpu.map_or(CpuMask::from_bits(u64::MAX), CpuMask::single);
+    let refused = irq_threads::register_on(intid, prio, affinity, rtc_interrupt).err();
     let again = irq_threads::register(intid, prio, rtc_interrupt).err();
     let foreign = irq_threads::register(intid + 1, prio, rtc_interrupt).err();
     print(format_args!(
@@ -383,15 +403,27 @@ pub fn spi_check() {
     gic::set_spi_enabled(intid, true);
     let enabled = gic::spi_enabled(intid);
     let start = timer::now_ns();
-    pl031::fire_in(1);
-    while !RTC_FIRED.load(Ordering::Acquire) && timer::now_ns() - start < 5_000_000_000 {
-        threads::sleep_ns(10_000_000);
+    let mut received = 0;
+    for _ in 0..rounds {
+        RTC_FIRED.store(false, Ordering::Release);
+        let round = timer::now_ns();
+        pl031::fire_in(1);
+        while !RTC_FIRED.load(Ordering::Acquire) && timer::now_ns() - round < 5_000_000_000 {
+            threads::sleep_ns(10_000_000);
+        }
+        if RTC_FIRED.load(Ordering::Acquire) {
+            received += 1;
+        }
     }
     let (woken, handled) = irq_threads::counts(intid);
+    let got = if received == rounds {
+        "received"
+    } else {
+        "NOT received"
+    };
     print(format_args!(
-        "spi-check: INTID {intid} enabled in our distributor: {enabled}; RTC interrupt {} after {} ms \
-         (handler thread woken {woken}, done {handled})",
-        if RTC_FIRED.load(Ordering::Acquire) { "received" } else { "NOT received" },
+        "spi-check: INTID {intid} enabled in our distributor: {enabled}; RTC interrupt {got} \
+         ({received} of {rounds}) after {} ms (handler thread woken {woken}, done {handled})",
         (timer::now_ns() - start) / 1_000_000
     ));
 }
