@@ -91,16 +91,21 @@ fn rpi4_sgis_arrive_and_foreign_lines_stay_untouched() {
     sgis_arrive_and_foreign_lines_stay_untouched("rpi4", 4);
 }
 
+/// Boots `name` with the RTC self-test `test` until it reported what arrived.
+fn rtc_selftest(name: &str, test: &str) -> xtask::qemu::BootLog {
+    let (config, image) = board(name);
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(format!("rt.selftest={test}"));
+    boot_until(&b, |lines| {
+        lines.iter().any(|l| l.contains("RTC interrupt"))
+    })
+}
+
 /// The RT partition owns QEMU virt's PL031 RTC (`platform/boards/virt*.toml`): it maps the
 /// device, registers its handler (refused twice, refused for a line it does not own),
 /// sets the line up through its emulated distributor, and gets the RTC's interrupt.
 fn passed_through_spi_reaches_its_partition(name: &str) {
-    let (config, image) = board(name);
-    let mut b = Boot::new(&config, &image);
-    b.bootargs.push("rt.selftest=spi".into());
-    let log = boot_until(&b, |lines| {
-        lines.iter().any(|l| l.contains("RTC interrupt"))
-    });
+    let log = rtc_selftest(name, "spi");
     let reg = log
         .line("spi-check: register INTID 34")
         .expect("registration reported");
@@ -125,12 +130,7 @@ fn passed_through_spi_reaches_its_partition(name: &str) {
 /// a one-shot line stays active until vCPU 0 deactivates it for the handler that ran on
 /// vCPU 1, so the second and third interrupts arrive only if that owed deactivation works.
 fn threaded_handler_on_another_vcpu_gets_every_interrupt(name: &str) {
-    let (config, image) = board(name);
-    let mut b = Boot::new(&config, &image);
-    b.bootargs.push("rt.selftest=spi-cross".into());
-    let log = boot_until(&b, |lines| {
-        lines.iter().any(|l| l.contains("RTC interrupt"))
-    });
+    let log = rtc_selftest(name, "spi-cross");
     let got = log
         .line("spi-check: INTID 34 enabled")
         .expect("the test ran");
