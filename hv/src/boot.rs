@@ -404,12 +404,15 @@ fn start_partition(
     state.boot(placement.load, placement.dtb);
     let physical = gic::get().expect("the GIC is up before partitions start");
     // The emulated console's SPI is the partition's in its virtual distributor, but the
-    // physical line stays hv's: its effects are filtered out (see `Running::physical`).
+    // physical line stays hv's: the model keeps its effects to itself.
+    let console_spi = linux_nodes.map(|(_, nodes)| nodes.console.spi);
     let mut virtual_spis = p.irqs.clone();
-    if linux {
-        virtual_spis.extend(console_uart.irqs.first());
-    }
+    virtual_spis.extend(console_spi);
     let vgic = VgicDistributor::new(gic.version, physical.lines(), &virtual_spis, &p.cpus)
+        .and_then(|v| match console_spi {
+            Some(spi) => v.with_emulated_spi(spi),
+            None => Ok(v),
+        })
         .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
     let partition = Running {
         state: spin::Mutex::new(state),

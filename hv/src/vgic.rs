@@ -130,7 +130,7 @@ impl AccessWidth {
         }
     }
 
-    fn mask(self) -> u64 {
+    pub fn mask(self) -> u64 {
         match self {
             Self::Double => u64::MAX,
             w => (1 << (8 * w.bytes())) - 1,
@@ -464,6 +464,10 @@ pub struct VgicDistributor {
     banked: Vec<Banked>,
     /// INTIDs 0-31 hv keeps: invisible to the guest in every frame.
     hv_private: u32,
+    /// The owned SPI whose device hv emulates (a Linux partition's console UART): the
+    /// guest configures it like any of its lines, but no physical line stands behind it,
+    /// so none of its effects leave the model.
+    emulated_spi: Option<u32>,
     /// GICv3 GICR_WAKER.ProcessorSleep per vCPU (bit i = vCPU i); set at reset, as on
     /// hardware, until the guest wakes its redistributor.
     processor_sleep: u64,
@@ -530,6 +534,7 @@ impl VgicDistributor {
             route: alloc::vec![0; lines as usize],
             banked: alloc::vec![Banked::new(); n],
             hv_private: DEFAULT_HV_PRIVATE,
+            emulated_spi: None,
             ctlr: 0,
             processor_sleep: u64::MAX >> (64 - n),
             stats: VgicStats::default(),
@@ -542,6 +547,30 @@ impl VgicDistributor {
     pub fn with_hv_private(mut self, mask: u32) -> Self {
         self.hv_private = mask;
         self
+    }
+
+    /// Makes owned SPI `intid` one whose device hv emulates (see `emulated_spi`); an SPI
+    /// the partition does not own is refused.
+    pub fn with_emulated_spi(mut self, intid: u32) -> Result<Self, SetupError> {
+        if !self.owns_spi(intid) {
+            return Err(SetupError::NotAnSpi(intid));
+        }
+        self.emulated_spi = Some(intid);
+        Ok(self)
+    }
+
+    /// Whether `intid` is the partition's emulated SPI (it has no physical line).
+    pub fn is_emulated(&self, intid: u32) -> bool {
+        self.emulated_spi == Some(intid)
+    }
+
+    /// Whether `effect` may reach the physical GIC: not when it names the emulated SPI.
+    fn reaches_hardware(emulated_spi: Option<u32>, effect: &Effect) -> bool {
+        let intid = match *effect {
+            Effect::Target { intid, .. } | Effect::Route { intid, .. } => Some(intid),
+            ref other => other.irq().map(|irq| irq.intid),
+        };
+        emulated_spi.is_none() || intid != emulated_spi
     }
 
     pub fn version(&self) -> GicVersion {
@@ -640,6 +669,11 @@ impl VgicDistributor {
     /// PPIs; GICv3: PPIs only, SGIs are virtual) except hv's, disabled, inactive,
     /// priority 0 and (PPIs) not pending. Banked effects name the vCPU's CPU.
     pub fn reset_effects(&self, mut apply: impl FnMut(Effect)) {
+        let mut apply = |effect: Effect| {
+            if Self::reaches_hardware(self.emulated_spi, &effect) {
+                apply(effect);
+            }
+        };
         let cpu0 = self.cpus[0];
         for intid in (32..self.lines).filter(|&i| self.owns_spi(i)) {
             let irq = Irq { intid, cpu: None };
@@ -754,7 +788,13 @@ impl VgicDistributor {
         let reg = self.decode(offset, width, accessing_vcpu)?;
         let value = value & width.mask();
         let vcpu = accessing_vcpu;
-        let out = &mut apply;
+        let emulated_spi = self.emulated_spi;
+        let mut physical_only = |effect: Effect| {
+            if Self::reaches_hardware(emulated_spi, &effect) {
+                apply(effect);
+            }
+        };
+        let out = &mut physical_only;
         match reg {
             Reg::Ctlr => {
                 self.ctlr = match self.version {
@@ -1409,6 +1449,30 @@ mod tests {
 
     fn r(d: &VgicDistributor, offset: u64) -> u64 {
         d.read(offset, Word, 0).unwrap()
+    }
+
+    #[test]
+    fn an_emulated_spi_is_configured_virtually_and_never_reaches_hardware() {
+        let mut d = v3().with_emulated_spi(35).unwrap();
+        assert!(d.is_emulated(35) && !d.is_emulated(34));
+        // ISENABLER1 for 34 and 35, priorities of 32-35, IROUTER35: only 34's effects leave.
+        let enable = w(&mut d, BITMAPS + 4, (1 << 2) | (1 << 3));
+        assert_eq!(enable, [Effect::Enable(spi(34))]);
+        assert!(d.line_enabled(35, 0), "the guest sees its line enabled");
+        let prio = w(&mut d, IPRIORITYR + 32, 0xa0a0_a0a0);
+        assert!(
+            prio.iter().all(|e| e.irq().is_some_and(|i| i.intid == 34)),
+            "{prio:?}"
+        );
+        assert!(w(&mut d, IROUTER + 8 * 35, 1).is_empty());
+        let mut reset = Vec::new();
+        d.reset_effects(|e| reset.push(e));
+        assert!(!reset.is_empty());
+        assert!(reset.iter().all(|e| match *e {
+            Effect::Route { intid, .. } | Effect::Target { intid, .. } => intid != 35,
+            ref other => other.irq().is_none_or(|i| i.intid != 35),
+        }));
+        assert!(v3().with_emulated_spi(36).is_err(), "only an owned SPI");
     }
 
     #[test]

@@ -215,7 +215,7 @@ impl VirtualPl011 {
                 0
             }
         };
-        Ok(u64::from(value) & width_mask(width))
+        Ok(u64::from(value) & width.mask())
     }
 
     /// A guest write of `width` at `offset`. A write narrower than its register changes
@@ -228,7 +228,7 @@ impl VirtualPl011 {
         value: u64,
     ) -> Result<(), AccessError> {
         check_access(offset, width)?;
-        let mask = width_mask(width) as u32;
+        let mask = width.mask() as u32;
         let value = value as u32 & mask;
         let merge = |old: u32, bits: u32| ((old & !mask) | value) & bits;
         match offset {
@@ -473,14 +473,6 @@ fn check_access(offset: u64, width: AccessWidth) -> Result<(), AccessError> {
         return Err(AccessError::Misaligned { offset, width });
     }
     Ok(())
-}
-
-fn width_mask(width: AccessWidth) -> u64 {
-    match width {
-        AccessWidth::Byte => 0xff,
-        AccessWidth::Half => 0xffff,
-        AccessWidth::Word | AccessWidth::Double => 0xffff_ffff,
-    }
 }
 
 #[cfg(test)]

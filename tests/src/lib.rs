@@ -114,3 +114,15 @@ pub fn linux_session(boot: &Boot) -> xtask::session::Session {
         .unwrap_or_else(|e| panic!("{e}"));
     session
 }
+
+/// Sets `boot` up for the latency probe under deterministic time: `periods` periods of
+/// 1 ms on each RT vCPU, heartbeats out of the way.
+pub fn latency_probe(boot: &mut Boot, periods: u64) {
+    boot.icount = true;
+    boot.bootargs.extend([
+        "rt.app=latency".to_string(),
+        "rt.latency.interval-us=1000".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+        format!("rt.latency.periods={periods}"),
+    ]);
+}

@@ -13,16 +13,7 @@ fn probe_misses_no_period(name: &str) {
 
 fn probe_misses_no_period_in((config, image): (platform::config::Config, std::path::PathBuf)) {
     let mut b = Boot::new(&config, &image);
-    b.icount = true;
-    b.bootargs.extend(
-        [
-            "rt.app=latency",
-            "rt.latency.interval-us=1000",
-            "rt.heartbeat-ms=1000000",
-        ]
-        .map(String::from),
-    );
-    b.bootargs.push(format!("rt.latency.periods={PERIODS}"));
+    bulkhead_tests::latency_probe(&mut b, PERIODS);
     let done = |vcpu: usize| format!("latency vCPU {vcpu}: done: {PERIODS} periods of 1000 us");
     let log = boot_until(&b, |lines| {
         (0..2).all(|v| lines.iter().any(|l| l.contains(&done(v))))

@@ -190,16 +190,7 @@ fn virt_probe_misses_no_period_while_linux_boots_and_spins() {
     const PERIODS: u64 = 12_000;
     let (config, image) = board("virt");
     let mut b = Boot::new(&config, &image);
-    b.icount = true;
-    b.bootargs.extend(
-        [
-            "rt.app=latency",
-            "rt.latency.interval-us=1000",
-            "rt.heartbeat-ms=1000000",
-        ]
-        .map(String::from),
-    );
-    b.bootargs.push(format!("rt.latency.periods={PERIODS}"));
+    bulkhead_tests::latency_probe(&mut b, PERIODS);
     let mut s = linux_session(&b);
     s.send("while :; do :; done &\nwhile :; do :; done &\n")
         .unwrap();

@@ -20,6 +20,20 @@ pub struct Frame {
     _pad: u64,
 }
 
+impl Frame {
+    /// General-purpose register `n` as an instruction reads it (31 is XZR: zero).
+    pub fn reg(&self, n: u8) -> u64 {
+        self.x.get(usize::from(n)).copied().unwrap_or(0)
+    }
+
+    /// Writes register `n` as an instruction would (a write to XZR, 31, is discarded).
+    pub fn set_reg(&mut self, n: u8, value: u64) {
+        if let Some(x) = self.x.get_mut(usize::from(n)) {
+            *x = value;
+        }
+    }
+}
+
 const FRAME_SIZE: usize = core::mem::size_of::<Frame>();
 const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
 

@@ -48,10 +48,6 @@ impl EmulatedConsole {
         }
     }
 
-    pub fn spi(&self) -> u32 {
-        self.uart.spi
-    }
-
     /// The trapped register frame.
     pub fn frame(&self) -> Region {
         Region::new(self.uart.base, vuart::FRAME_SIZE)
@@ -69,25 +65,18 @@ impl EmulatedConsole {
         let Some(width) = AccessWidth::from_bytes(da.size) else {
             return false;
         };
-        let rt = usize::from(da.register);
         console::drain_now();
         let full = console::room() < RESERVED_FOR_OTHERS;
         let (ok, output) = {
             let mut model = self.model.lock();
             model.set_tx_full(full);
             let ok = if da.write {
-                let value = if rt == 31 { 0 } else { frame.x[rt] };
-                model.write(offset, width, value).is_ok()
+                model.write(offset, width, frame.reg(da.register)).is_ok()
             } else {
-                match model.read(offset, width) {
-                    Ok(value) => {
-                        if rt != 31 {
-                            frame.x[rt] = value;
-                        }
-                        true
-                    }
-                    Err(_) => false,
-                }
+                model
+                    .read(offset, width)
+                    .map(|value| frame.set_reg(da.register, value))
+                    .is_ok()
             };
             (ok, model.take_tx())
         };

@@ -92,19 +92,6 @@ impl Running {
         }
     }
 
-    /// Whether a physical effect of the partition's distributor may reach the GIC: not for
-    /// the emulated console's SPI, whose physical line is hv's.
-    pub fn physical(&self, effect: &Effect) -> bool {
-        let Some(console) = &self.console else {
-            return true;
-        };
-        let spi = console.spi();
-        match *effect {
-            Effect::Target { intid, .. } | Effect::Route { intid, .. } => intid != spi,
-            _ => effect.irq().is_none_or(|irq| irq.intid != spi),
-        }
-    }
-
     /// Puts the partition's interrupts in their boot state: a fresh distributor model and
     /// the matching physical setup of its lines. GICv2 banked (per-CPU) lines can only be
     /// set up from their own CPU, which does so when it enters its vCPU; GICv3
@@ -118,7 +105,7 @@ impl Running {
         let mut vgic = self.vgic.lock();
         *vgic = self.vgic_at_boot.clone();
         vgic.reset_effects(|effect| {
-            if (banked_here || !effect.is_banked()) && self.physical(&effect) {
+            if banked_here || !effect.is_banked() {
                 gic.apply(&effect);
             }
         });
@@ -357,8 +344,10 @@ pub fn handle_irq() {
     let me = cpu::index();
     let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
     let pinned_here = pinned(me);
-    let owner = pinned_here.map(|(p, _)| p);
+    // This CPU's partition, with its emulated console if it has one (Linux).
+    let console = pinned_here.and_then(|(p, _)| Some((p, p.console.as_ref()?)));
     let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
+    let mut kicked = false;
     // A level-sensitive line hv could neither forward nor silence would come straight
     // back; the bound makes sure hv returns to the guest whatever happens.
     for _ in 0..MAX_IRQS_PER_EXIT {
@@ -367,21 +356,20 @@ pub fn handle_irq() {
         };
         if intid == gic::KICK_SGI || intid == gic::MAINTENANCE {
             gic.deactivate(intid);
+            kicked |= intid == gic::KICK_SGI;
             drain_sgis(gic);
             inject_owed(gic);
-            if let Some((p, console)) = owner.and_then(|p| Some((p, p.console.as_ref()?))) {
+            if let Some((p, console)) = console {
                 console.update_irq(p);
             }
             continue;
         }
         if intid == hyp_timer {
-            if owner.is_some_and(|p| p.console.is_some()) {
+            if let Some((p, console)) = console {
                 arm_console_tick();
                 super::vconsole::poll_input(partitions());
                 // A level still high after the guest's EOI is raised again here.
-                if let Some((p, console)) = owner.and_then(|p| Some((p, p.console.as_ref()?))) {
-                    console.update_irq(p);
-                }
+                console.update_irq(p);
             }
             gic.deactivate(intid);
             continue;
@@ -398,14 +386,14 @@ pub fn handle_irq() {
             continue;
         }
         gic.deactivate(intid);
-        let dropped = DROPPED[cpu::index()].fetch_add(1, Ordering::Relaxed);
+        let dropped = DROPPED[me].fetch_add(1, Ordering::Relaxed);
         if dropped == 0 {
             warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
         }
     }
-    // The partition stopped (SYSTEM_OFF or SYSTEM_RESET from another vCPU) and kicked
-    // this one: it stops here instead of running on.
-    if let Some((p, vcpu)) = pinned_here {
+    // A partition that stops (SYSTEM_OFF or SYSTEM_RESET from another vCPU) kicks its
+    // running vCPUs: only then is its state worth a look (not on every timer interrupt).
+    if let Some((p, vcpu)) = pinned_here.filter(|_| kicked) {
         let stopped = p.state.lock().stopped();
         if let Some(reason) = stopped {
             stop_with_partition(p, vcpu, reason);
@@ -437,12 +425,9 @@ fn forwards(partition: &Running, vcpu: usize, intid: u32, vtimer: u32) -> bool {
     if intid == vtimer {
         return true;
     }
-    if partition.console.as_ref().is_some_and(|c| c.spi() == intid) {
-        return false;
-    }
     let vgic = partition.vgic.lock();
     if intid >= 32 {
-        vgic.owns_spi(intid)
+        vgic.owns_spi(intid) && !vgic.is_emulated(intid)
     } else {
         intid >= 16 && vgic.line_enabled(intid, vcpu)
     }
@@ -518,8 +503,7 @@ pub fn handle_trap(frame: &mut Frame) {
         }
         0x01 => frame.elr += 4,
         0x18 if is_sgi1r_write(esr) => {
-            let rt = ((esr.iss() >> 5) & 0x1f) as usize;
-            let value = if rt == 31 { 0 } else { frame.x[rt] };
+            let value = frame.reg(((esr.iss() >> 5) & 0x1f) as u8);
             let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
             if let Ok(Some(effect)) = effect {
                 deliver(partition, &effect, vcpu);
@@ -613,7 +597,7 @@ fn emulate_mmio(
         }
     }
     if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
-        return control_page(frame, partition, vcpu, ipa - control.base, da);
+        return control_page(frame, partition, ipa - control.base, da);
     }
     false
 }
@@ -670,20 +654,14 @@ static REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// hv's control page (see [`abi::CONTROL_PAGE_IPA`]): the ready doorbell. Reads return
 /// 1 once the partition reported ready; anything but the documented write is refused.
-fn control_page(
-    frame: &mut Frame,
-    partition: &Running,
-    vcpu: usize,
-    offset: u64,
-    da: DataAbort,
-) -> bool {
-    let rt = usize::from(da.register);
+fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
     match (offset, da.write) {
         (abi::CONTROL_READY, true) => {
-            let bits = u32::from(da.size) * 8;
-            let register = if rt == 31 { 0 } else { frame.x[rt] };
-            let value = register & (u64::MAX >> (64 - bits.clamp(8, 64)));
-            if value != u64::from(abi::CONTROL_READY_MAGIC) {
+            // Only the bytes the store wrote count (a 32-bit `devmem` write).
+            let Some(width) = AccessWidth::from_bytes(da.size) else {
+                return false;
+            };
+            if frame.reg(da.register) & width.mask() != u64::from(abi::CONTROL_READY_MAGIC) {
                 return false;
             }
             let first = partition.state.lock().mark_all_ready();
@@ -693,10 +671,8 @@ fn control_page(
             true
         }
         (abi::CONTROL_READY, false) => {
-            if rt != 31 {
-                frame.x[rt] = u64::from(partition.state.lock().all_ready());
-            }
-            let _ = vcpu;
+            let ready = partition.state.lock().all_ready();
+            frame.set_reg(da.register, u64::from(ready));
             true
         }
         _ => false,
@@ -761,9 +737,8 @@ fn emulate_vgic(
     let Some(width) = AccessWidth::from_bytes(da.size) else {
         return false;
     };
-    let rt = usize::from(da.register);
     if da.write {
-        let value = if rt == 31 { 0 } else { frame.x[rt] };
+        let value = frame.reg(da.register);
         let gic = gic::get().expect("partitions run only once the GIC is up");
         // Line effects reach the GIC as the model decides them, under its lock (as in
         // `reset_interrupts`): no effect list is built and copied on this path, and two
@@ -772,8 +747,7 @@ fn emulate_vgic(
         let mut sgi = None;
         let apply = |effect: Effect| match effect {
             Effect::SendSgi { .. } => sgi = Some(effect),
-            other if partition.physical(&other) => gic.apply(&other),
-            _ => {}
+            other => gic.apply(&other),
         };
         let written = {
             let mut vgic = partition.vgic.lock();
@@ -806,9 +780,7 @@ fn emulate_vgic(
         let Ok(value) = value else {
             return false;
         };
-        if rt != 31 {
-            frame.x[rt] = value;
-        }
+        frame.set_reg(da.register, value);
     }
     true
 }
