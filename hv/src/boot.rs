@@ -9,7 +9,6 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use log::{info, Level};
-use platform::abi;
 use platform::config::{Config, PartitionKind, Region};
 use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 use platform::image::{self, PayloadKind, Payloads};

@@ -1,11 +1,10 @@
 //! Decoding a guest's HVC into a [`Call`]: PSCI, SMCCC architecture calls and Bulkhead's
-//! vendor-specific hypervisor calls ([`platform::abi`]).
+//! vendor-specific hypervisor calls ([`abi`]).
 //!
 //! Portable and host-tested. Decoding never fails: anything unknown or malformed becomes
 //! [`Call::Unknown`] or [`Call::Malformed`], which the dispatcher answers with the SMCCC
 //! error codes. A guest can never crash `hv` through this path.
 
-use platform::abi;
 use smccc::psci;
 
 /// Bytes carried by one console write.

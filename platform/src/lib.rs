@@ -10,7 +10,6 @@
 
 extern crate alloc;
 
-pub mod abi;
 pub mod check;
 pub mod config;
 pub mod dtb;

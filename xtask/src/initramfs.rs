@@ -105,10 +105,7 @@ pub fn entries(busybox: Vec<u8>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = DIRECTORIES.iter().map(|d| Entry::directory(d)).collect();
     entries.push(Entry::file("bin/busybox", 0o755, busybox));
     // The doorbell value is hv's ABI constant, so the two cannot disagree.
-    let init = INIT_SCRIPT.replace(
-        "@READY_MAGIC@",
-        &format!("{:#x}", platform::abi::CONTROL_READY_MAGIC),
-    );
+    let init = INIT_SCRIPT.replace("@READY_MAGIC@", &format!("{:#x}", abi::CONTROL_READY_MAGIC));
     entries.push(Entry::file("init", 0o755, init.into_bytes()));
     entries.push(Entry::file(
         "etc/inittab",
@@ -381,7 +378,7 @@ mod tests {
             assert!(script.contains(needed), "/init lacks {needed:?}");
         }
         assert!(
-            script.contains(&format!("32 {:#x}", platform::abi::CONTROL_READY_MAGIC)),
+            script.contains(&format!("32 {:#x}", abi::CONTROL_READY_MAGIC)),
             "/init rings hv's doorbell with its ABI value"
         );
         assert_eq!(script.matches(READY_PREFIX).count(), 1);

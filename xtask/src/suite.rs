@@ -123,10 +123,12 @@ pub fn run_all() -> Result<(), Error> {
     );
     clippy(
         &mut tally,
-        "clippy (platform no_std, aarch64)",
+        "clippy (platform and abi no_std, aarch64)",
         &[
             "-p",
             "platform",
+            "-p",
+            "abi",
             "--no-default-features",
             "--target",
             image::TARGET,

@@ -1,6 +1,5 @@
-//! Calls into `hv`: Bulkhead's hypercalls ([`platform::abi`]) and PSCI, through HVC.
+//! Calls into `hv`: Bulkhead's hypercalls ([`abi`]) and PSCI, through HVC.
 
-use platform::abi;
 use smccc::{Call, Hvc};
 
 /// One HVC with x0..x7 as given; returns x0..x3. Used directly only where the ID may not

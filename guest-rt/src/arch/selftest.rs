@@ -16,7 +16,6 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use guest_rt::CpuMask;
 
-use platform::abi;
 use smccc::psci;
 
 use super::console::print;

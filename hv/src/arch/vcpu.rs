@@ -15,7 +15,6 @@ use aarch64_cpu::registers::{
     VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use log::{error, info, warn};
-use platform::abi;
 use spin::{Mutex, Once};
 
 use super::exception::Frame;

@@ -1,10 +1,13 @@
-//! The hypercall ABI between `hv` and its guests: Bulkhead's calls in the SMCCC
-//! vendor-specific hypervisor service range, and the SMCCC/PSCI return codes.
+//! The binary interfaces between Bulkhead's parts, in one crate so that `hv` (server),
+//! `guest-rt` (client) and the Linux-side tools can never disagree: Bulkhead's hypercalls
+//! in the SMCCC vendor-specific hypervisor service range, the SMCCC return codes, and
+//! hv's control page. Constants only: no code that touches hardware lives here.
 //!
 //! Function IDs follow the SMC Calling Convention (Arm DEN 0028): bit 31 fast call,
 //! bit 30 SMC64, bits 29:24 owning entity (6 = vendor specific hypervisor service),
-//! bits 15:0 function number. Shared by `hv` (server) and `guest-rt` (client), so the two
-//! can never disagree.
+//! bits 15:0 function number.
+#![no_std]
+#![forbid(unsafe_code)]
 
 /// SMCCC return codes (DEN 0028, "Return codes").
 pub const SMCCC_SUCCESS: i64 = 0;
