@@ -7,6 +7,7 @@
 //!
 //! Everything here is portable and unit-tested on the host; nothing touches hardware.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

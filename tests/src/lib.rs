@@ -3,6 +3,7 @@
 //!
 //! Images are built by `cargo xtask test` before these tests run; run alone
 //! (`cargo test -p bulkhead-tests`), the harness builds them itself.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::Mutex;

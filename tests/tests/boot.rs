@@ -1,4 +1,5 @@
 //! hv boots on every board, brings every CPU online, describes the board and stops cleanly.
+#![forbid(unsafe_code)]
 
 use bulkhead_tests::smoke;
 

@@ -1,6 +1,7 @@
 //! Interrupt virtualization: the RT vCPUs get their virtual timer interrupts and each
 //! other's SGIs through hv, and a partition's attempts to enable, prioritize, route or
 //! trigger lines it does not own change nothing.
+#![forbid(unsafe_code)]
 
 use bulkhead_tests::{board, boot_until, smoke};
 use xtask::qemu::Boot;

@@ -1,5 +1,6 @@
 //! The latency probe (`rt.app=latency`): under deterministic virtual time (`-icount`), an
 //! idle system wakes the probe on every period, on both RT cores, on every board.
+#![forbid(unsafe_code)]
 
 use bulkhead_tests::{board, boot_until};
 use xtask::qemu::Boot;

@@ -1,6 +1,7 @@
 //! The Linux partition: Debian's unmodified arm64 kernel boots to a busybox shell on CPUs
 //! 0-1 under hv, beside the RT partition on CPUs 2-3, on every board. A test types into the
 //! shell like a person at the console and reads the answers.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Bad input at boot is a named error followed by a clean stop, never a hang: a DTB that
 //! disagrees with the board config, a corrupt or truncated system image, a fault in hv.
+#![forbid(unsafe_code)]
 
 use bulkhead_tests::{board, boot, edited_image, table_offset};
 use xtask::qemu::Boot;

@@ -2,6 +2,7 @@
 //! scenarios (priority inheritance, chains across both RT vCPUs, timeouts, interruptions,
 //! deadlock refusal, completions, per-CPU data after migration, RCU readers) each pass on
 //! target. The assertions are outcomes printed by guest-rt, never timings.
+#![forbid(unsafe_code)]
 
 use bulkhead_tests::{board, boot_until};
 use xtask::qemu::Boot;

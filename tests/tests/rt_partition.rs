@@ -1,5 +1,6 @@
 //! The RT partition: guest-rt on its own pinned cores inside a stage-2 sandbox, talking to
 //! hv only through PSCI and Bulkhead's hypercalls.
+#![forbid(unsafe_code)]
 
 use bulkhead_tests::{board, boot, boot_until, edited_image, payload_offset, smoke};
 use xtask::qemu::{self, Boot};

@@ -2,6 +2,7 @@
 //!
 //! A library so the QEMU integration tests in `tests/` boot systems exactly the way
 //! `cargo xtask run` does.
+#![forbid(unsafe_code)]
 
 pub mod boards;
 pub mod debian;

@@ -3,6 +3,7 @@
 //! * `cargo xtask run [--board NAME] [--smoke] [--app NAME]`: set the machine up, build, boot.
 //! * `cargo xtask bench`: deterministic measurements under `-icount`.
 //! * `cargo xtask test`: formatting, lints, host unit tests, QEMU tests, one summary line.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod suite;
