@@ -167,6 +167,8 @@ fn install_qemu_from_backports() -> Result<(), Error> {
                 "install",
                 "-y",
                 "-q",
+                // QEMU's recommends are GUI, audio and GPU libraries; a serial console needs none.
+                "--no-install-recommends",
                 "-t",
                 "bookworm-backports",
                 "qemu-system-arm",
