@@ -174,6 +174,23 @@ pub struct Config {
     /// How to run the board under QEMU, when QEMU can emulate it.
     #[serde(default)]
     pub qemu: Option<QemuSpec>,
+    /// The boot medium of a board whose firmware loads hv from an SD card (the Pi 4).
+    #[serde(default)]
+    pub sdcard: Option<SdCardSpec>,
+}
+
+/// What goes on the SD card's FAT boot partition besides hv (used by `cargo xtask`,
+/// ignored by `hv`). When a board has one, QEMU boots the card's kernel and DTB files, so
+/// what is tested is what goes on the card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdCardSpec {
+    /// The board's DTB, as a path inside Debian's arm64 kernel package; the firmware
+    /// applies its overlays and fills in `/memory` before handing it to hv.
+    pub dtb: String,
+    /// Where the firmware loads hv (`kernel_address` in config.txt): the start of hv's RAM
+    /// plus the Image's text_offset, as the board file's `[hv]` RAM expects.
+    pub kernel_address: u64,
 }
 
 /// QEMU command-line facts for a board (used by `cargo xtask`, ignored by `hv`).
@@ -187,7 +204,8 @@ pub struct QemuSpec {
     /// `-m` value, e.g. "2G".
     pub memory: String,
     /// A DTB to pass with `-dtb`, as a path inside Debian's arm64 kernel package
-    /// (e.g. `broadcom/bcm2711-rpi-4-b.dtb`); `None` lets QEMU generate one.
+    /// (e.g. `broadcom/bcm2711-rpi-4-b.dtb`); `None` lets QEMU generate one (or, on a
+    /// board with an `[sdcard]`, take the card's).
     #[serde(default)]
     pub kernel_package_dtb: Option<String>,
     /// Extra arguments (e.g. `-no-reboot`).
@@ -260,6 +278,11 @@ pub enum ConfigError {
         device: String,
         irq: u32,
     },
+    /// The SD card's `kernel_address` would load hv outside its own RAM.
+    KernelOutsideHv {
+        address: u64,
+        hv: Region,
+    },
 }
 
 impl ConfigError {
@@ -282,6 +305,7 @@ impl ConfigError {
             Self::UnknownIrq { .. } => "unknown-irq",
             Self::IrqTwice { .. } => "irq-twice",
             Self::BadDeviceIrq { .. } => "bad-device-irq",
+            Self::KernelOutsideHv { .. } => "kernel-outside-hv",
         }
     }
 }
@@ -353,6 +377,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "device `{device}` declares interrupt {irq}; only SPIs (32-1019) can be owned"
             ),
+            Self::KernelOutsideHv { address, hv } => write!(
+                f,
+                "[sdcard] kernel_address {address:#x} is not a page inside hv's RAM {hv}"
+            ),
         }
     }
 }
@@ -377,7 +405,7 @@ impl Config {
     /// ranges are non-empty, page aligned, inside the board's RAM and pairwise disjoint
     /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
-    /// raises and are owned once.
+    /// raises and are owned once; an SD card loads hv at a page inside hv's RAM.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
             return Err(ConfigError::NoPartitions);
@@ -533,6 +561,18 @@ impl Config {
                     });
                 }
                 owners.push((irq, &p.name));
+            }
+        }
+        if let Some(card) = &self.sdcard {
+            let hv = self.hv.ram;
+            let inside = card.kernel_address >= hv.base
+                && card.kernel_address - hv.base < hv.size
+                && card.kernel_address % PAGE_SIZE == 0;
+            if !inside {
+                return Err(ConfigError::KernelOutsideHv {
+                    address: card.kernel_address,
+                    hv,
+                });
             }
         }
         Ok(())

@@ -291,6 +291,25 @@ fn bad_device_irq() -> Case {
     }
 }
 
+fn kernel_outside_hv() -> Case {
+    let mut config = board("rpi4");
+    let hv = config.hv.ram;
+    // Right past hv's RAM: the firmware would load hv over the RT partition.
+    config
+        .sdcard
+        .as_mut()
+        .expect("rpi4 has an SD card")
+        .kernel_address = hv.base + hv.size;
+    Case {
+        config,
+        expected: ConfigError::KernelOutsideHv {
+            address: hv.base + hv.size,
+            hv,
+        },
+        parts: &["kernel_address 0x4000000", "hv's RAM"],
+    }
+}
+
 /// Position of a variant; the match has no wildcard, so a new variant breaks the build
 /// here until a case for it is added to `ALL_CASES`.
 fn variant_index(e: &ConfigError) -> usize {
@@ -311,9 +330,10 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::UnknownIrq { .. } => 13,
         ConfigError::IrqTwice { .. } => 14,
         ConfigError::BadDeviceIrq { .. } => 15,
+        ConfigError::KernelOutsideHv { .. } => 16,
     }
 }
-const VARIANTS: usize = 16;
+const VARIANTS: usize = 17;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -332,6 +352,7 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     unknown_irq,
     irq_twice,
     bad_device_irq,
+    kernel_outside_hv,
 ];
 
 #[test]
@@ -603,9 +624,12 @@ fn board_files_say_what_the_boards_are() {
     assert_eq!(pi.device("uart0").map(|d| d.base), Some(0xfe20_1000));
     let qemu = pi.qemu.as_ref().expect("rpi4 runs under QEMU raspi4b");
     assert_eq!(
-        qemu.kernel_package_dtb.as_deref(),
-        Some("broadcom/bcm2711-rpi-4-b.dtb")
+        qemu.kernel_package_dtb, None,
+        "QEMU takes the SD card's DTB"
     );
+    let card = pi.sdcard.as_ref().expect("rpi4 boots from an SD card");
+    assert_eq!(card.dtb, "broadcom/bcm2711-rpi-4-b.dtb");
+    assert_eq!(card.kernel_address, pi.hv.ram.base + 0x8_0000);
     assert_eq!(qemu.extra_args, ["-no-reboot"]);
 }
 

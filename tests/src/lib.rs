@@ -17,12 +17,11 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// The board's config and its system image (built once per test process if needed).
+/// The board's config and the file to boot: its system image, or for a board that boots
+/// from an SD card the card's kernel file (built once per test process if needed).
 pub fn board(name: &str) -> (Config, PathBuf) {
     let config = xtask::boards::load(name).unwrap_or_else(|e| panic!("{e}"));
-    let path = xtask::target_dir()
-        .join("images")
-        .join(format!("{name}.img"));
+    let path = xtask::image::boot_file(&config, name);
     if std::env::var_os("BULKHEAD_IMAGES_BUILT").is_none() || !path.exists() {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         xtask::image::system_image(&config).unwrap_or_else(|e| panic!("building {name}: {e}"));

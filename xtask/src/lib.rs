@@ -9,6 +9,7 @@ pub mod debian;
 pub mod image;
 pub mod initramfs;
 pub mod qemu;
+pub mod sdcard;
 pub mod session;
 pub mod setup;
 

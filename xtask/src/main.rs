@@ -24,6 +24,8 @@ commands:
                                  --app latency: run the latency probe on the RT cores
   test                           fmt, clippy, host unit tests, QEMU tests on every board
   build [--board NAME]           build the system image only (target/images/NAME.img)
+  image --board NAME             the SD card of a board that boots from one (rpi4):
+                                 target/images/NAME-sd.img and the folder NAME-sd/
   bench                          latency probe and hv interrupt cost under -icount
 ";
 
@@ -92,6 +94,23 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
             let options = parse_options(rest)?;
             setup::ensure_rust_target()?;
             image::system_image(&boards::load(&options.board)?).map(|_| ())
+        }
+        "image" => {
+            let options = parse_options(rest)?;
+            let config = boards::load(&options.board)?;
+            if config.sdcard.is_none() {
+                return Err(Error::new(format!(
+                    "board `{}` does not boot from an SD card; boards that do: {}",
+                    config.name,
+                    boards::names()
+                        .into_iter()
+                        .filter(|n| boards::load(n).is_ok_and(|c| c.sdcard.is_some()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            setup::ensure_rust_target()?;
+            image::system_image(&config).map(|_| ())
         }
         "test" => suite::run_all(),
         "bench" => bench::run_all(),

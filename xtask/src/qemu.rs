@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use platform::config::{Config, Partition, PartitionKind};
 
-use crate::{debian, target_dir, Error};
+use crate::{debian, sdcard, target_dir, Error};
 
 pub const QEMU: &str = "qemu-system-aarch64";
 /// Boot argument that makes hv power off once everything reported ready.
@@ -40,8 +40,27 @@ impl<'a> Boot<'a> {
         }
     }
 
-    /// The DTB file to pass with `-dtb`, fetched from Debian's kernel package if needed.
+    /// The DTB file to pass with `-dtb`: an SD card board's DTB from its card folder (the
+    /// one beside the kernel file, else the board's own card), otherwise the one the board
+    /// names in Debian's kernel package, fetched if needed.
     pub fn dtb(&self) -> Result<Option<PathBuf>, Error> {
+        if let Some(card) = &self.config.sdcard {
+            let name = sdcard::dtb_name(card);
+            let beside = self.image.with_file_name(name);
+            let path = if beside.is_file() {
+                beside
+            } else {
+                sdcard::card_dir(&self.config.name).join(name)
+            };
+            if !path.is_file() {
+                return Err(Error::new(format!(
+                    "{} is missing: build the card first (cargo xtask image --board {})",
+                    path.display(),
+                    self.config.name
+                )));
+            }
+            return Ok(Some(path));
+        }
         match self
             .config
             .qemu
