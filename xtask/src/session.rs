@@ -195,12 +195,6 @@ impl Session {
         self.lines.len()
     }
 
-    /// Collects output for `duration` (for assertions that something keeps happening).
-    pub fn watch(&mut self, duration: Duration) {
-        let deadline = Instant::now() + duration;
-        while self.pump(deadline).is_ok() {}
-    }
-
     /// The last `n` lines, for error messages.
     pub fn tail(&self, n: usize) -> String {
         let start = self.lines.len().saturating_sub(n);
