@@ -213,6 +213,10 @@ pub struct QemuSpec {
     pub extra_args: Vec<String>,
 }
 
+/// Most CPUs (vCPUs) one partition may have: a GICv2 list register and GICD_SGIR name an
+/// SGI's source CPU in 3 bits (GIC architecture, IHI 0048B, GICH_LR.CPUID).
+pub const MAX_PARTITION_CPUS: usize = 8;
+
 /// Why a config is refused. Each variant names the offending parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -278,6 +282,24 @@ pub enum ConfigError {
         device: String,
         irq: u32,
     },
+    /// `[board] cpus = 0`.
+    BoardWithoutCpus,
+    /// More vCPUs than a GICv2 list register can name as an SGI's source (3-bit CPUID).
+    TooManyCpus {
+        partition: String,
+        cpus: usize,
+    },
+    /// Every Linux partition gets the emulated console at the board UART's address: two
+    /// would share it.
+    SecondLinuxPartition {
+        first: String,
+        second: String,
+    },
+    /// Exit-less delivery hands a partition the physical CPU interface and physical SGIs
+    /// into every core: only an RT partition, whose kernel is trusted, may have it.
+    ExitlessLinux {
+        partition: String,
+    },
     /// The SD card's `kernel_address` would load hv outside its own RAM.
     KernelOutsideHv {
         address: u64,
@@ -305,6 +327,10 @@ impl ConfigError {
             Self::UnknownIrq { .. } => "unknown-irq",
             Self::IrqTwice { .. } => "irq-twice",
             Self::BadDeviceIrq { .. } => "bad-device-irq",
+            Self::BoardWithoutCpus => "board-without-cpus",
+            Self::TooManyCpus { .. } => "too-many-cpus",
+            Self::SecondLinuxPartition { .. } => "second-linux-partition",
+            Self::ExitlessLinux { .. } => "exitless-linux",
             Self::KernelOutsideHv { .. } => "kernel-outside-hv",
         }
     }
@@ -377,6 +403,23 @@ impl fmt::Display for ConfigError {
                 f,
                 "device `{device}` declares interrupt {irq}; only SPIs (32-1019) can be owned"
             ),
+            Self::BoardWithoutCpus => write!(f, "the board declares no CPU (`cpus = 0`)"),
+            Self::TooManyCpus { partition, cpus } => write!(
+                f,
+                "partition `{partition}` has {cpus} CPUs; a partition has at most \
+                 {MAX_PARTITION_CPUS} (an SGI names its source vCPU in 3 bits)"
+            ),
+            Self::SecondLinuxPartition { first, second } => write!(
+                f,
+                "partitions `{first}` and `{second}` are both Linux; only one Linux \
+                 partition can have the emulated console"
+            ),
+            Self::ExitlessLinux { partition } => write!(
+                f,
+                "partition `{partition}` is Linux and asks for exitless_irqs; only an RT \
+                 partition may take the physical CPU interface (it could send SGIs to \
+                 every core)"
+            ),
             Self::KernelOutsideHv { address, hv } => write!(
                 f,
                 "[sdcard] kernel_address {address:#x} is not a page inside hv's RAM {hv}"
@@ -405,10 +448,15 @@ impl Config {
     /// ranges are non-empty, page aligned, inside the board's RAM and pairwise disjoint
     /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
-    /// raises and are owned once; an SD card loads hv at a page inside hv's RAM.
+    /// raises and are owned once (hv's console line is hv's); at most one Linux partition,
+    /// never exit-less; at most [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
+    /// CPUs; an SD card loads hv at a page inside hv's RAM.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
             return Err(ConfigError::NoPartitions);
+        }
+        if self.board.cpus == 0 {
+            return Err(ConfigError::BoardWithoutCpus);
         }
         for (i, p) in self.partitions.iter().enumerate() {
             if self.partitions[..i].iter().any(|q| q.name == p.name) {
@@ -425,6 +473,28 @@ impl Config {
                 return Err(ConfigError::PartitionWithoutRam {
                     partition: p.name.clone(),
                 });
+            }
+            if p.cpus.len() > MAX_PARTITION_CPUS {
+                return Err(ConfigError::TooManyCpus {
+                    partition: p.name.clone(),
+                    cpus: p.cpus.len(),
+                });
+            }
+            if p.kind == PartitionKind::Linux {
+                if p.exitless_irqs {
+                    return Err(ConfigError::ExitlessLinux {
+                        partition: p.name.clone(),
+                    });
+                }
+                let earlier = self.partitions[..i]
+                    .iter()
+                    .find(|q| q.kind == PartitionKind::Linux);
+                if let Some(first) = earlier {
+                    return Err(ConfigError::SecondLinuxPartition {
+                        first: first.name.clone(),
+                        second: p.name.clone(),
+                    });
+                }
             }
         }
         self.validate_ram()?;
@@ -544,7 +614,11 @@ impl Config {
     }
 
     fn validate_irqs(&self) -> Result<(), ConfigError> {
-        let mut owners: Vec<(u32, &str)> = Vec::new();
+        // hv's console line is hv's: a partition that owned it could silence hv's UART.
+        let mut owners: Vec<(u32, &str)> = self
+            .device(&self.hv.console)
+            .map(|d| d.irqs.iter().map(|&irq| (irq, "hv (console)")).collect())
+            .unwrap_or_default();
         for p in &self.partitions {
             for &irq in &p.irqs {
                 if !self.board.devices.iter().any(|d| d.irqs.contains(&irq)) {

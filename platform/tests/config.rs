@@ -264,16 +264,16 @@ fn unknown_irq() -> Case {
 
 fn irq_twice() -> Case {
     let mut config = virt();
-    partition_mut(&mut config, "linux").irqs.push(33);
-    partition_mut(&mut config, "rt").irqs.push(33);
+    // The RTC's line, which the RT partition owns already.
+    partition_mut(&mut config, "linux").irqs.push(34);
     Case {
         config,
         expected: ConfigError::IrqTwice {
-            irq: 33,
+            irq: 34,
             first: "linux".into(),
             second: "rt".into(),
         },
-        parts: &["interrupt 33", "`linux`", "`rt`"],
+        parts: &["interrupt 34", "`linux`", "`rt`"],
     }
 }
 
@@ -289,6 +289,81 @@ fn bad_device_irq() -> Case {
         },
         parts: &["`uart0`", "interrupt 30", "SPIs"],
     }
+}
+
+fn board_without_cpus() -> Case {
+    let mut config = virt();
+    config.board.cpus = 0;
+    Case {
+        config,
+        expected: ConfigError::BoardWithoutCpus,
+        parts: &["no CPU", "cpus = 0"],
+    }
+}
+
+fn too_many_cpus() -> Case {
+    let mut config = virt();
+    config.board.cpus = 16;
+    partition_mut(&mut config, "linux").cpus = (0..2).chain(4..11).collect();
+    Case {
+        config,
+        expected: ConfigError::TooManyCpus {
+            partition: "linux".into(),
+            cpus: 9,
+        },
+        parts: &["`linux`", "9 CPUs", "at most 8"],
+    }
+}
+
+fn second_linux_partition() -> Case {
+    let mut config = virt();
+    let rt = partition_mut(&mut config, "rt");
+    rt.kind = platform::config::PartitionKind::Linux;
+    rt.devices.clear();
+    rt.irqs.clear();
+    Case {
+        config,
+        expected: ConfigError::SecondLinuxPartition {
+            first: "linux".into(),
+            second: "rt".into(),
+        },
+        parts: &["`linux`", "`rt`", "console"],
+    }
+}
+
+fn exitless_linux() -> Case {
+    let mut config = virt();
+    partition_mut(&mut config, "linux").exitless_irqs = true;
+    Case {
+        config,
+        expected: ConfigError::ExitlessLinux {
+            partition: "linux".into(),
+        },
+        parts: &["`linux`", "exitless_irqs", "SGIs"],
+    }
+}
+
+#[test]
+fn refuses_a_partition_owning_the_line_of_hvs_console() {
+    let mut config = virt();
+    partition_mut(&mut config, "rt").irqs.push(33);
+    assert_refused(Case {
+        config,
+        expected: ConfigError::IrqTwice {
+            irq: 33,
+            first: "hv (console)".into(),
+            second: "rt".into(),
+        },
+        parts: &["interrupt 33", "hv (console)", "`rt`"],
+    });
+}
+
+#[test]
+fn eight_cpus_in_a_partition_are_accepted() {
+    let mut config = virt();
+    config.board.cpus = 16;
+    partition_mut(&mut config, "linux").cpus = (0..2).chain(4..10).collect();
+    assert_eq!(config.validate(), Ok(()));
 }
 
 fn kernel_outside_hv() -> Case {
@@ -331,9 +406,13 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::IrqTwice { .. } => 14,
         ConfigError::BadDeviceIrq { .. } => 15,
         ConfigError::KernelOutsideHv { .. } => 16,
+        ConfigError::BoardWithoutCpus => 17,
+        ConfigError::TooManyCpus { .. } => 18,
+        ConfigError::SecondLinuxPartition { .. } => 19,
+        ConfigError::ExitlessLinux { .. } => 20,
     }
 }
-const VARIANTS: usize = 17;
+const VARIANTS: usize = 21;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -353,6 +432,10 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     irq_twice,
     bad_device_irq,
     kernel_outside_hv,
+    board_without_cpus,
+    too_many_cpus,
+    second_linux_partition,
+    exitless_linux,
 ];
 
 #[test]
@@ -577,7 +660,6 @@ fn accepts_irq_and_device_given_once() {
     let rt = partition_mut(&mut config, "rt");
     rt.devices.push("uart1".into());
     rt.irqs.push(40);
-    partition_mut(&mut config, "linux").irqs.push(33);
     assert_eq!(config.validate(), Ok(()));
     // Boundary SPIs are accepted.
     config.board.devices[1].irqs = vec![32, 1019];
