@@ -12,7 +12,9 @@ use std::time::Duration;
 use platform::config::Config;
 use xtask::qemu::{self, Boot, BootLog};
 
-/// Generous: a healthy boot takes seconds, CI machines are slow and shared.
+/// How long a booting system may print nothing before it counts as hung (output extends
+/// the wait, up to `xtask::patience::CAP_FACTOR` times this): a healthy boot prints every
+/// few milliseconds, a loaded host only stretches that.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 static BUILD: Mutex<()> = Mutex::new(());
@@ -96,7 +98,8 @@ pub fn payload_offset(image: &[u8], index: usize) -> usize {
     table + offset as usize
 }
 
-/// How long Linux may take to reach its shell under hv (about 3 s on an idle machine).
+/// How long Linux may stay silent on its way to the shell under hv (it boots in about 3 s
+/// on an idle machine).
 pub const LINUX_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Boots `boot` with the console on pipes and waits for the Linux partition's shell (its
