@@ -175,7 +175,11 @@ impl Session {
         ))?;
         let first = self.wait_exact(from, &begin, timeout)?;
         let last = self.wait_exact(first + 1, &end, timeout)?;
-        Ok(partition_lines(&self.lines[first + 1..last]))
+        // Up to the end marker itself: a fragment of it before a break is dropped only
+        // once the marker's whole line follows.
+        let mut out = partition_lines(&self.lines[first + 1..=last]);
+        out.pop();
+        Ok(out)
     }
 
     /// Waits until a complete line after line `from` is exactly `text` (surrounding
@@ -267,6 +271,19 @@ mod tests {
             "second",
         ]);
         assert_eq!(partition_lines(&seen), ["0x5A5AA5A5", "second"]);
+    }
+
+    #[test]
+    fn a_line_broken_twice_is_kept_once_whole() {
+        let seen = owned(&[
+            "after help",
+            "__end_7",
+            "[rt cpu3] heartbeat 22",
+            "__end_7",
+            "[rt cpu2] heartbeat 22",
+            "__end_7__",
+        ]);
+        assert_eq!(partition_lines(&seen), ["after help", "__end_7__"]);
     }
 
     #[test]
