@@ -48,7 +48,7 @@ impl Geometry {
 }
 
 /// Words of the header (fields, then padding to its own lines).
-const HEADER_FIELDS: usize = 16;
+pub const HEADER_FIELDS: usize = 16;
 /// Words of one RT CPU's reader record ([`crate::params`] says what they hold).
 pub const READER_WORDS: usize = 5;
 
@@ -254,7 +254,18 @@ impl Layout {
         ]
     }
 
-    fn header_checksum(fields: &[u64]) -> u64 {
+    /// The header's words as [`Channel::write_header`] stores them, checksum last.
+    pub fn header_words(&self) -> [u64; HEADER_FIELDS] {
+        let mut words = [0u64; HEADER_FIELDS];
+        for (w, (_, v)) in words.iter_mut().zip(self.header_fields().iter()) {
+            *w = *v;
+        }
+        words[HEADER_FIELDS - 1] = Layout::header_checksum(&words[..HEADER_FIELDS - 1]);
+        words
+    }
+
+    /// The checksum of the header's fields (all its words but the last).
+    pub fn header_checksum(fields: &[u64]) -> u64 {
         Fnv64::new().words(fields).finish()
     }
 }
@@ -324,12 +335,7 @@ impl<'a> Channel<'a> {
     /// Writes the header (hv at boot, before either partition runs). The magic goes last
     /// with a release store, so a reader that sees it sees every field.
     pub fn write_header(&self) {
-        let fields = self.layout.header_fields();
-        let mut words = [0u64; HEADER_FIELDS];
-        for (w, (_, v)) in words.iter_mut().zip(fields.iter()) {
-            *w = *v;
-        }
-        words[HEADER_FIELDS - 1] = Layout::header_checksum(&words[..HEADER_FIELDS - 1]);
+        let words = self.layout.header_words();
         self.region.store(0, 0, Ordering::Relaxed);
         self.region.copy_in(1, &words[1..]);
         self.region.store(0, MAGIC, Ordering::Release);

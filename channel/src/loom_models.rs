@@ -12,7 +12,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::layout::{Channel, Geometry, Layout};
-use crate::params::{ParamReader, Publisher, Refresh};
+use crate::params::{GracePeriod, ParamReader, Publisher, Refresh};
 use crate::region::{Region, Word};
 use crate::ring::{Consumer, Direction, Producer, Record};
 use crate::schema::{ParamSpec, Schema};
@@ -68,7 +68,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 /// Version 1 is published before the reader starts; the writer publishes 2 and 3, so
 /// with three slots (one reader) version 3 reuses version 1's slot unless the reader
 /// holds it. The reader refreshes twice.
-fn publish_vs_read(ignore_grace_period: bool) {
+fn publish_vs_read(grace: GracePeriod) {
     model(move || {
         let (words, layout) = region(1);
         Publisher::new()
@@ -79,12 +79,7 @@ fn publish_vs_read(ignore_grace_period: bool) {
             let ch = channel(&writer_words, layout);
             let mut p = Publisher::new();
             for v in 2..=3 {
-                let got = if ignore_grace_period {
-                    p.publish_ignoring_readers(&ch, SCHEMA.id, &payload(v))
-                } else {
-                    p.publish(&ch, SCHEMA.id, &payload(v))
-                };
-                assert_eq!(got, Ok(v));
+                assert_eq!(p.publish_with(&ch, SCHEMA.id, &payload(v), grace), Ok(v));
             }
         });
         let ch = channel(&words, layout);
@@ -107,14 +102,14 @@ fn publish_vs_read(ignore_grace_period: bool) {
 
 #[test]
 fn loom_publish_vs_read_never_tears_and_respects_the_grace_period() {
-    publish_vs_read(false);
+    publish_vs_read(GracePeriod::Observe);
 }
 
 /// The model is strong enough to see the bug the grace period prevents.
 #[test]
 #[should_panic(expected = "an honest writer made the reader reject")]
 fn loom_a_writer_skipping_the_grace_period_is_caught() {
-    publish_vs_read(true);
+    publish_vs_read(GracePeriod::Ignore);
 }
 
 #[test]

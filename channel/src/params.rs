@@ -189,7 +189,8 @@ pub enum Refresh {
 /// time uses this CPU's reader record: the RT kernel keeps each in a locked per-CPU slot.
 #[derive(Clone, Debug)]
 pub struct ParamReader {
-    cpu: usize,
+    /// Word offset of this CPU's reader record.
+    record: usize,
     holds: u64,
     good: Option<Snapshot>,
     accepted: u64,
@@ -202,7 +203,7 @@ impl ParamReader {
     /// nothing, so its first refresh reads whatever is current.
     pub fn new(channel: &Channel, cpu: usize) -> Option<Self> {
         (cpu < channel.layout.rt_cpus).then_some(Self {
-            cpu,
+            record: channel.layout.reader(cpu),
             holds: 0,
             good: None,
             accepted: 0,
@@ -225,7 +226,7 @@ impl ParamReader {
     /// and stores, whatever Linux does.
     pub fn refresh(&mut self, channel: &Channel, schema: &Schema) -> Refresh {
         let (region, layout) = (channel.region, &channel.layout);
-        let record = layout.reader(self.cpu);
+        let record = self.record;
         let current = region.load(layout.current, Ordering::Acquire);
         if current == self.holds {
             return Refresh::Unchanged;
@@ -324,7 +325,7 @@ pub fn read_published(channel: &Channel, schema: &Schema) -> Result<Option<Snaps
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum GracePeriod {
+pub(crate) enum GracePeriod {
     Observe,
     #[cfg(all(test, loom))]
     Ignore,
@@ -351,18 +352,9 @@ impl Publisher {
         self.publish_with(channel, schema_id, payload, GracePeriod::Observe)
     }
 
-    /// A writer that skips the grace period, for the model that must catch it.
-    #[cfg(all(test, loom))]
-    pub(crate) fn publish_ignoring_readers(
-        &mut self,
-        channel: &Channel,
-        schema_id: u32,
-        payload: &[u64],
-    ) -> Result<u64, PublishError> {
-        self.publish_with(channel, schema_id, payload, GracePeriod::Ignore)
-    }
-
-    fn publish_with(
+    /// `publish`, or (`GracePeriod::Ignore`, for the model that must catch it) a writer
+    /// that skips the grace period.
+    pub(crate) fn publish_with(
         &mut self,
         channel: &Channel,
         schema_id: u32,
@@ -392,8 +384,13 @@ impl Publisher {
             0
         };
         for cpu in 0..scanned {
-            let (_, held) = unpack(region.load(layout.reader(cpu) + HOLDS, Ordering::Relaxed));
-            if let Some(b) = busy.get_mut(held).filter(|_| held < layout.slots) {
+            // Version 0: the CPU holds nothing (it never read, or Linux zeroed it).
+            let (held_version, held) =
+                unpack(region.load(layout.reader(cpu) + HOLDS, Ordering::Relaxed));
+            if let Some(b) = busy
+                .get_mut(held)
+                .filter(|_| held_version != 0 && held < layout.slots)
+            {
                 *b = true;
             }
         }
@@ -601,6 +598,19 @@ mod tests {
             let mut reader = ParamReader::new(ch, 0).unwrap();
             assert_eq!(reader.refresh(ch, &CONTROL), Refresh::Accepted(1));
             assert_eq!(reader.current().unwrap().value(0), Some(1));
+        });
+    }
+
+    #[test]
+    fn with_no_reader_holding_anything_the_writer_alternates_two_slots() {
+        with_channel(2, |ch| {
+            let (w, n) = values(|_| ());
+            let mut p = Publisher::new();
+            for v in 1..=4u64 {
+                assert_eq!(p.publish(ch, CONTROL.id, &w[..n]), Ok(v));
+                let current = ch.region.load(ch.layout.current, Ordering::Relaxed);
+                assert_eq!(unpack(current), (v, (v as usize + 1) % 2), "version {v}");
+            }
         });
     }
 
