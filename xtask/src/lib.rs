@@ -8,6 +8,7 @@ pub mod boards;
 pub mod debian;
 pub mod image;
 pub mod initramfs;
+pub mod linux_tools;
 pub mod patience;
 pub mod qemu;
 pub mod sdcard;
