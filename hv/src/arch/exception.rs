@@ -7,7 +7,7 @@
 use core::arch::global_asm;
 use core::fmt;
 
-use crate::esr::Esr;
+use hv_core::esr::Esr;
 
 /// The context saved by the vectors, in the order the assembly stores it.
 #[repr(C)]

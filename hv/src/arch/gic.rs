@@ -21,8 +21,8 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::cpu;
-use crate::layout::MAX_CPUS;
-use crate::vgic::{Effect, Irq};
+use hv_core::layout::MAX_CPUS;
+use hv_core::vgic::{Effect, Irq};
 
 register_structs! {
     /// Distributor (common part of v2 and v3).
@@ -460,7 +460,7 @@ impl Gic {
     }
 
     /// Applies one physical action of a partition's emulated distributor (see
-    /// [`crate::vgic`]). Banked effects name the calling CPU, whose banked registers these
+    /// [`hv_core::vgic`]). Banked effects name the calling CPU, whose banked registers these
     /// are.
     pub fn apply(&self, effect: &Effect) {
         if let (GicVersion::V3, Some(cpu)) = (self.version, effect.irq().and_then(|i| i.cpu)) {

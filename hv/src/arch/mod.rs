@@ -1,6 +1,7 @@
 //! Everything that only exists on the target: entry code, vectors, system registers, MMU,
 //! UART, power. Kept thin; decisions live in the portable modules.
 
+pub mod boot;
 pub mod cache;
 pub mod console;
 pub mod cpu;

@@ -1,5 +1,5 @@
 //! A Linux partition's console: the PL011 hv emulates at the address of the board's
-//! console UART ([`crate::vuart`] is the register model), wired to the physical UART.
+//! console UART ([`hv_core::vuart`] is the register model), wired to the physical UART.
 //!
 //! Output: every byte the guest writes goes into hv's console ring as it is (Linux's own
 //! line discipline made it terminal output). Input: hv polls the physical UART from the
@@ -22,11 +22,11 @@ use spin::Mutex;
 use super::exception::Frame;
 use super::vcpu::Running;
 use super::{console, cpu, gic};
-use crate::console_input::{Cmd, InputRouter, Routed, HELP};
-use crate::esr::DataAbort;
-use crate::guest_dtb::EmulatedUart;
-use crate::vgic::AccessWidth;
-use crate::vuart::{self, VirtualPl011};
+use hv_core::console_input::{Cmd, InputRouter, Routed, HELP};
+use hv_core::esr::DataAbort;
+use hv_core::guest_dtb::EmulatedUart;
+use hv_core::vgic::AccessWidth;
+use hv_core::vuart::{self, VirtualPl011};
 
 /// Period of the input poll while the guest runs.
 pub const POLL_MS: u64 = 10;

@@ -19,16 +19,16 @@ use spin::{Mutex, Once};
 
 use super::exception::Frame;
 use super::{cache, console, cpu, gic, pmu, power};
-use crate::esr::DataAbort;
-use crate::esr::Esr;
-use crate::exception_injection::{self, Access, EntryState, Injection};
-use crate::guest_image::Placement;
-use crate::hypercall::{self, Call};
-use crate::layout::MAX_CPUS;
-use crate::owed_irqs::OwedIrqs;
-use crate::partition::{LineBuffer, PartitionState, StopReason};
-use crate::vgic::{AccessWidth, Effect, VgicDistributor};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use hv_core::esr::DataAbort;
+use hv_core::esr::Esr;
+use hv_core::exception_injection::{self, Access, EntryState, Injection};
+use hv_core::guest_image::Placement;
+use hv_core::hypercall::{self, Call};
+use hv_core::layout::MAX_CPUS;
+use hv_core::owed_irqs::OwedIrqs;
+use hv_core::partition::{LineBuffer, PartitionState, StopReason};
+use hv_core::vgic::{AccessWidth, Effect, VgicDistributor};
 use platform::config::{GicVersion, Region};
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
@@ -172,7 +172,7 @@ const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// SPSR for the first entry: EL1h, D/A/I/F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// Stage-2 start level 1 with a 39-bit IPA space (VTCR_EL2.T0SZ = 25).
-const VTCR_T0SZ: u64 = 64 - crate::stage2::IPA_BITS as u64;
+const VTCR_T0SZ: u64 = 64 - hv_core::stage2::IPA_BITS as u64;
 
 /// Publishes the started partitions; secondaries waiting in [`run`] pick them up.
 pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32, hyp_timer: u32) {

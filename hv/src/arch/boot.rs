@@ -16,13 +16,13 @@ use platform::image::{self, PayloadKind, Payloads};
 use crate::arch::mmu::{self, Kind};
 use crate::arch::vcpu::{self, Running};
 use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
-use crate::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
-use crate::guest_image;
-use crate::layout;
 use crate::options::{self, BootOptions, SelfTest};
-use crate::partition::PartitionState;
-use crate::stage2::Stage2Tables;
-use crate::vgic::{self, VgicDistributor};
+use hv_core::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
+use hv_core::guest_image;
+use hv_core::layout;
+use hv_core::partition::PartitionState;
+use hv_core::stage2::Stage2Tables;
+use hv_core::vgic::{self, VgicDistributor};
 
 /// The GICv2 CPU-interface frame a partition sees as its GICC (none on GICv3).
 fn guest_gicc(gic: &platform::dtb::GicInfo, exitless: bool) -> Option<Region> {
@@ -48,7 +48,7 @@ const UNMAPPED_PROBE: usize = 0x40_0000_0000;
 /// Prints a fatal error and stops the machine.
 #[macro_export]
 macro_rules! fatal {
-    ($($arg:tt)*) => { $crate::boot::fatal(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::arch::boot::fatal(format_args!($($arg)*)) };
 }
 
 pub fn fatal(args: fmt::Arguments) -> ! {

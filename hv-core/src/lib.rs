@@ -1,0 +1,26 @@
+//! hv's portable core: everything the hypervisor decides, as plain Rust that builds and is
+//! unit-tested on the host (`cargo test -p hv-core`).
+//!
+//! It owns the partitions' run-time state, trap and data-abort decoding, the emulated GIC
+//! distributor and redistributors, the emulated devices (console UART, control page), the
+//! console ring and input routing, guest placement, the guests' DTBs and stage-2 tables.
+//! It must never touch a register, a physical address or the MMU: hv's `arch` layer does
+//! that, with the values and decisions this crate hands it.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod console_input;
+pub mod console_ring;
+pub mod esr;
+pub mod exception_injection;
+pub mod guest_dtb;
+pub mod guest_image;
+pub mod hypercall;
+pub mod layout;
+pub mod owed_irqs;
+pub mod partition;
+pub mod stage2;
+pub mod vgic;
+pub mod vuart;
