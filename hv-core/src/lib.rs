@@ -22,5 +22,6 @@ pub mod layout;
 pub mod owed_irqs;
 pub mod partition;
 pub mod stage2;
+pub mod trap;
 pub mod vgic;
 pub mod vuart;

@@ -75,7 +75,7 @@ impl EmulatedConsole {
             } else {
                 model
                     .read(offset, width)
-                    .map(|value| frame.set_reg(da.register, value))
+                    .map(|value| frame.complete_load(da, value))
                     .is_ok()
             };
             (ok, model.take_tx())

@@ -28,6 +28,7 @@ use hv_core::hypercall::{self, Call};
 use hv_core::layout::MAX_CPUS;
 use hv_core::owed_irqs::OwedIrqs;
 use hv_core::partition::{LineBuffer, PartitionState, StopReason};
+use hv_core::trap::{self, Trap};
 use hv_core::vgic::{AccessWidth, Effect, VgicDistributor};
 use platform::config::{GicVersion, Region};
 
@@ -493,33 +494,36 @@ pub fn handle_trap(frame: &mut Frame) {
         stop_with_partition(partition, vcpu, reason);
     }
     let esr = Esr(frame.esr);
-    match esr.ec() {
-        0x16 => hvc(frame, partition, vcpu),
-        0x17 => {
+    match Trap::decode(esr) {
+        Trap::Hvc => hvc(frame, partition, vcpu),
+        Trap::Smc => {
             // SMC from a guest: firmware belongs to hv. Refused, not emulated.
             frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
-            frame.elr += 4;
+            frame.skip_instruction();
         }
-        0x01 => frame.elr += 4,
-        0x18 if is_sgi1r_write(esr) => {
-            let value = frame.reg(((esr.iss() >> 5) & 0x1f) as u8);
+        Trap::WaitForInterrupt => frame.skip_instruction(),
+        Trap::Sgi1rWrite { register } => {
+            let value = frame.reg(register);
             let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
             if let Ok(Some(effect)) = effect {
                 deliver(partition, &effect, vcpu);
             }
-            frame.elr += 4;
+            frame.skip_instruction();
         }
-        0x24 => {
-            let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
-            if let Some(da) = esr.data_abort().filter(|da| da.valid) {
-                if emulate_mmio(frame, partition, vcpu, ipa, da) {
-                    frame.elr += 4;
-                    return;
-                }
+        Trap::DataAbort(da) => {
+            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
+            if da.valid && emulate_mmio(frame, partition, vcpu, ipa, da) {
+                frame.skip_instruction();
+                return;
             }
             if partition.is_linux() {
-                let write = esr.data_abort().is_some_and(|da| da.write);
-                refuse_access(frame, partition, vcpu, ipa, Access::Data { write });
+                refuse_access(
+                    frame,
+                    partition,
+                    vcpu,
+                    ipa,
+                    Access::Data { write: da.write },
+                );
                 return;
             }
             error!(
@@ -533,8 +537,8 @@ pub fn handle_trap(frame: &mut Frame) {
             );
             stop_here(partition, vcpu, Some(StopReason::Fault));
         }
-        0x20 if partition.is_linux() => {
-            let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
+        Trap::InstructionAbort if partition.is_linux() => {
+            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
             refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
         }
         _ if partition.is_linux() => {
@@ -671,7 +675,7 @@ fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbo
         }
         (abi::CONTROL_READY, false) => {
             let ready = partition.state.lock().all_ready();
-            frame.set_reg(da.register, u64::from(ready));
+            frame.complete_load(da, u64::from(ready));
             true
         }
         _ => false,
@@ -698,21 +702,6 @@ fn partition_ready(partition: &Running, vcpu: Option<usize>) {
             power::system_off();
         }
     }
-}
-
-/// ICC_SGI1R_EL1 (op0 3, op1 0, CRn 12, CRm 11, op2 5) written by the guest: trapped
-/// because HCR_EL2.IMO is set. ISS layout: Arm ARM D24.2.40, EC 0x18.
-fn is_sgi1r_write(esr: Esr) -> bool {
-    let iss = esr.iss();
-    let (op0, op2, op1, crn, crm, read) = (
-        (iss >> 20) & 3,
-        (iss >> 17) & 7,
-        (iss >> 14) & 7,
-        (iss >> 10) & 0xf,
-        (iss >> 1) & 0xf,
-        iss & 1,
-    );
-    (op0, op1, crn, crm, op2, read) == (3, 0, 12, 11, 5, 0)
 }
 
 /// Which of the GIC frames a partition's distributor model answers for was accessed.
@@ -779,7 +768,7 @@ fn emulate_vgic(
         let Ok(value) = value else {
             return false;
         };
-        frame.set_reg(da.register, value);
+        frame.complete_load(da, value);
     }
     true
 }
