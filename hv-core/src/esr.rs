@@ -82,6 +82,26 @@ impl Esr {
     }
 }
 
+impl DataAbort {
+    /// The register value a load of `value` leaves: the accessed bytes only, sign-extended
+    /// when the syndrome says so (SSE: LDRSB, LDRSH, LDRSW), and for a W register (SF
+    /// clear) the upper 32 bits zero, as every write of a W register leaves them.
+    pub fn loaded(self, value: u64) -> u64 {
+        // Bits above the access: 56 for a byte, 0 for a doubleword.
+        let unused = 64 - 8 * u32::from(self.size.clamp(1, 8));
+        let value = if self.sign_extend {
+            (((value << unused) as i64) >> unused) as u64
+        } else {
+            (value << unused) >> unused
+        };
+        if self.sixty_four {
+            value
+        } else {
+            value & 0xffff_ffff
+        }
+    }
+}
+
 /// Names a data/instruction fault status code.
 pub fn fault_status(fsc: u8) -> &'static str {
     match fsc {

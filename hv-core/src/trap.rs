@@ -55,7 +55,7 @@ impl Frame {
     /// Completes the trapped load `da` with `value` read from the emulated device: the
     /// destination register gets what the load instruction would have put there.
     pub fn complete_load(&mut self, da: DataAbort, value: u64) {
-        self.set_reg(da.register, value);
+        self.set_reg(da.register, da.loaded(value));
     }
 
     /// Steps over the trapped instruction (every trap hv emulates is a 4-byte A64 one).
@@ -158,6 +158,60 @@ mod tests {
         Esr((0x24 << 26) | (1 << 25) | iss)
             .data_abort()
             .expect("a data abort")
+    }
+
+    #[test]
+    fn a_sign_extended_byte_load_fills_a_w_register_to_32_bits() {
+        // ldrsb w3, [x0] of 0x80.
+        let mut frame = Frame::zeroed();
+        frame.x[3] = u64::MAX;
+        frame.complete_load(load(0, 3, true, false), 0x80);
+        assert_eq!(frame.x[3], 0xffff_ff80);
+    }
+
+    #[test]
+    fn a_sign_extended_byte_load_fills_an_x_register_to_64_bits() {
+        // ldrsb x3, [x0] of 0x80.
+        let mut frame = Frame::zeroed();
+        frame.complete_load(load(0, 3, true, true), 0x80);
+        assert_eq!(frame.x[3], 0xffff_ffff_ffff_ff80);
+    }
+
+    #[test]
+    fn sign_extension_of_halfwords_and_words() {
+        let mut frame = Frame::zeroed();
+        // ldrsh x1 of 0x8001, ldrsw x2 of 0x8000_0000, ldrsh w4 of 0x7fff (positive).
+        frame.complete_load(load(1, 1, true, true), 0x8001);
+        frame.complete_load(load(2, 2, true, true), 0x8000_0000);
+        frame.complete_load(load(1, 4, true, false), 0x7fff);
+        assert_eq!(frame.x[1], 0xffff_ffff_ffff_8001);
+        assert_eq!(frame.x[2], 0xffff_ffff_8000_0000);
+        assert_eq!(frame.x[4], 0x7fff);
+    }
+
+    #[test]
+    fn a_zero_extending_load_keeps_only_the_accessed_bytes() {
+        // ldrb w5 of a device value with stray high bits; ldr w6 clears the top half of x6.
+        let mut frame = Frame::zeroed();
+        frame.x[6] = u64::MAX;
+        frame.complete_load(load(0, 5, false, false), 0x1_ff80);
+        frame.complete_load(load(2, 6, false, false), 0x1234_5678);
+        assert_eq!(frame.x[5], 0x80);
+        assert_eq!(frame.x[6], 0x1234_5678);
+    }
+
+    #[test]
+    fn a_64_bit_load_is_written_as_is() {
+        let mut frame = Frame::zeroed();
+        frame.complete_load(load(3, 7, false, true), 0x8000_0000_0000_0001);
+        assert_eq!(frame.x[7], 0x8000_0000_0000_0001);
+    }
+
+    #[test]
+    fn a_load_into_xzr_is_discarded() {
+        let mut frame = Frame::zeroed();
+        frame.complete_load(load(2, 31, true, true), 0x8000_0000);
+        assert!(frame.x.iter().all(|&x| x == 0));
     }
 
     #[test]
