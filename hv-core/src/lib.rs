@@ -24,4 +24,5 @@ pub mod partition;
 pub mod stage2;
 pub mod trap;
 pub mod vgic;
+pub mod virtual_sgi;
 pub mod vuart;

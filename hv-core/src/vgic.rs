@@ -1813,6 +1813,35 @@ mod tests {
     }
 
     #[test]
+    fn sgi1r_from_and_to_vcpus_above_3_in_an_eight_vcpu_partition() {
+        // The decoder's limits: target lists name vCPUs RS * 16 + bit, so 0-15 with RS = 0;
+        // every vCPU index of a partition (at most one per CPU hv runs on) is a valid source.
+        let cpus_of_vcpus: Vec<u32> = (0..8).collect();
+        let mut d = VgicDistributor::new(GicVersion::V3, 288, &[], &cpus_of_vcpus).unwrap();
+        assert_eq!(
+            d.write_sgi1r((2 << 24) | (1 << 6) | 1, 5),
+            Ok(Some(Effect::SendSgi {
+                intid: 2,
+                cpus: cpus(&[0, 6])
+            }))
+        );
+        assert_eq!(
+            d.write_sgi1r((1 << 40) | (9 << 24), 7),
+            Ok(Some(Effect::SendSgi {
+                intid: 9,
+                cpus: cpus(&[0, 1, 2, 3, 4, 5, 6])
+            }))
+        );
+        // vCPU 8 and up do not exist: the bits are dropped and counted, not delivered.
+        assert_eq!(d.write_sgi1r(1 << 8, 4), Ok(None));
+        assert_eq!(d.stats().foreign_cpus, 1);
+        assert_eq!(
+            d.write_sgi1r(1, 8),
+            Err(AccessError::NoSuchVcpu { vcpu: 8 })
+        );
+    }
+
+    #[test]
     fn v2_banked_sgi_ppi_state_is_per_accessing_vcpu() {
         let mut d = v2(); // vCPU 0 on CPU 0, vCPU 1 on CPU 1
                           // vCPU 1 enables the virtual timer PPI (27) and SGI 1.

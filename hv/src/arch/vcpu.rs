@@ -30,6 +30,7 @@ use hv_core::owed_irqs::OwedIrqs;
 use hv_core::partition::{LineBuffer, PartitionState, StopReason};
 use hv_core::trap::{self, Trap};
 use hv_core::vgic::{AccessWidth, Effect, VgicDistributor};
+use hv_core::virtual_sgi::SgiQueue;
 use platform::config::{GicVersion, Region};
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
@@ -158,9 +159,11 @@ pub fn print_irq_stats() {
         if let Some(per_irq) = cost.checked_div(n) {
             info!(
                 "stats: CPU {cpu}: {n} interrupts forwarded, {per_irq} PMU counts in hv per \
-                 interrupt (instructions under -icount), {} dropped, {} list-register refills",
+                 interrupt (instructions under -icount), {} dropped, {} list-register refills, \
+                 {} virtual SGIs refused",
                 DROPPED[cpu].load(Ordering::Relaxed),
-                REFILLS[cpu].load(Ordering::Relaxed)
+                REFILLS[cpu].load(Ordering::Relaxed),
+                PENDING_SGIS[cpu].refused()
             );
         }
     }
@@ -272,7 +275,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     // Nothing of a previous boot of this vCPU may fire into the new one.
     CNTV_CTL_EL0.set(0);
     VBAR_EL1.set(0);
-    PENDING_SGIS[cpu::index()].store(0, Ordering::Release);
+    PENDING_SGIS[cpu::index()].clear();
     if let Some(gic) = gic::get() {
         gic.init_cpu_for(partition.exitless);
         gic.reset_vcpu_interface();
@@ -773,8 +776,8 @@ fn emulate_vgic(
     true
 }
 
-/// Virtual SGIs waiting for the vCPU of each CPU: bit `source * 16 + sgi`.
-static PENDING_SGIS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Virtual SGIs waiting for the vCPU of each CPU.
+static PENDING_SGIS: [SgiQueue; MAX_CPUS] = [const { SgiQueue::new() }; MAX_CPUS];
 
 /// Sends a virtual SGI from `source` (vCPU index) to the vCPUs on the effect's CPUs:
 /// queued per target CPU, then injected there (directly on this CPU; after a physical
@@ -791,13 +794,15 @@ fn deliver(partition: &Running, effect: &Effect, source: usize) {
         }
         return;
     }
-    if source >= 4 {
-        // The pending mask has room for sources 0-3 (partitions have at most 4 vCPUs).
-        return;
-    }
     let me = cpu::index();
     for cpu in cpus.iter() {
-        PENDING_SGIS[cpu as usize].fetch_or(1 << (source as u32 * 16 + intid), Ordering::AcqRel);
+        if let Err(refused) = PENDING_SGIS[cpu as usize].push(source, intid) {
+            // Counted by the queue (and printed with the statistics); reported once.
+            if PENDING_SGIS[cpu as usize].refused() == 1 {
+                warn!("virtual SGI not queued for CPU {cpu}: {refused:?}");
+            }
+            continue;
+        }
         if cpu as usize == me {
             drain_sgis(gic);
         } else {
@@ -810,21 +815,19 @@ fn deliver(partition: &Running, effect: &Effect, source: usize) {
 /// register stay queued for the next trap.
 fn drain_sgis(gic: &gic::Gic) {
     let me = cpu::index();
-    let mut pending = PENDING_SGIS[me].swap(0, Ordering::AcqRel);
-    let mut left = 0;
-    while pending != 0 {
-        let bit = pending.trailing_zeros();
-        pending &= pending - 1;
-        if !gic.inject_sgi(bit % 16, bit / 16) {
-            left |= 1 << bit;
+    let mut left = false;
+    for (intid, source) in PENDING_SGIS[me].take() {
+        if !gic.inject_sgi(intid, source) {
+            // Cannot be refused: it was queued from the same numbers.
+            let _ = PENDING_SGIS[me].push(source as usize, intid);
+            left = true;
         }
     }
-    if left != 0 {
-        PENDING_SGIS[me].fetch_or(left, Ordering::AcqRel);
+    if left {
         REFILLS[me].fetch_add(1, Ordering::Relaxed);
     }
     // More than the list registers hold: come back when they drain.
-    gic.request_refill(left != 0);
+    gic.request_refill(left);
 }
 
 /// Times the list registers were full and the maintenance interrupt had to refill them.
