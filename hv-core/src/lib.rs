@@ -15,6 +15,7 @@ pub mod console_input;
 pub mod console_ring;
 pub mod esr;
 pub mod exception_injection;
+pub mod forwarding;
 pub mod guest_dtb;
 pub mod guest_image;
 pub mod hypercall;

@@ -23,6 +23,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hv_core::esr::DataAbort;
 use hv_core::esr::Esr;
 use hv_core::exception_injection::{self, Access, EntryState, Injection};
+use hv_core::forwarding::{self, Disposition, HvLines};
 use hv_core::guest_image::Placement;
 use hv_core::hypercall::{self, Call};
 use hv_core::layout::MAX_CPUS;
@@ -350,6 +351,13 @@ pub fn handle_irq() {
     // This CPU's partition, with its emulated console if it has one (Linux).
     let console = pinned_here.and_then(|(p, _)| Some((p, p.console.as_ref()?)));
     let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
+    let lines = HvLines {
+        kick: gic::KICK_SGI,
+        maintenance: gic::MAINTENANCE,
+        hyp_timer,
+        vtimer,
+    };
+    let pinned_vgic = pinned_here.map(|(p, vcpu)| (&p.vgic, vcpu));
     let mut kicked = false;
     // A level-sensitive line hv could neither forward nor silence would come straight
     // back; the bound makes sure hv returns to the guest whatever happens.
@@ -357,41 +365,42 @@ pub fn handle_irq() {
         let Some(intid) = gic.acknowledge() else {
             break;
         };
-        if intid == gic::KICK_SGI || intid == gic::MAINTENANCE {
-            gic.deactivate(intid);
-            kicked |= intid == gic::KICK_SGI;
-            drain_sgis(gic);
-            inject_owed(gic);
-            if let Some((p, console)) = console {
-                console.update_irq(p);
+        match forwarding::dispose(intid, &lines, pinned_vgic) {
+            disposition @ (Disposition::Kick | Disposition::Refill) => {
+                gic.deactivate(intid);
+                kicked |= disposition == Disposition::Kick;
+                drain_sgis(gic);
+                inject_owed(gic);
+                if let Some((p, console)) = console {
+                    console.update_irq(p);
+                }
             }
-            continue;
-        }
-        if intid == hyp_timer {
-            if let Some((p, console)) = console {
-                arm_console_tick();
-                super::vconsole::poll_input(partitions());
-                // A level still high after the guest's EOI is raised again here.
-                console.update_irq(p);
+            Disposition::ConsoleTick => {
+                if let Some((p, console)) = console {
+                    arm_console_tick();
+                    super::vconsole::poll_input(partitions());
+                    // A level still high after the guest's EOI is raised again here.
+                    console.update_irq(p);
+                }
+                gic.deactivate(intid);
             }
-            gic.deactivate(intid);
-            continue;
-        }
-        if pinned_here.is_some_and(|(p, vcpu)| forwards(p, vcpu, intid, vtimer)) {
-            if gic.inject_hw(intid) {
-                FORWARDED[me].fetch_add(1, Ordering::Relaxed);
-                FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
-            } else {
-                // No free list register: the line stays active (so it cannot fire again)
-                // and is injected when the list registers drain.
-                owe(gic, intid);
+            Disposition::Forward => {
+                if gic.inject_hw(intid) {
+                    FORWARDED[me].fetch_add(1, Ordering::Relaxed);
+                    FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
+                } else {
+                    // No free list register: the line stays active (so it cannot fire
+                    // again) and is injected when the list registers drain.
+                    owe(gic, intid);
+                }
             }
-            continue;
-        }
-        gic.deactivate(intid);
-        let dropped = DROPPED[me].fetch_add(1, Ordering::Relaxed);
-        if dropped == 0 {
-            warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
+            Disposition::Drop => {
+                gic.deactivate(intid);
+                let dropped = DROPPED[me].fetch_add(1, Ordering::Relaxed);
+                if dropped == 0 {
+                    warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
+                }
+            }
         }
     }
     // A partition that stops (SYSTEM_OFF or SYSTEM_RESET from another vCPU) kicks its
@@ -419,22 +428,6 @@ fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> 
 
 /// Interrupts one exit handles at most.
 const MAX_IRQS_PER_EXIT: usize = 64;
-
-/// Whether physical interrupt `intid` goes to `vcpu` of `partition` as a hardware-linked
-/// virtual interrupt: its virtual timer, its SPIs (not its emulated console's, whose
-/// physical line is hv's), and the PPIs it enabled itself (on GICv3 through its
-/// redistributor: e.g. Linux's PMU or EL1 physical timer), never hv's private ones.
-fn forwards(partition: &Running, vcpu: usize, intid: u32, vtimer: u32) -> bool {
-    if intid == vtimer {
-        return true;
-    }
-    let vgic = partition.vgic.lock();
-    if intid >= 32 {
-        vgic.owns_spi(intid) && !vgic.is_emulated(intid)
-    } else {
-        intid >= 16 && vgic.line_enabled(intid, vcpu)
-    }
-}
 
 /// Hardware interrupts taken but not yet in a list register, per CPU (left active).
 static OWED: [Mutex<OwedIrqs>; MAX_CPUS] = [const { Mutex::new(OwedIrqs::new()) }; MAX_CPUS];
