@@ -19,6 +19,7 @@ pub mod forwarding;
 pub mod guest_dtb;
 pub mod guest_image;
 pub mod hypercall;
+pub mod hypercall_server;
 pub mod layout;
 pub mod owed_irqs;
 pub mod partition;

@@ -25,7 +25,8 @@ use hv_core::esr::Esr;
 use hv_core::exception_injection::{self, Access, EntryState, Injection};
 use hv_core::forwarding::{self, Disposition, HvLines};
 use hv_core::guest_image::Placement;
-use hv_core::hypercall::{self, Call};
+use hv_core::hypercall;
+use hv_core::hypercall_server::{self, Reply};
 use hv_core::layout::MAX_CPUS;
 use hv_core::owed_irqs::OwedIrqs;
 use hv_core::partition::{LineBuffer, PartitionState, StopReason};
@@ -337,9 +338,9 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     }
 }
 
-/// A physical interrupt taken while this CPU's vCPU ran (HCR_EL2.IMO): forwarded to the
-/// vCPU as a hardware-linked virtual interrupt when it is the vCPU's own (its virtual
-/// timer), otherwise deactivated and counted.
+/// Physical interrupts taken while this CPU's vCPU ran (HCR_EL2.IMO), each handled as
+/// [`forwarding::dispose`] decides: hv's own, forwarded to the vCPU as a hardware-linked
+/// virtual interrupt, or deactivated and counted.
 pub fn handle_irq() {
     let Some(gic) = gic::get() else {
         return;
@@ -875,46 +876,28 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
     run(cpu::index())
 }
 
-fn set_result(frame: &mut Frame, value: i64) {
-    frame.x[0] = value as u64;
-}
-
+/// An HVC: [`hypercall_server::serve`] answers it; hv carries out what else it asks.
 fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
     let regs: [u64; 8] = frame.x[..8].try_into().expect("8 registers");
-    match hypercall::decode(&regs) {
-        Call::SmcccVersion => set_result(frame, abi::SMCCC_VERSION_1_1),
-        Call::SmcccArchFeatures(_) => set_result(frame, abi::SMCCC_NOT_SUPPORTED),
-        // PSCI 1.1.
-        Call::PsciVersion => set_result(frame, 0x1_0001),
-        Call::PsciFeatures(function) => set_result(frame, hypercall::psci_features(function)),
-        Call::CpuOn {
-            target,
+    let call = hypercall::decode(&regs);
+    let reply = hypercall_server::serve(call, &mut partition.state.lock(), vcpu);
+    if let Some(answer) = reply.answer() {
+        answer.write_to(frame);
+    }
+    match reply {
+        Reply::Return(_) => {}
+        Reply::Started {
+            vcpu: started,
             entry,
-            context,
         } => {
-            let result = partition.state.lock().cpu_on(target, entry, context);
-            match result {
-                Ok(started) => {
-                    info!(
-                        "partition `{}` vCPU {vcpu} starts vCPU {started} at {entry:#x}",
-                        partition_name(partition)
-                    );
-                    cpu::send_event();
-                    set_result(frame, 0);
-                }
-                Err(code) => set_result(frame, i64::from(code)),
-            }
+            info!(
+                "partition `{}` vCPU {vcpu} starts vCPU {started} at {entry:#x}",
+                partition_name(partition)
+            );
+            cpu::send_event();
         }
-        Call::CpuOff => {
-            partition.state.lock().cpu_off(vcpu);
-            run(cpu::index());
-        }
-        Call::AffinityInfo { target, level } => {
-            let result = partition.state.lock().affinity_info(target, level);
-            set_result(frame, result.unwrap_or_else(i64::from));
-        }
-        Call::MigrateInfoType => set_result(frame, 2),
-        Call::SystemOff => {
+        Reply::CpuOff => run(cpu::index()),
+        Reply::SystemOff => {
             warn!(
                 "partition `{}` powered itself off (PSCI SYSTEM_OFF from vCPU {vcpu}); other \
                  partitions keep running",
@@ -922,7 +905,7 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             );
             stop_here(partition, vcpu, Some(StopReason::SystemOff));
         }
-        Call::SystemReset => {
+        Reply::SystemReset => {
             warn!(
                 "partition `{}` asked for a reset (PSCI SYSTEM_RESET from vCPU {vcpu}): \
                  reloading it once its vCPUs stopped; other partitions keep running",
@@ -930,37 +913,13 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             );
             stop_here(partition, vcpu, Some(StopReason::SystemReset));
         }
-        Call::ConsoleWrite(bytes) => {
+        Reply::Console(bytes) => {
             let name = partition_name(partition);
             let cpu = cpu::index();
             CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
                 console::guest_line(&name, cpu, line);
             });
-            set_result(frame, bytes.as_slice().len() as i64);
         }
-        Call::PartitionStatus => {
-            let state = partition.state.lock();
-            frame.x[0] = 0;
-            frame.x[1] = state.index as u64;
-            frame.x[2] = state.vcpu_count() as u64;
-            frame.x[3] = vcpu as u64;
-            frame.x[4] = u64::from(state.boots());
-        }
-        Call::Ready => {
-            partition.state.lock().mark_ready(vcpu);
-            set_result(frame, 0);
-            partition_ready(partition, Some(vcpu));
-        }
-        Call::Uid => {
-            for (i, word) in abi::BULKHEAD_UID.iter().enumerate() {
-                frame.x[i] = u64::from(*word);
-            }
-        }
-        Call::Revision => {
-            frame.x[0] = u64::from(abi::REVISION.0);
-            frame.x[1] = u64::from(abi::REVISION.1);
-        }
-        Call::Malformed(_) => set_result(frame, abi::SMCCC_INVALID_PARAMETER),
-        Call::Unknown(_) => set_result(frame, abi::SMCCC_NOT_SUPPORTED),
+        Reply::Ready => partition_ready(partition, Some(vcpu)),
     }
 }
