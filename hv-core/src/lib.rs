@@ -21,6 +21,7 @@ pub mod guest_image;
 pub mod hypercall;
 pub mod hypercall_server;
 pub mod layout;
+pub mod list_register;
 pub mod owed_irqs;
 pub mod partition;
 pub mod stage2;

@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::cpu;
 use hv_core::layout::MAX_CPUS;
+use hv_core::list_register::{self as lr, VirtualIrq};
 use hv_core::vgic::{Effect, Irq};
 
 register_structs! {
@@ -303,12 +304,11 @@ impl Gic {
         match self.version {
             GicVersion::V3 => {
                 for n in 0..count.min(4) {
-                    let lr = read_lr(n);
-                    // HW [61], State [63:62], pINTID [44:32]. A hardware-linked entry in
-                    // any state (pending too) stands for a physical interrupt hv left
-                    // active for the guest to deactivate: the guest is gone, hv does it.
-                    if lr & (1 << 61) != 0 && lr >> 62 != 0 {
-                        self.deactivate(((lr >> 32) & 0x1fff) as u32);
+                    // A hardware-linked entry in any state (pending too) stands for a
+                    // physical interrupt hv left active for the guest to deactivate: the
+                    // guest is gone, hv does it.
+                    if let Some(physical) = lr::v3::linked_physical(read_lr(n)) {
+                        self.deactivate(physical);
                     }
                     write_lr(n, 0);
                 }
@@ -319,10 +319,9 @@ impl Gic {
             GicVersion::V2 => {
                 let gich: &Gich = mmio(self.gich);
                 for n in 0..count.min(64) {
-                    let lr = gich.lr[n].get();
-                    // HW [31], State [29:28], PhysicalID [19:10]; any state, as above.
-                    if lr & (1 << 31) != 0 && (lr >> 28) & 0b11 != 0 {
-                        self.deactivate((lr >> 10) & 0x3ff);
+                    // Any state, as above.
+                    if let Some(physical) = lr::v2::linked_physical(gich.lr[n].get()) {
+                        self.deactivate(physical);
                     }
                     gich.lr[n].set(0);
                 }
@@ -398,31 +397,27 @@ impl Gic {
     /// physical interrupt of the same number (the guest's EOI deactivates it). Returns
     /// false when every list register is in use.
     pub fn inject_hw(&self, intid: u32) -> bool {
-        self.write_free_lr(
-            (1 << 61) | (u64::from(intid) << 32) | u64::from(intid), // HW, pINTID, vINTID
-            (1 << 31) | (intid << 10) | intid,                       // HW, PhysicalID, VirtualID
-        )
+        self.write_free_lr(VirtualIrq::Hardware(intid))
     }
 
-    /// Writes a pending virtual interrupt into a free list register; `v3` and `v2` are
-    /// the interrupt-specific fields of each layout (state, group and priority are added
-    /// here). False when every list register is in use.
-    fn write_free_lr(&self, v3: u64, v2: u32) -> bool {
+    /// Writes `irq`, pending, into a free list register (values from [`lr`]). False when
+    /// every list register is in use.
+    #[inline]
+    fn write_free_lr(&self, irq: VirtualIrq) -> bool {
         let count = self.list_registers.get().copied().unwrap_or(0);
         match self.version {
             GicVersion::V3 => {
-                // ICH_LR<n>_EL2: State [63:62] = pending, Group [60] = 1, Priority [55:48].
-                let fixed = (0b01 << 62) | (1 << 60) | (u64::from(PRIORITY) << 48);
-                let free = (0..count.min(4)).find(|&n| read_lr(n) >> 62 == 0);
-                free.map(|n| write_lr(n, fixed | v3)).is_some()
+                let free = (0..count.min(4)).find(|&n| lr::v3::is_free(read_lr(n)));
+                free.map(|n| write_lr(n, lr::v3::encode(irq, PRIORITY)))
+                    .is_some()
             }
             GicVersion::V2 => {
-                // GICH_LR<n>: State [29:28] = pending, group 0, Priority [27:23] (5 bits).
-                let fixed = (0b01 << 28) | (u32::from(PRIORITY >> 3) << 23);
                 let gich: &Gich = mmio(self.gich);
+                // GICH_ELRSR0 names the free ones.
                 let empty = gich.elrsr0.get();
                 let free = (0..count.min(32)).find(|&n| empty & (1 << n) != 0);
-                free.map(|n| gich.lr[n].set(fixed | v2)).is_some()
+                free.map(|n| gich.lr[n].set(lr::v2::encode(irq, PRIORITY)))
+                    .is_some()
             }
         }
     }
@@ -576,8 +571,7 @@ impl Gic {
         if self.merge_pending(intid, source) {
             return true;
         }
-        // No HW link; on v2 the CPUID field [12:10] names the sending vCPU.
-        self.write_free_lr(u64::from(intid), ((source & 0x7) << 10) | intid)
+        self.write_free_lr(VirtualIrq::Sgi { intid, source })
     }
 
     /// Makes an emulated level-sensitive interrupt (one with no physical line behind it,
@@ -589,20 +583,18 @@ impl Gic {
         // active and pending, so the still-high line is taken again after its EOI.
         let held = match self.version {
             GicVersion::V3 => (0..count.min(4)).find_map(|n| {
-                let lr = read_lr(n);
-                (lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid))
-                    .then(|| write_lr(n, lr | (0b01 << 62)))
+                let value = read_lr(n);
+                lr::v3::holds(value, intid).then(|| write_lr(n, lr::v3::with_pending(value)))
             }),
             GicVersion::V2 => {
                 let gich: &Gich = mmio(self.gich);
                 (0..count.min(32)).find_map(|n| {
-                    let lr = gich.lr[n].get();
-                    ((lr >> 28) & 0b11 != 0 && lr & 0x3ff == intid)
-                        .then(|| gich.lr[n].set(lr | (0b01 << 28)))
+                    let value = gich.lr[n].get();
+                    lr::v2::holds(value, intid).then(|| gich.lr[n].set(lr::v2::with_pending(value)))
                 })
             }
         };
-        held.is_some() || self.write_free_lr(u64::from(intid), intid)
+        held.is_some() || self.write_free_lr(VirtualIrq::Emulated(intid))
     }
 
     /// Marks an SGI that is already in a list register pending; false if none holds it.
@@ -610,23 +602,17 @@ impl Gic {
         let count = self.list_registers.get().copied().unwrap_or(0);
         match self.version {
             GicVersion::V3 => {
-                let found = (0..count.min(4)).find(|&n| {
-                    let lr = read_lr(n);
-                    lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid)
-                });
+                let found = (0..count.min(4)).find(|&n| lr::v3::holds(read_lr(n), intid));
                 found
-                    .map(|n| write_lr(n, read_lr(n) | (0b01 << 62)))
+                    .map(|n| write_lr(n, lr::v3::with_pending(read_lr(n))))
                     .is_some()
             }
             GicVersion::V2 => {
                 let gich: &Gich = mmio(self.gich);
-                let id = ((source & 0x7) << 10) | intid;
-                let found = (0..count.min(32)).find(|&n| {
-                    let lr = gich.lr[n].get();
-                    (lr >> 28) & 0b11 != 0 && lr & 0x1fff == id
-                });
+                let found = (0..count.min(32))
+                    .find(|&n| lr::v2::holds_sgi(gich.lr[n].get(), intid, source));
                 found
-                    .map(|n| gich.lr[n].set(gich.lr[n].get() | (0b01 << 28)))
+                    .map(|n| gich.lr[n].set(lr::v2::with_pending(gich.lr[n].get())))
                     .is_some()
             }
         }
