@@ -22,6 +22,7 @@ pub mod hypercall;
 pub mod hypercall_server;
 pub mod layout;
 pub mod list_register;
+pub mod mmio_access;
 pub mod owed_irqs;
 pub mod partition;
 pub mod stage2;

@@ -25,7 +25,7 @@ use super::{console, cpu, gic};
 use hv_core::console_input::{Cmd, InputRouter, Routed, HELP};
 use hv_core::esr::DataAbort;
 use hv_core::guest_dtb::EmulatedUart;
-use hv_core::vgic::AccessWidth;
+use hv_core::mmio_access::AccessWidth;
 use hv_core::vuart::{self, VirtualPl011};
 
 /// Period of the input poll while the guest runs.

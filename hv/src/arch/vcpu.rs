@@ -28,10 +28,11 @@ use hv_core::guest_image::Placement;
 use hv_core::hypercall;
 use hv_core::hypercall_server::{self, Reply};
 use hv_core::layout::MAX_CPUS;
+use hv_core::mmio_access::AccessWidth;
 use hv_core::owed_irqs::OwedIrqs;
 use hv_core::partition::{LineBuffer, PartitionState, StopReason};
 use hv_core::trap::{self, Trap};
-use hv_core::vgic::{AccessWidth, Effect, VgicDistributor};
+use hv_core::vgic::{Effect, VgicDistributor};
 use hv_core::virtual_sgi::SgiQueue;
 use platform::config::{GicVersion, Region};
 
