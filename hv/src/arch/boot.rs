@@ -70,12 +70,17 @@ const MAX_DTB_SIZE: u32 = 2 << 20;
 const MAX_PAYLOAD_BYTES: u64 = 512 << 20;
 
 /// The DTB as a byte slice, after checking its header.
-fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
+///
+/// # Safety
+/// `addr` is zero, misaligned, or the address of memory readable for the rest of hv's
+/// life that nothing writes (the DTB pointer the firmware passes in x0 under the arm64
+/// boot protocol, read before anything could reuse that memory: hv reserves it).
+unsafe fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
     if addr == 0 || !addr.is_multiple_of(8) {
         return Err(alloc::format!("no usable DTB pointer in x0 ({addr:#x})"));
     }
-    // SAFETY: firmware passes the DTB's address in x0 (arm64 boot protocol); the header is
-    // 8-byte aligned and at least 8 bytes long when present.
+    // SAFETY: the caller vouches for `addr`; a DTB header is 8-byte aligned and at least
+    // 8 bytes long.
     let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
     let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
@@ -89,7 +94,8 @@ fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
             "DTB at {addr:#x} claims {size} bytes: corrupt"
         ));
     }
-    // SAFETY: the header says the blob is `size` bytes long and firmware keeps it in RAM.
+    // SAFETY: the header says the blob is `size` bytes long (bounded above), and the
+    // caller vouches for the memory the firmware put it in.
     Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size as usize) })
 }
 
@@ -130,9 +136,14 @@ fn console_base(config: Option<&Config>, board: Option<&BoardInfo>) -> Option<u6
 }
 
 /// Boot CPU, entered from `arch::entry` with the MMU off and x0 = DTB.
-pub extern "C" fn primary_main(dtb: usize) -> ! {
+///
+/// # Safety
+/// Called once, by `arch::entry`, with the DTB pointer the firmware passed in x0.
+pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     heap::init_boot_arena();
-    let dtb_bytes = dtb_slice(dtb);
+    // SAFETY: `dtb` is the firmware's x0 (this function's contract), read before hv
+    // could reuse any memory.
+    let dtb_bytes = unsafe { dtb_slice(dtb) };
     let board = dtb_bytes
         .clone()
         .and_then(|b| BoardInfo::parse(b).map_err(|e| e.to_string()));
@@ -202,10 +213,13 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
     }
     info!("ready: all {} CPUs online", board.cpus.len());
     let mpidrs: Vec<u64> = board.cpus.iter().map(|c| c.mpidr).collect();
-    let gic = gic::init(
-        board.gic.as_ref().expect("the board check requires a GIC"),
-        &mpidrs,
-    );
+    let gic_info = board.gic.as_ref().expect("the board check requires a GIC");
+    // SAFETY: the frames are the board's GIC from its DTB; `setup_memory` mapped them as
+    // device memory for good, and no partition maps them (a partition sees an emulated
+    // distributor and redistributors, and a CPU interface only as GICV, or as GICC on
+    // the CPUs of an exit-less GICv2 partition, where hv then takes no interrupts).
+    let gic =
+        unsafe { gic::init(gic_info, &mpidrs) }.unwrap_or_else(|e| fatal!("unsupported GIC: {e}"));
     info!(
         "GIC {:?}: {} interrupt lines, distributor on",
         gic.version(),
@@ -460,7 +474,10 @@ fn set_power_method(board: &BoardInfo) {
     if let Some(conduit) = board.psci {
         power::set_method(power::Method::Psci(conduit));
     } else if let Some(wdt) = board.watchdog {
-        power::set_method(power::Method::Watchdog(wdt.base as usize));
+        // SAFETY: the watchdog is the board's (DTB), identity-mapped (the MMU is off now)
+        // and mapped as device memory by `setup_memory` later; no board file lists it among
+        // a partition's devices.
+        power::set_method(unsafe { power::Method::watchdog(wdt.base as usize) });
     }
 }
 

@@ -21,6 +21,7 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::cpu;
+use super::device_regs::{DeviceRegs, RegisterBlock};
 use hv_core::layout::MAX_CPUS;
 use hv_core::list_register::{self as lr, VirtualIrq};
 use hv_core::vgic::{Effect, Irq};
@@ -81,6 +82,15 @@ register_structs! {
         (0x1000 => dir: WriteOnly<u32>),
         (0x1004 => @END),
     },
+    /// GICv3 redistributor, RD_base frame (the registers hv uses).
+    GicrRd {
+        (0x000 => _ctlr: ReadWrite<u32>),
+        (0x004 => _iidr: ReadOnly<u32>),
+        (0x008 => typer: ReadOnly<u64>),
+        (0x010 => _statusr: ReadWrite<u32>),
+        (0x014 => waker: ReadWrite<u32>),
+        (0x018 => @END),
+    },
     /// GICv2 virtual interface control.
     Gich {
         (0x000 => hcr: ReadWrite<u32>),
@@ -118,20 +128,30 @@ const PRIORITY: u8 = 0xa0;
 const SPURIOUS: u32 = 1020;
 /// Frame of one GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
 const GICR_STRIDE: usize = 0x2_0000;
-const GICR_WAKER: usize = 0x14;
-const GICR_TYPER: usize = 0x08;
 const GICR_SGI_OFFSET: usize = 0x1_0000;
-/// GICD_IROUTER<n> (v3), 64-bit, at 0x6000 + 8n.
+/// GICD_IROUTER<n> (v3), 64-bit, at 0x6000 + 8n (n < 1020 meaningful).
 const GICD_IROUTER: usize = 0x6000;
+type Irouters = [ReadWrite<u64>; 1020];
+
+// SAFETY: each is a `register_structs!` of tock-registers cells (or an array of them).
+unsafe impl RegisterBlock for Gicd {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for GicrRd {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for GicrSgi {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for Gicc {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for Gich {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for Irouters {}
 /// Affinity fields of an MPIDR (Aff3, Aff2, Aff1, Aff0) as GICD_IROUTER takes them.
 const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 pub struct Gic {
-    version: GicVersion,
-    gicd: usize,
-    gicr: usize,
-    gicc: usize,
-    gich: usize,
+    gicd: DeviceRegs<Gicd>,
+    /// The frames of the version's CPU and virtualization interfaces.
+    frames: Frames,
     list_registers: Once<usize>,
     /// MPIDR affinity of each CPU (index = hv's CPU index), for GICv3 routing and SGIs.
     mpidr: [u64; MAX_CPUS],
@@ -151,10 +171,25 @@ const HCR_UIE: u32 = 1 << 1;
 
 static GIC: Once<Gic> = Once::new();
 
-fn mmio<T>(base: usize) -> &'static T {
-    // SAFETY: the bases come from the DTB's GIC node, identity-mapped as device memory by
-    // hv's stage-1 tables, used by hv only (no partition maps them).
-    unsafe { &*(base as *const T) }
+/// What differs between the GIC versions' frames: GICv2's CPU interface (GICC) and
+/// virtual interface control (GICH) frames; GICv3's routing registers and one
+/// redistributor per CPU (its CPU interfaces are system registers).
+enum Frames {
+    V2 {
+        gicc: DeviceRegs<Gicc>,
+        gich: DeviceRegs<Gich>,
+    },
+    V3 {
+        irouter: DeviceRegs<Irouters>,
+        redistributors: [Option<Redistributor>; MAX_CPUS],
+    },
+}
+
+/// One CPU's GICv3 redistributor: RD_base, then SGI_base.
+#[derive(Clone, Copy)]
+struct Redistributor {
+    rd: DeviceRegs<GicrRd>,
+    sgi: DeviceRegs<GicrSgi>,
 }
 
 pub fn get() -> Option<&'static Gic> {
@@ -162,19 +197,58 @@ pub fn get() -> Option<&'static Gic> {
 }
 
 /// Records the GIC and enables the distributor (boot CPU, once). `mpidrs` lists the CPUs'
-/// affinities in hv's CPU order.
-pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
+/// affinities in hv's CPU order. Fails when the DTB lacks a frame the version needs.
+///
+/// # Safety
+/// `info`'s frames are the GIC's, mapped as device memory by hv's tables for the rest of
+/// hv's life, and no partition maps them.
+pub unsafe fn init(info: &GicInfo, mpidrs: &[u64]) -> Result<&'static Gic, &'static str> {
+    let frames = match info.version {
+        GicVersion::V2 => {
+            let (Some(gicc), Some(gich)) = (info.gicc, info.gich) else {
+                return Err("GICv2 without GICC and GICH frames in the DTB");
+            };
+            // SAFETY: the caller vouches for the frames; each block is its frame's start.
+            unsafe {
+                Frames::V2 {
+                    gicc: DeviceRegs::new(gicc.base as usize),
+                    gich: DeviceRegs::new(gich.base as usize),
+                }
+            }
+        }
+        GicVersion::V3 => {
+            let Some(gicr) = info.gicr else {
+                return Err("GICv3 without redistributors in the DTB");
+            };
+            // Only the frames the GICR region holds exist.
+            let count = (gicr.size / GICR_STRIDE as u64) as usize;
+            let redistributors = core::array::from_fn(|cpu| {
+                let base = gicr.base as usize + cpu * GICR_STRIDE;
+                // SAFETY: frame `cpu` lies inside the region the caller vouches for.
+                (cpu < count).then(|| unsafe {
+                    Redistributor {
+                        rd: DeviceRegs::new(base),
+                        sgi: DeviceRegs::new(base + GICR_SGI_OFFSET),
+                    }
+                })
+            });
+            // SAFETY: the IROUTER array lies inside the 64 KiB GICv3 distributor frame.
+            let irouter = unsafe { DeviceRegs::new(info.gicd.base as usize + GICD_IROUTER) };
+            Frames::V3 {
+                irouter,
+                redistributors,
+            }
+        }
+    };
     let gic = GIC.call_once(|| {
         let mut mpidr = [0; MAX_CPUS];
         for (slot, m) in mpidr.iter_mut().zip(mpidrs) {
             *slot = *m;
         }
         Gic {
-            version: info.version,
-            gicd: info.gicd.base as usize,
-            gicr: info.gicr.map_or(0, |r| r.base as usize),
-            gicc: info.gicc.map_or(0, |r| r.base as usize),
-            gich: info.gich.map_or(0, |r| r.base as usize),
+            // SAFETY: the caller vouches for the distributor frame.
+            gicd: unsafe { DeviceRegs::new(info.gicd.base as usize) },
+            frames,
             list_registers: Once::new(),
             mpidr,
             // GIC-400 and QEMU number CPU interfaces like the cores; each CPU confirms its
@@ -182,8 +256,8 @@ pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
             interface: core::array::from_fn(|i| AtomicU8::new(1 << (i % 8))),
         }
     });
-    let gicd: &Gicd = mmio(gic.gicd);
-    match gic.version {
+    let gicd = gic.gicd.get();
+    match gic.version() {
         GicVersion::V3 => {
             gicd.ctlr.set(GICD_CTLR_V3);
             while gicd.ctlr.get() & (1 << 31) != 0 {
@@ -192,22 +266,37 @@ pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
         }
         GicVersion::V2 => gicd.ctlr.set(GICD_CTLR_V2),
     }
-    gic
+    Ok(gic)
 }
 
 impl Gic {
     pub fn version(&self) -> GicVersion {
-        self.version
+        match self.frames {
+            Frames::V2 { .. } => GicVersion::V2,
+            Frames::V3 { .. } => GicVersion::V3,
+        }
     }
 
     /// Number of INTIDs the distributor implements (GICD_TYPER.ITLinesNumber).
     pub fn lines(&self) -> u32 {
-        let gicd: &Gicd = mmio(self.gicd);
-        32 * ((gicd.typer.get() & 0x1f) + 1)
+        32 * ((self.gicd.get().typer.get() & 0x1f) + 1)
+    }
+
+    /// CPU `cpu`'s GICv3 redistributor. Panics on GICv2 or for a CPU the GICR region has
+    /// no frame for (`check_redistributors` refuses such a board at boot).
+    fn redistributor(&self, cpu: usize) -> Redistributor {
+        match &self.frames {
+            Frames::V3 { redistributors, .. } => redistributors
+                .get(cpu)
+                .copied()
+                .flatten()
+                .expect("a redistributor frame per CPU"),
+            Frames::V2 { .. } => panic!("GICv2 has no redistributors"),
+        }
     }
 
     fn gicr_sgi(&self, cpu: usize) -> &'static GicrSgi {
-        mmio(self.gicr + cpu * GICR_STRIDE + GICR_SGI_OFFSET)
+        self.redistributor(cpu).sgi.get()
     }
 
     /// Checks that redistributor frame `i` (at GICR base + i * 128 KiB, which hv and the
@@ -215,12 +304,15 @@ impl Gic {
     /// affinity (IHI 0069 12.11.35: Aff3.Aff2.Aff1.Aff0 in bits [63:32]). A board with
     /// another order would have hv program the wrong CPU's interrupts.
     pub fn check_redistributors(&self, cpus: usize) -> Result<(), alloc::string::String> {
-        if self.version != GicVersion::V3 {
+        let Frames::V3 { redistributors, .. } = &self.frames else {
             return Ok(());
-        }
-        for cpu in 0..cpus.min(MAX_CPUS) {
-            let typer = mmio::<ReadOnly<u64>>(self.gicr + cpu * GICR_STRIDE + GICR_TYPER).get();
-            let m = self.mpidr[cpu];
+        };
+        let frames = redistributors.iter().zip(&self.mpidr).enumerate();
+        for (cpu, (frame, &m)) in frames.take(cpus.min(MAX_CPUS)) {
+            let Some(frame) = frame else {
+                return Err(alloc::format!("no redistributor frame for CPU {cpu}"));
+            };
+            let typer = frame.rd.get().typer.get();
             let expected = (m & 0xff_ffff) | ((m >> 32) & 0xff) << 24;
             if typer >> 32 != expected {
                 return Err(alloc::format!(
@@ -242,9 +334,9 @@ impl Gic {
     /// interface (EOI both drops priority and deactivates; the virtual interface is off).
     pub fn init_cpu_for(&self, exitless: bool) {
         let me = cpu::index();
-        match self.version {
-            GicVersion::V3 => {
-                let waker = mmio::<ReadWrite<u32>>(self.gicr + me * GICR_STRIDE + GICR_WAKER);
+        match &self.frames {
+            Frames::V3 { .. } => {
+                let waker = &self.redistributor(me).rd.get().waker;
                 waker.set(waker.get() & !WAKER_PROCESSOR_SLEEP);
                 while waker.get() & WAKER_CHILDREN_ASLEEP != 0 {
                     core::hint::spin_loop();
@@ -275,19 +367,18 @@ impl Gic {
                 self.list_registers
                     .call_once(|| (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1) as usize);
             }
-            GicVersion::V2 => {
+            Frames::V2 { gicc, gich } => {
                 // Byte 0 of the banked ITARGETSR0 reads as this CPU's interface mask.
-                let gicd: &Gicd = mmio(self.gicd);
-                let mask = (gicd.itargetsr[0].get() & 0xff) as u8;
+                let mask = (self.gicd.get().itargetsr[0].get() & 0xff) as u8;
                 self.interface[me].store(mask, Ordering::Relaxed);
-                let gicc: &Gicc = mmio(self.gicc);
+                let gicc = gicc.get();
                 gicc.pmr.set(0xff);
                 gicc.ctlr.set(if exitless {
                     GICC_CTLR & !GICC_CTLR_EOIMODE
                 } else {
                     GICC_CTLR
                 });
-                let gich: &Gich = mmio(self.gich);
+                let gich = gich.get();
                 gich.hcr.set(if exitless { 0 } else { GICH_HCR_EN });
                 self.list_registers
                     .call_once(|| ((gich.vtr.get() & 0x3f) + 1) as usize);
@@ -301,8 +392,8 @@ impl Gic {
     /// virtual machine control register. A vCPU powered on by PSCI starts like a reset CPU.
     pub fn reset_vcpu_interface(&self) {
         let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 for n in 0..count.min(4) {
                     // A hardware-linked entry in any state (pending too) stands for a
                     // physical interrupt hv left active for the guest to deactivate: the
@@ -316,8 +407,8 @@ impl Gic {
                 ICH_AP1R0_EL2.set(0);
                 ICH_VMCR_EL2.set(0);
             }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
+            Frames::V2 { gich, .. } => {
+                let gich = gich.get();
                 for n in 0..count.min(64) {
                     // Any state, as above.
                     if let Some(physical) = lr::v2::linked_physical(gich.lr[n].get()) {
@@ -335,7 +426,7 @@ impl Gic {
     pub fn enable_private(&self, intid: u32) {
         let bit = 1u32 << intid;
         let byte = intid as usize;
-        match self.version {
+        match self.version() {
             GicVersion::V3 => {
                 let sgi = self.gicr_sgi(cpu::index());
                 write_byte(&sgi.ipriorityr, byte, PRIORITY);
@@ -343,7 +434,7 @@ impl Gic {
             }
             GicVersion::V2 => {
                 // GICD's first registers are banked per CPU for SGIs and PPIs.
-                let gicd: &Gicd = mmio(self.gicd);
+                let gicd = self.gicd.get();
                 write_byte(&gicd.ipriorityr, byte, PRIORITY);
                 gicd.isenabler[0].set(bit);
             }
@@ -354,8 +445,8 @@ impl Gic {
     /// priority is dropped at once; the interrupt stays active until deactivated (by the
     /// guest's EOI of the linked virtual interrupt, or by [`Self::deactivate`]).
     pub fn acknowledge(&self) -> Option<u32> {
-        let intid = match self.version {
-            GicVersion::V3 => {
+        let intid = match &self.frames {
+            Frames::V3 { .. } => {
                 let iar: u64;
                 // SAFETY: reading IAR acknowledges an interrupt; hv handles what it returns.
                 unsafe {
@@ -363,33 +454,33 @@ impl Gic {
                 }
                 (iar & 0xff_ffff) as u32
             }
-            GicVersion::V2 => mmio::<Gicc>(self.gicc).iar.get() & 0x3ff,
+            Frames::V2 { gicc, .. } => gicc.get().iar.get() & 0x3ff,
         };
         if intid >= SPURIOUS {
             return None;
         }
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 // SAFETY: EOIR with EOImode = 1 only drops the running priority.
                 unsafe {
                     core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack));
                 }
             }
-            GicVersion::V2 => mmio::<Gicc>(self.gicc).eoir.set(intid),
+            Frames::V2 { gicc, .. } => gicc.get().eoir.set(intid),
         }
         Some(intid)
     }
 
     /// Deactivates an interrupt hv acknowledged but does not forward.
     pub fn deactivate(&self, intid: u32) {
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 // SAFETY: DIR deactivates the given (active) interrupt of this CPU.
                 unsafe {
                     core::arch::asm!("msr icc_dir_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack));
                 }
             }
-            GicVersion::V2 => mmio::<Gicc>(self.gicc).dir.set(intid),
+            Frames::V2 { gicc, .. } => gicc.get().dir.set(intid),
         }
     }
 
@@ -405,14 +496,14 @@ impl Gic {
     #[inline]
     fn write_free_lr(&self, irq: VirtualIrq) -> bool {
         let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 let free = (0..count.min(4)).find(|&n| lr::v3::is_free(read_lr(n)));
                 free.map(|n| write_lr(n, lr::v3::encode(irq, PRIORITY)))
                     .is_some()
             }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
+            Frames::V2 { gich, .. } => {
+                let gich = gich.get();
                 // GICH_ELRSR0 names the free ones.
                 let empty = gich.elrsr0.get();
                 let free = (0..count.min(32)).find(|&n| empty & (1 << n) != 0);
@@ -427,14 +518,14 @@ impl Gic {
     /// Asks for (or stops asking for) a maintenance interrupt once the list registers
     /// drain: how interrupts queued beyond the list registers get their turn.
     pub fn request_refill(&self, on: bool) {
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 let hcr = ICH_HCR_EL2.get();
                 let uie = u64::from(HCR_UIE);
                 ICH_HCR_EL2.set(if on { hcr | uie } else { hcr & !uie });
             }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
+            Frames::V2 { gich, .. } => {
+                let gich = gich.get();
                 let hcr = gich.hcr.get();
                 gich.hcr
                     .set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
@@ -446,9 +537,8 @@ impl Gic {
     /// GICv3 (group 0 would be signalled as FIQ); GICv2 keeps group 0 (hv's CPU interface
     /// signals it as IRQ).
     pub fn claim_spi(&self, intid: u32) {
-        if self.version == GicVersion::V3 {
-            let gicd: &Gicd = mmio(self.gicd);
-            let reg = &gicd.igroupr[intid as usize / 32];
+        if self.version() == GicVersion::V3 {
+            let reg = &self.gicd.get().igroupr[intid as usize / 32];
             let _config = CONFIG_WORDS.lock();
             reg.set(reg.get() | 1 << (intid % 32));
         }
@@ -458,12 +548,12 @@ impl Gic {
     /// [`hv_core::vgic`]). Banked effects name the calling CPU, whose banked registers these
     /// are.
     pub fn apply(&self, effect: &Effect) {
-        if let (GicVersion::V3, Some(cpu)) = (self.version, effect.irq().and_then(|i| i.cpu)) {
+        if let (GicVersion::V3, Some(cpu)) = (self.version(), effect.irq().and_then(|i| i.cpu)) {
             // GICv3 SGIs/PPIs live in each CPU's redistributor, which any CPU can reach.
             self.apply_banked_v3(self.gicr_sgi(cpu as usize), effect);
             return;
         }
-        let gicd: &Gicd = mmio(self.gicd);
+        let gicd = self.gicd.get();
         let bit = |intid: u32| (intid as usize / 32, 1u32 << (intid % 32));
         match *effect {
             Effect::Enable(irq) => {
@@ -499,8 +589,9 @@ impl Gic {
                 write_byte(&gicd.itargetsr, intid as usize, mask);
             }
             Effect::Route { intid, cpu } => {
-                let irouter = mmio::<ReadWrite<u64>>(self.gicd + GICD_IROUTER + 8 * intid as usize);
-                irouter.set(self.mpidr[cpu as usize] & AFFINITY_MASK);
+                if let Frames::V3 { irouter, .. } = &self.frames {
+                    irouter.get()[intid as usize].set(self.mpidr[cpu as usize] & AFFINITY_MASK);
+                }
             }
             // Virtual SGIs are delivered by the caller (they target vCPUs, not lines).
             Effect::SendSgi { .. } => {}
@@ -531,7 +622,7 @@ impl Gic {
     }
 
     fn banked_or_shared(&self, irq: Irq, banked: impl FnOnce(&GicrSgi), shared: impl FnOnce()) {
-        match (self.version, irq.cpu) {
+        match (self.version(), irq.cpu) {
             (GicVersion::V3, Some(cpu)) => banked(self.gicr_sgi(cpu as usize)),
             _ => shared(),
         }
@@ -539,8 +630,8 @@ impl Gic {
 
     /// Sends physical SGI `intid` to CPU `cpu` (hv's index).
     pub fn send_sgi(&self, intid: u32, cpu: usize) {
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 let m = self.mpidr[cpu];
                 let value = ((m >> 32) & 0xff) << 48 // Aff3
                     | ((m >> 16) & 0xff) << 32 // Aff2
@@ -552,12 +643,10 @@ impl Gic {
                     core::arch::asm!("dsb ish", "msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack));
                 }
             }
-            GicVersion::V2 => {
+            Frames::V2 { .. } => {
                 let mask = u32::from(self.interface[cpu].load(Ordering::Relaxed));
                 aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
-                mmio::<Gicd>(self.gicd)
-                    .sgir
-                    .set((mask << 16) | (intid & 0xf));
+                self.gicd.get().sgir.set((mask << 16) | (intid & 0xf));
             }
         }
     }
@@ -581,13 +670,13 @@ impl Gic {
         let count = self.list_registers.get().copied().unwrap_or(0);
         // Held already: pending stays pending; active (the guest is in its handler) becomes
         // active and pending, so the still-high line is taken again after its EOI.
-        let held = match self.version {
-            GicVersion::V3 => (0..count.min(4)).find_map(|n| {
+        let held = match &self.frames {
+            Frames::V3 { .. } => (0..count.min(4)).find_map(|n| {
                 let value = read_lr(n);
                 lr::v3::holds(value, intid).then(|| write_lr(n, lr::v3::with_pending(value)))
             }),
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
+            Frames::V2 { gich, .. } => {
+                let gich = gich.get();
                 (0..count.min(32)).find_map(|n| {
                     let value = gich.lr[n].get();
                     lr::v2::holds(value, intid).then(|| gich.lr[n].set(lr::v2::with_pending(value)))
@@ -600,15 +689,15 @@ impl Gic {
     /// Marks an SGI that is already in a list register pending; false if none holds it.
     fn merge_pending(&self, intid: u32, source: u32) -> bool {
         let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 let found = (0..count.min(4)).find(|&n| lr::v3::holds(read_lr(n), intid));
                 found
                     .map(|n| write_lr(n, lr::v3::with_pending(read_lr(n))))
                     .is_some()
             }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
+            Frames::V2 { gich, .. } => {
+                let gich = gich.get();
                 let found = (0..count.min(32))
                     .find(|&n| lr::v2::holds_sgi(gich.lr[n].get(), intid, source));
                 found

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod cache;
 pub mod console;
 pub mod cpu;
+pub mod device_regs;
 pub mod entry;
 pub mod exception;
 pub mod gic;
