@@ -13,6 +13,8 @@ extern crate alloc;
 
 pub mod console_input;
 pub mod console_ring;
+pub mod control_page;
+pub mod emulated_console;
 pub mod esr;
 pub mod exception_injection;
 pub mod forwarding;
@@ -25,6 +27,7 @@ pub mod list_register;
 pub mod mmio_access;
 pub mod owed_irqs;
 pub mod partition;
+pub mod running;
 pub mod stage2;
 pub mod trap;
 pub mod vgic;

@@ -14,13 +14,15 @@ use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 use platform::image::{self, PayloadKind, Payloads};
 
 use crate::arch::mmu::{self, Kind};
-use crate::arch::vcpu::{self, Running};
+use crate::arch::vcpu::{self, PartitionRestart};
 use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
 use crate::options::{self, BootOptions, SelfTest};
+use hv_core::emulated_console::EmulatedConsole;
 use hv_core::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
 use hv_core::guest_image;
 use hv_core::layout;
 use hv_core::partition::PartitionState;
+use hv_core::running::Running;
 use hv_core::stage2::Stage2Tables;
 use hv_core::vgic::{self, VgicDistributor};
 
@@ -440,14 +442,16 @@ fn start_partition(
         gicr: redistributors.filter(|_| gic.version == platform::config::GicVersion::V3),
         exitless: p.exitless_irqs,
         initrd: linux_nodes.map(|(bytes, nodes)| (bytes, nodes.initrd.base)),
-        console: linux_nodes.map(|(_, nodes)| vcpu::EmulatedConsole::new(nodes.console)),
+        console: linux_nodes.map(|(_, nodes)| EmulatedConsole::new(nodes.console)),
         control: linux_nodes.map(|(_, nodes)| nodes.control),
     };
     partition.reset_interrupts();
     for &intid in &p.irqs {
         physical.claim_spi(intid);
     }
-    partition.load();
+    // SAFETY: the placement and initramfs address come from `guest_image` for this
+    // partition's RAM (mapped by `setup_memory`), and no vCPU has been entered yet.
+    unsafe { partition.load() };
     let what = if linux { "Linux" } else { "guest-rt" };
     info!(
         "partition `{}`: {what} at {:#x} ({} KiB), DTB at {:#x}, stage-2 root {root:#x}, VMID {vmid}, CPUs {:?}",

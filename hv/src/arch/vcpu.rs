@@ -18,61 +18,47 @@ use log::{error, info, warn};
 use spin::{Mutex, Once};
 
 use super::exception::Frame;
+use super::vconsole::ConsoleWiring;
 use super::{cache, console, cpu, gic, pmu, power};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use hv_core::control_page::{self, ControlAccess};
 use hv_core::esr::DataAbort;
 use hv_core::esr::Esr;
 use hv_core::exception_injection::{self, Access, EntryState, Injection};
 use hv_core::forwarding::{self, Disposition, HvLines};
-use hv_core::guest_image::Placement;
 use hv_core::hypercall;
 use hv_core::hypercall_server::{self, Reply};
 use hv_core::layout::MAX_CPUS;
 use hv_core::mmio_access::AccessWidth;
 use hv_core::owed_irqs::OwedIrqs;
-use hv_core::partition::{LineBuffer, PartitionState, StopReason};
+use hv_core::partition::{LineBuffer, StopReason};
+use hv_core::running::Running;
 use hv_core::trap::{self, Trap};
-use hv_core::vgic::{Effect, VgicDistributor};
+use hv_core::vgic::Effect;
 use hv_core::virtual_sgi::SgiQueue;
-use platform::config::{GicVersion, Region};
+use platform::config::GicVersion;
 
-/// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
-pub struct Running {
-    pub state: Mutex<PartitionState>,
-    pub stage2_root: u64,
-    pub vmid: u16,
-    /// The kernel Image payload, where it goes, and the partition's DTB.
-    pub image: &'static [u8],
-    pub placement: Placement,
-    pub dtb: Vec<u8>,
-    /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
-    pub vgic: Mutex<VgicDistributor>,
-    /// The distributor as the partition first sees it, restored at each reboot.
-    pub vgic_at_boot: VgicDistributor,
-    pub gicd: Region,
-    /// GICv3: the partition's redistributor frames (unmapped; emulated by its `vgic`).
-    pub gicr: Option<Region>,
-    /// Exit-less interrupt delivery ([`platform::config::Partition::exitless_irqs`]).
-    pub exitless: bool,
-    /// Linux: the initramfs payload and where it is copied.
-    pub initrd: Option<(&'static [u8], u64)>,
-    /// Linux: the PL011 hv emulates as its console.
-    pub console: Option<EmulatedConsole>,
-    /// Linux: hv's control page (unmapped; every access traps).
-    pub control: Option<Region>,
+/// What (re)starting a partition does to memory and to the GIC.
+pub trait PartitionRestart {
+    /// Copies the partition's payloads into its RAM (see the impl).
+    ///
+    /// # Safety
+    /// The placement and initramfs address are `guest_image`'s for this partition's RAM,
+    /// which hv maps, and no vCPU of the partition runs.
+    unsafe fn load(&self);
+    /// Puts the partition's interrupts in their boot state (see the impl).
+    fn reset_interrupts(&self);
 }
 
-pub use super::vconsole::EmulatedConsole;
-
-impl Running {
+impl PartitionRestart for Running {
     /// Copies the Image (zeroing the rest of its memory) and the DTB into the partition's
     /// RAM and makes them visible to a CPU starting with caches off. Used at boot and at
     /// every reset, when no vCPU of the partition runs.
-    pub fn load(&self) {
+    unsafe fn load(&self) {
         let p = &self.placement;
-        // SAFETY: `guest_image::place` checked that the Image (with its memory size) and the
-        // DTB room lie inside the partition's RAM, which hv maps and which no vCPU of the
-        // partition is running in while it is (re)loaded.
+        // SAFETY: the caller vouches for the placement: `guest_image::place` checked that
+        // the Image (with its memory size) and the DTB room lie inside the partition's RAM,
+        // which hv maps and which no vCPU of the partition is running in.
         unsafe {
             let load = p.load as *mut u8;
             core::ptr::copy_nonoverlapping(self.image.as_ptr(), load, self.image.len());
@@ -89,8 +75,8 @@ impl Running {
             console.reset();
         }
         if let Some((bytes, at)) = self.initrd {
-            // SAFETY: `guest_image::place_initrd` put the initramfs between the Image's
-            // memory and the DTB room, inside the partition's RAM, which no vCPU runs in now.
+            // SAFETY: as above; `guest_image::place_initrd` put the initramfs between the
+            // Image's memory and the DTB room.
             unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
             cache::clean_for_guest(at, bytes.len() as u64);
         }
@@ -101,7 +87,7 @@ impl Running {
     /// set up from their own CPU, which does so when it enters its vCPU; GICv3
     /// redistributors are reachable from anywhere, but only Linux programs its own, so only
     /// its PPIs are reset here (guest-rt relies on hv enabling its timer at vCPU entry).
-    pub fn reset_interrupts(&self) {
+    fn reset_interrupts(&self) {
         let Some(gic) = gic::get() else {
             return;
         };
@@ -113,10 +99,6 @@ impl Running {
                 gic.apply(&effect);
             }
         });
-    }
-
-    pub fn is_linux(&self) -> bool {
-        self.console.is_some()
     }
 }
 
@@ -653,31 +635,20 @@ fn entry_state() -> EntryState {
 const REFUSED_REPORTED: u64 = 16;
 static REFUSED: AtomicU64 = AtomicU64::new(0);
 
-/// hv's control page (see [`abi::CONTROL_PAGE_IPA`]): the ready doorbell. Reads return
-/// 1 once the partition reported ready; anything but the documented write is refused.
+/// An access to hv's control page, as [`control_page::access`] answers it.
 fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
-    match (offset, da.write) {
-        (abi::CONTROL_READY, true) => {
-            // Only the bytes the store wrote count (a 32-bit `devmem` write).
-            let Some(width) = AccessWidth::from_bytes(da.size) else {
-                return false;
-            };
-            if frame.reg(da.register) & width.mask() != u64::from(abi::CONTROL_READY_MAGIC) {
-                return false;
-            }
-            let first = partition.state.lock().mark_all_ready();
+    let stored = frame.reg(da.register);
+    let outcome = control_page::access(&mut partition.state.lock(), offset, da, stored);
+    match outcome {
+        ControlAccess::Refused => return false,
+        ControlAccess::Read(value) => frame.complete_load(da, value),
+        ControlAccess::Ready { first } => {
             if first {
                 partition_ready(partition, None);
             }
-            true
         }
-        (abi::CONTROL_READY, false) => {
-            let ready = partition.state.lock().all_ready();
-            frame.complete_load(da, u64::from(ready));
-            true
-        }
-        _ => false,
     }
+    true
 }
 
 /// Reports that `partition` (or one vCPU of it) is ready; powers off under `--smoke` once
@@ -864,7 +835,9 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
     }
     if restart {
         partition.reset_interrupts();
-        partition.load();
+        // SAFETY: the partition came from `arch::boot` (placed by `guest_image`), and its
+        // last vCPU just stopped: none runs.
+        unsafe { partition.load() };
         let (name, boots) = {
             let mut state = partition.state.lock();
             state.reboot(partition.placement.load, partition.placement.dtb);
