@@ -1,5 +1,8 @@
-//! Running partitions: each physical CPU enters its one vCPU at EL1 and handles its traps
-//! (HVC: PSCI and hypercalls; SMC: refused; stage-2 data aborts: containment).
+//! Running partitions on the machine: the partition table and each CPU's pinning, vCPU
+//! entry (EL2 setup for the partition, then `eret` to EL1), stopping and restarting a
+//! partition, and the statistics. The two exits are children: [`trap_exit`] (synchronous
+//! traps: HVC, MMIO, SGI1R, containment) and [`irq_exit`] (physical interrupts, virtual
+//! SGIs, owed interrupts). What to do is hv-core's to decide; this carries it out.
 //!
 //! The partition table is built once by the boot CPU ([`install`]) and never changes
 //! shape; each partition's mutable state sits behind its own lock, taken only for the
@@ -8,35 +11,28 @@
 
 use alloc::vec::Vec;
 use core::arch::asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTVOFF_EL2, CNTV_CTL_EL0, ELR_EL1,
-    ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, MIDR_EL1, SCTLR_EL1, SPSR_EL1,
+    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTVOFF_EL2, CNTV_CTL_EL0, HCR_EL2, MIDR_EL1,
     VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
-use log::{error, info, warn};
+use log::info;
 use spin::{Mutex, Once};
 
-use super::exception::Frame;
-use super::vconsole::ConsoleWiring;
-use super::{cache, console, cpu, gic, pmu, power};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use hv_core::control_page::{self, ControlAccess};
-use hv_core::esr::DataAbort;
-use hv_core::esr::Esr;
-use hv_core::exception_injection::{self, Access, EntryState, Injection};
-use hv_core::forwarding::{self, Disposition, HvLines};
-use hv_core::hypercall;
-use hv_core::hypercall_server::{self, Reply};
 use hv_core::layout::MAX_CPUS;
-use hv_core::mmio_access::AccessWidth;
-use hv_core::owed_irqs::OwedIrqs;
 use hv_core::partition::{LineBuffer, StopReason};
 use hv_core::running::Running;
-use hv_core::trap::{self, Trap};
-use hv_core::vgic::Effect;
-use hv_core::virtual_sgi::SgiQueue;
 use platform::config::GicVersion;
+
+use super::{cache, console, cpu, gic, pmu, power};
+
+mod irq_exit;
+mod trap_exit;
+
+pub use irq_exit::handle_irq;
+use irq_exit::{arm_console_tick, DROPPED, FORWARDED, FORWARD_COST, OWED, PENDING_SGIS, REFILLS};
+pub use trap_exit::{handle_serror, handle_trap};
 
 /// What (re)starting a partition does to memory and to the GIC.
 pub trait PartitionRestart {
@@ -116,12 +112,6 @@ static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
 const DEFAULT_VTIMER: u32 = 27;
 /// The EL2 physical timer PPI on every board Bulkhead supports (GIC INTID 26).
 const DEFAULT_HYP_TIMER: u32 = 26;
-/// Interrupts hv took but could not forward, per CPU.
-static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Interrupts forwarded to the vCPU of each CPU, and the PMU count hv spent doing it
-/// (written by the owning CPU only; read by whoever prints statistics).
-static FORWARDED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static FORWARD_COST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Prints what hv spent forwarding interrupts, per CPU that forwarded any, and what each
 /// partition's distributor refused.
@@ -321,82 +311,6 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     }
 }
 
-/// Physical interrupts taken while this CPU's vCPU ran (HCR_EL2.IMO), each handled as
-/// [`forwarding::dispose`] decides: hv's own, forwarded to the vCPU as a hardware-linked
-/// virtual interrupt, or deactivated and counted.
-pub fn handle_irq() {
-    let Some(gic) = gic::get() else {
-        return;
-    };
-    let start = pmu::count();
-    let me = cpu::index();
-    let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
-    let pinned_here = pinned(me);
-    // This CPU's partition, with its emulated console if it has one (Linux).
-    let console = pinned_here.and_then(|(p, _)| Some((p, p.console.as_ref()?)));
-    let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
-    let lines = HvLines {
-        kick: gic::KICK_SGI,
-        maintenance: gic::MAINTENANCE,
-        hyp_timer,
-        vtimer,
-    };
-    let pinned_vgic = pinned_here.map(|(p, vcpu)| (&p.vgic, vcpu));
-    let mut kicked = false;
-    // A level-sensitive line hv could neither forward nor silence would come straight
-    // back; the bound makes sure hv returns to the guest whatever happens.
-    for _ in 0..MAX_IRQS_PER_EXIT {
-        let Some(intid) = gic.acknowledge() else {
-            break;
-        };
-        match forwarding::dispose(intid, &lines, pinned_vgic) {
-            disposition @ (Disposition::Kick | Disposition::Refill) => {
-                gic.deactivate(intid);
-                kicked |= disposition == Disposition::Kick;
-                drain_sgis(gic);
-                inject_owed(gic);
-                if let Some((p, console)) = console {
-                    console.update_irq(p);
-                }
-            }
-            Disposition::ConsoleTick => {
-                if let Some((p, console)) = console {
-                    arm_console_tick();
-                    super::vconsole::poll_input(partitions());
-                    // A level still high after the guest's EOI is raised again here.
-                    console.update_irq(p);
-                }
-                gic.deactivate(intid);
-            }
-            Disposition::Forward => {
-                if gic.inject_hw(intid) {
-                    FORWARDED[me].fetch_add(1, Ordering::Relaxed);
-                    FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
-                } else {
-                    // No free list register: the line stays active (so it cannot fire
-                    // again) and is injected when the list registers drain.
-                    owe(gic, intid);
-                }
-            }
-            Disposition::Drop => {
-                gic.deactivate(intid);
-                let dropped = DROPPED[me].fetch_add(1, Ordering::Relaxed);
-                if dropped == 0 {
-                    warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
-                }
-            }
-        }
-    }
-    // A partition that stops (SYSTEM_OFF or SYSTEM_RESET from another vCPU) kicks its
-    // running vCPUs: only then is its state worth a look (not on every timer interrupt).
-    if let Some((p, vcpu)) = pinned_here.filter(|_| kicked) {
-        let stopped = p.state.lock().stopped();
-        if let Some(reason) = stopped {
-            stop_with_partition(p, vcpu, reason);
-        }
-    }
-}
-
 /// Stops this vCPU because its partition stopped (`reason`) while it ran, and says so.
 fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> ! {
     let why = match reason {
@@ -408,247 +322,6 @@ fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> 
         partition_name(partition)
     );
     stop_here(partition, vcpu, None)
-}
-
-/// Interrupts one exit handles at most.
-const MAX_IRQS_PER_EXIT: usize = 64;
-
-/// Hardware interrupts taken but not yet in a list register, per CPU (left active).
-static OWED: [Mutex<OwedIrqs>; MAX_CPUS] = [const { Mutex::new(OwedIrqs::new()) }; MAX_CPUS];
-
-fn owe(gic: &gic::Gic, intid: u32) {
-    let me = cpu::index();
-    if OWED[me].lock().push(intid) {
-        REFILLS[me].fetch_add(1, Ordering::Relaxed);
-        gic.request_refill(true);
-    } else {
-        gic.deactivate(intid);
-        DROPPED[me].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Injects the hardware interrupts owed to this CPU's vCPU that now find a list register.
-fn inject_owed(gic: &gic::Gic) {
-    let mut owed = OWED[cpu::index()].lock();
-    if owed.is_empty() {
-        return;
-    }
-    owed.retain(|intid| !gic.inject_hw(intid));
-    if !owed.is_empty() {
-        gic.request_refill(true);
-    }
-}
-
-/// Arms this CPU's EL2 physical timer for the next console input poll.
-fn arm_console_tick() {
-    let ticks = cpu::tick_hz() * super::vconsole::POLL_MS / 1000;
-    // SAFETY: the EL2 physical timer belongs to hv; arming it only raises its PPI.
-    unsafe { core::arch::asm!("msr cnthp_tval_el2, {0}", in(reg) ticks.max(1), options(nostack)) };
-    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET);
-}
-
-/// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
-pub fn handle_serror(frame: &mut Frame) -> ! {
-    let cpu = cpu::index();
-    let Some((partition, vcpu)) = pinned(cpu) else {
-        crate::fatal!("SError from a lower EL on CPU {cpu}, which runs no partition");
-    };
-    error!(
-        "partition `{}` vCPU {vcpu}: SError (ESR {:#010x}), PC {:#x}; vCPU stopped",
-        partition_name(partition),
-        frame.esr,
-        frame.elr
-    );
-    stop_here(partition, vcpu, Some(StopReason::Fault))
-}
-
-/// A trap from the guest running on this CPU. Returns to it unless the vCPU is stopped.
-pub fn handle_trap(frame: &mut Frame) {
-    let cpu = cpu::index();
-    let Some((partition, vcpu)) = pinned(cpu) else {
-        crate::fatal!("trap from a lower EL on CPU {cpu}, which runs no partition");
-    };
-    let stopped = partition.state.lock().stopped();
-    if let Some(reason) = stopped {
-        // The partition stopped while this vCPU ran: it stops at its first trap.
-        stop_with_partition(partition, vcpu, reason);
-    }
-    let esr = Esr(frame.esr);
-    match Trap::decode(esr) {
-        Trap::Hvc => hvc(frame, partition, vcpu),
-        Trap::Smc => {
-            // SMC from a guest: firmware belongs to hv. Refused, not emulated.
-            frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
-            frame.skip_instruction();
-        }
-        Trap::WaitForInterrupt => frame.skip_instruction(),
-        Trap::Sgi1rWrite { register } => {
-            let value = frame.reg(register);
-            let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
-            if let Ok(Some(effect)) = effect {
-                deliver(partition, &effect, vcpu);
-            }
-            frame.skip_instruction();
-        }
-        Trap::DataAbort(da) => {
-            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
-            if da.valid && emulate_mmio(frame, partition, vcpu, ipa, da) {
-                frame.skip_instruction();
-                return;
-            }
-            if partition.is_linux() {
-                refuse_access(
-                    frame,
-                    partition,
-                    vcpu,
-                    ipa,
-                    Access::Data { write: da.write },
-                );
-                return;
-            }
-            error!(
-                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
-                 (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
-                 partitions keep running",
-                partition_name(partition),
-                frame.far,
-                frame.elr,
-                frame.esr
-            );
-            stop_here(partition, vcpu, Some(StopReason::Fault));
-        }
-        Trap::InstructionAbort if partition.is_linux() => {
-            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
-            refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
-        }
-        _ if partition.is_linux() => {
-            // Linux takes it as an undefined instruction (SIGILL for a process) instead of
-            // losing a vCPU to something an unprivileged program could do.
-            let n = REFUSED.fetch_add(1, Ordering::Relaxed);
-            if n < REFUSED_REPORTED {
-                warn!(
-                    "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; \
-                     answered with an undefined instruction",
-                    partition_name(partition),
-                    frame.elr,
-                    frame.esr
-                );
-            }
-            let injection = exception_injection::undefined_instruction(frame.spsr, entry_state());
-            inject(frame, injection, 0);
-        }
-        _ => {
-            error!(
-                "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
-                partition_name(partition),
-                frame.elr,
-                frame.esr
-            );
-            stop_here(partition, vcpu, Some(StopReason::Fault));
-        }
-    }
-}
-
-/// A guest load or store to one of the frames hv emulates for it (distributor,
-/// redistributors, console UART, control page). False if the address is none of them or
-/// the model refuses the access (the caller then treats it as a stray access).
-fn emulate_mmio(
-    frame: &mut Frame,
-    partition: &Running,
-    vcpu: usize,
-    ipa: u64,
-    da: DataAbort,
-) -> bool {
-    if partition.gicd.contains_addr(ipa) {
-        let offset = ipa - partition.gicd.base;
-        return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor);
-    }
-    if let Some(gicr) = partition.gicr.filter(|r| r.contains_addr(ipa)) {
-        let offset = ipa - gicr.base;
-        return emulate_vgic(
-            frame,
-            partition,
-            vcpu,
-            offset,
-            da,
-            VgicFrame::Redistributors,
-        );
-    }
-    if let Some(console) = partition.console.as_ref() {
-        if console.frame().contains_addr(ipa) {
-            return console.access(frame, partition, ipa - console.frame().base, da);
-        }
-    }
-    if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
-        return control_page(frame, partition, ipa - control.base, da);
-    }
-    false
-}
-
-/// A Linux partition touched an address that is not its own: hv reports it and answers
-/// with a synchronous external abort at the guest's EL1 (Linux turns it into SIGBUS for a
-/// process, or an oops for itself); the partition keeps running.
-fn refuse_access(frame: &mut Frame, partition: &Running, vcpu: usize, ipa: u64, access: Access) {
-    let n = REFUSED.fetch_add(1, Ordering::Relaxed);
-    if n < REFUSED_REPORTED {
-        warn!(
-            "partition `{}` vCPU {vcpu}: {} IPA {ipa:#x} outside its sandbox (VA {:#x}, PC {:#x}, \
-             from EL{}); answered with an external abort",
-            partition_name(partition),
-            match access {
-                Access::Data { write: true } => "write to",
-                Access::Data { write: false } => "read of",
-                Access::Fetch => "instruction fetch from",
-            },
-            frame.far,
-            frame.elr,
-            (frame.spsr >> 2) & 3
-        );
-    } else if n == REFUSED_REPORTED {
-        warn!("further refused accesses are counted, not reported");
-    }
-    let injection = exception_injection::external_abort(access, frame.spsr, entry_state());
-    inject(frame, injection, frame.far);
-}
-
-/// Makes the guest take `injection` at its EL1 when hv returns to it.
-fn inject(frame: &mut Frame, injection: Injection, far: u64) {
-    ESR_EL1.set(injection.esr_el1);
-    FAR_EL1.set(far);
-    ELR_EL1.set(frame.elr);
-    SPSR_EL1.set(frame.spsr);
-    frame.elr = VBAR_EL1.get() + injection.vector_offset;
-    frame.spsr = injection.spsr;
-}
-
-/// The CPU-dependent PSTATE bits of an exception entry to the guest's EL1.
-fn entry_state() -> EntryState {
-    let has_pan = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) != 0;
-    // SCTLR_EL1.SPAN is bit 23: 0 = set PAN on exception entry.
-    EntryState {
-        set_pan: has_pan && SCTLR_EL1.get() & (1 << 23) == 0,
-    }
-}
-
-/// Refused accesses reported one by one before hv only counts them (a guest looping over
-/// foreign memory must not flood the console).
-const REFUSED_REPORTED: u64 = 16;
-static REFUSED: AtomicU64 = AtomicU64::new(0);
-
-/// An access to hv's control page, as [`control_page::access`] answers it.
-fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
-    let stored = frame.reg(da.register);
-    let outcome = control_page::access(&mut partition.state.lock(), offset, da, stored);
-    match outcome {
-        ControlAccess::Refused => return false,
-        ControlAccess::Read(value) => frame.complete_load(da, value),
-        ControlAccess::Ready { first } => {
-            if first {
-                partition_ready(partition, None);
-            }
-        }
-    }
-    true
 }
 
 /// Reports that `partition` (or one vCPU of it) is ready; powers off under `--smoke` once
@@ -672,132 +345,6 @@ fn partition_ready(partition: &Running, vcpu: Option<usize>) {
         }
     }
 }
-
-/// Which of the GIC frames a partition's distributor model answers for was accessed.
-#[derive(Clone, Copy)]
-enum VgicFrame {
-    Distributor,
-    /// GICv3 redistributors (offset from the first vCPU's frame).
-    Redistributors,
-}
-
-/// A guest access to its GICD or GICR frames, through the partition's distributor model.
-/// False if the model refuses the access (a stray access for the caller).
-fn emulate_vgic(
-    frame: &mut Frame,
-    partition: &Running,
-    vcpu: usize,
-    offset: u64,
-    da: DataAbort,
-    which: VgicFrame,
-) -> bool {
-    let Some(width) = AccessWidth::from_bytes(da.size) else {
-        return false;
-    };
-    if da.write {
-        let value = frame.reg(da.register);
-        let gic = gic::get().expect("partitions run only once the GIC is up");
-        // Line effects reach the GIC as the model decides them, under its lock (as in
-        // `reset_interrupts`): no effect list is built and copied on this path, and two
-        // vCPUs' writes reach the hardware in the model's order. The SGI (at most one per
-        // access) is delivered after the lock is released.
-        let mut sgi = None;
-        let apply = |effect: Effect| match effect {
-            Effect::SendSgi { .. } => sgi = Some(effect),
-            other => gic.apply(&other),
-        };
-        let written = {
-            let mut vgic = partition.vgic.lock();
-            match which {
-                VgicFrame::Distributor => vgic.write_each(offset, width, value, vcpu, apply),
-                VgicFrame::Redistributors => {
-                    vgic.write_redist_each(offset, width, value, vcpu, apply)
-                }
-            }
-        };
-        if written.is_err() {
-            return false;
-        }
-        if let Some(effect) = sgi {
-            deliver(partition, &effect, vcpu);
-        }
-        // The guest may just have enabled its console's line (or its distributor) while
-        // the emulated UART's line is high.
-        if let Some(console) = &partition.console {
-            console.update_irq(partition);
-        }
-    } else {
-        let value = {
-            let vgic = partition.vgic.lock();
-            match which {
-                VgicFrame::Distributor => vgic.read(offset, width, vcpu),
-                VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
-            }
-        };
-        let Ok(value) = value else {
-            return false;
-        };
-        frame.complete_load(da, value);
-    }
-    true
-}
-
-/// Virtual SGIs waiting for the vCPU of each CPU.
-static PENDING_SGIS: [SgiQueue; MAX_CPUS] = [const { SgiQueue::new() }; MAX_CPUS];
-
-/// Sends a virtual SGI from `source` (vCPU index) to the vCPUs on the effect's CPUs:
-/// queued per target CPU, then injected there (directly on this CPU; after a physical
-/// kick SGI on another).
-fn deliver(partition: &Running, effect: &Effect, source: usize) {
-    let Effect::SendSgi { intid, cpus } = *effect else {
-        return;
-    };
-    let gic = gic::get().expect("partitions run only once the GIC is up");
-    if partition.exitless {
-        // The target CPUs take the SGI themselves at EL1, with its own number.
-        for cpu in cpus.iter() {
-            gic.send_sgi(intid, cpu as usize);
-        }
-        return;
-    }
-    let me = cpu::index();
-    for cpu in cpus.iter() {
-        if let Err(refused) = PENDING_SGIS[cpu as usize].push(source, intid) {
-            // Counted by the queue (and printed with the statistics); reported once.
-            if PENDING_SGIS[cpu as usize].refused() == 1 {
-                warn!("virtual SGI not queued for CPU {cpu}: {refused:?}");
-            }
-            continue;
-        }
-        if cpu as usize == me {
-            drain_sgis(gic);
-        } else {
-            gic.send_sgi(gic::KICK_SGI, cpu as usize);
-        }
-    }
-}
-
-/// Injects the virtual SGIs queued for this CPU's vCPU; those that find no free list
-/// register stay queued for the next trap.
-fn drain_sgis(gic: &gic::Gic) {
-    let me = cpu::index();
-    let mut left = false;
-    for (intid, source) in PENDING_SGIS[me].take() {
-        if !gic.inject_sgi(intid, source) {
-            // Cannot be refused: it was queued from the same numbers.
-            let _ = PENDING_SGIS[me].push(source as usize, intid);
-            left = true;
-        }
-    }
-    if left {
-        REFILLS[me].fetch_add(1, Ordering::Relaxed);
-    }
-    // More than the list registers hold: come back when they drain.
-    gic.request_refill(left);
-}
-
-/// Times the list registers were full and the maintenance interrupt had to refill them.
-static REFILLS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 fn partition_name(p: &Running) -> alloc::string::String {
     p.state.lock().name.clone()
@@ -848,52 +395,4 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         cpu::send_event();
     }
     run(cpu::index())
-}
-
-/// An HVC: [`hypercall_server::serve`] answers it; hv carries out what else it asks.
-fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
-    let regs: [u64; 8] = frame.x[..8].try_into().expect("8 registers");
-    let call = hypercall::decode(&regs);
-    let reply = hypercall_server::serve(call, &mut partition.state.lock(), vcpu);
-    if let Some(answer) = reply.answer() {
-        answer.write_to(frame);
-    }
-    match reply {
-        Reply::Return(_) => {}
-        Reply::Started {
-            vcpu: started,
-            entry,
-        } => {
-            info!(
-                "partition `{}` vCPU {vcpu} starts vCPU {started} at {entry:#x}",
-                partition_name(partition)
-            );
-            cpu::send_event();
-        }
-        Reply::CpuOff => run(cpu::index()),
-        Reply::SystemOff => {
-            warn!(
-                "partition `{}` powered itself off (PSCI SYSTEM_OFF from vCPU {vcpu}); other \
-                 partitions keep running",
-                partition_name(partition)
-            );
-            stop_here(partition, vcpu, Some(StopReason::SystemOff));
-        }
-        Reply::SystemReset => {
-            warn!(
-                "partition `{}` asked for a reset (PSCI SYSTEM_RESET from vCPU {vcpu}): \
-                 reloading it once its vCPUs stopped; other partitions keep running",
-                partition_name(partition)
-            );
-            stop_here(partition, vcpu, Some(StopReason::SystemReset));
-        }
-        Reply::Console(bytes) => {
-            let name = partition_name(partition);
-            let cpu = cpu::index();
-            CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
-                console::guest_line(&name, cpu, line);
-            });
-        }
-        Reply::Ready => partition_ready(partition, Some(vcpu)),
-    }
 }
