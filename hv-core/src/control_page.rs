@@ -50,21 +50,12 @@ pub fn access(
 mod tests {
     use super::*;
     use crate::esr::Esr;
-    use platform::config::{Partition, PartitionKind, Region};
+    use crate::partition::fixtures;
+    use platform::config::{PartitionKind, Region};
 
     fn linux() -> PartitionState {
-        let mut state = PartitionState::new(
-            0,
-            &Partition {
-                name: "linux".into(),
-                kind: PartitionKind::Linux,
-                cpus: alloc::vec![0, 1],
-                ram: alloc::vec![Region::new(0x4000_0000, 0x1000_0000)],
-                devices: alloc::vec![],
-                irqs: alloc::vec![],
-                exitless_irqs: false,
-            },
-        );
+        let ram = Region::new(0x4000_0000, 0x1000_0000);
+        let mut state = fixtures::state(0, PartitionKind::Linux, &[0, 1], ram);
         state.boot(0x4008_0000, 0x4fe0_0000);
         state
     }

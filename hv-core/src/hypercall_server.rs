@@ -134,24 +134,15 @@ pub fn serve(call: Call, state: &mut PartitionState, vcpu: usize) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform::config::{Partition, PartitionKind, Region};
+    use crate::partition::fixtures;
+    use platform::config::{PartitionKind, Region};
     use smccc::psci;
 
     const RAM: u64 = 0x4200_0000;
 
     fn rt() -> PartitionState {
-        let mut state = PartitionState::new(
-            1,
-            &Partition {
-                name: "rt".into(),
-                kind: PartitionKind::Rt,
-                cpus: alloc::vec![2, 3],
-                ram: alloc::vec![Region::new(RAM, 0x600_0000)],
-                devices: alloc::vec![],
-                irqs: alloc::vec![],
-                exitless_irqs: false,
-            },
-        );
+        let mut state =
+            fixtures::state(1, PartitionKind::Rt, &[2, 3], Region::new(RAM, 0x600_0000));
         state.boot(RAM + 0x8_0000, RAM + 0x5e0_0000);
         state.take_pending(0);
         state
