@@ -22,16 +22,19 @@ impl EmulatedConsole {
     }
 
     /// The trapped register frame.
+    #[inline]
     pub fn frame(&self) -> Region {
         Region::new(self.uart.base, vuart::FRAME_SIZE)
     }
 
     /// The SPI the emulated UART raises (no physical line behind it).
+    #[inline]
     pub fn spi(&self) -> u32 {
         self.uart.spi
     }
 
     /// The register model, behind its lock.
+    #[inline]
     pub fn model(&self) -> &Mutex<VirtualPl011> {
         &self.model
     }

@@ -71,6 +71,7 @@ pub fn dispose(
 
 /// Whether a line other than the virtual timer belongs to `vcpu` of the partition `vgic`
 /// models.
+#[inline]
 fn forwards(vgic: &VgicDistributor, vcpu: usize, intid: u32) -> bool {
     if intid >= 32 {
         vgic.owns_spi(intid) && !vgic.is_emulated(intid)

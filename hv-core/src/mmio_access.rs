@@ -14,6 +14,7 @@ pub enum AccessWidth {
 
 impl AccessWidth {
     /// From a size in bytes (`esr::DataAbort::size`).
+    #[inline]
     pub fn from_bytes(bytes: u8) -> Option<Self> {
         match bytes {
             1 => Some(Self::Byte),
@@ -24,6 +25,7 @@ impl AccessWidth {
         }
     }
 
+    #[inline]
     pub fn bytes(self) -> u64 {
         match self {
             Self::Byte => 1,
@@ -33,6 +35,7 @@ impl AccessWidth {
         }
     }
 
+    #[inline]
     pub fn mask(self) -> u64 {
         match self {
             Self::Double => u64::MAX,

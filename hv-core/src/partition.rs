@@ -75,6 +75,7 @@ impl PartitionState {
         self.vcpus.len()
     }
 
+    #[inline]
     pub fn vcpu_of_cpu(&self, cpu: u32) -> Option<usize> {
         self.cpus.iter().position(|&c| c == cpu)
     }
@@ -84,6 +85,7 @@ impl PartitionState {
         self.vcpus[vcpu]
     }
 
+    #[inline]
     pub fn stopped(&self) -> Option<StopReason> {
         self.stopped
     }
@@ -203,6 +205,7 @@ impl PartitionState {
 
     /// The physical CPU of the lowest-numbered running vCPU (where a partition-wide
     /// virtual interrupt, like its console's, is delivered).
+    #[inline]
     pub fn first_running_cpu(&self) -> Option<u32> {
         self.vcpus
             .iter()

@@ -39,6 +39,7 @@ pub struct Running {
 }
 
 impl Running {
+    #[inline]
     pub fn is_linux(&self) -> bool {
         self.console.is_some()
     }

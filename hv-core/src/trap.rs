@@ -41,11 +41,13 @@ impl Frame {
     }
 
     /// General-purpose register `n` as an instruction reads it (31 is XZR: zero).
+    #[inline]
     pub fn reg(&self, n: u8) -> u64 {
         self.x.get(usize::from(n)).copied().unwrap_or(0)
     }
 
     /// Writes register `n` as an instruction would (a write to XZR, 31, is discarded).
+    #[inline]
     pub fn set_reg(&mut self, n: u8, value: u64) {
         if let Some(x) = self.x.get_mut(usize::from(n)) {
             *x = value;
@@ -54,11 +56,13 @@ impl Frame {
 
     /// Completes the trapped load `da` with `value` read from the emulated device: the
     /// destination register gets what the load instruction would have put there.
+    #[inline]
     pub fn complete_load(&mut self, da: DataAbort, value: u64) {
         self.set_reg(da.register, da.loaded(value));
     }
 
     /// Steps over the trapped instruction (every trap hv emulates is a 4-byte A64 one).
+    #[inline]
     pub fn skip_instruction(&mut self) {
         self.elr += 4;
     }
@@ -108,6 +112,7 @@ const EC_IABT_LOWER: u8 = 0x20;
 const EC_DABT_LOWER: u8 = 0x24;
 
 impl Trap {
+    #[inline]
     pub fn decode(esr: Esr) -> Self {
         match esr.ec() {
             EC_HVC64 => Self::Hvc,
@@ -125,6 +130,7 @@ impl Trap {
 
 /// ICC_SGI1R_EL1 (op0 3, op1 0, CRn 12, CRm 11, op2 5) written by the guest: trapped
 /// because HCR_EL2.IMO is set. ISS layout: Arm ARM D24.2.40, EC 0x18.
+#[inline]
 fn is_sgi1r_write(esr: Esr) -> bool {
     let iss = esr.iss();
     let (op0, op2, op1, crn, crm, read) = (
@@ -140,6 +146,7 @@ fn is_sgi1r_write(esr: Esr) -> bool {
 
 /// The faulting intermediate physical address of a stage-2 abort: HPFAR_EL2.FIPA (the
 /// page, bits [47:12] of the IPA) plus the offset within the page from FAR_EL2.
+#[inline]
 pub fn fault_ipa(hpfar_fipa: u64, far: u64) -> u64 {
     (hpfar_fipa << 12) | (far & 0xfff)
 }

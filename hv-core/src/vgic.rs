@@ -206,6 +206,7 @@ impl Banked {
         }
     }
 
+    #[inline]
     fn field(&self, field: Field) -> &u32 {
         match field {
             Field::Enabled => &self.enabled,
@@ -214,6 +215,7 @@ impl Banked {
         }
     }
 
+    #[inline]
     fn field_mut(&mut self, field: Field) -> &mut u32 {
         match field {
             Field::Enabled => &mut self.enabled,
@@ -343,11 +345,13 @@ impl VgicDistributor {
     }
 
     /// Whether `intid` is the partition's emulated SPI (it has no physical line).
+    #[inline]
     pub fn is_emulated(&self, intid: u32) -> bool {
         self.emulated_spi == Some(intid)
     }
 
     /// Whether `effect` may reach the physical GIC: not when it names the emulated SPI.
+    #[inline]
     fn reaches_hardware(emulated_spi: Option<u32>, effect: &Effect) -> bool {
         let intid = match *effect {
             Effect::Target { intid, .. } | Effect::Route { intid, .. } => Some(intid),
@@ -356,10 +360,12 @@ impl VgicDistributor {
         emulated_spi.is_none() || intid != emulated_spi
     }
 
+    #[inline]
     pub fn version(&self) -> GicVersion {
         self.version
     }
 
+    #[inline]
     pub fn vcpu_count(&self) -> usize {
         self.cpus.len()
     }
@@ -383,16 +389,19 @@ impl VgicDistributor {
 
     /// True when the guest enabled its virtual distributor (any group): the arch side
     /// injects nothing while it is off.
+    #[inline]
     pub fn distributor_enabled(&self) -> bool {
         self.ctlr != 0
     }
 
     /// Whether `intid` is an SPI of this partition.
+    #[inline]
     pub fn owns_spi(&self, intid: u32) -> bool {
         intid >= 32 && self.word_bit(self.owned.as_slice(), intid)
     }
 
     /// Whether the guest has `intid` enabled in its view (banked lines: on `vcpu`).
+    #[inline]
     pub fn line_enabled(&self, intid: u32, vcpu: usize) -> bool {
         if !self.guest_line(intid) {
             return false;
@@ -406,15 +415,18 @@ impl VgicDistributor {
     /// The arch side keeps the guest's pending view in step with what it injected or the
     /// guest acknowledged. Returns false (and changes nothing) for lines not the
     /// partition's.
+    #[inline]
     pub fn note_pending(&mut self, intid: u32, vcpu: usize, pending: bool) -> bool {
         self.note(intid, vcpu, pending, |b| &mut b.pending, |s| &mut s.pending)
     }
 
     /// As [`Self::note_pending`], for the active state.
+    #[inline]
     pub fn note_active(&mut self, intid: u32, vcpu: usize, active: bool) -> bool {
         self.note(intid, vcpu, active, |b| &mut b.active, |s| &mut s.active)
     }
 
+    #[inline]
     fn note(
         &mut self,
         intid: u32,
@@ -447,6 +459,7 @@ impl VgicDistributor {
     }
 
     /// A guest read of `width` at `offset` in the GICD frame by `accessing_vcpu`.
+    #[inline]
     pub fn read(
         &self,
         offset: u64,
@@ -512,6 +525,7 @@ impl VgicDistributor {
     /// write cost 1269 instructions on target instead of 469.) One access yields at most
     /// one [`Effect::SendSgi`] (a GICD_SGIR write). On an error `apply` is never called
     /// and the model is unchanged.
+    #[inline]
     pub fn write_each(
         &mut self,
         offset: u64,
@@ -565,6 +579,7 @@ impl VgicDistributor {
 
     // ---- decoding ------------------------------------------------------------------
 
+    #[inline]
     fn decode(&self, offset: u64, width: AccessWidth, vcpu: usize) -> Result<Reg, AccessError> {
         self.check_vcpu(vcpu)?;
         if offset >= self.frame_size() {
@@ -622,6 +637,7 @@ impl VgicDistributor {
         }
     }
 
+    #[inline]
     fn check_vcpu(&self, vcpu: usize) -> Result<(), AccessError> {
         if vcpu < self.cpus.len() {
             Ok(())
@@ -635,6 +651,7 @@ impl VgicDistributor {
     /// GICD_TYPER: ITLinesNumber [4:0]; GICv2 CPUNumber [7:5] = vCPUs - 1; GICv3 IDbits
     /// [23:19] = 9 (10 INTID bits: no LPIs), No1N [25] = 0 (IRM is honoured, see
     /// `write_route`). SecurityExtn = 0: a single security state.
+    #[inline]
     fn typer(&self) -> u32 {
         let it_lines = self.lines / 32 - 1;
         match self.version {
@@ -644,6 +661,7 @@ impl VgicDistributor {
     }
 
     /// PIDR2: ArchRev [7:4] (2 = GICv2, 3 = GICv3), JEDEC [3] = 1, DES_1 [2:0] = 0b011.
+    #[inline]
     fn pidr2(&self) -> u32 {
         let rev = match self.version {
             GicVersion::V2 => 2,
@@ -657,6 +675,7 @@ impl VgicDistributor {
     /// Lines of bitmap word `word` the partition sees through `view`. Word 0 holds the
     /// banked SGIs/PPIs less hv's: in the GICv2 distributor and in a GICv3 redistributor;
     /// the GICv3 distributor's word 0 is RAZ/WI. A redistributor has only word 0.
+    #[inline]
     fn visible_mask(&self, view: View, word: usize) -> u32 {
         match (view, word, self.version) {
             (View::Distributor, 0, GicVersion::V3) => 0,
@@ -666,12 +685,14 @@ impl VgicDistributor {
         }
     }
 
+    #[inline]
     fn visible(&self, view: View, intid: u32) -> bool {
         self.visible_mask(view, (intid / 32) as usize) & (1 << (intid % 32)) != 0
     }
 
     /// Whether `intid` is the guest's in some frame: a banked line hv does not keep, or
     /// an owned SPI (the version-independent view of `line_enabled` and the notes).
+    #[inline]
     fn guest_line(&self, intid: u32) -> bool {
         match intid {
             0..32 => self.hv_private & (1 << intid) == 0,
@@ -679,6 +700,7 @@ impl VgicDistributor {
         }
     }
 
+    #[inline]
     fn word_bit(&self, words: &[u32], intid: u32) -> bool {
         words
             .get((intid / 32) as usize)
@@ -686,6 +708,7 @@ impl VgicDistributor {
     }
 
     /// The banked state `intid` refers to for `vcpu`, if it is a banked line.
+    #[inline]
     fn banked_of(&self, intid: u32, vcpu: usize) -> Option<&Banked> {
         if intid < 32 {
             self.banked.get(vcpu)
@@ -695,6 +718,7 @@ impl VgicDistributor {
     }
 
     /// A set/clear bitmap register's value: the state of its visible lines.
+    #[inline]
     fn read_bits(&self, view: View, op: BitOp, word: usize, vcpu: usize) -> u32 {
         let field = op.field();
         let state = if word == 0 {
@@ -710,6 +734,7 @@ impl VgicDistributor {
         state & self.visible_mask(view, word)
     }
 
+    #[inline]
     fn read_priority(&self, view: View, first: u32, width: AccessWidth, vcpu: usize) -> u64 {
         self.read_bytes(view, first, width, |intid| {
             match self.banked_of(intid, vcpu) {
@@ -720,6 +745,7 @@ impl VgicDistributor {
     }
 
     /// ICFGR<index>: bit 2k+1 set = line 16 * index + k is edge-triggered (SGIs always).
+    #[inline]
     fn read_config(&self, view: View, index: u32, vcpu: usize) -> u32 {
         let mut value = 0;
         for k in 0..16 {
@@ -739,6 +765,7 @@ impl VgicDistributor {
         value
     }
 
+    #[inline]
     fn read_bytes(
         &self,
         view: View,
@@ -756,6 +783,7 @@ impl VgicDistributor {
         value
     }
 
+    #[inline]
     fn vcpu_bits(&self) -> u64 {
         match self.cpus.len() {
             64 => u64::MAX,
@@ -764,6 +792,7 @@ impl VgicDistributor {
     }
 
     /// Physical CPUs of a (valid) virtual CPU mask.
+    #[inline]
     fn physical(&self, virt: u64) -> CpuSet {
         let mut set = CpuSet::empty();
         for (vcpu, &cpu) in self.cpus.iter().enumerate() {
@@ -774,6 +803,7 @@ impl VgicDistributor {
         set
     }
 
+    #[inline]
     fn irq(&self, intid: u32, vcpu: usize) -> Irq {
         Irq {
             intid,
@@ -785,6 +815,7 @@ impl VgicDistributor {
 
     /// A set/clear bitmap write: the virtual state of the visible lines changes; the
     /// changes that [`reaches_hardware`] become effects.
+    #[inline]
     fn write_bits(
         &mut self,
         view: View,
@@ -846,6 +877,7 @@ impl VgicDistributor {
         }
     }
 
+    #[inline]
     fn write_priority(
         &mut self,
         view: View,
@@ -885,6 +917,7 @@ impl VgicDistributor {
     }
 
     /// ICFGR: two bits per line, bit 2k+1 = edge-triggered; SGIs are fixed edge.
+    #[inline]
     fn write_config(
         &mut self,
         view: View,
@@ -936,6 +969,7 @@ enum Field {
 
 impl BitOp {
     /// The register at `rel` bytes into the six set/clear banks (ISENABLER first).
+    #[inline]
     fn of_bank(rel: u64) -> Self {
         match rel / BITMAP_BANK {
             0 => BitOp::SetEnable,
@@ -947,6 +981,7 @@ impl BitOp {
         }
     }
 
+    #[inline]
     fn field(self) -> Field {
         match self {
             BitOp::SetEnable | BitOp::ClearEnable => Field::Enabled,
@@ -956,6 +991,7 @@ impl BitOp {
     }
 
     /// Set (ISxxx) rather than clear (ICxxx).
+    #[inline]
     fn sets(self) -> bool {
         matches!(
             self,
@@ -984,6 +1020,7 @@ const SGI_MASK: u32 = 0xffff;
 /// injects them through list registers; the physical SGIs, kick SGI 0 included, are
 /// hv's), and so is PPI pending state: a guest-set pending PPI is hv's to inject, and
 /// the physical line of a forwarded PPI is pended by its device, not by the guest.
+#[inline]
 fn reaches_hardware(view: View, intid: u32, field: Field) -> bool {
     match view {
         View::Distributor => true,

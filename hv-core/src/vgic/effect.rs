@@ -19,24 +19,29 @@ impl CpuSet {
         Self(0)
     }
 
+    #[inline]
     pub fn bits(self) -> u64 {
         self.0
     }
 
+    #[inline]
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    #[inline]
     pub fn contains(self, cpu: u32) -> bool {
         cpu < 64 && self.0 & (1 << cpu) != 0
     }
 
+    #[inline]
     pub(super) fn insert(&mut self, cpu: u32) {
         if cpu < 64 {
             self.0 |= 1 << cpu;
         }
     }
 
+    #[inline]
     pub fn iter(self) -> impl Iterator<Item = u32> {
         (0..64).filter(move |&c| self.0 & (1 << c) != 0)
     }
@@ -88,6 +93,7 @@ pub enum Effect {
 
 impl Effect {
     /// The line a per-line effect acts on; `None` for targets, routes and SGIs.
+    #[inline]
     pub fn irq(&self) -> Option<Irq> {
         match *self {
             Effect::Enable(irq)
@@ -104,6 +110,7 @@ impl Effect {
 
     /// Whether the effect is on a banked (per-CPU) SGI/PPI register: on GICv2 only its
     /// own CPU can write it (banked GICD); on GICv3 it is in that CPU's redistributor.
+    #[inline]
     pub fn is_banked(&self) -> bool {
         self.irq().is_some_and(|irq| irq.cpu.is_some())
     }
@@ -138,6 +145,7 @@ impl Effects {
         Ok(effects)
     }
 
+    #[inline]
     pub(super) fn push(&mut self, effect: Effect) {
         // One access touches at most 32 lines, so the list never fills; should it ever,
         // dropping is the safe side (no physical action) and stays panic-free.
@@ -152,6 +160,7 @@ impl Effects {
 impl Deref for Effects {
     type Target = [Effect];
 
+    #[inline]
     fn deref(&self) -> &[Effect] {
         &self.items[..self.len]
     }
@@ -161,6 +170,7 @@ impl<'a> IntoIterator for &'a Effects {
     type Item = &'a Effect;
     type IntoIter = core::slice::Iter<'a, Effect>;
 
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }

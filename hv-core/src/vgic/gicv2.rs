@@ -6,6 +6,7 @@ use super::{AccessWidth, Effect, VgicDistributor, View};
 impl VgicDistributor {
     /// GICv2 ITARGETSR: a virtual CPU mask per SPI; bits for vCPUs the partition does
     /// not have are dropped. INTIDs 0-31 are read-only (the accessing vCPU's own bit).
+    #[inline]
     pub(super) fn write_targets(
         &mut self,
         first: u32,

@@ -4,6 +4,7 @@
 use super::{Effect, VgicDistributor, View, IROUTER_DEFINED, IROUTER_IRM};
 
 impl VgicDistributor {
+    #[inline]
     pub(super) fn route_or_zero(&self, intid: u32) -> u64 {
         if self.visible(View::Distributor, intid) {
             self.route[intid as usize]
@@ -15,6 +16,7 @@ impl VgicDistributor {
     /// The physical CPU a (valid) virtual IROUTER value delivers to. IRM = 1 (1 of N)
     /// is honoured by always choosing the partition's first CPU: the physical IRM must
     /// never be set, or the GIC could pick a CPU of another partition.
+    #[inline]
     fn route_cpu(&self, route: u64) -> u32 {
         if route & IROUTER_IRM != 0 {
             self.cpus[0]
@@ -25,6 +27,7 @@ impl VgicDistributor {
 
     /// GICv3 IROUTER: Aff0 = vCPU index and Aff1-3 = 0, or IRM = 1. A route naming a
     /// vCPU the partition does not have is refused: the old route stays (counted).
+    #[inline]
     pub(super) fn write_route(&mut self, intid: u32, value: u64, out: &mut impl FnMut(Effect)) {
         if !self.visible(View::Distributor, intid) {
             if value != 0 {

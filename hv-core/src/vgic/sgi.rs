@@ -10,6 +10,7 @@ impl VgicDistributor {
     /// [47:44], Aff3 [55:48]). Virtual affinity is Aff0 = vCPU index, so Aff1-3 must be 0
     /// and the target list names vCPUs RS*16 + bit. IRM = 1 means every vCPU but the
     /// sender. Targets outside the partition are dropped (counted); `None` if none remain.
+    #[inline]
     pub fn write_sgi1r(
         &mut self,
         value: u64,
@@ -44,6 +45,7 @@ impl VgicDistributor {
 
     /// GICv2 GICD_SGIR: TargetListFilter [25:24] (0 = the list, 1 = all but self,
     /// 2 = self, 3 = reserved), CPUTargetList [23:16], SGIINTID [3:0].
+    #[inline]
     pub(super) fn write_sgir(&mut self, value: u32, vcpu: usize, out: &mut impl FnMut(Effect)) {
         let intid = value & 0xf;
         let list = u64::from((value >> 16) & 0xff);
@@ -67,6 +69,7 @@ impl VgicDistributor {
         }
     }
 
+    #[inline]
     fn sgi_effect(&mut self, intid: u32, virt: u64) -> Option<Effect> {
         if self.hv_private & (1 << intid) != 0 {
             self.stats.foreign_lines += 1;

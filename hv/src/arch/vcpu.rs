@@ -168,6 +168,7 @@ fn partitions() -> &'static [Running] {
 }
 
 /// The partition and vCPU pinned to physical CPU `cpu`, if a started partition owns it.
+#[inline]
 fn pinned(cpu: usize) -> Option<(&'static Running, usize)> {
     // Cached per CPU on the first lookup: the pinning never changes, and traps and
     // interrupts (the hot path) then take no lock to find their partition.
