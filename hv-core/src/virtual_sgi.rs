@@ -68,17 +68,23 @@ impl SgiQueue {
         Err(refused)
     }
 
-    /// Takes everything queued, as `(intid, source)` pairs (lowest source and INTID first).
+    /// Hands everything queued to `inject` as `(intid, source)` (lowest source and INTID
+    /// first); what it refuses (false: no free list register) stays queued. True when
+    /// something stayed.
     #[inline]
-    pub fn take(&self) -> Taken {
-        let mut words = [0; WORDS];
-        for (taken, word) in words.iter_mut().zip(&self.words) {
-            // Most words are empty: a load is cheaper than a swap.
+    pub fn drain(&self, mut inject: impl FnMut(u32, u32) -> bool) -> bool {
+        // Sources 0-3 (every vCPU of a partition of up to 4) are the common case: that
+        // word is swapped at once; the others are mostly empty, and a load is cheaper.
+        let [first, others @ ..] = &self.words;
+        let mut left = drain_word(first, 0, &mut inject);
+        let mut source = SOURCES_PER_WORD as u32;
+        for word in others {
             if word.load(Ordering::Acquire) != 0 {
-                *taken = word.swap(0, Ordering::AcqRel);
+                left |= drain_word(word, source, &mut inject);
             }
+            source += SOURCES_PER_WORD as u32;
         }
-        Taken { words, word: 0 }
+        left
     }
 
     /// Forgets everything queued (the vCPU restarts).
@@ -94,30 +100,26 @@ impl SgiQueue {
     }
 }
 
-/// What [`SgiQueue::take`] took.
-pub struct Taken {
-    words: [u64; WORDS],
-    word: usize,
-}
-
-impl Iterator for Taken {
-    /// `(intid, source vCPU)`.
-    type Item = (u32, u32);
-
-    #[inline]
-    fn next(&mut self) -> Option<(u32, u32)> {
-        while self.word < WORDS {
-            let bits = &mut self.words[self.word];
-            if *bits != 0 {
-                let bit = bits.trailing_zeros();
-                *bits &= *bits - 1;
-                let source = (self.word * SOURCES_PER_WORD) as u32 + bit / SGIS as u32;
-                return Some((bit % SGIS as u32, source));
-            }
-            self.word += 1;
+/// [`SgiQueue::drain`] for one word, whose first source is `first_source`.
+#[inline(always)]
+fn drain_word(
+    word: &AtomicU64,
+    first_source: u32,
+    inject: &mut impl FnMut(u32, u32) -> bool,
+) -> bool {
+    let mut pending = word.swap(0, Ordering::AcqRel);
+    let mut left = 0;
+    while pending != 0 {
+        let bit = pending.trailing_zeros();
+        pending &= pending - 1;
+        if !inject(bit % SGIS as u32, first_source + bit / SGIS as u32) {
+            left |= 1 << bit;
         }
-        None
     }
+    if left != 0 {
+        word.fetch_or(left, Ordering::AcqRel);
+    }
+    left != 0
 }
 
 #[cfg(test)]
@@ -125,15 +127,26 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
 
+    /// Everything queued, injected into a list that takes all.
+    fn take(q: &SgiQueue) -> Vec<(u32, u32)> {
+        let mut taken = Vec::new();
+        let left = q.drain(|intid, source| {
+            taken.push((intid, source));
+            true
+        });
+        assert!(!left);
+        taken
+    }
+
     #[test]
     fn sgis_come_back_by_source_then_intid() {
         let q = SgiQueue::new();
         q.push(1, 3).unwrap();
         q.push(0, 15).unwrap();
         q.push(0, 2).unwrap();
-        let taken: Vec<_> = q.take().collect();
+        let taken = take(&q);
         assert_eq!(taken, [(2, 0), (15, 0), (3, 1)]);
-        assert_eq!(q.take().count(), 0, "taking empties the queue");
+        assert!(take(&q).is_empty(), "draining empties the queue");
     }
 
     #[test]
@@ -143,7 +156,7 @@ mod tests {
         for source in 0..MAX_SOURCES {
             q.push(source, source as u32).unwrap();
         }
-        let taken: Vec<_> = q.take().collect();
+        let taken = take(&q);
         let expected: Vec<_> = (0..MAX_SOURCES as u32).map(|s| (s, s)).collect();
         assert_eq!(taken, expected);
         assert_eq!(q.refused(), 0);
@@ -158,7 +171,23 @@ mod tests {
         );
         assert_eq!(q.push(0, 16), Err(Refused::NotAnSgi(16)));
         assert_eq!(q.refused(), 2);
-        assert_eq!(q.take().count(), 0);
+        assert!(take(&q).is_empty());
+    }
+
+    #[test]
+    fn what_finds_no_list_register_stays_queued() {
+        let q = SgiQueue::new();
+        q.push(0, 1).unwrap();
+        q.push(0, 2).unwrap();
+        q.push(6, 3).unwrap();
+        // Room for one: the first SGI goes, the others stay, in order.
+        let mut room = 1;
+        let left = q.drain(|_, _| {
+            room -= 1;
+            room >= 0
+        });
+        assert!(left);
+        assert_eq!(take(&q), [(2, 0), (3, 6)]);
     }
 
     #[test]
@@ -166,9 +195,9 @@ mod tests {
         let q = SgiQueue::new();
         q.push(5, 7).unwrap();
         q.push(5, 7).unwrap();
-        assert_eq!(q.take().collect::<Vec<_>>(), [(7, 5)]);
+        assert_eq!(take(&q), [(7, 5)]);
         q.push(6, 1).unwrap();
         q.clear();
-        assert_eq!(q.take().count(), 0);
+        assert!(take(&q).is_empty());
     }
 }

@@ -175,14 +175,7 @@ pub(super) fn deliver(partition: &Running, effect: &Effect, source: usize) {
 /// register stay queued for the next trap.
 pub(super) fn drain_sgis(gic: &gic::Gic) {
     let me = cpu::index();
-    let mut left = false;
-    for (intid, source) in PENDING_SGIS[me].take() {
-        if !gic.inject_sgi(intid, source) {
-            // Cannot be refused: it was queued from the same numbers.
-            let _ = PENDING_SGIS[me].push(source as usize, intid);
-            left = true;
-        }
-    }
+    let left = PENDING_SGIS[me].drain(|intid, source| gic.inject_sgi(intid, source));
     if left {
         REFILLS[me].fetch_add(1, Ordering::Relaxed);
     }
