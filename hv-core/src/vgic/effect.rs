@@ -41,9 +41,16 @@ impl CpuSet {
         }
     }
 
+    /// The CPUs in ascending order. Visits only the set bits (an SGI to one CPU is one
+    /// step, not 64: this is on the SGI delivery path).
     #[inline]
     pub fn iter(self) -> impl Iterator<Item = u32> {
-        (0..64).filter(move |&c| self.0 & (1 << c) != 0)
+        let mut bits = self.0;
+        core::iter::from_fn(move || {
+            let cpu = (bits != 0).then(|| bits.trailing_zeros())?;
+            bits &= bits - 1;
+            Some(cpu)
+        })
     }
 }
 

@@ -867,3 +867,11 @@ fn write_each_hands_over_effects_in_order_and_none_on_errors() {
     }
     assert_eq!((d.stats(), r(&d, 0x104)), before);
 }
+
+#[test]
+fn cpu_sets_iterate_their_members_in_order() {
+    let set = cpus(&[63, 0, 5, 2]);
+    assert_eq!(set.iter().collect::<Vec<_>>(), [0, 2, 5, 63]);
+    assert_eq!(CpuSet::empty().iter().count(), 0);
+    assert!(set.contains(63) && !set.contains(1) && !set.contains(64));
+}
