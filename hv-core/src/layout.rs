@@ -1,6 +1,6 @@
 //! hv's memory layout: per-CPU stacks and how the free part of hv's RAM is found.
 //!
-//! Portable: the arithmetic here is host-tested; the linker symbols live in `arch::image`.
+//! Portable: the arithmetic here is host-tested; the linker symbols live in hv's `arch::image`.
 
 use platform::config::Region;
 

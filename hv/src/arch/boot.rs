@@ -14,15 +14,17 @@ use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 use platform::image::{self, PayloadKind, Payloads};
 
 use crate::arch::mmu::{self, Kind};
-use crate::arch::vcpu::{self, Running};
+use crate::arch::vcpu::{self, PartitionRestart};
 use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
-use crate::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
-use crate::guest_image;
-use crate::layout;
 use crate::options::{self, BootOptions, SelfTest};
-use crate::partition::PartitionState;
-use crate::stage2::Stage2Tables;
-use crate::vgic::{self, VgicDistributor};
+use hv_core::emulated_console::EmulatedConsole;
+use hv_core::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
+use hv_core::guest_image;
+use hv_core::layout;
+use hv_core::partition::PartitionState;
+use hv_core::running::Running;
+use hv_core::stage2::Stage2Tables;
+use hv_core::vgic::{self, VgicDistributor};
 
 /// The GICv2 CPU-interface frame a partition sees as its GICC (none on GICv3).
 fn guest_gicc(gic: &platform::dtb::GicInfo, exitless: bool) -> Option<Region> {
@@ -48,7 +50,7 @@ const UNMAPPED_PROBE: usize = 0x40_0000_0000;
 /// Prints a fatal error and stops the machine.
 #[macro_export]
 macro_rules! fatal {
-    ($($arg:tt)*) => { $crate::boot::fatal(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::arch::boot::fatal(format_args!($($arg)*)) };
 }
 
 pub fn fatal(args: fmt::Arguments) -> ! {
@@ -70,12 +72,17 @@ const MAX_DTB_SIZE: u32 = 2 << 20;
 const MAX_PAYLOAD_BYTES: u64 = 512 << 20;
 
 /// The DTB as a byte slice, after checking its header.
-fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
+///
+/// # Safety
+/// `addr` is zero, misaligned, or the address of memory readable for the rest of hv's
+/// life that nothing writes (the DTB pointer the firmware passes in x0 under the arm64
+/// boot protocol, read before anything could reuse that memory: hv reserves it).
+unsafe fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
     if addr == 0 || !addr.is_multiple_of(8) {
         return Err(alloc::format!("no usable DTB pointer in x0 ({addr:#x})"));
     }
-    // SAFETY: firmware passes the DTB's address in x0 (arm64 boot protocol); the header is
-    // 8-byte aligned and at least 8 bytes long when present.
+    // SAFETY: the caller vouches for `addr`; a DTB header is 8-byte aligned and at least
+    // 8 bytes long.
     let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
     let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
@@ -89,7 +96,8 @@ fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
             "DTB at {addr:#x} claims {size} bytes: corrupt"
         ));
     }
-    // SAFETY: the header says the blob is `size` bytes long and firmware keeps it in RAM.
+    // SAFETY: the header says the blob is `size` bytes long (bounded above), and the
+    // caller vouches for the memory the firmware put it in.
     Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size as usize) })
 }
 
@@ -130,9 +138,14 @@ fn console_base(config: Option<&Config>, board: Option<&BoardInfo>) -> Option<u6
 }
 
 /// Boot CPU, entered from `arch::entry` with the MMU off and x0 = DTB.
-pub extern "C" fn primary_main(dtb: usize) -> ! {
+///
+/// # Safety
+/// Called once, by `arch::entry`, with the DTB pointer the firmware passed in x0.
+pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     heap::init_boot_arena();
-    let dtb_bytes = dtb_slice(dtb);
+    // SAFETY: `dtb` is the firmware's x0 (this function's contract), read before hv
+    // could reuse any memory.
+    let dtb_bytes = unsafe { dtb_slice(dtb) };
     let board = dtb_bytes
         .clone()
         .and_then(|b| BoardInfo::parse(b).map_err(|e| e.to_string()));
@@ -202,10 +215,13 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
     }
     info!("ready: all {} CPUs online", board.cpus.len());
     let mpidrs: Vec<u64> = board.cpus.iter().map(|c| c.mpidr).collect();
-    let gic = gic::init(
-        board.gic.as_ref().expect("the board check requires a GIC"),
-        &mpidrs,
-    );
+    let gic_info = board.gic.as_ref().expect("the board check requires a GIC");
+    // SAFETY: the frames are the board's GIC from its DTB; `setup_memory` mapped them as
+    // device memory for good, and no partition maps them (a partition sees an emulated
+    // distributor and redistributors, and a CPU interface only as GICV, or as GICC on
+    // the CPUs of an exit-less GICv2 partition, where hv then takes no interrupts).
+    let gic =
+        unsafe { gic::init(gic_info, &mpidrs) }.unwrap_or_else(|e| fatal!("unsupported GIC: {e}"));
     info!(
         "GIC {:?}: {} interrupt lines, distributor on",
         gic.version(),
@@ -426,14 +442,16 @@ fn start_partition(
         gicr: redistributors.filter(|_| gic.version == platform::config::GicVersion::V3),
         exitless: p.exitless_irqs,
         initrd: linux_nodes.map(|(bytes, nodes)| (bytes, nodes.initrd.base)),
-        console: linux_nodes.map(|(_, nodes)| vcpu::EmulatedConsole::new(nodes.console)),
+        console: linux_nodes.map(|(_, nodes)| EmulatedConsole::new(nodes.console)),
         control: linux_nodes.map(|(_, nodes)| nodes.control),
     };
     partition.reset_interrupts();
     for &intid in &p.irqs {
         physical.claim_spi(intid);
     }
-    partition.load();
+    // SAFETY: the placement and initramfs address come from `guest_image` for this
+    // partition's RAM (mapped by `setup_memory`), and no vCPU has been entered yet.
+    unsafe { partition.load() };
     let what = if linux { "Linux" } else { "guest-rt" };
     info!(
         "partition `{}`: {what} at {:#x} ({} KiB), DTB at {:#x}, stage-2 root {root:#x}, VMID {vmid}, CPUs {:?}",
@@ -460,7 +478,10 @@ fn set_power_method(board: &BoardInfo) {
     if let Some(conduit) = board.psci {
         power::set_method(power::Method::Psci(conduit));
     } else if let Some(wdt) = board.watchdog {
-        power::set_method(power::Method::Watchdog(wdt.base as usize));
+        // SAFETY: the watchdog is the board's (DTB), identity-mapped (the MMU is off now)
+        // and mapped as device memory by `setup_memory` later; no board file lists it among
+        // a partition's devices.
+        power::set_method(unsafe { power::Method::watchdog(wdt.base as usize) });
     }
 }
 

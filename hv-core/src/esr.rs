@@ -27,10 +27,12 @@ pub struct DataAbort {
 }
 
 impl Esr {
+    #[inline]
     pub fn ec(self) -> u8 {
         ((self.0 >> 26) & 0x3f) as u8
     }
 
+    #[inline]
     pub fn iss(self) -> u32 {
         (self.0 & 0x1ff_ffff) as u32
     }
@@ -65,6 +67,7 @@ impl Esr {
         }
     }
 
+    #[inline]
     pub fn data_abort(self) -> Option<DataAbort> {
         if !matches!(self.ec(), 0x24 | 0x25) {
             return None;
@@ -79,6 +82,27 @@ impl Esr {
             write: iss & (1 << 6) != 0,
             dfsc: (iss & 0x3f) as u8,
         })
+    }
+}
+
+impl DataAbort {
+    /// The register value a load of `value` leaves: the accessed bytes only, sign-extended
+    /// when the syndrome says so (SSE: LDRSB, LDRSH, LDRSW), and for a W register (SF
+    /// clear) the upper 32 bits zero, as every write of a W register leaves them.
+    #[inline]
+    pub fn loaded(self, value: u64) -> u64 {
+        // Bits above the access: 56 for a byte, 0 for a doubleword.
+        let unused = 64 - 8 * u32::from(self.size.clamp(1, 8));
+        let value = if self.sign_extend {
+            (((value << unused) as i64) >> unused) as u64
+        } else {
+            (value << unused) >> unused
+        };
+        if self.sixty_four {
+            value
+        } else {
+            value & 0xffff_ffff
+        }
     }
 }
 

@@ -15,6 +15,12 @@ pub struct OwedIrqs {
     len: usize,
 }
 
+impl Default for OwedIrqs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl OwedIrqs {
     pub const fn new() -> Self {
         Self {

@@ -99,6 +99,7 @@ enum RedistReg {
 impl VgicDistributor {
     /// Size of the partition's redistributor region: [`REDIST_FRAME`] per vCPU on GICv3,
     /// 0 on GICv2 (no redistributors: every offset is outside).
+    #[inline]
     pub fn redist_region_size(&self) -> u64 {
         match self.version {
             GicVersion::V2 => 0,
@@ -108,6 +109,7 @@ impl VgicDistributor {
 
     /// A guest read of `width` at `offset` from the start of the redistributor region,
     /// by `accessing_vcpu` (which may read any vCPU's frame).
+    #[inline]
     pub fn read_redist(
         &self,
         offset: u64,
@@ -162,6 +164,7 @@ impl VgicDistributor {
     /// [`Self::write_redist`] for the trap path, as [`VgicDistributor::write_each`] is for
     /// [`VgicDistributor::write`]: each effect goes to `apply` in order, none is
     /// collected; on an error `apply` is never called and the model is unchanged.
+    #[inline]
     pub fn write_redist_each(
         &mut self,
         offset: u64,
@@ -200,11 +203,13 @@ impl VgicDistributor {
     }
 
     /// Whether vCPU `vcpu`'s redistributor is awake (GICR_WAKER.ProcessorSleep clear).
+    #[inline]
     pub fn redist_awake(&self, vcpu: usize) -> bool {
         vcpu < self.cpus.len() && self.processor_sleep & (1 << vcpu) == 0
     }
 
     /// Splits a region offset into (frame = vCPU, register) and checks the access.
+    #[inline]
     fn decode_redist(
         &self,
         offset: u64,
@@ -243,6 +248,7 @@ impl VgicDistributor {
 
     /// GICR_TYPER of vCPU `vcpu`'s frame: its virtual affinity (Aff0 = vCPU index),
     /// Processor_Number = vCPU index, Last on the last frame of the region.
+    #[inline]
     fn redist_typer(&self, vcpu: usize) -> u64 {
         let index = vcpu as u64;
         let last = if vcpu + 1 == self.cpus.len() {
@@ -254,6 +260,7 @@ impl VgicDistributor {
     }
 }
 
+#[inline]
 fn rd_base_reg(rel: u64) -> RedistReg {
     match rel {
         CTLR | STATUSR => RedistReg::RazWi,
@@ -267,6 +274,7 @@ fn rd_base_reg(rel: u64) -> RedistReg {
     }
 }
 
+#[inline]
 fn sgi_base_reg(rel: u64) -> RedistReg {
     match rel {
         IGROUPR0 => RedistReg::Group,

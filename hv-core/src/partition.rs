@@ -75,6 +75,7 @@ impl PartitionState {
         self.vcpus.len()
     }
 
+    #[inline]
     pub fn vcpu_of_cpu(&self, cpu: u32) -> Option<usize> {
         self.cpus.iter().position(|&c| c == cpu)
     }
@@ -84,6 +85,7 @@ impl PartitionState {
         self.vcpus[vcpu]
     }
 
+    #[inline]
     pub fn stopped(&self) -> Option<StopReason> {
         self.stopped
     }
@@ -203,6 +205,7 @@ impl PartitionState {
 
     /// The physical CPU of the lowest-numbered running vCPU (where a partition-wide
     /// virtual interrupt, like its console's, is delivered).
+    #[inline]
     pub fn first_running_cpu(&self) -> Option<u32> {
         self.vcpus
             .iter()
@@ -274,23 +277,44 @@ impl LineBuffer {
     }
 }
 
+/// Partitions for the host tests of the modules that serve one.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+    use platform::config::PartitionKind;
+
+    /// Partition `index` of `kind` on physical `cpus`, with one RAM bank.
+    pub fn state(index: usize, kind: PartitionKind, cpus: &[u32], ram: Region) -> PartitionState {
+        let name = match kind {
+            PartitionKind::Rt => "rt",
+            PartitionKind::Linux => "linux",
+        };
+        PartitionState::new(
+            index,
+            &Partition {
+                name: name.into(),
+                kind,
+                cpus: cpus.to_vec(),
+                ram: alloc::vec![ram],
+                devices: alloc::vec![],
+                irqs: alloc::vec![],
+                exitless_irqs: false,
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use platform::config::PartitionKind;
 
     fn rt() -> PartitionState {
-        PartitionState::new(
+        fixtures::state(
             1,
-            &Partition {
-                name: "rt".into(),
-                kind: PartitionKind::Rt,
-                cpus: alloc::vec![2, 3],
-                ram: alloc::vec![Region::new(0x4200_0000, 0x600_0000)],
-                devices: alloc::vec![],
-                irqs: alloc::vec![],
-                exitless_irqs: false,
-            },
+            PartitionKind::Rt,
+            &[2, 3],
+            Region::new(0x4200_0000, 0x600_0000),
         )
     }
 

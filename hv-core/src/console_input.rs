@@ -1,7 +1,7 @@
 //! Sharing the one physical console's input between partitions: which partition gets the
 //! bytes typed on it ([`InputRouter`]). (Output needs no model: hv's and the RT
-//! partition's lines are prefixed, Linux's bytes pass through, and `arch::console` starts
-//! a prefixed line on a fresh line when Linux left the cursor mid-line.)
+//! partition's lines are prefixed, Linux's bytes pass through, and hv's `arch::console`
+//! starts a prefixed line on a fresh line when Linux left the cursor mid-line.)
 //!
 //! Input: every typed byte goes to the partition with input focus, initially the first
 //! partition that takes input. Ctrl-] starts a command for hv: `n` moves the focus to

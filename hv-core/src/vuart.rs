@@ -24,7 +24,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::vgic::{AccessError, AccessWidth};
+use crate::mmio_access::{AccessError, AccessWidth};
 
 /// Size of the register frame (DDI 0183G table 3-1: 0x000-0xFFC).
 pub const FRAME_SIZE: u64 = 0x1000;
