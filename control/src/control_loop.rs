@@ -15,6 +15,10 @@
 //!    then the previous actuation stays on; a late command (latency ≥ `T`) misses the whole
 //!    period and takes effect at the next release;
 //! 4. the motor is integrated across the period and a [`Telemetry`] record is returned.
+//!
+//! [`ControlLoop::step`] runs the three parts [`ControlLoop::release`],
+//! [`ControlLoop::compute`] and [`ControlLoop::actuate`] in a row; on target they run in
+//! the watchdog/sensing, control and actuation threads.
 
 use crate::motor::{Actuation, DcMotor, Envelope, MotorParams};
 use crate::params::{tuning, Param, ParamError, Parameters};
@@ -132,26 +136,50 @@ impl ControlLoop {
     /// Runs one period whose actuation came `latency_ns` after its release. A latency of a
     /// period or more is a deadline miss, which the watchdog counts at the next release.
     pub fn step(&mut self, latency_ns: u32) -> Telemetry {
-        let period_ns = self.params.period_ns();
+        let release = self.release();
+        let command = self.compute(&release);
+        self.actuate(&release, command, latency_ns)
+    }
+
+    /// The release of a period (on target: the watchdog's and the sensing thread's part):
+    /// samples the speed, and the watchdog judges the previous period's deadline and the
+    /// envelope.
+    pub fn release(&mut self) -> Release {
         let measurement = self.motor.measure_speed();
-        let state = self
+        let watchdog = self
             .watchdog
             .observe(self.previous_deadline_met, self.motor.check_envelope());
+        Release {
+            measurement,
+            watchdog,
+        }
+    }
+
+    /// The controller's part: the voltage for this period, or the safe stop if the
+    /// watchdog is tripped (the PID does not run then, so it cannot wind up).
+    pub fn compute(&mut self, release: &Release) -> Actuation {
+        match release.watchdog {
+            WatchdogState::Armed => Actuation::Drive {
+                volts: self.pid.update(self.params.setpoint, release.measurement),
+            },
+            WatchdogState::Tripped(_) => Actuation::SafeStop,
+        }
+    }
+
+    /// The actuator's part: `command` reaches the motor `latency_ns` after the release (at
+    /// the next release if that is later; at the release itself for the safe stop, which
+    /// the watchdog commands), the motor runs to the end of the period, and the period's
+    /// telemetry comes out. The command passes the watchdog's gate first, so no drive
+    /// command reaches a tripped actuator, however late it was computed.
+    pub fn actuate(&mut self, release: &Release, command: Actuation, latency_ns: u32) -> Telemetry {
+        let period_ns = self.params.period_ns();
         let deadline_met = u64::from(latency_ns) < period_ns;
         self.previous_deadline_met = deadline_met;
-
-        let (command, takes_effect_ns) = match state {
-            WatchdogState::Armed => {
-                let volts = self.pid.update(self.params.setpoint, measurement);
-                let at = if deadline_met {
-                    u64::from(latency_ns)
-                } else {
-                    period_ns
-                };
-                (Actuation::Drive { volts }, at)
-            }
-            // The watchdog's own thread commands the safe state at the release.
-            WatchdogState::Tripped(_) => (self.watchdog.gate(self.applied), 0),
+        let command = self.watchdog.gate(command);
+        let takes_effect_ns = match command {
+            Actuation::SafeStop => 0,
+            Actuation::Drive { .. } if deadline_met => u64::from(latency_ns),
+            Actuation::Drive { .. } => period_ns,
         };
         self.motor.advance(self.applied, takes_effect_ns);
         self.motor.advance(command, period_ns - takes_effect_ns);
@@ -162,14 +190,14 @@ impl ControlLoop {
         Telemetry {
             seq: self.seq,
             time_ns: self.time_ns,
-            setpoint: match state {
+            setpoint: match release.watchdog {
                 WatchdogState::Armed => self
                     .pid
                     .effective_setpoint()
                     .unwrap_or(self.params.setpoint),
                 WatchdogState::Tripped(_) => self.params.setpoint,
             },
-            measurement,
+            measurement: release.measurement,
             // What the controller asked for, not what the bridge made of it, so telemetry
             // shows a controller that exceeds its limits.
             effort: match command {
@@ -180,9 +208,18 @@ impl ControlLoop {
             latency_ns,
             deadline_misses: self.watchdog.total_misses(),
             consecutive_misses: self.watchdog.consecutive_misses(),
-            watchdog: state.code(),
+            watchdog: release.watchdog.code(),
         }
     }
+}
+
+/// What a period's release found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Release {
+    /// The speed sample, rad/s.
+    pub measurement: f64,
+    /// The watchdog's state after judging the previous deadline and the envelope.
+    pub watchdog: WatchdogState,
 }
 
 fn gains_of(p: &Parameters) -> Gains {

@@ -16,7 +16,7 @@ pub mod pid;
 pub mod telemetry;
 pub mod watchdog;
 
-pub use control_loop::ControlLoop;
+pub use control_loop::{ControlLoop, Release};
 pub use motor::{Actuation, DcMotor, Envelope, EnvelopeExit, MotorParams, MotorState};
 pub use params::{Param, ParamError, Parameters};
 pub use pid::{AntiWindup, Gains, Pid, PidConfig};

@@ -349,3 +349,25 @@ fn the_setpoint_ramp_keeps_a_large_step_out_of_saturation() {
     assert!(peak < 1.5 * 1.01);
     assert!((tel.last().unwrap().measurement - 1.5).abs() < 1e-3);
 }
+
+#[test]
+fn a_drive_command_computed_before_a_trip_does_not_reach_the_actuator() {
+    let mut ctl = settled_at(1.0);
+    let armed = ctl.release();
+    let stale = ctl.compute(&armed);
+    assert!(matches!(stale, Actuation::Drive { volts } if volts > 0.0));
+    ctl.actuate(&armed, stale, 0);
+    // The overload trips the watchdog at a later release; the stale command arrives after.
+    ctl.set(Param::Disturbance, 1.0).unwrap();
+    let tripped = loop {
+        let r = ctl.release();
+        if r.watchdog != WatchdogState::Armed {
+            break r;
+        }
+        let c = ctl.compute(&r);
+        ctl.actuate(&r, c, 0);
+    };
+    let rec = ctl.actuate(&tripped, stale, 0);
+    assert_eq!(rec.effort, 0.0);
+    assert_eq!(ctl.compute(&tripped), Actuation::SafeStop);
+}
