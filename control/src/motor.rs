@@ -144,7 +144,7 @@ impl Actuation {
     pub fn volts(&self, max_voltage: f64) -> f64 {
         match *self {
             Actuation::Drive { volts } if volts.is_nan() => 0.0,
-            Actuation::Drive { volts } => volts.clamp(-max_voltage, max_voltage),
+            Actuation::Drive { volts } => crate::pid::limit(volts, -max_voltage, max_voltage),
             Actuation::SafeStop => 0.0,
         }
     }
@@ -242,7 +242,8 @@ impl DcMotor {
         if duration_ns == 0 {
             return;
         }
-        let steps = duration_ns.div_ceil(self.max_step_ns);
+        // `max(1)`: the step is never 0 (see `max_step_ns`), and saying so drops the panic path.
+        let steps = duration_ns.div_ceil(self.max_step_ns.max(1));
         let h = duration_ns as f64 * 1e-9 / steps as f64;
         let volts = actuation.volts(self.params.max_voltage);
         let brake = match actuation {

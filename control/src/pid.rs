@@ -179,7 +179,7 @@ impl Pid {
             self.integral = output - p - d;
         }
         let unclamped = p + self.integral + d;
-        let output = unclamped.clamp(c.output_min, c.output_max);
+        let output = limit(unclamped, c.output_min, c.output_max);
         self.saturated = output != unclamped;
 
         let error = r - y;
@@ -204,17 +204,30 @@ impl Pid {
         let r = match (self.config.setpoint_rate_limit, self.ramped_setpoint) {
             (Some(rate), Some(prev)) => {
                 let max_step = rate * self.dt;
-                prev + (target - prev).clamp(-max_step, max_step)
+                prev + limit(target - prev, -max_step, max_step)
             }
             // A ramp starts where the plant is, so a restart does not step either.
             (Some(rate), None) => {
                 let max_step = rate * self.dt;
-                measurement + (target - measurement).clamp(-max_step, max_step)
+                measurement + limit(target - measurement, -max_step, max_step)
             }
             (None, _) => target,
         };
         self.ramped_setpoint = Some(r);
         r
+    }
+}
+
+/// `x` limited to `[lo, hi]` by comparisons: unlike `f64::clamp` it has no panic path (an
+/// RT thread must not panic on a bad bound), and unlike `max`/`min` it never lets the sign
+/// of a zero depend on the target.
+pub(crate) fn limit(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
     }
 }
 
