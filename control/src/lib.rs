@@ -13,6 +13,7 @@ pub mod control_loop;
 pub mod motor;
 pub mod params;
 pub mod pid;
+pub mod reference_run;
 pub mod telemetry;
 pub mod watchdog;
 
@@ -20,5 +21,6 @@ pub use control_loop::{ControlLoop, Release};
 pub use motor::{Actuation, DcMotor, Envelope, EnvelopeExit, MotorParams, MotorState};
 pub use params::{Param, ParamError, Parameters};
 pub use pid::{AntiWindup, Gains, Pid, PidConfig};
-pub use telemetry::Telemetry;
+pub use reference_run::reference_run;
+pub use telemetry::{Fingerprint, Telemetry};
 pub use watchdog::{RearmRefused, TripReason, Watchdog, WatchdogState};
