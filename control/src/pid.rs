@@ -51,7 +51,7 @@ pub enum AntiWindup {
     /// Feed the saturation excess back into the integral with time constant
     /// `tracking_time` (s).
     BackCalculation {
-        /// Tracking time constant, s.
+        /// Tracking time constant, s (positive).
         tracking_time: f64,
     },
 }
