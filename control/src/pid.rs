@@ -15,8 +15,9 @@
 //! * Derivative on the measurement, not the error, so a set-point step gives no derivative
 //!   kick; the filter (time constant `Tf`, backward Euler so stable for every `dt`) keeps the
 //!   sensor's quantisation from reaching the actuator as noise.
-//! * `β` (2-degree-of-freedom PID, Åström & Hägglund, *Advanced PID Control*, ch. 3) shapes
-//!   the set-point response without touching the disturbance response.
+//! * The set-point weight `β` (a 2-degree-of-freedom PID; Åström & Hägglund, *Advanced PID
+//!   Control*, ISA 2006) shapes the set-point response without touching the disturbance
+//!   response.
 //! * `I` is kept in output units (volts), not as the integral of the error, so a change of
 //!   `Ki` does not move the output; changes of `Kp` and `Kd` are made bumpless by moving into
 //!   `I` the step they would cause ([`Pid::set_gains`]).
