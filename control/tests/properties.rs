@@ -4,7 +4,7 @@
 //! inputs give the same bits.
 
 use control::params::{Param, ALL_PARAMS};
-use control::{ControlLoop, Parameters, Telemetry};
+use control::{ControlLoop, Parameters, Telemetry, TripReason, Watchdog, WatchdogState};
 use proptest::prelude::*;
 
 /// What happens to the loop between two observations.
@@ -111,6 +111,28 @@ proptest! {
         ops in prop::collection::vec(op(), 1..120)
     ) {
         play(&ops)?;
+    }
+
+    #[test]
+    fn the_watchdog_trips_exactly_when_a_run_of_n_misses_completes(
+        limit in 1u32..8,
+        met in prop::collection::vec(prop::bool::weighted(0.6), 0..200),
+    ) {
+        let mut wd = Watchdog::new(limit);
+        let mut run = 0u32;
+        let mut tripped = false;
+        for (k, &ok) in met.iter().enumerate() {
+            run = if ok { 0 } else { run + 1 };
+            tripped |= run == limit;
+            let expected = if tripped {
+                WatchdogState::Tripped(TripReason::DeadlineMisses { consecutive: limit })
+            } else {
+                WatchdogState::Armed
+            };
+            prop_assert_eq!(wd.observe(ok, Ok(())), expected, "observation {}", k);
+        }
+        let misses = met.iter().filter(|&&ok| !ok).count() as u32;
+        prop_assert_eq!(wd.total_misses(), misses);
     }
 
     #[test]
