@@ -194,6 +194,12 @@ pub struct Parameters {
     pub watchdog_misses: u32,
 }
 
+/// Size of a parameter block, bytes: a layout change must be deliberate (Linux writes it).
+pub const PARAMETERS_SIZE: usize = 56;
+
+const _: () = assert!(core::mem::size_of::<Parameters>() == PARAMETERS_SIZE);
+const _: () = assert!(core::mem::align_of::<Parameters>() == 8);
+
 impl Default for Parameters {
     fn default() -> Self {
         Self::DEFAULT
@@ -342,6 +348,14 @@ mod tests {
         );
         p.kd = 1.0;
         assert_eq!(p.validate().unwrap_err().param, Param::PeriodUs);
+    }
+
+    #[test]
+    fn the_block_layout_has_no_padding() {
+        use core::mem::offset_of;
+        assert_eq!(offset_of!(Parameters, setpoint_ramp), 40);
+        assert_eq!(offset_of!(Parameters, period_us), 48);
+        assert_eq!(offset_of!(Parameters, watchdog_misses), 52);
     }
 
     #[test]
