@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use guest_rt::irq_registry::{IrqError, IrqRegistry};
+use guest_rt::interrupts::irq_registry::{IrqError, IrqRegistry};
 use platform::config::Region;
 use spin::{Mutex, Once};
 

@@ -10,7 +10,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use guest_rt::latency::LatencyStats;
+use guest_rt::tracing::latency::LatencyStats;
 use guest_rt::{CompletionId, CpuMask, Priority, ThreadSpec};
 use spin::{Mutex, Once};
 

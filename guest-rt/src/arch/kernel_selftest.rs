@@ -13,8 +13,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use guest_rt::percpu_locked::PerCpuLocked;
-use guest_rt::rcu::{RcuCell, RcuGuard};
+use guest_rt::sync::percpu_locked::PerCpuLocked;
+use guest_rt::sync::rcu::{RcuCell, RcuGuard};
 use guest_rt::{
     BlockedOn, CompletionId, CpuMask, Kernel, LockError, MutexId, Priority, ThreadId, ThreadSpec,
     ThreadState, WaitOutcome, WaitStatus,
@@ -594,7 +594,7 @@ fn completion_timeouts() -> Outcome {
 static PERCPU: Mutex<Option<PerCpuLocked<u64>>> = Mutex::new(None);
 
 /// Takes the calling vCPU's slot of the scenarios' per-CPU counter (may sleep).
-fn percpu_get() -> guest_rt::percpu_locked::PerCpuSlot {
+fn percpu_get() -> guest_rt::sync::percpu_locked::PerCpuSlot {
     let mut slot = None;
     wait(|k, cpu| {
         let guard = PERCPU.lock();
@@ -609,7 +609,7 @@ fn percpu_get() -> guest_rt::percpu_locked::PerCpuSlot {
     slot.expect("get_locked names the slot")
 }
 
-fn percpu_update(slot: guest_rt::percpu_locked::PerCpuSlot, f: impl FnOnce(u64) -> u64) {
+fn percpu_update(slot: guest_rt::sync::percpu_locked::PerCpuSlot, f: impl FnOnce(u64) -> u64) {
     with(move |k, cpu| {
         let mut guard = PERCPU.lock();
         let value = guard
@@ -621,7 +621,7 @@ fn percpu_update(slot: guest_rt::percpu_locked::PerCpuSlot, f: impl FnOnce(u64) 
     });
 }
 
-fn percpu_put(slot: guest_rt::percpu_locked::PerCpuSlot) {
+fn percpu_put(slot: guest_rt::sync::percpu_locked::PerCpuSlot) {
     with(move |k, cpu| {
         PERCPU
             .lock()
@@ -755,7 +755,7 @@ fn rcu_readers(rwsem: bool) -> Outcome {
         s.stamp(0) < s.stamp(1),
         "the writer got in while the reader was inside"
     );
-    let old = guest_rt::rcu::VersionId(s.get(2).wrapping_sub(1));
+    let old = guest_rt::sync::rcu::VersionId(s.get(2).wrapping_sub(1));
     let freed = with(move |_, _| !RCU.lock().as_ref().expect("set up").is_live(old));
     check!(
         s.get(2) != 0 && freed,

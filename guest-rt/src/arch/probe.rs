@@ -6,7 +6,7 @@
 //! (`sleep_until` on the one-shot timer): each sample is the whole path from the timer
 //! interrupt through the kernel's expiry and the switch to the probe thread.
 
-use guest_rt::latency::{LatencyStats, BUCKETS};
+use guest_rt::tracing::latency::{LatencyStats, BUCKETS};
 use log::info;
 
 use super::{threads, timer};
