@@ -18,6 +18,7 @@
 //! * [`tracing`]: latency statistics;
 //! * [`kernel`]: the [`Kernel`] facade every entry goes through, with its
 //!   [`invariants`];
+//! * [`dtb`]: what the partition's DTB passes through (read, never touched);
 //! * host-only testing support: [`sim`], the deterministic simulator the
 //!   scenario and property tests drive the kernel with.
 //!
@@ -61,6 +62,7 @@
 
 extern crate alloc;
 
+pub mod dtb;
 pub mod interrupts;
 pub mod invariants;
 pub mod kernel;

@@ -39,8 +39,6 @@ pub fn is_bare() -> bool {
     BARE.load(Ordering::Acquire)
 }
 
-const FDT_MAGIC: u32 = 0xd00d_feed;
-
 /// Stops the whole partition (PSCI SYSTEM_OFF through hv); hv and other partitions go on.
 pub fn power_off() -> ! {
     let _ = smccc::psci::system_off::<Hvc>();
@@ -55,40 +53,38 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     power_off()
 }
 
-/// The DTB's bytes (its header was checked by [`read_dtb`]).
-fn dtb_bytes(addr: usize) -> &'static [u8] {
-    // SAFETY: hv wrote the DTB into our RAM; `read_dtb` checked the header and size.
-    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    // SAFETY: as above, `size` bytes from `addr` are the DTB, inside our RAM.
-    unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
-}
-
-fn read_dtb(addr: usize) -> Result<BoardInfo, alloc::string::String> {
-    // SAFETY: hv passes the address of the DTB it wrote into our RAM; the header is read
-    // first and bounds the rest.
-    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
-    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if magic != FDT_MAGIC || size > 2 << 20 {
-        return Err(alloc::format!("no DTB at {addr:#x}"));
-    }
-    // SAFETY: the header says the blob is `size` bytes, inside our RAM.
-    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
-    BoardInfo::parse(bytes).map_err(|e| alloc::format!("{e}"))
+/// The DTB hv wrote at `addr`, as bytes bounded by its header's size.
+///
+/// # Safety
+/// `addr` must be the address hv passed in x0 at entry: readable memory of the partition's
+/// own RAM holding a DTB header, followed by as many bytes as the header says, never
+/// written again.
+unsafe fn dtb_at(addr: usize) -> Result<&'static [u8], guest_rt::dtb::HeaderError> {
+    // SAFETY: per this function's contract, the header's bytes are readable at `addr`.
+    let header = unsafe { &*(addr as *const [u8; guest_rt::dtb::HEADER_LEN]) };
+    let len = guest_rt::dtb::blob_len(header)?;
+    // SAFETY: the header says the blob is `len` bytes from `addr` (bounded by
+    // `MAX_DTB_LEN`), inside our RAM and never written again, per the contract.
+    Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
 }
 
 /// vCPU 0, from the entry code, MMU off, x0 = DTB.
 pub extern "C" fn boot_main(dtb: usize) -> ! {
     heap::init();
     console::init();
-    let board = read_dtb(dtb).unwrap_or_else(|_| {
-        // Nowhere to report yet: hv's console needs nothing from the DTB, try it.
-        console::print(format_args!(
-            "FATAL: guest-rt found no usable DTB at {dtb:#x}"
-        ));
-        power_off()
-    });
+    // SAFETY: `dtb` is x0 at entry, the DTB hv (or a bare loader) wrote into our RAM.
+    let blob = unsafe { dtb_at(dtb) };
+    let board = blob
+        .map_err(|e| alloc::format!("{e}"))
+        .and_then(|b| BoardInfo::parse(b).map_err(|e| alloc::format!("{e}")))
+        .unwrap_or_else(|why| {
+            // Nowhere to report yet: hv's console needs nothing from the DTB, try it.
+            console::print(format_args!(
+                "FATAL: guest-rt found no usable DTB at {dtb:#x} ({why})"
+            ));
+            power_off()
+        });
+    let blob = blob.unwrap_or_default();
     // Under hv the DTB is a partition's; anything else means guest-rt was booted bare.
     let bare = !board.compatible.iter().any(|c| c == "bulkhead,partition");
     if bare {
@@ -127,7 +123,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         power_off()
     }
     if !bare {
-        let physical = super::devices::physical_mpidrs(dtb_bytes(dtb));
+        let physical = guest_rt::dtb::physical_mpidrs(blob);
         if !physical.is_empty() {
             info!("exit-less interrupt delivery: this partition owns its CPUs' GIC interfaces");
             gic::set_physical_mpidrs(physical);
@@ -140,11 +136,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     devices.extend(gic::mmio_frame(&gic_info));
     if !bare {
         // Passed-through devices, identity-mapped by hv.
-        devices.extend(
-            super::devices::discover(dtb_bytes(dtb))
-                .iter()
-                .map(|d| d.region),
-        );
+        devices.extend(super::devices::discover(blob).iter().map(|d| d.region));
     }
     if bare {
         // Booted bare, guest-rt owns the GIC and its console UART.
