@@ -18,6 +18,7 @@
 //! * [`tracing`]: latency statistics;
 //! * [`kernel`]: the [`Kernel`] facade every entry goes through, with its
 //!   [`invariants`];
+//! * [`bootargs`]: the `rt.*` boot arguments, their table, and refusals by name;
 //! * [`dtb`]: what the partition's DTB passes through (read, never touched);
 //! * host-only testing support: [`sim`], the deterministic simulator the
 //!   scenario and property tests drive the kernel with.
@@ -62,6 +63,7 @@
 
 extern crate alloc;
 
+pub mod bootargs;
 pub mod dtb;
 pub mod interrupts;
 pub mod invariants;

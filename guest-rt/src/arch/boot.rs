@@ -11,14 +11,25 @@ use spin::Once;
 
 use guest_rt::{CpuMask, ThreadSpec};
 
-use super::selftest::{self, Options, SelfTest};
+use guest_rt::bootargs::{self, BootArgs, SelfTest};
+
+use super::selftest;
 use super::{console, gic, heap, hvc, irq, mmu, probe, threads, timer};
 
+/// Apps built into this image (`rt.app=NAME`).
+const APPS: &[&str] = &["latency", "kernel-bench"];
+
 struct Boot {
-    options: Options,
+    options: BootArgs,
     vcpus: usize,
     /// An address just past the partition's RAM (for the self-tests).
     outside: u64,
+}
+
+impl Boot {
+    fn app(&self) -> Option<&'static str> {
+        self.options.app.map(|i| APPS[i])
+    }
 }
 
 static BOOT: Once<Boot> = Once::new();
@@ -113,6 +124,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         info!("memory {m}");
     }
     info!("{} vCPUs, bootargs `{bootargs}`", board.cpus.len());
+    let options = boot_args(&bootargs);
     super::threads::init(board.cpus.len());
     let gic_info = board.gic.clone().unwrap_or_else(|| {
         error!("the partition's DTB describes no interrupt controller");
@@ -157,7 +169,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         .max()
         .unwrap_or(0);
     BOOT.call_once(|| Boot {
-        options: Options::parse(&bootargs),
+        options,
         vcpus: board.cpus.len(),
         outside,
     });
@@ -174,6 +186,26 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         }
     }
     vcpu_main(0)
+}
+
+/// The boot arguments, or, if any `rt.*` word is refused, each refusal on the console
+/// and the partition off: guest-rt never runs with a value it cannot honour (hv and the
+/// other partitions go on).
+fn boot_args(line: &str) -> BootArgs {
+    let catalog = bootargs::Catalog {
+        apps: APPS,
+        selftests: true,
+    };
+    bootargs::parse(line, &catalog).unwrap_or_else(|refused| {
+        for r in &refused {
+            console::print(format_args!("{r}"));
+        }
+        console::print(format_args!(
+            "rt: {} boot argument(s) refused: starting nothing, powering the partition off",
+            refused.len()
+        ));
+        power_off()
+    })
 }
 
 /// Other vCPUs, MMU off, tables built by vCPU 0.
@@ -213,7 +245,7 @@ fn vcpu_main(index: usize) -> ! {
         }
         selftest::hypercall_sweep(boot.outside, boot.vcpus);
     }
-    if boot.options.app == Some(selftest::App::Latency) {
+    if boot.app() == Some("latency") {
         // The probe is a thread on each vCPU, waking on the kernel's timer.
         let (options, vcpus) = (boot.options, boot.vcpus);
         threads::spawn(
@@ -264,7 +296,7 @@ fn vcpu_main(index: usize) -> ! {
         }
         _ => {}
     }
-    if boot.options.app == Some(selftest::App::KernelBench) {
+    if boot.app() == Some("kernel-bench") {
         if index == 0 {
             super::kernel_bench::start();
         }
@@ -296,7 +328,7 @@ fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
 
 /// The latency app's thread on vCPU `index`. A probe with a fixed length reports ready when
 /// it is done (what smoke and the benchmark wait for); otherwise ready comes first.
-fn latency_thread(index: usize, options: Options, vcpus: usize) {
+fn latency_thread(index: usize, options: BootArgs, vcpus: usize) {
     let interval = options.latency_interval_us * 1_000;
     let fixed = options.latency_periods > 0;
     if fixed {

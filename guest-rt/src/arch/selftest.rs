@@ -1,5 +1,5 @@
 //! Boot self-tests the QEMU integration tests ask for through the partition's bootargs
-//! (`rt.selftest=...`), plus the heartbeat period (`rt.heartbeat-ms=N`).
+//! (`rt.selftest=...`, parsed by [`guest_rt::bootargs`]).
 //!
 //! * `hypercalls`: a sweep of bad and good HVCs and an SMC; each result is compared with
 //!   what the ABI promises and printed; hv must survive all of them.
@@ -20,84 +20,6 @@ use smccc::psci;
 
 use super::console::print;
 use super::hvc;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SelfTest {
-    Hypercalls,
-    Escape(u64),
-    SystemOff,
-    /// Reset once (first boot only), through PSCI SYSTEM_RESET.
-    SystemReset,
-    /// SGIs to the other vCPU, and attempts on interrupt lines the partition does not own.
-    Gic,
-    /// A passed-through device's SPI (the PL031 RTC on QEMU virt) reaches the partition.
-    Spi,
-    /// As [`SelfTest::Spi`], the line routed to vCPU 0 but its handler thread kept on vCPU
-    /// 1, three times: each deactivation crosses vCPUs (owed to the acknowledging one).
-    SpiCross,
-    /// The kernel's scenarios on real threads ([`super::kernel_selftest`]).
-    Kernel,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum App {
-    /// The latency probe (`rt.app=latency`).
-    Latency,
-    /// The kernel micro-benchmarks (`rt.app=kernel-bench`).
-    KernelBench,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Options {
-    pub selftest: Option<SelfTest>,
-    pub heartbeat_ms: u64,
-    pub app: Option<App>,
-    /// `rt.latency.interval-us=N`: the probe's period.
-    pub latency_interval_us: u64,
-    /// `rt.latency.periods=N`: stop after N periods (0: run for ever).
-    pub latency_periods: u64,
-}
-
-impl Options {
-    pub fn parse(bootargs: &str) -> Self {
-        let mut options = Options {
-            selftest: None,
-            heartbeat_ms: 10_000,
-            app: None,
-            latency_interval_us: 1_000,
-            latency_periods: 0,
-        };
-        for word in bootargs.split_ascii_whitespace() {
-            if let Some(test) = word.strip_prefix("rt.selftest=") {
-                options.selftest = match test {
-                    "hypercalls" => Some(SelfTest::Hypercalls),
-                    "system-off" => Some(SelfTest::SystemOff),
-                    "system-reset" => Some(SelfTest::SystemReset),
-                    "gic" => Some(SelfTest::Gic),
-                    "spi" => Some(SelfTest::Spi),
-                    "spi-cross" => Some(SelfTest::SpiCross),
-                    "kernel" => Some(SelfTest::Kernel),
-                    other => other
-                        .strip_prefix("escape@0x")
-                        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                        .map(SelfTest::Escape),
-                };
-            } else if let Some(ms) = word.strip_prefix("rt.heartbeat-ms=") {
-                options.heartbeat_ms = ms.parse().unwrap_or(options.heartbeat_ms).max(1);
-            } else if word == "rt.app=latency" {
-                options.app = Some(App::Latency);
-            } else if word == "rt.app=kernel-bench" {
-                options.app = Some(App::KernelBench);
-            } else if let Some(us) = word.strip_prefix("rt.latency.interval-us=") {
-                options.latency_interval_us =
-                    us.parse().unwrap_or(options.latency_interval_us).max(10);
-            } else if let Some(n) = word.strip_prefix("rt.latency.periods=") {
-                options.latency_periods = n.parse().unwrap_or(0);
-            }
-        }
-        options
-    }
-}
 
 const NOT_SUPPORTED: i64 = abi::SMCCC_NOT_SUPPORTED;
 const INVALID: i64 = abi::SMCCC_INVALID_PARAMETER;
