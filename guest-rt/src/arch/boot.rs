@@ -1,5 +1,10 @@
-//! guest-rt's boot on each vCPU: console, DTB, MMU, the other vCPUs through PSCI, the
-//! virtual timer, then "ready" to hv and a heartbeat.
+//! guest-rt's boot on each vCPU: console, DTB, boot arguments, MMU, the other vCPUs
+//! through PSCI, the virtual timer, then the app (which reports ready itself) or "ready"
+//! to hv, the self-test if one was asked for, and a heartbeat.
+//!
+//! Owns the boot sequence and the runtime services apps and self-tests share (ready,
+//! heartbeat, power off); what the DTB and the boot arguments say is decided by the
+//! portable [`guest_rt::dtb`] and [`guest_rt::bootargs`].
 
 use aarch64_cpu::registers::{Readable, TPIDR_EL1};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,27 +14,17 @@ use platform::dtb::BoardInfo;
 use smccc::Hvc;
 use spin::Once;
 
-use guest_rt::{CpuMask, ThreadSpec};
+use guest_rt::bootargs::{self, BootArgs};
 
-use guest_rt::bootargs::{self, BootArgs, SelfTest};
-
-use super::selftest;
-use super::{console, gic, heap, hvc, irq, mmu, probe, threads, timer};
-
-/// Apps built into this image (`rt.app=NAME`).
-const APPS: &[&str] = &["latency", "kernel-bench"];
+use super::{console, gic, heap, hvc, irq, mmu, timer};
+use crate::apps::{Context, APPS, NAMES};
 
 struct Boot {
     options: BootArgs,
     vcpus: usize,
     /// An address just past the partition's RAM (for the self-tests).
+    #[cfg(feature = "selftests")]
     outside: u64,
-}
-
-impl Boot {
-    fn app(&self) -> Option<&'static str> {
-        self.options.app.map(|i| APPS[i])
-    }
 }
 
 static BOOT: Once<Boot> = Once::new();
@@ -42,6 +37,7 @@ static PROBES_DONE: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTS_ON: [AtomicBool; super::MAX_VCPUS] =
     [const { AtomicBool::new(false) }; super::MAX_VCPUS];
 
+#[cfg(feature = "selftests")]
 pub fn interrupts_on(vcpu: usize) -> bool {
     INTERRUPTS_ON[vcpu].load(Ordering::Acquire)
 }
@@ -162,6 +158,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         );
     }
     mmu::build(&board.memory, &devices);
+    #[cfg(feature = "selftests")]
     let outside = board
         .memory
         .iter()
@@ -171,6 +168,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     BOOT.call_once(|| Boot {
         options,
         vcpus: board.cpus.len(),
+        #[cfg(feature = "selftests")]
         outside,
     });
     // Nothing runs cached yet: the whole image (code, data, heap, page tables, stacks) is
@@ -193,8 +191,8 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
 /// other partitions go on).
 fn boot_args(line: &str) -> BootArgs {
     let catalog = bootargs::Catalog {
-        apps: APPS,
-        selftests: true,
+        apps: &NAMES,
+        selftests: cfg!(feature = "selftests"),
     };
     bootargs::parse(line, &catalog).unwrap_or_else(|refused| {
         for r in &refused {
@@ -238,79 +236,32 @@ fn vcpu_main(index: usize) -> ! {
             timer::interrupts()
         );
     }
-    if index == 0 && boot.options.selftest == Some(SelfTest::Hypercalls) {
-        // Wait until vCPU 1 runs, so "already on" is what the sweep sees.
-        while boot.vcpus > 1 && hvc::call(smccc::psci::PSCI_AFFINITY_INFO_64, &[1, 0])[0] != 0 {
-            timer::sleep_ns(1_000_000);
+    let cx = Context {
+        vcpu: index,
+        vcpus: boot.vcpus,
+        args: boot.options,
+    };
+    if let Some(app) = boot.options.app.map(|i| &APPS[i]) {
+        if index == 0 {
+            info!("app `{}`: {}", app.name, app.about);
         }
-        selftest::hypercall_sweep(boot.outside, boot.vcpus);
+        (app.run)(&cx);
     }
-    if boot.app() == Some("latency") {
-        // The probe is a thread on each vCPU, waking on the kernel's timer.
-        let (options, vcpus) = (boot.options, boot.vcpus);
-        threads::spawn(
-            ThreadSpec::fifo(probe::PRIORITY).on(CpuMask::single(index)),
-            move || latency_thread(index, options, vcpus),
-        );
-        threads::enter();
+    #[cfg(feature = "selftests")]
+    if let Some(test) = boot.options.selftest {
+        crate::selftests::before_ready(test, &cx, boot.outside);
     }
     report_ready(index, false, boot.vcpus);
-    match boot.options.selftest {
-        Some(SelfTest::Escape(addr)) if index == 1 => {
-            info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");
-            mmu::map_page(addr);
-            // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
-            let value = unsafe { (addr as *const u64).read_volatile() };
-            error!("selftest: read {value:#x} from outside the partition: isolation is broken");
-        }
-        Some(SelfTest::SystemOff) if index == 0 => {
-            info!("selftest: powering the partition off");
-            power_off();
-        }
-        Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
-        Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
-        Some(test @ (SelfTest::Spi | SelfTest::SpiCross)) => {
-            if index == 0 {
-                let check = if test == SelfTest::Spi {
-                    selftest::spi_check
-                } else {
-                    selftest::spi_cross_check
-                };
-                threads::spawn(
-                    ThreadSpec::fifo(SELFTEST_PRIORITY).on(CpuMask::single(0)),
-                    check,
-                );
-            }
-            enter_with_heartbeat(index, boot.options.heartbeat_ms);
-        }
-        Some(SelfTest::Kernel) => {
-            if index == 0 {
-                super::kernel_selftest::start();
-            }
-            threads::enter();
-        }
-        Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
-            info!("selftest: resetting the partition");
-            let _ = smccc::psci::system_reset::<Hvc>();
-            error!("selftest: SYSTEM_RESET returned");
-        }
-        _ => {}
-    }
-    if boot.app() == Some("kernel-bench") {
-        if index == 0 {
-            super::kernel_bench::start();
-        }
-        threads::enter();
+    #[cfg(feature = "selftests")]
+    if let Some(test) = boot.options.selftest {
+        crate::selftests::after_ready(test, &cx);
     }
     heartbeat(index, boot.options.heartbeat_ms, timer::sleep_ns)
 }
 
-/// Priority of self-test threads.
-const SELFTEST_PRIORITY: u8 = 50;
-
 /// "ready" on the console and to hv (bare: the last vCPU to finish a fixed-length probe
 /// powers the machine off, which is what the benchmark waits for).
-fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
+pub fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
     info!(
         "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
         timer::interrupts(),
@@ -326,23 +277,11 @@ fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
     }
 }
 
-/// The latency app's thread on vCPU `index`. A probe with a fixed length reports ready when
-/// it is done (what smoke and the benchmark wait for); otherwise ready comes first.
-fn latency_thread(index: usize, options: BootArgs, vcpus: usize) {
-    let interval = options.latency_interval_us * 1_000;
-    let fixed = options.latency_periods > 0;
-    if fixed {
-        probe::run(index, interval, options.latency_periods);
-    }
-    report_ready(index, fixed, vcpus);
-    if !fixed {
-        probe::run(index, interval, 0);
-    }
-    heartbeat(index, options.heartbeat_ms, threads::sleep_ns);
-}
-
 /// This vCPU runs threads from now on, the heartbeat being one of them (lowest priority).
-fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
+#[cfg(feature = "selftests")]
+pub fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
+    use super::threads;
+    use guest_rt::{CpuMask, ThreadSpec};
     threads::spawn(ThreadSpec::fifo(0).on(CpuMask::single(index)), move || {
         heartbeat(index, heartbeat_ms, threads::sleep_ns)
     });
@@ -351,7 +290,7 @@ fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
 
 /// Prints a heartbeat every `ms`, sleeping with `sleep` (the boot context's timer wait, or
 /// the kernel's for a thread).
-fn heartbeat(index: usize, ms: u64, sleep: fn(u64)) -> ! {
+pub fn heartbeat(index: usize, ms: u64, sleep: fn(u64)) -> ! {
     let mut beat = 0u64;
     loop {
         sleep(ms * 1_000_000);

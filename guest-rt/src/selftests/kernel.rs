@@ -2,7 +2,7 @@
 //! threads on both RT vCPUs, each printing one PASS/FAIL line, then a summary.
 //!
 //! Owns the scenarios' scripts and checks only; everything they exercise is the portable
-//! kernel driven by [`super::threads`]. Checks are about outcomes (who got a lock first,
+//! kernel driven by [`crate::arch::threads`]. Checks are about outcomes (who got a lock first,
 //! which priority an owner ran at, how a wait ended), never about durations, so a slow or
 //! loaded host cannot make them fail. A driver thread (priority 90, vCPU 1) sets each
 //! scenario up and inspects the kernel between steps.
@@ -21,9 +21,9 @@ use guest_rt::{
 };
 use spin::Mutex;
 
-use super::console::print;
-use super::threads::{self, spawn, wait, with};
-use super::timer;
+use crate::arch::console::print;
+use crate::arch::threads::{self, spawn, wait, with};
+use crate::arch::timer;
 
 type Outcome = Result<(), String>;
 
@@ -654,10 +654,10 @@ fn percpu_migration() -> Outcome {
         complete(ready);
         // Preempted by H, A can only continue where the scheduler moves it.
         let give_up = timer::now_ns() + STUCK_MS * MS;
-        while (s1.get(4) == 0 || super::vcpu_index() == 0) && timer::now_ns() < give_up {
+        while (s1.get(4) == 0 || crate::arch::vcpu_index() == 0) && timer::now_ns() < give_up {
             core::hint::spin_loop();
         }
-        s1.set(0, super::vcpu_index() as u64);
+        s1.set(0, crate::arch::vcpu_index() as u64);
         percpu_update(slot, |_| read + 1);
         percpu_put(slot);
         s1.set(5, 1);
