@@ -20,9 +20,10 @@ pub fn gic_checks(vcpus: usize) {
     while vcpus > 1 && !crate::arch::boot::interrupts_on(1) {
         timer::sleep_ns(1_000_000);
     }
-    // One at a time, each once vCPU 1 took the previous: an SGI sent again while still
-    // pending counts once, as on hardware.
-    let give_up = timer::now_ns() + 2_000_000_000;
+    // One at a time, each once vCPU 1 took the previous (an event): an SGI sent again
+    // while still pending counts once, as on hardware. The bound only ends a run where an
+    // SGI was lost; the QEMU test then finds vCPU 1's count short.
+    let give_up = timer::now_ns() + STUCK_NS;
     for sent in 1..=u64::from(SGI_COUNT) {
         gic::send_sgi(TEST_SGI, 1);
         while crate::arch::irq::sgis_of(1) < sent && timer::now_ns() < give_up {
@@ -102,15 +103,19 @@ static RECEIVER_MASKED: AtomicBool = AtomicBool::new(false);
 static SINGLES_DONE: AtomicBool = AtomicBool::new(false);
 static BURST_SENT: AtomicBool = AtomicBool::new(false);
 
+/// How long vCPU 0 waits for one SGI to arrive before counting it lost.
+const STUCK_NS: u64 = 10_000_000_000;
+
 /// vCPU 1's side of the `gic` self-test: stay masked (as it is outside its sleep) until
-/// vCPU 0 has sent the burst, then let the interrupts in.
+/// vCPU 0 has sent the burst, then let the interrupts in. Both waits are for vCPU 0's
+/// flags, which it always sets (after the singles, and once it saw us masked), never for
+/// a length of time: a loaded host only makes them longer.
 pub fn gic_burst_receiver() {
-    let give_up = crate::arch::timer::now_ns() + 2_000_000_000;
-    while !SINGLES_DONE.load(Ordering::Acquire) && crate::arch::timer::now_ns() < give_up {
+    while !SINGLES_DONE.load(Ordering::Acquire) {
         crate::arch::timer::sleep_ns(1_000_000);
     }
     RECEIVER_MASKED.store(true, Ordering::Release);
-    while !BURST_SENT.load(Ordering::Acquire) && crate::arch::timer::now_ns() < give_up {
+    while !BURST_SENT.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
 }
