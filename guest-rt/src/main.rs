@@ -6,7 +6,7 @@
 //!   GIC CPU interface, the virtual timer, threads and context switches, the MMU, the
 //!   heap, console and PSCI through hypercalls, and the boot sequence;
 //! * [`apps`], what the partition runs (`rt.app=NAME`): the latency probe, more to come;
-//! * [`selftests`] (cargo feature `selftests`): the boot self-tests the QEMU tests ask
+//! * `selftests` (cargo feature `selftests`): the boot self-tests the QEMU tests ask
 //!   for (`rt.selftest=...`) and the kernel bench app, left out of a product image.
 //!
 //! The RT side never waits for Linux: nothing here depends on the other partition.

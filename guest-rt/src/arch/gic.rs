@@ -35,7 +35,7 @@ pub fn set_physical_mpidrs(mpidrs: alloc::vec::Vec<u64>) {
     PHYSICAL_MPIDRS.call_once(|| mpidrs);
 }
 
-/// GICD_SGIR (v2): target list [23:16], INTID [3:0].
+/// GICD_SGIR (v2): target list bits 23:16, INTID bits 3:0.
 const GICD_SGIR: usize = 0xf00;
 
 const GICC_CTLR: usize = 0x00;
@@ -52,7 +52,7 @@ const GICC_CTLR_ENABLE: u32 = 0b11;
 const GICC_CTLR_EOIMODE: u32 = 1 << 9;
 /// ICC_CTLR_EL1.EOImode, bit 1 (IHI 0069 12.2.6; under hv this is ICV_CTLR_EL1's).
 const ICC_CTLR_EOIMODE: u64 = 1 << 1;
-/// GICv2 IAR/EOIR/DIR: INTID [9:0] and, for SGIs, the sending CPU [12:10], which the EOI
+/// GICv2 IAR/EOIR/DIR: INTID bits 9:0 and, for SGIs, the sending CPU bits 12:10, which the EOI
 /// and the deactivation must give back (IHI 0048B 4.4.4).
 const GICV2_ACK_BITS: u32 = 0x1fff;
 /// INTIDs at or above this are spurious.
@@ -260,7 +260,7 @@ fn reg(base: usize, offset: usize) -> *mut u32 {
 }
 
 /// Enables this vCPU's interface: every priority unmasked, both groups on, and EOImode =
-/// 1 (an EOI drops priority only; [`deactivate`] ends the interrupt).
+/// 1 (an EOI drops priority only; its deactivation ends the interrupt).
 pub fn init_cpu() {
     match INTERFACE.get() {
         Some(Interface::V3) => {

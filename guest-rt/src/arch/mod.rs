@@ -32,7 +32,7 @@ pub mod irq;
 pub mod irq_threads;
 pub mod irqmask;
 pub mod mmu;
-/// The PL031 RTC, the sample device only the self-tests and the kernel bench drive.
+// The PL031 RTC: the sample device only the self-tests and the kernel bench drive.
 #[cfg(feature = "selftests")]
 pub mod pl031;
 pub mod threads;
