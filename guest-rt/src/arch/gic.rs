@@ -115,6 +115,9 @@ pub fn is_v3() -> bool {
 
 /// Sends SGI `intid` to vCPU `target` of this partition (hv delivers it). Nothing is sent
 /// for a value the register cannot express (an INTID above 15, a GICv2 target above 7).
+/// Out of line: every kernel entry's exit checks for IPIs to send, and inlined here it
+/// made each entry save more registers whether or not it sent any.
+#[inline(never)]
 pub fn send_sgi(intid: u32, target: usize) {
     match INTERFACE.get() {
         Some(Interface::V3) => {
