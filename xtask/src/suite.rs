@@ -123,6 +123,18 @@ pub fn run_all() -> Result<(), Error> {
     );
     clippy(
         &mut tally,
+        "clippy (guest-rt with its self-tests, aarch64)",
+        &[
+            "-p",
+            "guest-rt",
+            "--target",
+            image::TARGET,
+            "--features",
+            "selftests",
+        ],
+    );
+    clippy(
+        &mut tally,
         "clippy (platform, abi, channel and control no_std, aarch64)",
         &[
             "-p",

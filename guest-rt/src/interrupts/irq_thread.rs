@@ -13,9 +13,9 @@
 //! right after that deactivation, not lost. Never touches hardware: the arch layer
 //! deactivates the interrupt (or asks the right vCPU to) when told to.
 
-use crate::completion::CompletionId;
 use crate::kernel::Kernel;
-use crate::thread::{CpuId, WaitStatus};
+use crate::scheduling::thread::{CpuId, WaitStatus};
+use crate::sync::completion::CompletionId;
 
 /// What the interrupt path must do with the interrupt after [`ThreadedLine::top_half`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

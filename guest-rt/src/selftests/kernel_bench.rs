@@ -10,14 +10,16 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use guest_rt::latency::LatencyStats;
+use guest_rt::tracing::latency::LatencyStats;
 use guest_rt::{CompletionId, CpuMask, Priority, ThreadSpec};
 use spin::{Mutex, Once};
 
-use super::console::print;
-use super::threads::{sleep_ns, spawn, wait, with};
-use super::timer::now_ns;
-use super::{gic, irq_threads, pl031};
+use crate::apps::{App, Context};
+use crate::arch::boot::report_ready;
+use crate::arch::console::print;
+use crate::arch::threads::{sleep_ns, spawn, wait, with};
+use crate::arch::timer::now_ns;
+use crate::arch::{gic, irq_threads, pl031};
 
 const ROUNDS: u64 = 1_000;
 
@@ -268,8 +270,19 @@ fn device_interrupt(done: CompletionId) {
     ));
 }
 
-/// Starts the benchmark driver (vCPU 0, before it enters the scheduler). It runs on vCPU 1
-/// at the top priority and sleeps while the measured threads run.
-pub fn start() {
-    spawn(ThreadSpec::fifo(90).on(CpuMask::single(1)), driver);
+/// The benchmark as an app (`rt.app=kernel-bench`).
+pub const APP: App = App {
+    name: "kernel-bench",
+    about: "the kernel's basic paths on real threads, for `cargo xtask bench`",
+    run,
+};
+
+/// Ready at once; vCPU 0 starts the driver, which runs on vCPU 1 at the top priority and
+/// sleeps while the measured threads run; both vCPUs run threads from then on.
+fn run(cx: &Context) -> ! {
+    report_ready(cx.vcpu, false, cx.vcpus);
+    if cx.vcpu == 0 {
+        spawn(ThreadSpec::fifo(90).on(CpuMask::single(1)), driver);
+    }
+    crate::arch::threads::enter()
 }

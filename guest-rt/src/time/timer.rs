@@ -8,7 +8,7 @@
 
 use alloc::vec::Vec;
 
-use crate::thread::{CpuId, ThreadId};
+use crate::scheduling::thread::{CpuId, ThreadId};
 
 /// Monotonic time in nanoseconds (virtual in the simulator).
 pub type Nanos = u64;

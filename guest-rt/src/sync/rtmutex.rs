@@ -17,9 +17,9 @@
 //! anything but the owner.
 
 use crate::kernel::Kernel;
-use crate::thread::{BlockedOn, CpuId, Priority, ThreadId, ThreadState, WaitStatus};
-use crate::timer::Nanos;
-use crate::waitqueue::WaitQueue;
+use crate::scheduling::thread::{BlockedOn, CpuId, Priority, ThreadId, ThreadState, WaitStatus};
+use crate::sync::waitqueue::WaitQueue;
+use crate::time::timer::Nanos;
 
 /// Longest owner chain a lock request may create and a priority walk follows.
 pub const MAX_CHAIN_DEPTH: usize = 16;

@@ -10,8 +10,8 @@
 use alloc::vec::Vec;
 
 use crate::kernel::Kernel;
-use crate::semaphore::SemaphoreId;
-use crate::thread::{CpuId, ThreadId, WaitStatus};
+use crate::scheduling::thread::{CpuId, ThreadId, WaitStatus};
+use crate::sync::semaphore::SemaphoreId;
 
 /// Writes and clears the page-table entry of one mapping slot.
 pub trait PageMapper {

@@ -14,9 +14,9 @@
 use alloc::vec::Vec;
 
 use crate::kernel::Kernel;
-use crate::rtmutex::{LockError, MutexId};
-use crate::rwsem::RwSemId;
-use crate::thread::{CpuId, ThreadId, WaitStatus};
+use crate::scheduling::thread::{CpuId, ThreadId, WaitStatus};
+use crate::sync::rtmutex::{LockError, MutexId};
+use crate::sync::rwsem::RwSemId;
 
 /// The lock that excludes writers from readers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use alloc::vec::Vec;
 
-use crate::thread::{Priority, ThreadId};
+use crate::scheduling::thread::{Priority, ThreadId};
 
 /// One blocked thread. `prio` mirrors the thread's effective priority; the
 /// kernel re-queues the waiter whenever that priority changes.

@@ -10,9 +10,9 @@
 use alloc::vec::Vec;
 
 use crate::kernel::Kernel;
-use crate::thread::{BlockedOn, CpuId, ThreadId, WaitStatus};
-use crate::timer::Nanos;
-use crate::waitqueue::WaitQueue;
+use crate::scheduling::thread::{BlockedOn, CpuId, ThreadId, WaitStatus};
+use crate::sync::waitqueue::WaitQueue;
+use crate::time::timer::Nanos;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RwSemId(pub(crate) u32);

@@ -2,16 +2,16 @@
 //! pending-interruption flag.
 //!
 //! Owns the per-thread scheduling attributes. It never decides where or when a
-//! thread runs (that is [`crate::sched`]) and never changes a priority by
-//! itself (boosting is [`crate::rtmutex`]'s job, through the kernel).
+//! thread runs (that is [`crate::scheduling::sched`]) and never changes a priority by
+//! itself (boosting is [`crate::sync::rtmutex`]'s job, through the kernel).
 
 use alloc::vec::Vec;
 
-use crate::completion::CompletionId;
-use crate::rtmutex::MutexId;
-use crate::rwsem::RwSemId;
-use crate::semaphore::SemaphoreId;
-use crate::timer::{Nanos, TimerKey};
+use crate::sync::completion::CompletionId;
+use crate::sync::rtmutex::MutexId;
+use crate::sync::rwsem::RwSemId;
+use crate::sync::semaphore::SemaphoreId;
+use crate::time::timer::{Nanos, TimerKey};
 
 /// Index of a (virtual) CPU.
 pub type CpuId = usize;

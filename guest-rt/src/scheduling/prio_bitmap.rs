@@ -2,9 +2,9 @@
 //!
 //! Owns only the bits: the most urgent level is one leading-zeros count, and walking the
 //! non-empty levels costs one step per set bit, not one per level. It never holds threads
-//! (that is [`crate::sched::RunQueue`]) and never decides anything.
+//! (that is [`crate::scheduling::sched::RunQueue`]) and never decides anything.
 
-use crate::thread::Priority;
+use crate::scheduling::thread::Priority;
 
 /// Bit `n` set = level `n` has queued threads. [`Priority::LEVELS`] fits in 128 bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,13 +3,13 @@
 //! Owns a count and its waiters. `up` hands the unit directly to the top
 //! waiter (no window in which a newcomer could take it). A semaphore has no
 //! owner, so it cannot do priority inheritance: use an rt-mutex for mutual
-//! exclusion and keep semaphores for counting resources (e.g. [`crate::kmap`]
+//! exclusion and keep semaphores for counting resources (e.g. [`crate::memory::kmap`]
 //! slots).
 
 use crate::kernel::Kernel;
-use crate::thread::{BlockedOn, CpuId, WaitStatus};
-use crate::timer::Nanos;
-use crate::waitqueue::WaitQueue;
+use crate::scheduling::thread::{BlockedOn, CpuId, WaitStatus};
+use crate::sync::waitqueue::WaitQueue;
+use crate::time::timer::Nanos;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SemaphoreId(pub(crate) u32);

@@ -11,8 +11,8 @@
 use alloc::vec::Vec;
 
 use crate::kernel::Kernel;
-use crate::rtmutex::{LockError, MutexId};
-use crate::thread::{CpuId, WaitStatus};
+use crate::scheduling::thread::{CpuId, WaitStatus};
+use crate::sync::rtmutex::{LockError, MutexId};
 
 /// Which slot a `get_locked` call locked; pass it to `slot_mut`/`put_locked`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 
 use alloc::vec::Vec;
 
-use crate::sched::KernelEvent;
-use crate::thread::CpuId;
+use crate::scheduling::sched::KernelEvent;
+use crate::scheduling::thread::CpuId;
 
 #[derive(Clone, Debug)]
 pub struct IpiSet {

@@ -7,9 +7,9 @@
 //! priority inheritance: whoever completes is not known in advance.
 
 use crate::kernel::Kernel;
-use crate::thread::{BlockedOn, CpuId, WaitStatus};
-use crate::timer::Nanos;
-use crate::waitqueue::WaitQueue;
+use crate::scheduling::thread::{BlockedOn, CpuId, WaitStatus};
+use crate::sync::waitqueue::WaitQueue;
+use crate::time::timer::Nanos;
 
 /// `done` value after `complete_all`: every present and future wait succeeds
 /// until `reinit`.

@@ -5,7 +5,7 @@
 //! Owns the run queues and the rules that choose who runs where. It never
 //! switches contexts (the arch layer does, from [`Kernel::schedule`]'s answer)
 //! and never blocks: run-queue manipulation is a raw section (see
-//! [`crate::rawlock`]).
+//! [`crate::sync::rawlock`]).
 //!
 //! Placement rule (global fixed priority with affinity): a thread that becomes
 //! runnable goes to the allowed CPU whose best thread (running or queued) is
@@ -30,12 +30,12 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::kernel::{Kernel, ThreadError};
-use crate::prio_bitmap::PrioBitmap;
-use crate::rtmutex::MutexId;
-use crate::thread::{
+use crate::scheduling::prio_bitmap::PrioBitmap;
+use crate::scheduling::thread::{
     BlockedOn, CpuId, CpuMask, Policy, Priority, ThreadId, ThreadState, WaitOutcome, WaitStatus,
 };
-use crate::timer::{Nanos, TimerAction, TimerKey};
+use crate::sync::rtmutex::MutexId;
+use crate::time::timer::{Nanos, TimerAction, TimerKey};
 
 /// Something the arch layer (or simulator) must deliver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

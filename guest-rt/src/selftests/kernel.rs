@@ -2,10 +2,13 @@
 //! threads on both RT vCPUs, each printing one PASS/FAIL line, then a summary.
 //!
 //! Owns the scenarios' scripts and checks only; everything they exercise is the portable
-//! kernel driven by [`super::threads`]. Checks are about outcomes (who got a lock first,
-//! which priority an owner ran at, how a wait ended), never about durations, so a slow or
-//! loaded host cannot make them fail. A driver thread (priority 90, vCPU 1) sets each
-//! scenario up and inspects the kernel between steps.
+//! kernel driven by [`crate::arch::threads`]. Checks are about outcomes (who got a lock first,
+//! which priority an owner ran at, how a wait ended), never about durations, and every
+//! wait for another thread or vCPU is for an event (a completion, a flag, a thread's state
+//! read inside a kernel entry), never a spin of some length, so a slow or loaded host
+//! cannot make them fail; a time bound ([`STUCK_MS`]) only ends a run that already failed.
+//! A driver thread (priority 90, vCPU 1) sets each scenario up and inspects the kernel
+//! between steps.
 
 use alloc::format;
 use alloc::string::String;
@@ -13,17 +16,17 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use guest_rt::percpu_locked::PerCpuLocked;
-use guest_rt::rcu::{RcuCell, RcuGuard};
+use guest_rt::sync::percpu_locked::PerCpuLocked;
+use guest_rt::sync::rcu::{RcuCell, RcuGuard};
 use guest_rt::{
     BlockedOn, CompletionId, CpuMask, Kernel, LockError, MutexId, Priority, ThreadId, ThreadSpec,
     ThreadState, WaitOutcome, WaitStatus,
 };
 use spin::Mutex;
 
-use super::console::print;
-use super::threads::{self, spawn, wait, with};
-use super::timer;
+use crate::arch::console::print;
+use crate::arch::threads::{self, spawn, wait, with};
+use crate::arch::timer;
 
 type Outcome = Result<(), String>;
 
@@ -47,14 +50,6 @@ fn cpu(n: usize) -> CpuMask {
 
 fn both() -> CpuMask {
     CpuMask::first(2)
-}
-
-/// Busy for `ns` of wall time, preemptible (a thread's "work").
-fn spin_for(ns: u64) {
-    let end = timer::now_ns() + ns;
-    while timer::now_ns() < end {
-        core::hint::spin_loop();
-    }
 }
 
 fn sleep_ms(ms: u64) {
@@ -184,10 +179,10 @@ fn join(threads: &[ThreadId]) -> Outcome {
 
 // ------------------------------------------------------------------- scenarios
 
-/// Low (10) holds M; medium (30) hogs the same vCPU; high (50) wants M. Low finishes its
-/// critical section only once it sees high's request, which it can only do if it runs
-/// while medium is runnable: with inheritance it runs at 50 and high gets M while medium
-/// still runs; without, high would wait for medium.
+/// Low (10) holds M; medium (30) hogs the same vCPU until high has M; high (50) wants M.
+/// Low finishes its critical section only once it sees high's request, which it can only
+/// do if it runs while medium is runnable: with inheritance it runs at 50 and high gets M
+/// while medium still runs; without, high would wait for medium to give up.
 fn inversion() -> Outcome {
     let (m, locked, s) = (mutex(), completion(), Shared::new());
     let s1 = s.clone();
@@ -204,7 +199,12 @@ fn inversion() -> Outcome {
     let s2 = s.clone();
     let medium = spawn(ThreadSpec::fifo(30).on(cpu(0)), move || {
         s2.set(3, 1);
-        spin_for(200 * MS);
+        // Hog vCPU 0 until high got M (an event, however late the driver spawns high);
+        // the bound only ends a failed run, where low never runs and high never gets M.
+        let give_up = timer::now_ns() + STUCK_MS * MS;
+        while s2.stamp(0) == 0 && timer::now_ns() < give_up {
+            core::hint::spin_loop();
+        }
         s2.mark(1);
     });
     let s0 = s.clone();
@@ -323,25 +323,39 @@ fn waiter_leaves(interrupt: bool) -> Outcome {
     let (Owned { m, go, low, w }, s) = (owned_with_waiter()?, Shared::new());
     let s1 = s.clone();
     let high = spawn(ThreadSpec::fifo(50).on(cpu(1)), move || {
-        let r = if interrupt {
-            locking(|k, cpu| k.lock_interruptible(cpu, m))
-        } else {
-            locking(|k, cpu| k.lock_timeout(cpu, m, 200 * MS))
-        };
+        // L's priority is read in the very entry that queues H on M: a driver looking
+        // later could miss the boost if H's timeout expired first.
+        let r = locking(|k, cpu| {
+            let r = if interrupt {
+                k.lock_interruptible(cpu, m)
+            } else {
+                k.lock_timeout(cpu, m, 200 * MS)
+            };
+            s1.set(5, u64::from(k.thread(low).effective_priority().get()));
+            r
+        });
         s1.set(0, code(r));
         if r.is_ok_and(|o| matches!(o, WaitOutcome::Success { .. })) {
             let _ = unlock(m);
         }
     });
-    let boosted = wait_until(move |k| k.thread(low).effective_priority().get() == 50);
     if interrupt {
+        // H waits until interrupted: interrupt it once it is queued on M.
+        check!(
+            wait_until(move |k| blocked_on_mutex(k, high, m)),
+            "H never blocked"
+        );
         with(|k, cpu| k.interrupt(cpu, high));
     }
     check!(wait_until(move |k| exited(k, high)), "H never gave up");
     let after = eff(low);
     complete(go);
     join(&[low, w])?;
-    check!(boosted, "L was never boosted to 50");
+    check!(
+        s.get(5) == 50,
+        "L ran at {} while H waited, not boosted to 50",
+        s.get(5)
+    );
     let expected = if interrupt { 3 } else { 2 };
     check!(
         s.get(0) == expected,
@@ -594,7 +608,7 @@ fn completion_timeouts() -> Outcome {
 static PERCPU: Mutex<Option<PerCpuLocked<u64>>> = Mutex::new(None);
 
 /// Takes the calling vCPU's slot of the scenarios' per-CPU counter (may sleep).
-fn percpu_get() -> guest_rt::percpu_locked::PerCpuSlot {
+fn percpu_get() -> guest_rt::sync::percpu_locked::PerCpuSlot {
     let mut slot = None;
     wait(|k, cpu| {
         let guard = PERCPU.lock();
@@ -609,7 +623,7 @@ fn percpu_get() -> guest_rt::percpu_locked::PerCpuSlot {
     slot.expect("get_locked names the slot")
 }
 
-fn percpu_update(slot: guest_rt::percpu_locked::PerCpuSlot, f: impl FnOnce(u64) -> u64) {
+fn percpu_update(slot: guest_rt::sync::percpu_locked::PerCpuSlot, f: impl FnOnce(u64) -> u64) {
     with(move |k, cpu| {
         let mut guard = PERCPU.lock();
         let value = guard
@@ -621,7 +635,7 @@ fn percpu_update(slot: guest_rt::percpu_locked::PerCpuSlot, f: impl FnOnce(u64) 
     });
 }
 
-fn percpu_put(slot: guest_rt::percpu_locked::PerCpuSlot) {
+fn percpu_put(slot: guest_rt::sync::percpu_locked::PerCpuSlot) {
     with(move |k, cpu| {
         PERCPU
             .lock()
@@ -654,10 +668,10 @@ fn percpu_migration() -> Outcome {
         complete(ready);
         // Preempted by H, A can only continue where the scheduler moves it.
         let give_up = timer::now_ns() + STUCK_MS * MS;
-        while (s1.get(4) == 0 || super::vcpu_index() == 0) && timer::now_ns() < give_up {
+        while (s1.get(4) == 0 || crate::arch::vcpu_index() == 0) && timer::now_ns() < give_up {
             core::hint::spin_loop();
         }
-        s1.set(0, super::vcpu_index() as u64);
+        s1.set(0, crate::arch::vcpu_index() as u64);
         percpu_update(slot, |_| read + 1);
         percpu_put(slot);
         s1.set(5, 1);
@@ -689,11 +703,26 @@ fn percpu_migration() -> Outcome {
     Ok(())
 }
 
+/// The thread whose id `id` holds (once stored) is blocked on the RCU cell's guard.
+fn writer_queued(k: &Kernel, id: &AtomicU32) -> bool {
+    let id = id.load(Ordering::Acquire);
+    if id == u32::MAX {
+        return false;
+    }
+    let guard = RCU.lock().as_ref().expect("set up").guard();
+    let on = match guard {
+        RcuGuard::Mutex(m) => BlockedOn::Mutex(m),
+        RcuGuard::RwSem(r) => BlockedOn::RwSem(r),
+    };
+    k.thread(ThreadId(id)).state() == ThreadState::Blocked(on)
+}
+
 /// The RCU cell of the scenarios (touched only inside kernel entries).
 static RCU: Mutex<Option<RcuCell<u64>>> = Mutex::new(None);
 
 /// A reader preempted inside the read side keeps its version alive while a writer (more
-/// urgent, same vCPU) publishes; the old version is freed once both are done.
+/// urgent, same vCPU) waits for the guard, then publishes once the reader leaves; the old
+/// version is freed with its last reader.
 fn rcu_readers(rwsem: bool) -> Outcome {
     with(move |k, _| {
         let guard = if rwsem {
@@ -704,7 +733,8 @@ fn rcu_readers(rwsem: bool) -> Outcome {
         *RCU.lock() = Some(RcuCell::new(guard, 0));
     });
     let (ready, s) = (completion(), Shared::new());
-    let s1 = s.clone();
+    let writer_id = Arc::new(AtomicU32::new(u32::MAX));
+    let (s1, id) = (s.clone(), writer_id.clone());
     let reader = spawn(ThreadSpec::fifo(10).on(cpu(0)), move || {
         let guard = with(|_, _| RCU.lock().as_ref().expect("set up").guard());
         let _ = locking(|k, cpu| match guard {
@@ -719,7 +749,14 @@ fn rcu_readers(rwsem: bool) -> Outcome {
                 .map(|(v, _)| v)
         });
         complete(ready);
-        spin_for(20 * MS);
+        // Stay inside the read side until the writer waits for the guard (an event: the
+        // driver may spawn the writer arbitrarily late on a loaded host). The writer is
+        // more urgent on this vCPU, so it runs and queues as soon as it exists; the bound
+        // only ends a failed run, where the writer got in while we were inside.
+        let give_up = timer::now_ns() + STUCK_MS * MS;
+        while !with(|k, _| writer_queued(k, &id)) && timer::now_ns() < give_up {
+            core::hint::spin_loop();
+        }
         let live =
             with(move |_, _| seen.is_ok_and(|v| RCU.lock().as_ref().expect("set up").is_live(v)));
         s1.set(0, u64::from(live));
@@ -748,6 +785,7 @@ fn rcu_readers(rwsem: bool) -> Outcome {
         s2.set(1, u64::from(ok));
         with(|k, cpu| RCU.lock().as_mut().expect("set up").write_unlock(k, cpu)).ok();
     });
+    writer_id.store(writer.0, Ordering::Release);
     join(&[reader, writer])?;
     check!(s.get(0) == 1, "the reader's version was freed under it");
     check!(s.get(1) == 1, "the writer could not publish");
@@ -755,7 +793,7 @@ fn rcu_readers(rwsem: bool) -> Outcome {
         s.stamp(0) < s.stamp(1),
         "the writer got in while the reader was inside"
     );
-    let old = guest_rt::rcu::VersionId(s.get(2).wrapping_sub(1));
+    let old = guest_rt::sync::rcu::VersionId(s.get(2).wrapping_sub(1));
     let freed = with(move |_, _| !RCU.lock().as_ref().expect("set up").is_live(old));
     check!(
         s.get(2) != 0 && freed,
