@@ -261,6 +261,16 @@ fn vcpu_main(index: usize) -> ! {
 
 /// "ready" on the console and to hv (bare: the last vCPU to finish a fixed-length probe
 /// powers the machine off, which is what the benchmark waits for).
+/// vCPUs of this partition that reported ready (each once, after its boot checks).
+static VCPUS_READY: AtomicUsize = AtomicUsize::new(0);
+
+/// How many vCPUs reported ready so far (what a partition-wide stop waits for, so that it
+/// finds every vCPU running).
+#[cfg(feature = "selftests")]
+pub fn vcpus_ready() -> usize {
+    VCPUS_READY.load(Ordering::Acquire)
+}
+
 pub fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
     info!(
         "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
@@ -275,6 +285,7 @@ pub fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
     } else {
         hvc::ready();
     }
+    VCPUS_READY.fetch_add(1, Ordering::AcqRel);
 }
 
 /// This vCPU runs threads from now on, the heartbeat being one of them (lowest priority).

@@ -65,6 +65,15 @@ pub fn before_ready(test: SelfTest, cx: &Context, outside: u64) {
     }
 }
 
+/// Waits until every vCPU reported ready, so that a partition-wide stop finds the others
+/// running (the tests expect hv to stop them, not to find them not started yet): an
+/// event, polled, never a delay.
+fn every_vcpu_running(cx: &Context) {
+    while crate::arch::boot::vcpus_ready() < cx.vcpus {
+        timer::sleep_ns(1_000_000);
+    }
+}
+
 /// What `test` does on this vCPU once it reported ready (some never return).
 pub fn after_ready(test: SelfTest, cx: &Context) {
     let index = cx.vcpu;
@@ -77,6 +86,7 @@ pub fn after_ready(test: SelfTest, cx: &Context) {
             error!("selftest: read {value:#x} from outside the partition: isolation is broken");
         }
         SelfTest::SystemOff if index == 0 => {
+            every_vcpu_running(cx);
             info!("selftest: powering the partition off");
             power_off();
         }
@@ -103,6 +113,7 @@ pub fn after_ready(test: SelfTest, cx: &Context) {
             threads::enter();
         }
         SelfTest::SystemReset if index == 0 && hvc::partition_status().boots == 1 => {
+            every_vcpu_running(cx);
             info!("selftest: resetting the partition");
             let _ = smccc::psci::system_reset::<Hvc>();
             error!("selftest: SYSTEM_RESET returned");
