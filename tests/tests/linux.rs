@@ -146,6 +146,19 @@ fn poweroff_leaves_rt_running(name: &str) {
     rt_keeps_running(&mut s, first + 1);
     assert!(s.exited().is_none(), "the machine stays on");
     assert!(heartbeats_after(&s, off) >= 2);
+    // hv's console still reads what is typed with Linux's CPUs stopped.
+    let from = s.line_count();
+    s.send("\x1d?").unwrap();
+    let help = s
+        .wait_line(from, "console: Ctrl-] n = input to next partition", COMMAND)
+        .unwrap();
+    assert!(
+        s.lines_from(help)
+            .iter()
+            .any(|l| l.contains("taking input: none")),
+        "nobody takes input after Linux powered off:\n{}",
+        s.tail(5)
+    );
 }
 
 #[test]

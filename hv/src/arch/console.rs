@@ -153,26 +153,30 @@ pub fn pending() -> bool {
 /// its EL2 physical timer (PPI `timer_ppi`) every millisecond while output waits, every
 /// 10 ms otherwise. Interrupts stay masked: WFI wakes on the pending timer anyway.
 pub fn drain_idle(timer_ppi: u32) -> ! {
-    let gic = super::gic::get();
-    if let Some(gic) = gic {
+    if let Some(gic) = super::gic::get() {
         gic.init_cpu();
         gic.enable_private(timer_ppi);
     }
-    let hz = cpu::tick_hz();
     loop {
         drain_now();
-        let wait = if pending() { hz / 1000 } else { hz / 100 };
-        // SAFETY: the EL2 physical timer belongs to hv; arming it only raises its PPI.
-        unsafe {
-            core::arch::asm!("msr cnthp_tval_el2, {0}", in(reg) wait.max(1), options(nostack))
-        };
-        CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET);
-        aarch64_cpu::asm::wfi();
-        CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR);
-        if let Some(gic) = gic {
-            while let Some(intid) = gic.acknowledge() {
-                gic.deactivate(intid);
-            }
+        wait_tick();
+    }
+}
+
+/// Sleeps until this CPU's EL2 physical timer fires: 1 ms while output waits, 10 ms
+/// otherwise (or earlier, on any other interrupt). Every interrupt that woke it is
+/// acknowledged and dropped: only a CPU whose vCPU does not run waits here.
+pub fn wait_tick() {
+    let hz = cpu::tick_hz();
+    let wait = if pending() { hz / 1000 } else { hz / 100 };
+    // SAFETY: the EL2 physical timer belongs to hv; arming it only raises its PPI.
+    unsafe { core::arch::asm!("msr cnthp_tval_el2, {0}", in(reg) wait.max(1), options(nostack)) };
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET);
+    aarch64_cpu::asm::wfi();
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR);
+    if let Some(gic) = super::gic::get() {
+        while let Some(intid) = gic.acknowledge() {
+            gic.deactivate(intid);
         }
     }
 }

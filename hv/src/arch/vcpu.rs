@@ -200,13 +200,31 @@ pub fn run(cpu: usize) -> ! {
     let Some((partition, vcpu)) = pinned(cpu) else {
         console::drain_idle(HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER));
     };
+    let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
+    if partition.console.is_some() {
+        // Waiting here must still wake on hv's timer (see below): until the vCPU first
+        // runs, nothing else set this CPU's interface up.
+        if let Some(gic) = gic::get() {
+            gic.init_cpu();
+            gic.enable_private(hyp_timer);
+        }
+    }
     loop {
         // The lock guard must be gone before `enter`, which never returns.
         let pending = partition.state.lock().take_pending(vcpu);
         if let Some((entry, context)) = pending {
             enter(partition, vcpu, entry, context);
         }
-        cpu::park_until_event();
+        if partition.console.is_some() {
+            // Its vCPU is not running (not started yet, or its partition powered off):
+            // hv's console still reads what is typed (Ctrl-] commands, other
+            // partitions' input) and drains its output from here, every tick, until
+            // the vCPU starts again.
+            super::vconsole::poll_input(partitions());
+            console::wait_tick();
+        } else {
+            cpu::park_until_event();
+        }
     }
 }
 
