@@ -13,8 +13,8 @@ use crate::partition::PartitionState;
 /// The outcome of one access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlAccess {
-    /// Not an access the page accepts.
-    Refused,
+    /// Not an access the page accepts, and why.
+    Refused(&'static str),
     /// A read: complete the load with this value.
     Read(u64),
     /// The partition is now ready (`first`: it was not before, so hv reports it).
@@ -32,17 +32,19 @@ pub fn access(
         (abi::CONTROL_READY, true) => {
             // Only the bytes the store wrote count (a 32-bit `devmem` write).
             let Some(width) = AccessWidth::from_bytes(da.size) else {
-                return ControlAccess::Refused;
+                return ControlAccess::Refused("control page: access of an unknown size");
             };
             if stored & width.mask() != u64::from(abi::CONTROL_READY_MAGIC) {
-                return ControlAccess::Refused;
+                return ControlAccess::Refused(
+                    "control page: only the ready magic (0x52454459) may be written at 0x0",
+                );
             }
             ControlAccess::Ready {
                 first: state.mark_all_ready(),
             }
         }
         (abi::CONTROL_READY, false) => ControlAccess::Read(u64::from(state.all_ready())),
-        _ => ControlAccess::Refused,
+        _ => ControlAccess::Refused("control page: no register at this offset"),
     }
 }
 
@@ -100,25 +102,26 @@ mod tests {
         );
         // A byte store cannot carry it.
         let mut p = linux();
-        assert_eq!(
+        assert!(matches!(
             access(&mut p, 0, abort(0, true), MAGIC),
-            ControlAccess::Refused
-        );
+            ControlAccess::Refused(why) if why.contains("ready magic")
+        ));
         assert!(!p.all_ready());
     }
 
     #[test]
     fn other_values_and_offsets_are_refused() {
         let mut p = linux();
-        assert_eq!(access(&mut p, 0, abort(2, true), 1), ControlAccess::Refused);
-        assert_eq!(
-            access(&mut p, 8, abort(2, false), 0),
-            ControlAccess::Refused
-        );
-        assert_eq!(
-            access(&mut p, 8, abort(2, true), MAGIC),
-            ControlAccess::Refused
-        );
+        assert!(matches!(
+            access(&mut p, 0, abort(2, true), 1),
+            ControlAccess::Refused(why) if why.contains("ready magic")
+        ));
+        for write in [false, true] {
+            assert!(matches!(
+                access(&mut p, 8, abort(2, write), MAGIC),
+                ControlAccess::Refused(why) if why.contains("no register")
+            ));
+        }
         assert!(!p.all_ready());
     }
 }

@@ -61,13 +61,34 @@ impl fmt::Display for AccessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadWidth { offset, width } => {
-                write!(f, "GICD {offset:#x}: {width:?} access not supported")
+                write!(f, "offset {offset:#x}: {width:?} access not supported")
             }
             Self::Misaligned { offset, width } => {
-                write!(f, "GICD {offset:#x}: misaligned {width:?} access")
+                write!(f, "offset {offset:#x}: misaligned {width:?} access")
             }
-            Self::OutsideFrame { offset } => write!(f, "GICD {offset:#x}: outside the frame"),
+            Self::OutsideFrame { offset } => write!(f, "offset {offset:#x}: outside the frame"),
             Self::NoSuchVcpu { vcpu } => write!(f, "vCPU {vcpu} is not in the partition"),
+        }
+    }
+}
+
+/// Why one of hv's emulated devices refused a guest access, as hv reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The device's register model refused the access.
+    Access {
+        device: &'static str,
+        error: AccessError,
+    },
+    /// The device's own rule (e.g. the control page's magic word).
+    Device(&'static str),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Access { device, error } => write!(f, "{device}: {error}"),
+            Self::Device(why) => f.write_str(why),
         }
     }
 }

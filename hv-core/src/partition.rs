@@ -6,6 +6,7 @@
 //! and starts its own vCPUs: the MPIDR values it uses are virtual (vCPU index in Aff0),
 //! so another partition's CPU does not exist for it.
 
+use crate::fault_reports::FaultReports;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -54,6 +55,8 @@ pub struct PartitionState {
     stopped: Option<StopReason>,
     /// How many times the partition was booted (1 after the first boot).
     boots: u32,
+    /// Its stray accesses this boot: how many, and which hv still reports.
+    pub faults: FaultReports,
 }
 
 impl PartitionState {
@@ -68,6 +71,7 @@ impl PartitionState {
             ready: alloc::vec![false; n],
             stopped: None,
             boots: 0,
+            faults: FaultReports::new(),
         }
     }
 
@@ -123,6 +127,7 @@ impl PartitionState {
         self.vcpus.fill(VcpuState::Off);
         self.ready.fill(false);
         self.stopped = None;
+        self.faults = FaultReports::new();
         self.boot(entry, context);
     }
 
@@ -329,6 +334,21 @@ mod tests {
         p.stop(StopReason::SystemReset);
         p.reboot(0x4208_0000, 0x47e0_0000);
         assert!(!p.all_ready());
+    }
+
+    #[test]
+    fn a_restart_gives_the_partition_its_fault_reports_back() {
+        use crate::fault_reports::{Verdict, BURST};
+        let mut p = rt();
+        p.boot(0x4208_0000, 0x47e0_0000);
+        for _ in 0..BURST {
+            p.faults.note(5, 1000);
+        }
+        assert_eq!(p.faults.note(5, 1000), Verdict::Count);
+        p.stop(StopReason::SystemReset);
+        p.reboot(0x4208_0000, 0x47e0_0000);
+        assert_eq!(p.faults.note(6, 1000), Verdict::Report { unreported: 0 });
+        assert_eq!(p.faults.total(), 1, "counted per boot");
     }
 
     #[test]

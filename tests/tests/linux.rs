@@ -84,6 +84,23 @@ fn linux_shell(name: &str) {
         );
         rt_keeps_running(&mut s, from);
     }
+    // A device hv emulates says why it refused: a control-page write without the magic.
+    let from = s.line_count();
+    let control = abi::CONTROL_PAGE_IPA;
+    let out = s
+        .shell(&format!("devmem {control:#x} 32 0x1"), COMMAND)
+        .unwrap();
+    assert!(out.iter().any(|l| l.contains("Bus error")), "{out:?}");
+    assert!(
+        s.lines_from(from).iter().any(|l| l.starts_with("[hv cpu")
+            && l.contains(&format!(
+                "write to IPA {control:#x} refused by control page"
+            ))
+            && l.contains("only the ready magic")),
+        "hv names the control page's reason:\n{}",
+        s.tail(20)
+    );
+
     // The channel's memory, outside Linux's own RAM, is mapped for it: no bus error.
     let channel = config
         .channel

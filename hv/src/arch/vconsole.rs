@@ -23,7 +23,7 @@ use super::{console, cpu, gic};
 use hv_core::console_input::{Cmd, InputRouter, Routed, HELP};
 use hv_core::emulated_console::EmulatedConsole;
 use hv_core::esr::DataAbort;
-use hv_core::mmio_access::AccessWidth;
+use hv_core::mmio_access::{AccessWidth, Refusal};
 use hv_core::running::Running;
 
 /// Period of the input poll while the guest runs.
@@ -37,7 +37,13 @@ pub const RESERVED_FOR_OTHERS: usize = 4096;
 pub trait ConsoleWiring {
     /// A guest load or store in the frame. False if the model refuses it (bad width or
     /// offset: a stray access for the caller).
-    fn access(&self, frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool;
+    fn access(
+        &self,
+        frame: &mut Frame,
+        partition: &Running,
+        offset: u64,
+        da: DataAbort,
+    ) -> Result<(), Refusal>;
     /// Keeps the virtual SPI pending while the model's line is high, on the partition's
     /// lowest-numbered running vCPU (Linux may take its CPU 0 offline): injected here when
     /// that is this CPU's, else that CPU is kicked and does it.
@@ -45,28 +51,39 @@ pub trait ConsoleWiring {
 }
 
 impl ConsoleWiring for EmulatedConsole {
-    fn access(&self, frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
+    fn access(
+        &self,
+        frame: &mut Frame,
+        partition: &Running,
+        offset: u64,
+        da: DataAbort,
+    ) -> Result<(), Refusal> {
+        const DEVICE: &str = "the console UART";
         let Some(width) = AccessWidth::from_bytes(da.size) else {
-            return false;
+            return Err(Refusal::Device(
+                "the console UART: access of an unknown size",
+            ));
         };
         console::drain_now();
         let full = console::room() < RESERVED_FOR_OTHERS;
-        let (ok, output) = {
+        let (result, output) = {
             let mut model = self.model().lock();
             model.set_tx_full(full);
-            let ok = if da.write {
-                model.write(offset, width, frame.reg(da.register)).is_ok()
+            let result = if da.write {
+                model.write(offset, width, frame.reg(da.register))
             } else {
                 model
                     .read(offset, width)
                     .map(|value| frame.complete_load(da, value))
-                    .is_ok()
             };
-            (ok, model.take_tx())
+            (result, model.take_tx())
         };
         console::raw(output.as_slice());
         self.update_irq(partition);
-        ok
+        result.map_err(|error| Refusal::Access {
+            device: DEVICE,
+            error,
+        })
     }
 
     fn update_irq(&self, partition: &Running) {

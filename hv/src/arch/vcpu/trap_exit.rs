@@ -4,8 +4,6 @@
 //! containment (an abort or undefined instruction injected into Linux, or the vCPU
 //! stopped).
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use aarch64_cpu::registers::{
     Readable, Writeable, ELR_EL1, ESR_EL1, FAR_EL1, HPFAR_EL2, ID_AA64MMFR1_EL1, SCTLR_EL1,
     SPSR_EL1, VBAR_EL1,
@@ -15,9 +13,10 @@ use log::{error, info, warn};
 use hv_core::control_page::{self, ControlAccess};
 use hv_core::esr::{DataAbort, Esr};
 use hv_core::exception_injection::{self, Access, EntryState, Injection};
+use hv_core::fault_reports::Verdict;
 use hv_core::hypercall;
 use hv_core::hypercall_server::{self, Reply};
-use hv_core::mmio_access::AccessWidth;
+use hv_core::mmio_access::{AccessWidth, Refusal};
 use hv_core::partition::StopReason;
 use hv_core::running::Running;
 use hv_core::trap::{self, Trap};
@@ -76,10 +75,18 @@ pub fn handle_trap(frame: &mut Frame) {
         }
         Trap::DataAbort(da) => {
             let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
-            if da.valid && emulate_mmio(frame, partition, vcpu, ipa, da) {
-                frame.skip_instruction();
-                return;
-            }
+            let refusal = if da.valid {
+                match emulate_mmio(frame, partition, vcpu, ipa, da) {
+                    Emulated::Done => {
+                        frame.skip_instruction();
+                        return;
+                    }
+                    Emulated::NotADevice => None,
+                    Emulated::Refused(why) => Some(why),
+                }
+            } else {
+                None
+            };
             if partition.is_linux() {
                 refuse_access(
                     frame,
@@ -87,35 +94,47 @@ pub fn handle_trap(frame: &mut Frame) {
                     vcpu,
                     ipa,
                     Access::Data { write: da.write },
+                    refusal,
                 );
                 return;
             }
-            error!(
-                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
-                 (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
-                 partitions keep running",
-                partition_name(partition),
-                frame.far,
-                frame.elr,
-                frame.esr
-            );
+            match refusal {
+                Some(why) => error!(
+                    "partition `{}` vCPU {vcpu}: access refused at IPA {ipa:#x} ({why}), PC \
+                     {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and partitions keep \
+                     running",
+                    partition_name(partition),
+                    frame.elr,
+                    frame.esr
+                ),
+                None => error!(
+                    "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
+                     (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
+                     partitions keep running",
+                    partition_name(partition),
+                    frame.far,
+                    frame.elr,
+                    frame.esr
+                ),
+            }
             stop_here(partition, vcpu, Some(StopReason::Fault));
         }
         Trap::InstructionAbort if partition.is_linux() => {
             let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
-            refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
+            refuse_access(frame, partition, vcpu, ipa, Access::Fetch, None);
         }
         _ if partition.is_linux() => {
             // Linux takes it as an undefined instruction (SIGILL for a process) instead of
             // losing a vCPU to something an unprivileged program could do.
-            let n = REFUSED.fetch_add(1, Ordering::Relaxed);
-            if n < REFUSED_REPORTED {
+            let (verdict, total) = note_fault(partition);
+            if let Verdict::Report { unreported } = verdict {
                 warn!(
                     "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; \
-                     answered with an undefined instruction",
+                     answered with an undefined instruction (fault {total} this boot{})",
                     partition_name(partition),
                     frame.elr,
-                    frame.esr
+                    frame.esr,
+                    unreported_note(unreported)
                 );
             }
             let injection = exception_injection::undefined_instruction(frame.spsr, entry_state());
@@ -133,19 +152,33 @@ pub fn handle_trap(frame: &mut Frame) {
     }
 }
 
+/// What became of a guest access to a frame hv may emulate.
+enum Emulated {
+    Done,
+    /// No emulated device at this address: a stray access.
+    NotADevice,
+    /// The device there refused it, and why.
+    Refused(Refusal),
+}
+
+impl From<Result<(), Refusal>> for Emulated {
+    fn from(r: Result<(), Refusal>) -> Self {
+        r.map_or_else(Emulated::Refused, |()| Emulated::Done)
+    }
+}
+
 /// A guest load or store to one of the frames hv emulates for it (distributor,
-/// redistributors, console UART, control page). False if the address is none of them or
-/// the model refuses the access (the caller then treats it as a stray access).
+/// redistributors, console UART, control page).
 fn emulate_mmio(
     frame: &mut Frame,
     partition: &Running,
     vcpu: usize,
     ipa: u64,
     da: DataAbort,
-) -> bool {
+) -> Emulated {
     if partition.gicd.contains_addr(ipa) {
         let offset = ipa - partition.gicd.base;
-        return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor);
+        return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor).into();
     }
     if let Some(gicr) = partition.gicr.filter(|r| r.contains_addr(ipa)) {
         let offset = ipa - gicr.base;
@@ -156,43 +189,76 @@ fn emulate_mmio(
             offset,
             da,
             VgicFrame::Redistributors,
-        );
+        )
+        .into();
     }
     if let Some(console) = partition.console.as_ref() {
         if console.frame().contains_addr(ipa) {
-            return console.access(frame, partition, ipa - console.frame().base, da);
+            return console
+                .access(frame, partition, ipa - console.frame().base, da)
+                .into();
         }
     }
     if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
-        return control_page(frame, partition, ipa - control.base, da);
+        return control_page(frame, partition, ipa - control.base, da).into();
     }
-    false
+    Emulated::NotADevice
 }
 
-/// A Linux partition touched an address that is not its own: hv reports it and answers
-/// with a synchronous external abort at the guest's EL1 (Linux turns it into SIGBUS for a
+/// A Linux partition touched an address that is not its own, or one of its emulated
+/// devices refused the access (`refusal`, the device's reason): hv reports it (rate-limited
+/// per partition and boot, always counted: `hv_core::fault_reports`) and answers with a
+/// synchronous external abort at the guest's EL1 (Linux turns it into SIGBUS for a
 /// process, or an oops for itself); the partition keeps running.
-fn refuse_access(frame: &mut Frame, partition: &Running, vcpu: usize, ipa: u64, access: Access) {
-    let n = REFUSED.fetch_add(1, Ordering::Relaxed);
-    if n < REFUSED_REPORTED {
-        warn!(
-            "partition `{}` vCPU {vcpu}: {} IPA {ipa:#x} outside its sandbox (VA {:#x}, PC {:#x}, \
-             from EL{}); answered with an external abort",
-            partition_name(partition),
-            match access {
-                Access::Data { write: true } => "write to",
-                Access::Data { write: false } => "read of",
-                Access::Fetch => "instruction fetch from",
-            },
-            frame.far,
-            frame.elr,
-            (frame.spsr >> 2) & 3
-        );
-    } else if n == REFUSED_REPORTED {
-        warn!("further refused accesses are counted, not reported");
+fn refuse_access(
+    frame: &mut Frame,
+    partition: &Running,
+    vcpu: usize,
+    ipa: u64,
+    access: Access,
+    refusal: Option<Refusal>,
+) {
+    let (verdict, total) = note_fault(partition);
+    if let Verdict::Report { unreported } = verdict {
+        let what = match access {
+            Access::Data { write: true } => "write to",
+            Access::Data { write: false } => "read of",
+            Access::Fetch => "instruction fetch from",
+        };
+        let name = partition_name(partition);
+        let (va, pc, el) = (frame.far, frame.elr, (frame.spsr >> 2) & 3);
+        let since = unreported_note(unreported);
+        match refusal {
+            Some(why) => warn!(
+                "partition `{name}` vCPU {vcpu}: {what} IPA {ipa:#x} refused by {why} (VA \
+                 {va:#x}, PC {pc:#x}, from EL{el}); answered with an external abort (fault \
+                 {total} this boot{since})"
+            ),
+            None => warn!(
+                "partition `{name}` vCPU {vcpu}: {what} IPA {ipa:#x} outside its sandbox (VA \
+                 {va:#x}, PC {pc:#x}, from EL{el}); answered with an external abort (fault \
+                 {total} this boot{since})"
+            ),
+        }
     }
     let injection = exception_injection::external_abort(access, frame.spsr, entry_state());
     inject(frame, injection, frame.far);
+}
+
+/// Counts one fault of `partition` and says whether to report it, with the boot's total.
+fn note_fault(partition: &Running) -> (Verdict, u64) {
+    let mut state = partition.state.lock();
+    let verdict = state.faults.note(cpu::ticks(), cpu::tick_hz());
+    (verdict, state.faults.total())
+}
+
+/// "; N more since the last report, only counted", or nothing.
+fn unreported_note(unreported: u64) -> alloc::string::String {
+    if unreported > 0 {
+        alloc::format!("; {unreported} more since the last report, only counted")
+    } else {
+        alloc::string::String::new()
+    }
 }
 
 /// Makes the guest take `injection` at its EL1 when hv returns to it.
@@ -214,18 +280,17 @@ fn entry_state() -> EntryState {
     }
 }
 
-/// Refused accesses reported one by one before hv only counts them (a guest looping over
-/// foreign memory must not flood the console).
-const REFUSED_REPORTED: u64 = 16;
-
-static REFUSED: AtomicU64 = AtomicU64::new(0);
-
 /// An access to hv's control page, as [`control_page::access`] answers it.
-fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
+fn control_page(
+    frame: &mut Frame,
+    partition: &Running,
+    offset: u64,
+    da: DataAbort,
+) -> Result<(), Refusal> {
     let stored = frame.reg(da.register);
     let outcome = control_page::access(&mut partition.state.lock(), offset, da, stored);
     match outcome {
-        ControlAccess::Refused => return false,
+        ControlAccess::Refused(why) => return Err(Refusal::Device(why)),
         ControlAccess::Read(value) => frame.complete_load(da, value),
         ControlAccess::Ready { first } => {
             if first {
@@ -233,7 +298,7 @@ fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbo
             }
         }
     }
-    true
+    Ok(())
 }
 
 /// Which of the GIC frames a partition's distributor model answers for was accessed.
@@ -245,7 +310,6 @@ enum VgicFrame {
 }
 
 /// A guest access to its GICD or GICR frames, through the partition's distributor model.
-/// False if the model refuses the access (a stray access for the caller).
 fn emulate_vgic(
     frame: &mut Frame,
     partition: &Running,
@@ -253,9 +317,15 @@ fn emulate_vgic(
     offset: u64,
     da: DataAbort,
     which: VgicFrame,
-) -> bool {
+) -> Result<(), Refusal> {
+    let device = match which {
+        VgicFrame::Distributor => "the distributor",
+        VgicFrame::Redistributors => "the redistributors",
+    };
     let Some(width) = AccessWidth::from_bytes(da.size) else {
-        return false;
+        return Err(Refusal::Device(
+            "an emulated GIC frame: access of an unknown size",
+        ));
     };
     if da.write {
         let value = frame.reg(da.register);
@@ -278,8 +348,8 @@ fn emulate_vgic(
                 }
             }
         };
-        if written.is_err() {
-            return false;
+        if let Err(error) = written {
+            return Err(Refusal::Access { device, error });
         }
         if let Some(effect) = sgi {
             deliver(partition, &effect, vcpu);
@@ -297,12 +367,12 @@ fn emulate_vgic(
                 VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
             }
         };
-        let Ok(value) = value else {
-            return false;
-        };
-        frame.complete_load(da, value);
+        frame.complete_load(
+            da,
+            value.map_err(|error| Refusal::Access { device, error })?,
+        );
     }
-    true
+    Ok(())
 }
 
 /// An HVC: [`hypercall_server::serve`] answers it; hv carries out what else it asks.
