@@ -24,7 +24,8 @@ commands:
                                  --app latency: run the latency probe on the RT cores
   test                           fmt, clippy, host unit tests, QEMU tests on every board
   build [--board NAME]           build the system image only (target/images/NAME.img)
-  bench                          latency probe and hv interrupt cost under -icount
+  bench [--only PART]            deterministic measurements under -icount; parts:
+                                 kernel, probe, bare, wake (see `cargo xtask bench`)
 ";
 
 /// Apps guest-rt can run (`rt.app=NAME`).
@@ -94,7 +95,11 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
             image::system_image(&boards::load(&options.board)?).map(|_| ())
         }
         "test" => suite::run_all(),
-        "bench" => bench::run_all(),
+        "bench" => match rest {
+            [] => bench::run_all(None),
+            [flag, part] if flag == "--only" => bench::run_all(Some(part)),
+            _ => Err(Error::new(format!("bench takes `--only PART`\n{USAGE}"))),
+        },
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -27,6 +27,9 @@ pub struct Boot<'a> {
     /// thread for all vCPUs (`-icount shift=0,align=off,sleep=off`). Runs are repeatable,
     /// bit for bit, whatever else the machine does.
     pub icount: bool,
+    /// `-plugin` argument (a TCG plugin and its options), e.g. the per-vCPU instruction
+    /// counter of [`crate::vcpu_insns`].
+    pub plugin: Option<String>,
 }
 
 impl<'a> Boot<'a> {
@@ -37,6 +40,7 @@ impl<'a> Boot<'a> {
             bootargs: Vec::new(),
             smp: None,
             icount: false,
+            plugin: None,
         }
     }
 
@@ -78,6 +82,9 @@ impl<'a> Boot<'a> {
                 "-accel",
                 "tcg,thread=single",
             ]);
+        }
+        if let Some(plugin) = &self.plugin {
+            cmd.args(["-plugin", plugin]);
         }
         cmd.args(&q.extra_args);
         Ok(cmd)
