@@ -212,33 +212,37 @@ fn kernel_figure(row: Option<&KernelRow>) -> String {
 pub const PARTS: [(&str, &str); 5] = [
     (
         "kernel",
-        "guest-rt kernel paths on real threads, both delivery modes (about 1 min)",
+        "guest-rt kernel paths on real threads, both delivery modes (about 10 s)",
     ),
     (
         "probe",
-        "latency probe on every board, both delivery modes, shared clock (about 3 min)",
+        "latency probe on every board, both delivery modes, shared clock (about 25 s)",
     ),
     (
         "bare",
-        "the probe on guest-rt booted bare, no hv (under 1 min)",
+        "the probe on guest-rt booted bare, no hv (seconds; with `probe`, inside its time)",
     ),
     (
         "wake",
-        "RT CPU's own instructions per path and Linux load, vcpu-insn plugin (about 10 min)",
+        "RT CPU's own instructions per path and Linux load, vcpu-insn plugin (about 4 min)",
     ),
     (
         "preempt-rt",
-        "cyclictest on Debian's PREEMPT_RT kernel, bare, per load (about 5 min)",
+        "cyclictest on Debian's PREEMPT_RT kernel, bare, per load, and the side-by-side \
+         table (5-9 min; the table needs `wake` in the same run)",
     ),
 ];
 
 pub fn run_all(only: Option<&str>) -> Result<(), Error> {
     if let Some(name) = only {
         if !PARTS.iter().any(|(p, _)| *p == name) {
-            let names: Vec<&str> = PARTS.iter().map(|(p, _)| *p).collect();
+            let parts: Vec<String> = PARTS
+                .iter()
+                .map(|(p, what)| format!("  {p:<11} {what}"))
+                .collect();
             return Err(Error::new(format!(
-                "no bench part `{name}`; parts: {}",
-                names.join(", ")
+                "no bench part `{name}`; parts:\n{}",
+                parts.join("\n")
             )));
         }
     }
