@@ -12,6 +12,7 @@ pub mod initramfs;
 pub mod latency_plot;
 pub mod qemu;
 pub mod rt_baseline;
+pub mod rt_marks;
 pub mod session;
 pub mod setup;
 pub mod vcpu_insns;
