@@ -7,8 +7,12 @@
 //! guest-rt's kernel paths on real threads (context switch, locks, wake-ups, a device
 //! interrupt to its handler thread), with trap-and-inject and exit-less delivery.
 
+mod compare;
+mod preempt_rt;
+mod wake;
+
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use platform::config::Config;
 
@@ -203,21 +207,106 @@ fn kernel_figure(row: Option<&KernelRow>) -> String {
     }
 }
 
-pub fn run_all() -> Result<(), Error> {
+/// The parts of `cargo xtask bench`, each runnable alone with `--only NAME`, and what
+/// each takes on a 2-core machine (measured, other work running beside it).
+pub const PARTS: [(&str, &str); 5] = [
+    (
+        "kernel",
+        "guest-rt kernel paths on real threads, both delivery modes (about 10 s)",
+    ),
+    (
+        "probe",
+        "latency probe on every board, both delivery modes, shared clock (about 25 s)",
+    ),
+    (
+        "bare",
+        "the probe on guest-rt booted bare, no hv (seconds; with `probe`, inside its time)",
+    ),
+    (
+        "wake",
+        "RT CPU's own instructions per path and Linux load, vcpu-insn plugin (about 4 min)",
+    ),
+    (
+        "preempt-rt",
+        "cyclictest on Debian's PREEMPT_RT kernel, bare, per load, and the side-by-side \
+         table (5-9 min; the table needs `wake` in the same run)",
+    ),
+];
+
+pub fn run_all(only: Option<&str>) -> Result<(), Error> {
+    if let Some(name) = only {
+        if !PARTS.iter().any(|(p, _)| *p == name) {
+            let parts: Vec<String> = PARTS
+                .iter()
+                .map(|(p, what)| format!("  {p:<11} {what}"))
+                .collect();
+            return Err(Error::new(format!(
+                "no bench part `{name}`; parts:\n{}",
+                parts.join("\n")
+            )));
+        }
+    }
+    let wanted = |part: &str| only.is_none_or(|o| o == part);
     setup::ensure_all()?;
-    let kernel = measure_kernel("virt", false)?;
-    let kernel_exitless = measure_kernel("virt", true)?;
+    let mut took = Vec::new();
+    let mut timed = |part: &'static str, f: &mut dyn FnMut() -> Result<(), Error>| {
+        if !wanted(part) {
+            return Ok(());
+        }
+        let start = Instant::now();
+        f()?;
+        took.push((part, start.elapsed()));
+        Ok::<(), Error>(())
+    };
+    timed("kernel", &mut || print_kernel())?;
+    timed("probe", &mut || print_probe(wanted("bare")))?;
+    timed("bare", &mut || {
+        if wanted("probe") {
+            // Printed with the probe's table (its ratios need both).
+            return Ok(());
+        }
+        print_bare(&[], &measure_bare()?);
+        Ok(())
+    })?;
+    let mut bulkhead = Vec::new();
+    timed("wake", &mut || {
+        for exitless in [false, true] {
+            let (config, name, image) = board_image("virt", exitless)?;
+            let results = wake::run(&config, &name, &image)?;
+            wake::print(&name, &results.rows);
+            bulkhead.push((name, results));
+        }
+        Ok(())
+    })?;
+    let mut prt = Vec::new();
+    timed("preempt-rt", &mut || {
+        let plugin = xtask::vcpu_insns::build_plugin()?;
+        prt = preempt_rt::run(&plugin)?;
+        preempt_rt::print(&prt);
+        Ok(())
+    })?;
+    if !prt.is_empty() {
+        compare::report(&bulkhead, &prt)?;
+    }
+    println!();
+    for (part, elapsed) in took {
+        println!("bench part `{part}`: {} s", elapsed.as_secs());
+    }
+    Ok(())
+}
+
+fn print_probe(with_bare: bool) -> Result<(), Error> {
     let mut rows = Vec::new();
     for name in boards::names() {
         rows.extend(measure(&name, false)?);
         rows.extend(measure(&name, true)?);
     }
-    let bare = measure_bare()?;
     println!();
     println!(
         "Latency probe under hv (BOARD: trap-and-inject, BOARD-exitless: exit-less delivery),"
     );
-    println!("QEMU -icount shift=0: 1 instruction = 1 virtual ns");
+    println!("QEMU -icount shift=0: 1 instruction = 1 virtual ns of the clock all vCPUs share");
+    println!("(RT side alone: the shared clock then counts the RT CPUs' own instructions)");
     println!(
         "{:<20} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>14}",
         "board",
@@ -237,6 +326,13 @@ pub fn run_all() -> Result<(), Error> {
             r.board, r.vcpu, r.cpu, PERIODS, r.min, r.avg, r.max, r.missed, r.forwarded, r.hv_cost
         );
     }
+    if with_bare {
+        print_bare(&rows, &measure_bare()?);
+    }
+    Ok(())
+}
+
+fn print_bare(rows: &[Row], bare: &[(u64, u64, u64)]) {
     println!();
     println!(
         "Same probe, guest-rt booted bare at EL1 on QEMU virt (GICv3), and the ratios hv/bare:"
@@ -268,6 +364,11 @@ pub fn run_all() -> Result<(), Error> {
             format!("{ea:.2} / {em:.2}")
         );
     }
+}
+
+fn print_kernel() -> Result<(), Error> {
+    let kernel = measure_kernel("virt", false)?;
+    let kernel_exitless = measure_kernel("virt", true)?;
     println!();
     println!(
         "guest-rt kernel paths on real threads, QEMU virt under hv (instructions = virtual ns;"

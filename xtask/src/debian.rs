@@ -50,6 +50,32 @@ pub const PACKAGES: &[Package] = &[
         arch: "all",
         sha256: "0094ced47a7fbb6a220ff83e7b43aa637a5d8f6802461e2e4e474597fb796f62",
     },
+    // The PREEMPT_RT baseline of `cargo xtask bench` (booted bare, no hv): the same
+    // kernel release with the RT patch set, cyclictest and the libraries it links.
+    Package {
+        name: "linux-image-6.1.0-50-rt-arm64",
+        version: "6.1.176-1",
+        arch: "arm64",
+        sha256: "2c8e4c0ebc99daa85a989359827d7ef93d4999ef7056f4c93eb82990d2abeefe",
+    },
+    Package {
+        name: "rt-tests",
+        version: "2.4-1",
+        arch: "arm64",
+        sha256: "da18caa11795ca6b9c10bb6249c1790b985b49d301c3a9f4fb484385411cefce",
+    },
+    Package {
+        name: "libnuma1",
+        version: "2.0.16-1",
+        arch: "arm64",
+        sha256: "b4ed2547f387eb2e97d13c0b423b034d2a4d052b2131dfe043e45a84915452c5",
+    },
+    Package {
+        name: "libc6",
+        version: "2.36-9+deb12u14",
+        arch: "arm64",
+        sha256: "01f4330719fd4f65580e16ea5a0527f372fca750e8f588d26deaf09f2d3b1cf4",
+    },
 ];
 
 /// Debian 12's arm64 kernel (bookworm main).
@@ -58,6 +84,13 @@ pub const KERNEL: &Package = &PACKAGES[0];
 pub const BUSYBOX: &Package = &PACKAGES[1];
 /// The Raspberry Pi's GPU firmware: start4.elf and fixup4.dat (bookworm non-free-firmware).
 pub const RASPI_FIRMWARE: &Package = &PACKAGES[2];
+/// Debian 12's PREEMPT_RT arm64 kernel, same release as [`KERNEL`].
+pub const RT_KERNEL: &Package = &PACKAGES[3];
+/// cyclictest and the libraries it is linked with (`readelf -d`: libnuma.so.1, and
+/// libc6's libc.so.6, librt.so.1, libpthread.so.0 and the loader).
+pub const RT_TESTS: &Package = &PACKAGES[4];
+pub const LIBNUMA: &Package = &PACKAGES[5];
+pub const LIBC: &Package = &PACKAGES[6];
 
 /// The arm64 Image magic, at [`IMAGE_MAGIC_OFFSET`] (Linux
 /// `Documentation/arch/arm64/booting.rst`, "Call the kernel image").
@@ -265,7 +298,7 @@ pub fn unpacked(pkg: &Package, target_dir: &Path) -> Result<PathBuf, Error> {
 }
 
 /// `relative` inside `pkg`'s unpacked tree, or an error naming what is missing.
-fn file_of(pkg: &Package, relative: &str, target_dir: &Path) -> Result<PathBuf, Error> {
+pub fn file_of(pkg: &Package, relative: &str, target_dir: &Path) -> Result<PathBuf, Error> {
     let path = unpacked(pkg, target_dir)?.join(relative);
     if path.is_file() {
         Ok(path)
@@ -375,13 +408,18 @@ fn first_bytes(path: &Path) -> Result<Vec<u8>, Error> {
 /// the boot protocol header. Should a kernel package ship it gzip-compressed, it is
 /// decompressed once to `target/debian/linux/Image-<abi>` and checked again.
 pub fn linux_image(target_dir: &Path) -> Result<PathBuf, Error> {
-    let abi = KERNEL.kernel_abi();
-    let vmlinuz = file_of(KERNEL, &format!("boot/vmlinuz-{abi}"), target_dir)?;
+    kernel_image(KERNEL, target_dir)
+}
+
+/// Like [`linux_image`], for any pinned `linux-image-*` package.
+pub fn kernel_image(kernel: &Package, target_dir: &Path) -> Result<PathBuf, Error> {
+    let abi = kernel.kernel_abi();
+    let vmlinuz = file_of(kernel, &format!("boot/vmlinuz-{abi}"), target_dir)?;
     let bad = |path: &Path, e: ImageError| {
         Error::new(format!(
             "{} from {}: {e}",
             path.display(),
-            KERNEL.describe()
+            kernel.describe()
         ))
     };
     match image_header(&first_bytes(&vmlinuz)?) {

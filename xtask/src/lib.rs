@@ -5,15 +5,20 @@
 #![forbid(unsafe_code)]
 
 pub mod boards;
+pub mod code_points;
 pub mod debian;
 pub mod image;
 pub mod initramfs;
+pub mod latency_plot;
 pub mod linux_tools;
 pub mod patience;
 pub mod qemu;
+pub mod rt_baseline;
+pub mod rt_marks;
 pub mod sdcard;
 pub mod session;
 pub mod setup;
+pub mod vcpu_insns;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -26,7 +26,8 @@ commands:
   build [--board NAME]           build the system image only (target/images/NAME.img)
   image --board NAME             the SD card of a board that boots from one (rpi4):
                                  target/images/NAME-sd.img and the folder NAME-sd/
-  bench                          latency probe and hv interrupt cost under -icount
+  bench [--only PART]            deterministic measurements under -icount; parts:
+                                 kernel, probe, bare, wake (see `cargo xtask bench`)
 ";
 
 /// Apps guest-rt can run (`rt.app=NAME`).
@@ -113,7 +114,11 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
             image::system_image(&config).map(|_| ())
         }
         "test" => suite::run_all(),
-        "bench" => bench::run_all(),
+        "bench" => match rest {
+            [] => bench::run_all(None),
+            [flag, part] if flag == "--only" => bench::run_all(Some(part)),
+            _ => Err(Error::new(format!("bench takes `--only PART`\n{USAGE}"))),
+        },
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

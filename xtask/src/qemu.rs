@@ -28,6 +28,9 @@ pub struct Boot<'a> {
     /// thread for all vCPUs (`-icount shift=0,align=off,sleep=off`). Runs are repeatable,
     /// bit for bit, whatever else the machine does.
     pub icount: bool,
+    /// `-plugin` argument (a TCG plugin and its options), e.g. the per-vCPU instruction
+    /// counter of [`crate::vcpu_insns`].
+    pub plugin: Option<String>,
 }
 
 impl<'a> Boot<'a> {
@@ -38,6 +41,7 @@ impl<'a> Boot<'a> {
             bootargs: Vec::new(),
             smp: None,
             icount: false,
+            plugin: None,
         }
     }
 
@@ -98,6 +102,9 @@ impl<'a> Boot<'a> {
                 "-accel",
                 "tcg,thread=single",
             ]);
+        }
+        if let Some(plugin) = &self.plugin {
+            cmd.args(["-plugin", plugin]);
         }
         cmd.args(&q.extra_args);
         Ok(cmd)

@@ -104,10 +104,14 @@ impl Session {
         matches: impl Fn(&str) -> bool,
     ) -> Result<usize, Error> {
         let mut patience = Patience::new(timeout);
+        // Lines already looked at are not looked at again (a console flood would make
+        // every chunk rescan them all).
+        let mut next = from;
         loop {
-            if let Some(i) = (from..self.lines.len()).find(|&i| matches(&self.lines[i])) {
+            if let Some(i) = (next..self.lines.len()).find(|&i| matches(&self.lines[i])) {
                 return Ok(i);
             }
+            next = next.max(self.lines.len());
             self.pump(&mut patience).map_err(|why| {
                 Error::new(format!(
                     "waiting for {what}: {why}; last output:\n{}",

@@ -150,6 +150,30 @@ pub fn run_all() -> Result<(), Error> {
             image::TARGET,
         ],
     );
+    // The TCG plugin is a Cargo workspace of its own (a host cdylib QEMU loads).
+    let plugin = ["--manifest-path", "tools/vcpu-insn-plugin/Cargo.toml"];
+    let plugin_target = ["--target-dir", "target/vcpu-insn-plugin"];
+    check(
+        &mut tally,
+        "cargo fmt --check (vcpu-insn plugin)",
+        cargo().args(["fmt", "--check"]).args(plugin),
+    );
+    clippy(
+        &mut tally,
+        "clippy (vcpu-insn plugin)",
+        &[
+            plugin[0],
+            plugin[1],
+            plugin_target[0],
+            plugin_target[1],
+            "--all-targets",
+        ],
+    );
+    tests(
+        &mut tally,
+        "vcpu-insn plugin unit tests",
+        cargo().args(["test"]).args(plugin).args(plugin_target),
+    );
     tests(
         &mut tally,
         "host unit tests",
