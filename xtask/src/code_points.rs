@@ -150,7 +150,7 @@ impl<'a> Elf<'a> {
             .ok_or_else(|| Error::new(format!("no symbol `{name}`")))
     }
 
-    /// The function whose (legacy-mangled) path is `path`, e.g. `guest_rt::apps::latency::run`.
+    /// The function whose (legacy-mangled) path is `path`, e.g. `guest_rt::apps::latency::probe`.
     /// Exactly one must exist (not inlined away, not generic).
     pub fn function(&self, path: &str) -> Result<Function, Error> {
         let prefix = mangled_prefix(path);

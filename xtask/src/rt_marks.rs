@@ -74,7 +74,7 @@ pub fn points(config: &Config) -> Result<Points, Error> {
         .base
         + arm64_boot::TEXT_OFFSET;
     let hv_vectors = hv.symbol("hv_vectors")?;
-    let probe = rt.function("guest_rt::apps::latency::run")?;
+    let probe = rt.function("guest_rt::apps::latency::probe")?;
     let sleep = rt.function("guest_rt::arch::threads::sleep_until_ns")?;
     let wake = *rt
         .returns_from_calls(probe, sleep.addr)?
