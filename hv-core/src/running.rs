@@ -14,6 +14,9 @@ use crate::vgic::VgicDistributor;
 
 /// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
 pub struct Running {
+    /// The partition's name, fixed for its life: trap paths print it without taking the
+    /// state lock or copying it (no allocation after boot).
+    pub name: &'static str,
     pub state: Mutex<PartitionState>,
     pub stage2_root: u64,
     pub vmid: u16,

@@ -430,6 +430,8 @@ fn start_partition(
         })
         .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
     let partition = Running {
+        // Partitions live for hv's whole life: their names are leaked once, at boot.
+        name: alloc::string::String::leak(p.name.clone()),
         state: spin::Mutex::new(state),
         stage2_root: root,
         vmid,

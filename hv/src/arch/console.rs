@@ -175,11 +175,18 @@ pub fn wait_tick() {
     aarch64_cpu::asm::wfi();
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR);
     if let Some(gic) = super::gic::get() {
-        while let Some(intid) = gic.acknowledge() {
+        // Bounded: a level-triggered source that stays high must not keep this CPU here.
+        for _ in 0..MAX_ACKS_PER_TICK {
+            let Some(intid) = gic.acknowledge() else {
+                break;
+            };
             gic.deactivate(intid);
         }
     }
 }
+
+/// Interrupts one idle tick acknowledges at most.
+const MAX_ACKS_PER_TICK: usize = 16;
 
 /// Prints one line (used by the logger and by fatal reports).
 pub fn line(level: Level, args: core::fmt::Arguments) {

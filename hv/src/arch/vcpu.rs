@@ -208,6 +208,9 @@ pub fn run(cpu: usize) -> ! {
             gic.init_cpu();
             gic.enable_private(hyp_timer);
         }
+        // The guest's virtual timer must not fire while its vCPU does not run (a level
+        // that stays high would wake every wait); `enter` sets it up afresh anyway.
+        CNTV_CTL_EL0.set(0);
     }
     loop {
         // The lock guard must be gone before `enter`, which never returns.
@@ -365,8 +368,8 @@ fn partition_ready(partition: &Running, vcpu: Option<usize>) {
     }
 }
 
-fn partition_name(p: &Running) -> alloc::string::String {
-    p.state.lock().name.clone()
+fn partition_name(p: &Running) -> &'static str {
+    p.name
 }
 
 /// Stops this vCPU; with `reason`, records why. The last vCPU of a resetting partition to
@@ -404,12 +407,12 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         // SAFETY: the partition came from `arch::boot` (placed by `guest_image`), and its
         // last vCPU just stopped: none runs.
         unsafe { partition.load() };
-        let (name, boots) = {
+        let boots = {
             let mut state = partition.state.lock();
             state.reboot(partition.placement.load, partition.placement.dtb);
-            (state.name.clone(), state.boots())
+            state.boots()
         };
-        info!("partition `{name}` restarted (boot {boots})");
+        info!("partition `{}` restarted (boot {boots})", partition.name);
         super::vconsole::set_takes_input(partitions(), index, true);
         cpu::send_event();
     }

@@ -252,13 +252,21 @@ fn note_fault(partition: &Running) -> (Verdict, u64) {
     (verdict, state.faults.total())
 }
 
-/// "; N more since the last report, only counted", or nothing.
-fn unreported_note(unreported: u64) -> alloc::string::String {
-    if unreported > 0 {
-        alloc::format!("; {unreported} more since the last report, only counted")
-    } else {
-        alloc::string::String::new()
+/// "; N more since the last report, only counted", or nothing (formatted in place: no
+/// allocation on a trap path).
+struct Unreported(u64);
+
+impl core::fmt::Display for Unreported {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, "; {n} more since the last report, only counted"),
+        }
     }
+}
+
+fn unreported_note(unreported: u64) -> Unreported {
+    Unreported(unreported)
 }
 
 /// Makes the guest take `injection` at its EL1 when hv returns to it.
@@ -416,7 +424,7 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             let name = partition_name(partition);
             let cpu = cpu::index();
             CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
-                console::guest_line(&name, cpu, line);
+                console::guest_line(name, cpu, line);
             });
         }
         Reply::Ready => partition_ready(partition, Some(vcpu)),
