@@ -178,7 +178,7 @@ pub const BOOT_ARGS: &[BootArg] = &[
     BootArg {
         word: "rt.app",
         value: Value::OneOf(RT_APPS),
-        default: "none (heartbeat only)",
+        default: "none, heartbeat only",
         meaning: "what guest-rt runs on its vCPUs",
         reader: Reader::GuestRt,
     },
@@ -215,15 +215,15 @@ pub const BOOT_ARGS: &[BootArg] = &[
             min: 0,
             max: 1_000_000_000,
         },
-        default: "0 (for ever)",
+        default: "0, for ever",
         meaning: "the latency probe stops after this many periods",
         reader: Reader::GuestRt,
     },
     BootArg {
         word: LINUX_PREFIX,
         value: Value::Passed,
-        default: "console=ttyAMA0 bulkhead.control=ADDR",
-        meaning: "`linux.WORD` puts WORD on Linux's command line, after hv's words",
+        default: "hv's words only: console=ttyAMA0 bulkhead.control=ADDR",
+        meaning: "WORD goes on Linux's command line, after hv's words",
         reader: Reader::Linux,
     },
 ];
@@ -408,7 +408,7 @@ mod tests {
     fn numeric_defaults_lie_in_their_range() {
         for arg in BOOT_ARGS {
             if let Value::Number { min, max } = arg.value {
-                let digits: &str = arg.default.split(' ').next().unwrap_or("");
+                let digits: &str = arg.default.split(',').next().unwrap_or("");
                 let n: u64 = digits.parse().expect("a numeric default");
                 assert!((min..=max).contains(&n), "{}", arg.word);
             }

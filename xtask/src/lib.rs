@@ -4,8 +4,10 @@
 //! `cargo xtask run` does.
 #![forbid(unsafe_code)]
 
+pub mod append;
 pub mod boards;
 pub mod debian;
+pub mod help;
 pub mod image;
 pub mod initramfs;
 pub mod qemu;

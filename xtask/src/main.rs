@@ -1,8 +1,11 @@
 //! `cargo xtask`: the project's two commands and their helpers.
 //!
-//! * `cargo xtask run [--board NAME] [--smoke] [--app NAME]`: set the machine up, build, boot.
+//! * `cargo xtask run [--board NAME] [--smoke] [--app NAME] [--append "WORDS"]`: set the
+//!   machine up, build, boot.
+//! * `cargo xtask build [--board NAME] [--append "WORDS"]`: the system image only.
 //! * `cargo xtask bench`: deterministic measurements under `-icount`.
 //! * `cargo xtask test`: formatting, lints, host unit tests, QEMU tests, one summary line.
+//! * `cargo xtask help`: commands, boards, apps, self-tests, boot arguments, console keys.
 #![forbid(unsafe_code)]
 
 mod bench;
@@ -11,24 +14,9 @@ mod suite;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xtask::{boards, image, qemu, setup, step, Error};
-
-const USAGE: &str = "\
-usage: cargo xtask <command> [options]
-
-commands:
-  run [--board NAME] [--smoke] [--app NAME]
-                                 build and boot under QEMU (default board: virt).
-                                 --smoke: wait until every CPU and partition reported
-                                 ready, power off, exit 0 only if all did (timeout: 120 s)
-                                 --app latency: run the latency probe on the RT cores
-  test                           fmt, clippy, host unit tests, QEMU tests on every board
-  build [--board NAME]           build the system image only (target/images/NAME.img)
-  bench                          latency probe and hv interrupt cost under -icount
-";
-
-/// Apps guest-rt can run (`rt.app=NAME`).
-const APPS: [&str; 1] = ["latency"];
+use abi::bootargs::RT_APPS;
+use xtask::help::USAGE;
+use xtask::{append, boards, help, image, qemu, setup, step, Error};
 
 /// Upper bound for a smoke boot; a healthy one takes a few seconds.
 const SMOKE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,6 +36,8 @@ struct Options {
     board: String,
     smoke: bool,
     app: Option<String>,
+    /// `--append`'s text, checked against the board once it is loaded.
+    append: Option<String>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, Error> {
@@ -55,6 +45,7 @@ fn parse_options(args: &[String]) -> Result<Options, Error> {
         board: "virt".into(),
         smoke: false,
         app: None,
+        append: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -68,13 +59,23 @@ fn parse_options(args: &[String]) -> Result<Options, Error> {
             "--smoke" => options.smoke = true,
             "--app" => {
                 let app = it.next().ok_or_else(|| Error::new("--app needs a name"))?;
-                if !APPS.contains(&app.as_str()) {
+                if !RT_APPS.iter().any(|a| a.name == app) {
+                    let apps: Vec<&str> = RT_APPS.iter().map(|a| a.name).collect();
                     return Err(Error::new(format!(
                         "unknown app `{app}`; apps: {}",
-                        APPS.join(", ")
+                        apps.join(", ")
                     )));
                 }
                 options.app = Some(app.clone());
+            }
+            "--append" => {
+                let words = it
+                    .next()
+                    .ok_or_else(|| Error::new("--append needs its words (quote them)"))?;
+                // Several --append options add up, in order.
+                let all = options.append.get_or_insert_with(String::new);
+                all.push(' ');
+                all.push_str(words);
             }
             other => return Err(Error::new(format!("unknown option `{other}`\n{USAGE}"))),
         }
@@ -87,24 +88,40 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
         return Err(Error::new(USAGE));
     };
     match command.as_str() {
-        "run" => run(&parse_options(rest)?),
-        "build" => {
-            let options = parse_options(rest)?;
-            setup::ensure_rust_target()?;
-            image::system_image(&boards::load(&options.board)?).map(|_| ())
+        "run" | "build" if rest.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{}", help::text());
+            Ok(())
         }
+        "run" => run(&parse_options(rest)?),
+        "build" => build(&parse_options(rest)?),
         "test" => suite::run_all(),
         "bench" => bench::run_all(),
         "help" | "--help" | "-h" => {
-            print!("{USAGE}");
+            print!("{}", help::text());
             Ok(())
         }
         other => Err(Error::new(format!("unknown command `{other}`\n{USAGE}"))),
     }
 }
 
+fn build(options: &Options) -> Result<(), Error> {
+    let config = boards::load(&options.board)?;
+    let extra = append::words(options.append.as_deref().unwrap_or(""), &config)?;
+    setup::ensure_rust_target()?;
+    let image = image::system_image(&config)?;
+    if options.append.is_some() {
+        // What a board booted by firmware reads as its command line (the Pi's cmdline.txt).
+        let cmdline = image.with_file_name(format!("{}.cmdline.txt", config.name));
+        std::fs::write(&cmdline, format!("{}\n", extra.join(" ")))
+            .map_err(|e| Error::new(format!("writing {}: {e}", cmdline.display())))?;
+        step(&format!("boot arguments: {}", cmdline.display()));
+    }
+    Ok(())
+}
+
 fn run(options: &Options) -> Result<(), Error> {
     let config = boards::load(&options.board)?;
+    let extra = append::words(options.append.as_deref().unwrap_or(""), &config)?;
     setup::ensure_all()?;
     let image = image::system_image(&config)?;
     let mut boot = qemu::Boot::new(&config, &image);
@@ -113,6 +130,10 @@ fn run(options: &Options) -> Result<(), Error> {
     }
     if options.smoke {
         boot.bootargs.push(qemu::SMOKE_ARG.into());
+    }
+    // The user's words last, so they come after (and on Linux's line, override) ours.
+    boot.bootargs.extend(extra);
+    if options.smoke {
         step(&format!(
             "smoke: booting `{}`, waiting up to {} s for every CPU to report ready",
             config.name,
