@@ -16,7 +16,7 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  run [--board NAME] [--smoke] [--app NAME] [--append \"WORDS\"]
+  run [--board NAME] [--smoke] [--app NAME] [--append \"WORDS\"] [--gdb]
                      build and boot under QEMU (default board: virt)
   build [--board NAME] [--append \"WORDS\"]
                      build the system image only (target/images/NAME.img)
@@ -33,6 +33,11 @@ options:
                      of Bulkhead's words is checked against the table below first. With
                      `build`: also written to target/images/NAME.cmdline.txt (the Pi's
                      cmdline.txt)
+  --gdb              start QEMU's gdbstub on port 1234, CPUs held until gdb continues;
+                     prints the gdb-multiarch command that loads hv's and guest-rt's
+                     symbols where they run (gdb thread N = CPU N-1). Installs
+                     gdb-multiarch if it is missing
+  --gdb-port N       the same on port N
 ";
 
 /// Keys of hv's console (after QEMU's own Ctrl-A x to quit).
@@ -163,7 +168,14 @@ mod tests {
         for key in ["Ctrl-] ?", "Ctrl-] n", "Ctrl-] ]"] {
             assert!(help.contains(key), "{key}");
         }
-        for option in ["--board", "--smoke", "--app", "--append"] {
+        for option in [
+            "--board",
+            "--smoke",
+            "--app",
+            "--append",
+            "--gdb",
+            "--gdb-port",
+        ] {
             assert!(help.contains(option), "{option}");
         }
     }

@@ -7,6 +7,7 @@
 pub mod append;
 pub mod boards;
 pub mod debian;
+pub mod gdb;
 pub mod help;
 pub mod image;
 pub mod initramfs;

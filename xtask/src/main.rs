@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's two commands and their helpers.
 //!
-//! * `cargo xtask run [--board NAME] [--smoke] [--app NAME] [--append "WORDS"]`: set the
+//! * `cargo xtask run [--board NAME] [--smoke] [--app NAME] [--append "WORDS"] [--gdb]`: set the
 //!   machine up, build, boot.
 //! * `cargo xtask build [--board NAME] [--append "WORDS"]`: the system image only.
 //! * `cargo xtask bench`: deterministic measurements under `-icount`.
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use abi::bootargs::RT_APPS;
 use xtask::help::USAGE;
-use xtask::{append, boards, help, image, qemu, setup, step, Error};
+use xtask::{append, boards, gdb, help, image, qemu, setup, step, Error};
 
 /// Upper bound for a smoke boot; a healthy one takes a few seconds.
 const SMOKE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -38,6 +38,8 @@ struct Options {
     app: Option<String>,
     /// `--append`'s text, checked against the board once it is loaded.
     append: Option<String>,
+    /// `--gdb` / `--gdb-port N`: the gdbstub's port.
+    gdb: Option<u16>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, Error> {
@@ -46,6 +48,7 @@ fn parse_options(args: &[String]) -> Result<Options, Error> {
         smoke: false,
         app: None,
         append: None,
+        gdb: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -76,6 +79,16 @@ fn parse_options(args: &[String]) -> Result<Options, Error> {
                 let all = options.append.get_or_insert_with(String::new);
                 all.push(' ');
                 all.push_str(words);
+            }
+            "--gdb" => {
+                options.gdb.get_or_insert(gdb::DEFAULT_PORT);
+            }
+            "--gdb-port" => {
+                let port = it
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| Error::new("--gdb-port needs a TCP port number"))?;
+                options.gdb = Some(port);
             }
             other => return Err(Error::new(format!("unknown option `{other}`\n{USAGE}"))),
         }
@@ -122,7 +135,15 @@ fn build(options: &Options) -> Result<(), Error> {
 fn run(options: &Options) -> Result<(), Error> {
     let config = boards::load(&options.board)?;
     let extra = append::words(options.append.as_deref().unwrap_or(""), &config)?;
+    if options.gdb.is_some() && options.smoke {
+        return Err(Error::new(
+            "--gdb and --smoke do not mix: a smoke run has a deadline, a debugger none",
+        ));
+    }
     setup::ensure_all()?;
+    if options.gdb.is_some() {
+        setup::ensure_gdb()?;
+    }
     let image = image::system_image(&config)?;
     let mut boot = qemu::Boot::new(&config, &image);
     if let Some(app) = &options.app {
@@ -158,6 +179,25 @@ fn run(options: &Options) -> Result<(), Error> {
                 config.name
             ))),
         };
+    }
+    if let Some(port) = options.gdb {
+        boot.gdb_port = Some(port);
+        let placed = gdb::placements(&config, &image::binaries())?;
+        for p in &placed {
+            step(&format!(
+                "gdb: {} runs at {:#x} ({})",
+                p.what,
+                p.base,
+                p.elf.display()
+            ));
+        }
+        for thread in gdb::thread_map(&config) {
+            step(&format!("gdb: {thread}"));
+        }
+        step(&format!(
+            "gdb: QEMU waits for gdb on port {port}; in another terminal:\n{}",
+            gdb::command_line(&placed, port)
+        ));
     }
     let mut cmd = boot.command()?;
     step(&format!(

@@ -27,6 +27,8 @@ pub struct Boot<'a> {
     /// thread for all vCPUs (`-icount shift=0,align=off,sleep=off`). Runs are repeatable,
     /// bit for bit, whatever else the machine does.
     pub icount: bool,
+    /// QEMU's gdbstub on this local TCP port, the CPUs held at reset until gdb continues.
+    pub gdb_port: Option<u16>,
 }
 
 impl<'a> Boot<'a> {
@@ -37,6 +39,7 @@ impl<'a> Boot<'a> {
             bootargs: Vec::new(),
             smp: None,
             icount: false,
+            gdb_port: None,
         }
     }
 
@@ -78,6 +81,9 @@ impl<'a> Boot<'a> {
                 "-accel",
                 "tcg,thread=single",
             ]);
+        }
+        if let Some(port) = self.gdb_port {
+            cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"]);
         }
         cmd.args(&q.extra_args);
         Ok(cmd)

@@ -1,4 +1,5 @@
-//! Makes a fresh machine able to build and run Bulkhead: the Rust target, QEMU >= 9.
+//! Makes a fresh machine able to build and run Bulkhead: the Rust target, QEMU >= 9, and
+//! when asked for (`--gdb`, the test suite) Debian's `gdb-multiarch`.
 //!
 //! Every step is idempotent and prints one line. Nothing is installed behind the user's
 //! back on a machine we cannot handle (non-Debian, not root): we say what to install.
@@ -70,6 +71,46 @@ pub fn ensure_qemu() -> Result<(), Error> {
             "{QEMU} >= {QEMU_MIN_MAJOR} is still missing after the install"
         ))),
     }
+}
+
+/// Debian's GDB for every architecture (the host's own `gdb` cannot debug AArch64).
+pub const GDB: &str = "gdb-multiarch";
+
+/// Installs `gdb-multiarch` (from the machine's own Debian 12 archive) if it is missing.
+pub fn ensure_gdb() -> Result<(), Error> {
+    let version = || {
+        output(Command::new(GDB).arg("--version"))
+            .and_then(|v| v.lines().next().map(|l| l.trim().to_string()))
+    };
+    if let Some(version) = version() {
+        step(&format!("{version}: ok"));
+        return Ok(());
+    }
+    step(&format!("{GDB}: not found, installing"));
+    let manual = format!("install Debian's {GDB} package yourself and run again");
+    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !debian.contains("VERSION_CODENAME=bookworm") {
+        return Err(Error::new(format!(
+            "this is not Debian 12 (bookworm): {manual}"
+        )));
+    }
+    if !is_root() {
+        return Err(Error::new(format!(
+            "not running as root, so {GDB} cannot be installed: {manual}"
+        )));
+    }
+    step("apt: updating package lists");
+    crate::run(Command::new("apt-get").args(["update", "-q"]))?;
+    step(&format!("apt: installing {GDB}"));
+    crate::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends", GDB]),
+    )?;
+    let version =
+        version().ok_or_else(|| Error::new(format!("{GDB} is still missing after the install")))?;
+    step(&format!("{version}: installed"));
+    Ok(())
 }
 
 fn is_root() -> bool {
