@@ -132,6 +132,20 @@ fn build(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// A run's boot arguments: xtask's own (`--app`, `--smoke`), then the user's `--append`
+/// words, so those come after (and on Linux's command line, override) ours.
+fn run_bootargs(options: &Options, extra: Vec<String>) -> Vec<String> {
+    let mut words = Vec::new();
+    if let Some(app) = &options.app {
+        words.push(format!("rt.app={app}"));
+    }
+    if options.smoke {
+        words.push(qemu::SMOKE_ARG.into());
+    }
+    words.extend(extra);
+    words
+}
+
 fn run(options: &Options) -> Result<(), Error> {
     let config = boards::load(&options.board)?;
     let extra = append::words(options.append.as_deref().unwrap_or(""), &config)?;
@@ -146,14 +160,7 @@ fn run(options: &Options) -> Result<(), Error> {
     }
     let image = image::system_image(&config)?;
     let mut boot = qemu::Boot::new(&config, &image);
-    if let Some(app) = &options.app {
-        boot.bootargs.push(format!("rt.app={app}"));
-    }
-    if options.smoke {
-        boot.bootargs.push(qemu::SMOKE_ARG.into());
-    }
-    // The user's words last, so they come after (and on Linux's line, override) ours.
-    boot.bootargs.extend(extra);
+    boot.bootargs = run_bootargs(options, extra);
     if options.smoke {
         step(&format!(
             "smoke: booting `{}`, waiting up to {} s for every CPU to report ready",
@@ -205,4 +212,67 @@ fn run(options: &Options) -> Result<(), Error> {
         config.name
     ));
     xtask::run(&mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, Error> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        parse_options(&args)
+    }
+
+    #[test]
+    fn appended_words_come_after_xtasks_own_in_order() {
+        let options = parse(&[
+            "--append",
+            "linux.quiet rt.heartbeat-ms=50",
+            "--smoke",
+            "--app",
+            "latency",
+            "--append",
+            "bulkhead.only=rt",
+        ])
+        .unwrap();
+        let config = boards::load("virt").unwrap();
+        let extra = append::words(options.append.as_deref().unwrap(), &config).unwrap();
+        assert_eq!(
+            run_bootargs(&options, extra),
+            [
+                "rt.app=latency",
+                "bulkhead.smoke",
+                "linux.quiet",
+                "rt.heartbeat-ms=50",
+                "bulkhead.only=rt"
+            ]
+        );
+    }
+
+    #[test]
+    fn options_that_need_a_value_say_so() {
+        for (args, expected) in [
+            (&["--append"][..], "--append needs its words"),
+            (&["--board"][..], "--board needs a name"),
+            (
+                &["--gdb-port", "x"][..],
+                "--gdb-port needs a TCP port number",
+            ),
+            (
+                &["--app", "nope"][..],
+                "unknown app `nope`; apps: latency, kernel-bench",
+            ),
+            (&["--frobnicate"][..], "unknown option `--frobnicate`"),
+        ] {
+            let e = parse(args).err().expect("refused").to_string();
+            assert!(e.contains(expected), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn gdb_defaults_to_qemus_usual_port() {
+        assert_eq!(parse(&["--gdb"]).unwrap().gdb, Some(gdb::DEFAULT_PORT));
+        assert_eq!(parse(&["--gdb-port", "4444"]).unwrap().gdb, Some(4444));
+        assert_eq!(parse(&[]).unwrap().gdb, None);
+    }
 }
