@@ -170,7 +170,9 @@ fn run(options: &Options) -> Result<(), Error> {
         let log = qemu::capture(&boot, SMOKE_TIMEOUT, true)?;
         return match qemu::judge_smoke(&config, &log) {
             Ok(()) => {
+                // hv names those bulkhead.only kept from starting.
                 let partitions: Vec<&str> = qemu::started_partitions(&config)
+                    .filter(|p| !log.contains(&format!("partition `{}`: not started", p.name)))
                     .map(|p| p.name.as_str())
                     .collect();
                 step(&format!(
