@@ -88,17 +88,7 @@ pub fn ensure_gdb() -> Result<(), Error> {
     }
     step(&format!("{GDB}: not found, installing"));
     let manual = format!("install Debian's {GDB} package yourself and run again");
-    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    if !debian.contains("VERSION_CODENAME=bookworm") {
-        return Err(Error::new(format!(
-            "this is not Debian 12 (bookworm): {manual}"
-        )));
-    }
-    if !is_root() {
-        return Err(Error::new(format!(
-            "not running as root, so {GDB} cannot be installed: {manual}"
-        )));
-    }
+    may_install(GDB, &manual)?;
     step("apt: updating package lists");
     crate::run(Command::new("apt-get").args(["update", "-q"]))?;
     step(&format!("apt: installing {GDB}"));
@@ -110,6 +100,23 @@ pub fn ensure_gdb() -> Result<(), Error> {
     let version =
         version().ok_or_else(|| Error::new(format!("{GDB} is still missing after the install")))?;
     step(&format!("{version}: installed"));
+    Ok(())
+}
+
+/// Installing `what` with apt is ours to do only as root on Debian 12; otherwise the
+/// error says what to do by hand (`manual`).
+fn may_install(what: &str, manual: &str) -> Result<(), Error> {
+    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !debian.contains("VERSION_CODENAME=bookworm") {
+        return Err(Error::new(format!(
+            "this is not Debian 12 (bookworm): {manual}"
+        )));
+    }
+    if !is_root() {
+        return Err(Error::new(format!(
+            "not running as root, so {what} cannot be installed: {manual}"
+        )));
+    }
     Ok(())
 }
 
@@ -168,21 +175,11 @@ fn bookworm_in_one_line_list(text: &str) -> Option<(String, String)> {
 }
 
 fn install_qemu_from_backports() -> Result<(), Error> {
-    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let manual = format!(
         "install QEMU >= {QEMU_MIN_MAJOR} yourself (package qemu-system-arm; on Debian 12 from \
          bookworm-backports) and run again"
     );
-    if !debian.contains("VERSION_CODENAME=bookworm") {
-        return Err(Error::new(format!(
-            "this is not Debian 12 (bookworm): {manual}"
-        )));
-    }
-    if !is_root() {
-        return Err(Error::new(format!(
-            "not running as root, so QEMU cannot be installed: {manual}"
-        )));
-    }
+    may_install("QEMU", &manual)?;
     let (uris, key) = debian_source().ok_or_else(|| {
         Error::new(format!(
             "no Debian bookworm entry found in /etc/apt to copy for backports: {manual}"
