@@ -12,8 +12,19 @@ use crate::Error;
 /// The words of `text`, each of Bulkhead's checked; others (for QEMU, the firmware) pass.
 pub fn words(text: &str, config: &Config) -> Result<Vec<String>, Error> {
     let mut words = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for word in text.split_ascii_whitespace() {
-        match bootargs::check(word) {
+        let checked = bootargs::check(word);
+        // A word with a value twice: which one was meant? (hv refuses it too.)
+        if let Ok(Some((arg, parsed))) = checked {
+            if !matches!(parsed, Parsed::Flag | Parsed::Passed(_)) {
+                if seen.contains(&arg.word) {
+                    return Err(Error::new(format!("--append: `{word}`: given twice")));
+                }
+                seen.push(arg.word);
+            }
+        }
+        match checked {
             Err(e) => {
                 return Err(Error::new(format!(
                     "--append: {e} (see `cargo xtask help`)"

@@ -149,6 +149,11 @@ fn run_bootargs(options: &Options, extra: Vec<String>) -> Vec<String> {
 fn run(options: &Options) -> Result<(), Error> {
     let config = boards::load(&options.board)?;
     let extra = append::words(options.append.as_deref().unwrap_or(""), &config)?;
+    if options.app.is_some() && extra.iter().any(|w| w.starts_with("rt.app=")) {
+        return Err(Error::new(
+            "--app and an rt.app= word in --append: give the app once",
+        ));
+    }
     if options.gdb.is_some() && options.smoke {
         return Err(Error::new(
             "--gdb and --smoke do not mix: a smoke run has a deadline, a debugger none",
