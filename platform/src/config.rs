@@ -174,6 +174,23 @@ pub struct Config {
     /// How to run the board under QEMU, when QEMU can emulate it.
     #[serde(default)]
     pub qemu: Option<QemuSpec>,
+    /// The boot medium of a board whose firmware loads hv from an SD card (the Pi 4).
+    #[serde(default)]
+    pub sdcard: Option<SdCardSpec>,
+}
+
+/// What goes on the SD card's FAT boot partition besides hv (used by `cargo xtask`,
+/// ignored by `hv`). When a board has one, QEMU boots the card's kernel and DTB files, so
+/// what is tested is what goes on the card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdCardSpec {
+    /// The board's DTB, as a path inside Debian's arm64 kernel package; the firmware
+    /// applies its overlays and fills in `/memory` before handing it to hv.
+    pub dtb: String,
+    /// Where the firmware loads hv (`kernel_address` in config.txt): the start of hv's RAM
+    /// plus the Image's text_offset, as the board file's `[hv]` RAM expects.
+    pub kernel_address: u64,
 }
 
 /// QEMU command-line facts for a board (used by `cargo xtask`, ignored by `hv`).
@@ -187,13 +204,18 @@ pub struct QemuSpec {
     /// `-m` value, e.g. "2G".
     pub memory: String,
     /// A DTB to pass with `-dtb`, as a path inside Debian's arm64 kernel package
-    /// (e.g. `broadcom/bcm2711-rpi-4-b.dtb`); `None` lets QEMU generate one.
+    /// (e.g. `broadcom/bcm2711-rpi-4-b.dtb`); `None` lets QEMU generate one (or, on a
+    /// board with an `[sdcard]`, take the card's).
     #[serde(default)]
     pub kernel_package_dtb: Option<String>,
     /// Extra arguments (e.g. `-no-reboot`).
     #[serde(default)]
     pub extra_args: Vec<String>,
 }
+
+/// Most CPUs (vCPUs) one partition may have: a GICv2 list register and GICD_SGIR name an
+/// SGI's source CPU in 3 bits (GIC architecture, IHI 0048B, GICH_LR.CPUID).
+pub const MAX_PARTITION_CPUS: usize = 8;
 
 /// Why a config is refused. Each variant names the offending parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,6 +282,29 @@ pub enum ConfigError {
         device: String,
         irq: u32,
     },
+    /// `[board] cpus = 0`.
+    BoardWithoutCpus,
+    /// More vCPUs than a GICv2 list register can name as an SGI's source (3-bit CPUID).
+    TooManyCpus {
+        partition: String,
+        cpus: usize,
+    },
+    /// Every Linux partition gets the emulated console at the board UART's address: two
+    /// would share it.
+    SecondLinuxPartition {
+        first: String,
+        second: String,
+    },
+    /// Exit-less delivery hands a partition the physical CPU interface and physical SGIs
+    /// into every core: only an RT partition, whose kernel is trusted, may have it.
+    ExitlessLinux {
+        partition: String,
+    },
+    /// The SD card's `kernel_address` would load hv outside its own RAM.
+    KernelOutsideHv {
+        address: u64,
+        hv: Region,
+    },
 }
 
 impl ConfigError {
@@ -282,6 +327,11 @@ impl ConfigError {
             Self::UnknownIrq { .. } => "unknown-irq",
             Self::IrqTwice { .. } => "irq-twice",
             Self::BadDeviceIrq { .. } => "bad-device-irq",
+            Self::BoardWithoutCpus => "board-without-cpus",
+            Self::TooManyCpus { .. } => "too-many-cpus",
+            Self::SecondLinuxPartition { .. } => "second-linux-partition",
+            Self::ExitlessLinux { .. } => "exitless-linux",
+            Self::KernelOutsideHv { .. } => "kernel-outside-hv",
         }
     }
 }
@@ -353,6 +403,27 @@ impl fmt::Display for ConfigError {
                 f,
                 "device `{device}` declares interrupt {irq}; only SPIs (32-1019) can be owned"
             ),
+            Self::BoardWithoutCpus => write!(f, "the board declares no CPU (`cpus = 0`)"),
+            Self::TooManyCpus { partition, cpus } => write!(
+                f,
+                "partition `{partition}` has {cpus} CPUs; a partition has at most \
+                 {MAX_PARTITION_CPUS} (an SGI names its source vCPU in 3 bits)"
+            ),
+            Self::SecondLinuxPartition { first, second } => write!(
+                f,
+                "partitions `{first}` and `{second}` are both Linux; only one Linux \
+                 partition can have the emulated console"
+            ),
+            Self::ExitlessLinux { partition } => write!(
+                f,
+                "partition `{partition}` is Linux and asks for exitless_irqs; only an RT \
+                 partition may take the physical CPU interface (it could send SGIs to \
+                 every core)"
+            ),
+            Self::KernelOutsideHv { address, hv } => write!(
+                f,
+                "[sdcard] kernel_address {address:#x} is not a page inside hv's RAM {hv}"
+            ),
         }
     }
 }
@@ -377,10 +448,15 @@ impl Config {
     /// ranges are non-empty, page aligned, inside the board's RAM and pairwise disjoint
     /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
-    /// raises and are owned once.
+    /// raises and are owned once (hv's console line is hv's); at most one Linux partition,
+    /// never exit-less; at most [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
+    /// CPUs; an SD card loads hv at a page inside hv's RAM.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
             return Err(ConfigError::NoPartitions);
+        }
+        if self.board.cpus == 0 {
+            return Err(ConfigError::BoardWithoutCpus);
         }
         for (i, p) in self.partitions.iter().enumerate() {
             if self.partitions[..i].iter().any(|q| q.name == p.name) {
@@ -397,6 +473,28 @@ impl Config {
                 return Err(ConfigError::PartitionWithoutRam {
                     partition: p.name.clone(),
                 });
+            }
+            if p.cpus.len() > MAX_PARTITION_CPUS {
+                return Err(ConfigError::TooManyCpus {
+                    partition: p.name.clone(),
+                    cpus: p.cpus.len(),
+                });
+            }
+            if p.kind == PartitionKind::Linux {
+                if p.exitless_irqs {
+                    return Err(ConfigError::ExitlessLinux {
+                        partition: p.name.clone(),
+                    });
+                }
+                let earlier = self.partitions[..i]
+                    .iter()
+                    .find(|q| q.kind == PartitionKind::Linux);
+                if let Some(first) = earlier {
+                    return Err(ConfigError::SecondLinuxPartition {
+                        first: first.name.clone(),
+                        second: p.name.clone(),
+                    });
+                }
             }
         }
         self.validate_ram()?;
@@ -516,7 +614,11 @@ impl Config {
     }
 
     fn validate_irqs(&self) -> Result<(), ConfigError> {
-        let mut owners: Vec<(u32, &str)> = Vec::new();
+        // hv's console line is hv's: a partition that owned it could silence hv's UART.
+        let mut owners: Vec<(u32, &str)> = self
+            .device(&self.hv.console)
+            .map(|d| d.irqs.iter().map(|&irq| (irq, "hv (console)")).collect())
+            .unwrap_or_default();
         for p in &self.partitions {
             for &irq in &p.irqs {
                 if !self.board.devices.iter().any(|d| d.irqs.contains(&irq)) {
@@ -533,6 +635,18 @@ impl Config {
                     });
                 }
                 owners.push((irq, &p.name));
+            }
+        }
+        if let Some(card) = &self.sdcard {
+            let hv = self.hv.ram;
+            let inside = card.kernel_address >= hv.base
+                && card.kernel_address - hv.base < hv.size
+                && card.kernel_address % PAGE_SIZE == 0;
+            if !inside {
+                return Err(ConfigError::KernelOutsideHv {
+                    address: card.kernel_address,
+                    hv,
+                });
             }
         }
         Ok(())

@@ -264,16 +264,16 @@ fn unknown_irq() -> Case {
 
 fn irq_twice() -> Case {
     let mut config = virt();
-    partition_mut(&mut config, "linux").irqs.push(33);
-    partition_mut(&mut config, "rt").irqs.push(33);
+    // The RTC's line, which the RT partition owns already.
+    partition_mut(&mut config, "linux").irqs.push(34);
     Case {
         config,
         expected: ConfigError::IrqTwice {
-            irq: 33,
+            irq: 34,
             first: "linux".into(),
             second: "rt".into(),
         },
-        parts: &["interrupt 33", "`linux`", "`rt`"],
+        parts: &["interrupt 34", "`linux`", "`rt`"],
     }
 }
 
@@ -288,6 +288,100 @@ fn bad_device_irq() -> Case {
             irq: 30,
         },
         parts: &["`uart0`", "interrupt 30", "SPIs"],
+    }
+}
+
+fn board_without_cpus() -> Case {
+    let mut config = virt();
+    config.board.cpus = 0;
+    Case {
+        config,
+        expected: ConfigError::BoardWithoutCpus,
+        parts: &["no CPU", "cpus = 0"],
+    }
+}
+
+fn too_many_cpus() -> Case {
+    let mut config = virt();
+    config.board.cpus = 16;
+    partition_mut(&mut config, "linux").cpus = (0..2).chain(4..11).collect();
+    Case {
+        config,
+        expected: ConfigError::TooManyCpus {
+            partition: "linux".into(),
+            cpus: 9,
+        },
+        parts: &["`linux`", "9 CPUs", "at most 8"],
+    }
+}
+
+fn second_linux_partition() -> Case {
+    let mut config = virt();
+    let rt = partition_mut(&mut config, "rt");
+    rt.kind = platform::config::PartitionKind::Linux;
+    rt.devices.clear();
+    rt.irqs.clear();
+    Case {
+        config,
+        expected: ConfigError::SecondLinuxPartition {
+            first: "linux".into(),
+            second: "rt".into(),
+        },
+        parts: &["`linux`", "`rt`", "console"],
+    }
+}
+
+fn exitless_linux() -> Case {
+    let mut config = virt();
+    partition_mut(&mut config, "linux").exitless_irqs = true;
+    Case {
+        config,
+        expected: ConfigError::ExitlessLinux {
+            partition: "linux".into(),
+        },
+        parts: &["`linux`", "exitless_irqs", "SGIs"],
+    }
+}
+
+#[test]
+fn refuses_a_partition_owning_the_line_of_hvs_console() {
+    let mut config = virt();
+    partition_mut(&mut config, "rt").irqs.push(33);
+    assert_refused(Case {
+        config,
+        expected: ConfigError::IrqTwice {
+            irq: 33,
+            first: "hv (console)".into(),
+            second: "rt".into(),
+        },
+        parts: &["interrupt 33", "hv (console)", "`rt`"],
+    });
+}
+
+#[test]
+fn eight_cpus_in_a_partition_are_accepted() {
+    let mut config = virt();
+    config.board.cpus = 16;
+    partition_mut(&mut config, "linux").cpus = (0..2).chain(4..10).collect();
+    assert_eq!(config.validate(), Ok(()));
+}
+
+fn kernel_outside_hv() -> Case {
+    let mut config = board("rpi4");
+    let hv = config.hv.ram;
+    // Right past hv's RAM: the firmware would load hv over the RT partition.
+    config
+        .sdcard
+        .as_mut()
+        .expect("rpi4 has an SD card")
+        .kernel_address = hv.base + hv.size;
+    Case {
+        config,
+        expected: ConfigError::KernelOutsideHv {
+            address: hv.base + hv.size,
+            hv,
+        },
+        parts: &["kernel_address 0x4000000", "hv's RAM"],
     }
 }
 
@@ -311,9 +405,14 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::UnknownIrq { .. } => 13,
         ConfigError::IrqTwice { .. } => 14,
         ConfigError::BadDeviceIrq { .. } => 15,
+        ConfigError::KernelOutsideHv { .. } => 16,
+        ConfigError::BoardWithoutCpus => 17,
+        ConfigError::TooManyCpus { .. } => 18,
+        ConfigError::SecondLinuxPartition { .. } => 19,
+        ConfigError::ExitlessLinux { .. } => 20,
     }
 }
-const VARIANTS: usize = 16;
+const VARIANTS: usize = 21;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -332,6 +431,11 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     unknown_irq,
     irq_twice,
     bad_device_irq,
+    kernel_outside_hv,
+    board_without_cpus,
+    too_many_cpus,
+    second_linux_partition,
+    exitless_linux,
 ];
 
 #[test]
@@ -556,7 +660,6 @@ fn accepts_irq_and_device_given_once() {
     let rt = partition_mut(&mut config, "rt");
     rt.devices.push("uart1".into());
     rt.irqs.push(40);
-    partition_mut(&mut config, "linux").irqs.push(33);
     assert_eq!(config.validate(), Ok(()));
     // Boundary SPIs are accepted.
     config.board.devices[1].irqs = vec![32, 1019];
@@ -603,9 +706,12 @@ fn board_files_say_what_the_boards_are() {
     assert_eq!(pi.device("uart0").map(|d| d.base), Some(0xfe20_1000));
     let qemu = pi.qemu.as_ref().expect("rpi4 runs under QEMU raspi4b");
     assert_eq!(
-        qemu.kernel_package_dtb.as_deref(),
-        Some("broadcom/bcm2711-rpi-4-b.dtb")
+        qemu.kernel_package_dtb, None,
+        "QEMU takes the SD card's DTB"
     );
+    let card = pi.sdcard.as_ref().expect("rpi4 boots from an SD card");
+    assert_eq!(card.dtb, "broadcom/bcm2711-rpi-4-b.dtb");
+    assert_eq!(card.kernel_address, pi.hv.ram.base + 0x8_0000);
     assert_eq!(qemu.extra_args, ["-no-reboot"]);
 }
 

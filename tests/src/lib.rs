@@ -12,17 +12,18 @@ use std::time::Duration;
 use platform::config::Config;
 use xtask::qemu::{self, Boot, BootLog};
 
-/// Generous: a healthy boot takes seconds, CI machines are slow and shared.
+/// How long a booting system may print nothing before it counts as hung (output extends
+/// the wait, up to `xtask::patience::CAP_FACTOR` times this): a healthy boot prints every
+/// few milliseconds, a loaded host only stretches that.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// The board's config and its system image (built once per test process if needed).
+/// The board's config and the file to boot: its system image, or for a board that boots
+/// from an SD card the card's kernel file (built once per test process if needed).
 pub fn board(name: &str) -> (Config, PathBuf) {
     let config = xtask::boards::load(name).unwrap_or_else(|e| panic!("{e}"));
-    let path = xtask::target_dir()
-        .join("images")
-        .join(format!("{name}.img"));
+    let path = xtask::image::boot_file(&config, name);
     if std::env::var_os("BULKHEAD_IMAGES_BUILT").is_none() || !path.exists() {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         xtask::image::system_image(&config).unwrap_or_else(|e| panic!("building {name}: {e}"));
@@ -70,14 +71,12 @@ pub fn edited_image(
     (config, out)
 }
 
-/// How long to keep watching after what a test waited for, so that what must not follow
-/// (more output from a stopped vCPU, QEMU exiting) has the chance to show.
-pub const GRACE: Duration = Duration::from_millis(500);
-
-/// Boots until `enough` holds for the lines so far, watches [`GRACE`] longer, then kills
-/// QEMU (or stops at the timeout).
+/// Boots until `enough` holds for the lines so far, then kills QEMU (or stops at the
+/// timeout). A test that asserts something did *not* happen makes `enough` wait for a
+/// later event (another vCPU's heartbeats, Linux reaching its shell) that shows the
+/// machine went on long enough for it to show: never a wall-clock window.
 pub fn boot_until(boot: &Boot, enough: impl Fn(&[String]) -> bool) -> BootLog {
-    let log = qemu::capture_until(boot, BOOT_TIMEOUT, false, enough, GRACE)
+    let log = qemu::capture_until(boot, BOOT_TIMEOUT, false, enough, Duration::ZERO)
         .unwrap_or_else(|e| panic!("{e}"));
     println!("---- console ----\n{}\n-----------------", log.text());
     log
@@ -99,7 +98,8 @@ pub fn payload_offset(image: &[u8], index: usize) -> usize {
     table + offset as usize
 }
 
-/// How long Linux may take to reach its shell under hv (about 3 s on an idle machine).
+/// How long Linux may stay silent on its way to the shell under hv (it boots in about 3 s
+/// on an idle machine).
 pub const LINUX_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Boots `boot` with the console on pipes and waits for the Linux partition's shell (its

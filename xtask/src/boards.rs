@@ -31,13 +31,7 @@ pub fn names() -> Vec<String> {
 /// before anything is built.
 pub fn load(name: &str) -> Result<Config, Error> {
     let path = boards_dir().join(format!("{name}.toml"));
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        Error::new(format!(
-            "unknown board `{name}` (no {}); boards: {}",
-            path.display(),
-            names().join(", ")
-        ))
-    })?;
+    let text = read_board_file(&path, name)?;
     let config =
         Config::from_toml(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     if config.name != name {
@@ -50,6 +44,22 @@ pub fn load(name: &str) -> Result<Config, Error> {
     Ok(config)
 }
 
+/// The text of the board file at `path`, or why there is none to read.
+fn read_board_file(path: &std::path::Path, name: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::new(format!(
+            "unknown board `{name}` (no {}); boards: {}",
+            path.display(),
+            names().join(", ")
+        )),
+        std::io::ErrorKind::InvalidData => Error::new(format!(
+            "{}: not UTF-8 text, so not a board file",
+            path.display()
+        )),
+        _ => Error::new(format!("reading {}: {e}", path.display())),
+    })
+}
+
 /// `config` with exit-less interrupt delivery for its RT partitions (the variant the tests
 /// and benchmarks compare with trap-and-inject), and the image name to use for it.
 pub fn exitless_variant(mut config: Config) -> (Config, String) {
@@ -60,4 +70,34 @@ pub fn exitless_variant(mut config: Config) -> (Config, String) {
     }
     let stem = format!("{}-exitless", config.name);
     (config, stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_board_and_a_binary_board_file_are_told_apart() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-boards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("binary.toml");
+        std::fs::write(&binary, [0xff, 0xfe, b'n', b'a', 0x80]).unwrap();
+        let e = read_board_file(&binary, "binary").unwrap_err().to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        let e = read_board_file(&dir.join("none.toml"), "none")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown board `none`") && e.contains("virt"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_board_file_loads() {
+        for name in names() {
+            load(&name).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 }

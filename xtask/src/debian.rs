@@ -1,7 +1,7 @@
 //! Debian arm64 packages the project runs with, fetched without touching the host's dpkg
 //! architecture, pinned, verified and cached under `target/debian/`: the Linux kernel
-//! package (its flat Image and the Pi 4 DTB) and `busybox-static` (the Linux partition's
-//! initramfs userland).
+//! package (its flat Image and the Pi 4 DTB), `busybox-static` (the Linux partition's
+//! initramfs userland) and `raspi-firmware` (the Pi 4's boot firmware, for its SD card).
 //!
 //! [`PACKAGES`] is the one place a package and its version are pinned. This module only
 //! fetches and unpacks files; it never installs anything on the host and never accepts a
@@ -17,11 +17,13 @@ use sha2::{Digest, Sha256};
 
 use crate::{step, Error};
 
-/// A pinned Debian package (arm64, bookworm): name, exact version and the SHA-256 of its .deb.
+/// A pinned Debian package (bookworm): name, exact version, architecture (`arm64`, or
+/// `all` for architecture-independent files) and the SHA-256 of its .deb.
 #[derive(Debug)]
 pub struct Package {
     pub name: &'static str,
     pub version: &'static str,
+    pub arch: &'static str,
     pub sha256: &'static str,
 }
 
@@ -31,12 +33,22 @@ pub const PACKAGES: &[Package] = &[
     Package {
         name: "linux-image-6.1.0-50-arm64",
         version: "6.1.176-1",
+        arch: "arm64",
         sha256: "914f75b57a8e165d85fb910c3e2dcc7000a05a9fea3f42f90b26e8dd590d5f06",
     },
     Package {
         name: "busybox-static",
         version: "1:1.35.0-4+deb12u1+b1",
+        arch: "arm64",
         sha256: "732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5",
+    },
+    // In bookworm's `non-free-firmware` component, which the private source list below
+    // adds for these downloads only.
+    Package {
+        name: "raspi-firmware",
+        version: "1.20220830+ds-1",
+        arch: "all",
+        sha256: "0094ced47a7fbb6a220ff83e7b43aa637a5d8f6802461e2e4e474597fb796f62",
     },
 ];
 
@@ -44,6 +56,8 @@ pub const PACKAGES: &[Package] = &[
 pub const KERNEL: &Package = &PACKAGES[0];
 /// Debian 12's statically linked busybox (bookworm main).
 pub const BUSYBOX: &Package = &PACKAGES[1];
+/// The Raspberry Pi's GPU firmware: start4.elf and fixup4.dat (bookworm non-free-firmware).
+pub const RASPI_FIRMWARE: &Package = &PACKAGES[2];
 
 /// The arm64 Image magic, at [`IMAGE_MAGIC_OFFSET`] (Linux
 /// `Documentation/arch/arm64/booting.rst`, "Call the kernel image").
@@ -62,9 +76,10 @@ impl Package {
     /// The file name `apt-get download` gives the .deb (the epoch's `:` is URL-escaped).
     fn deb_file_name(&self) -> String {
         format!(
-            "{}_{}_arm64.deb",
+            "{}_{}_{}.deb",
             self.name,
-            self.version.replace(':', "%3a")
+            self.version.replace(':', "%3a"),
+            self.arch
         )
     }
 
@@ -74,12 +89,39 @@ impl Package {
     }
 
     fn describe(&self) -> String {
-        format!("{} {} (arm64)", self.name, self.version)
+        format!("{} {} ({})", self.name, self.version, self.arch)
     }
+}
+
+/// The one-line source list these downloads use instead of `/etc/apt/sources.list`: that
+/// file's entries (the `.sources` files in `/etc/apt/sources.list.d` still apply) plus
+/// bookworm's `non-free-firmware` component from the machine's own Debian mirror, so the
+/// host's apt configuration is never changed for it.
+fn source_list(root: &Path) -> Result<PathBuf, Error> {
+    let host = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    let mut text = host;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if let Some((uris, key)) = crate::setup::debian_source() {
+        for uri in uris.split_whitespace() {
+            text.push_str(&format!(
+                "deb [signed-by={key}] {uri} bookworm non-free-firmware\n"
+            ));
+        }
+    }
+    let path = root.join("sources.list");
+    create_dir(root)?;
+    std::fs::write(&path, text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 fn apt_options(root: &Path) -> Vec<String> {
     vec![
+        format!(
+            "-oDir::Etc::SourceList={}",
+            root.join("sources.list").display()
+        ),
         "-q".into(),
         "-oAPT::Architecture=arm64".into(),
         "-oAPT::Architectures=arm64".into(),
@@ -128,6 +170,7 @@ fn download(pkg: &Package, root: &Path, deb: &Path) -> Result<(), Error> {
         )));
     }
     if !LISTS_REFRESHED.swap(true, Ordering::SeqCst) {
+        source_list(root)?;
         step(&format!(
             "debian: fetching arm64 package lists into {}",
             root.display()
@@ -239,6 +282,24 @@ fn file_of(pkg: &Package, relative: &str, target_dir: &Path) -> Result<PathBuf, 
 pub fn kernel_dtb(relative: &str, target_dir: &Path) -> Result<PathBuf, Error> {
     let under = format!("usr/lib/linux-image-{}/{relative}", KERNEL.kernel_abi());
     file_of(KERNEL, &under, target_dir)
+}
+
+/// The folder of [`RASPI_FIRMWARE`] that holds the Pi 4's `start4.elf` and `fixup4.dat`.
+pub fn raspi_firmware(target_dir: &Path) -> Result<PathBuf, Error> {
+    let start = file_of(
+        RASPI_FIRMWARE,
+        "usr/lib/raspi-firmware/start4.elf",
+        target_dir,
+    )?;
+    file_of(
+        RASPI_FIRMWARE,
+        "usr/lib/raspi-firmware/fixup4.dat",
+        target_dir,
+    )?;
+    Ok(start
+        .parent()
+        .expect("a file has a parent folder")
+        .to_path_buf())
 }
 
 /// Debian's statically linked arm64 busybox (`bin/busybox` of [`BUSYBOX`]).

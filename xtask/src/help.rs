@@ -18,8 +18,12 @@ usage: cargo xtask <command> [options]
 commands:
   run [--board NAME] [--smoke] [--app NAME] [--append \"WORDS\"] [--gdb]
                      build and boot under QEMU (default board: virt)
-  build [--board NAME] [--append \"WORDS\"]
+  build [--board NAME]
                      build the system image only (target/images/NAME.img)
+  image --board NAME
+                     the SD card of a board that boots from one (rpi4):
+                     target/images/NAME-sd.img and the folder NAME-sd/ (its
+                     cmdline.txt holds the boot arguments)
   test               fmt, clippy, host unit tests, QEMU tests on every board
   bench              latency probe and hv interrupt cost under -icount
   help               this text (also `run --help`)
@@ -30,9 +34,7 @@ options:
                      ready, power off, exit 0 only if all did (timeout: 120 s)
   --app NAME         rt.app=NAME: what guest-rt runs (apps below)
   --append \"WORDS\"   more boot arguments (QEMU -append), after the ones xtask adds; each
-                     of Bulkhead's words is checked against the table below first. With
-                     `build`: also written to target/images/NAME.cmdline.txt (the Pi's
-                     cmdline.txt)
+                     of Bulkhead's words is checked against the table below first
   --gdb              start QEMU's gdbstub on port 1234, CPUs held until gdb continues;
                      prints the gdb-multiarch command that loads hv's and guest-rt's
                      symbols where they run (gdb thread N = CPU N-1). Installs

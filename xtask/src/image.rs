@@ -9,7 +9,7 @@ use object::{Object, ObjectSegment, ObjectSymbol};
 use platform::config::{Config, PartitionKind};
 use platform::image::{build as build_table, PayloadKind};
 
-use crate::{debian, initramfs, step, target_dir, workspace_root, Error};
+use crate::{debian, initramfs, sdcard, step, target_dir, workspace_root, Error};
 
 /// Target of the RT kernel (may use FP/SIMD).
 pub const TARGET: &str = "aarch64-unknown-none";
@@ -106,9 +106,20 @@ pub fn assemble(mut flat_hv: Vec<u8>, payloads: &[(PayloadKind, &[u8])]) -> Vec<
     flat_hv
 }
 
-/// Builds hv and guest-rt and writes `target/images/BOARD.img`; returns its path.
+/// Builds hv and guest-rt and writes `target/images/BOARD.img` (and, for a board that
+/// boots from an SD card, the card: [`sdcard`]); returns the file to boot, which for such
+/// a board is the card's kernel file.
 pub fn system_image(config: &Config) -> Result<PathBuf, Error> {
     system_image_as(config, &config.name)
+}
+
+/// The file [`system_image`] returns for `config`, without building anything.
+pub fn boot_file(config: &Config, stem: &str) -> PathBuf {
+    if config.sdcard.is_some() {
+        sdcard::card_dir(stem).join(sdcard::KERNEL_FILE)
+    } else {
+        target_dir().join("images").join(format!("{stem}.img"))
+    }
 }
 
 /// Like [`system_image`], written as `target/images/STEM.img` (for config variants).
@@ -146,6 +157,9 @@ pub fn system_image_as(config: &Config, stem: &str) -> Result<PathBuf, Error> {
         config.name,
         guest_rt.len() / 1024
     ));
+    if config.sdcard.is_some() {
+        return Ok(sdcard::build(config, stem, &path)?.kernel());
+    }
     Ok(path)
 }
 

@@ -11,7 +11,9 @@ pub mod gdb;
 pub mod help;
 pub mod image;
 pub mod initramfs;
+pub mod patience;
 pub mod qemu;
+pub mod sdcard;
 pub mod session;
 pub mod setup;
 

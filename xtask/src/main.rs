@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask run [--board NAME] [--smoke] [--app NAME] [--append "WORDS"] [--gdb]`: set the
 //!   machine up, build, boot.
-//! * `cargo xtask build [--board NAME] [--append "WORDS"]`: the system image only.
+//! * `cargo xtask build [--board NAME]`: the system image only.
+//! * `cargo xtask image --board NAME`: a board's SD card (rpi4).
 //! * `cargo xtask bench`: deterministic measurements under `-icount`.
 //! * `cargo xtask test`: formatting, lints, host unit tests, QEMU tests, one summary line.
 //! * `cargo xtask help`: commands, boards, apps, self-tests, boot arguments, console keys.
@@ -107,6 +108,24 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
         }
         "run" => run(&parse_options(rest)?),
         "build" => build(&parse_options(rest)?),
+        "image" => {
+            let options = parse_options(rest)?;
+            only_run_options(&options, "image")?;
+            let config = boards::load(&options.board)?;
+            if config.sdcard.is_none() {
+                return Err(Error::new(format!(
+                    "board `{}` does not boot from an SD card; boards that do: {}",
+                    config.name,
+                    boards::names()
+                        .into_iter()
+                        .filter(|n| boards::load(n).is_ok_and(|c| c.sdcard.is_some()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            setup::ensure_rust_target()?;
+            image::system_image(&config).map(|_| ())
+        }
         "test" => suite::run_all(),
         "bench" => bench::run_all(),
         "help" | "--help" | "-h" => {
@@ -118,18 +137,27 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
 }
 
 fn build(options: &Options) -> Result<(), Error> {
-    let config = boards::load(&options.board)?;
-    let extra = append::words(options.append.as_deref().unwrap_or(""), &config)?;
+    only_run_options(options, "build")?;
     setup::ensure_rust_target()?;
-    let image = image::system_image(&config)?;
-    if options.append.is_some() {
-        // What a board booted by firmware reads as its command line (the Pi's cmdline.txt).
-        let cmdline = image.with_file_name(format!("{}.cmdline.txt", config.name));
-        std::fs::write(&cmdline, format!("{}\n", extra.join(" ")))
-            .map_err(|e| Error::new(format!("writing {}: {e}", cmdline.display())))?;
-        step(&format!("boot arguments: {}", cmdline.display()));
+    image::system_image(&boards::load(&options.board)?).map(|_| ())
+}
+
+/// `--append`, `--smoke`, `--app` and `--gdb` are about a run: refused elsewhere rather
+/// than ignored. (A Pi's boot arguments are its card's `cmdline.txt`.)
+fn only_run_options(options: &Options, command: &str) -> Result<(), Error> {
+    let used = [
+        ("--append", options.append.is_some()),
+        ("--smoke", options.smoke),
+        ("--app", options.app.is_some()),
+        ("--gdb", options.gdb.is_some()),
+    ];
+    match used.iter().find(|(_, used)| *used) {
+        Some((option, _)) => Err(Error::new(format!(
+            "{option} is an option of `run`, not of `{command}` (on a Pi, boot arguments go \
+             in its SD card's cmdline.txt)"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A run's boot arguments: xtask's own (`--app`, `--smoke`), then the user's `--append`
@@ -274,6 +302,14 @@ mod tests {
             let e = parse(args).err().expect("refused").to_string();
             assert!(e.contains(expected), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn run_options_are_refused_by_build_and_image() {
+        let options = parse(&["--append", "linux.quiet"]).unwrap();
+        let e = only_run_options(&options, "build").unwrap_err().to_string();
+        assert!(e.starts_with("--append is an option of `run`"), "{e}");
+        assert!(only_run_options(&parse(&["--board", "rpi4"]).unwrap(), "image").is_ok());
     }
 
     #[test]

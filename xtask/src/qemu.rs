@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use platform::config::{Config, Partition, PartitionKind};
 
-use crate::{debian, target_dir, Error};
+use crate::patience::Patience;
+use crate::{debian, sdcard, target_dir, Error};
 
 pub const QEMU: &str = "qemu-system-aarch64";
 /// Boot argument that makes hv power off once everything reported ready.
@@ -43,8 +44,27 @@ impl<'a> Boot<'a> {
         }
     }
 
-    /// The DTB file to pass with `-dtb`, fetched from Debian's kernel package if needed.
+    /// The DTB file to pass with `-dtb`: an SD card board's DTB from its card folder (the
+    /// one beside the kernel file, else the board's own card), otherwise the one the board
+    /// names in Debian's kernel package, fetched if needed.
     pub fn dtb(&self) -> Result<Option<PathBuf>, Error> {
+        if let Some(card) = &self.config.sdcard {
+            let name = sdcard::dtb_name(card);
+            let beside = self.image.with_file_name(name);
+            let path = if beside.is_file() {
+                beside
+            } else {
+                sdcard::card_dir(&self.config.name).join(name)
+            };
+            if !path.is_file() {
+                return Err(Error::new(format!(
+                    "{} is missing: build the card first (cargo xtask image --board {})",
+                    path.display(),
+                    self.config.name
+                )));
+            }
+            return Ok(Some(path));
+        }
         match self
             .config
             .qemu
@@ -134,15 +154,17 @@ impl BootLog {
     }
 }
 
-/// Boots and captures the console until QEMU exits or `timeout` passes (then QEMU is
-/// killed). `echo` passes each line through to our stdout as it arrives.
+/// Boots and captures the console until QEMU exits or gives up (then QEMU is killed):
+/// after `timeout` without output, or [`crate::patience::CAP_FACTOR`] times `timeout` in
+/// all. `echo` passes each line through to our stdout as it arrives.
 pub fn capture(boot: &Boot, timeout: Duration, echo: bool) -> Result<BootLog, Error> {
     capture_until(boot, timeout, echo, |_| false, Duration::ZERO)
 }
 
 /// Like [`capture`], but once `enough` says the lines so far suffice, keeps reading for
-/// `grace` more (so what must *not* happen next has a chance to show) and then kills QEMU.
-/// If QEMU exits on its own meanwhile, the log says so (`status`).
+/// `grace` more (tests pass zero: what must not happen is bounded by a later event in
+/// `enough`, never by a window) and then kills QEMU. If QEMU exits on its own meanwhile,
+/// the log says so (`status`).
 pub fn capture_until(
     boot: &Boot,
     timeout: Duration,
@@ -214,13 +236,20 @@ fn watch(
         });
     }
     drop(tx);
-    let mut deadline = Instant::now() + timeout;
+    // Until `enough`, QEMU is given up on only after `timeout` without output (or the
+    // patience cap): a loaded host slows it down, it does not make it wrong.
+    let mut patience = Patience::new(timeout);
+    let mut stop_at: Option<Instant> = None;
     let mut satisfied = false;
     let mut lines = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = match stop_at {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => patience.left(),
+        };
         match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(line) => {
+                patience.output();
                 let line = line.trim_end_matches('\r').to_string();
                 if echo {
                     println!("{line}");
@@ -228,13 +257,17 @@ fn watch(
                 lines.push(line);
                 if !satisfied && enough(&lines) {
                     satisfied = true;
-                    deadline = Instant::now() + grace;
+                    stop_at = Some(Instant::now() + grace);
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if Instant::now() >= deadline {
+        let over = match stop_at {
+            Some(at) => Instant::now() >= at,
+            None => patience.expired(),
+        };
+        if over {
             if let Ok(Some(status)) = child.try_wait() {
                 return Ok(BootLog {
                     lines,

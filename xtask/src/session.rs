@@ -1,14 +1,16 @@
 //! An interactive QEMU run: tests type into the console (the Linux partition's shell) and
 //! wait for what comes back, the way a person at the terminal would.
 //!
-//! Every wait has a deadline and reports what was seen when it passes, so a test never
-//! hangs without a message. The QEMU process is killed when the session is dropped.
+//! Every wait has a deadline on silence ([`Patience`]: a guest that prints nothing for
+//! the timeout hangs, output extends the wait up to a cap) and reports what was seen when
+//! it passes, so a test never hangs without a message and a loaded host only slows it. The QEMU process is killed when the session is dropped.
 
 use std::io::{BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::patience::Patience;
 use crate::qemu::QEMU;
 use crate::Error;
 
@@ -101,12 +103,12 @@ impl Session {
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
     ) -> Result<usize, Error> {
-        let deadline = Instant::now() + timeout;
+        let mut patience = Patience::new(timeout);
         loop {
             if let Some(i) = (from..self.lines.len()).find(|&i| matches(&self.lines[i])) {
                 return Ok(i);
             }
-            self.pump(deadline).map_err(|why| {
+            self.pump(&mut patience).map_err(|why| {
                 Error::new(format!(
                     "waiting for {what}: {why}; last output:\n{}",
                     self.tail(30)
@@ -118,9 +120,9 @@ impl Session {
     /// Waits until the text being printed (the unfinished last line) contains `needle`,
     /// e.g. a shell prompt.
     pub fn wait_prompt(&mut self, needle: &str, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
+        let mut patience = Patience::new(timeout);
         while !self.partial.contains(needle) {
-            self.pump(deadline).map_err(|why| {
+            self.pump(&mut patience).map_err(|why| {
                 Error::new(format!(
                     "waiting for the prompt `{needle}`: {why}; last output:\n{}",
                     self.tail(30)
@@ -130,13 +132,14 @@ impl Session {
         Ok(())
     }
 
-    fn pump(&mut self, deadline: Instant) -> Result<(), String> {
-        let left = deadline.saturating_duration_since(Instant::now());
+    fn pump(&mut self, patience: &mut Patience) -> Result<(), String> {
+        let left = patience.left();
         if left.is_zero() {
-            return Err("timed out".into());
+            return Err(format!("timed out ({})", patience.why()));
         }
         match self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(chunk) => {
+                patience.output();
                 self.take(&chunk);
                 Ok(())
             }
@@ -193,12 +196,6 @@ impl Session {
 
     pub fn line_count(&self) -> usize {
         self.lines.len()
-    }
-
-    /// Collects output for `duration` (for assertions that something keeps happening).
-    pub fn watch(&mut self, duration: Duration) {
-        let deadline = Instant::now() + duration;
-        while self.pump(deadline).is_ok() {}
     }
 
     /// The last `n` lines, for error messages.

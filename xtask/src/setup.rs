@@ -126,7 +126,7 @@ fn is_root() -> bool {
 
 /// The `URIs:` and `Signed-By:` of the machine's own Debian entry, so no mirror host is
 /// hard-coded here.
-fn debian_source() -> Option<(String, String)> {
+pub(crate) fn debian_source() -> Option<(String, String)> {
     let mut files: Vec<_> = std::fs::read_dir("/etc/apt/sources.list.d")
         .map(|dir| dir.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
