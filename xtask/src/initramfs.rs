@@ -1,5 +1,6 @@
-//! The Linux partition's initramfs: Debian's static busybox, the directories it needs, a
-//! console node and an `/init` script, as a deterministic cpio "newc" archive.
+//! The Linux partition's initramfs: Debian's static busybox, Bulkhead's `rtctl`, the
+//! directories they need, a console node and an `/init` script, as a deterministic cpio
+//! "newc" archive.
 //!
 //! Deterministic means byte-identical for identical inputs: entries sorted by path, inode
 //! numbers given in that order, owner root, mtime 0. The archive file is rewritten only when
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use cpio::newc::{self, ModeFileType};
 
-use crate::{debian, step, Error};
+use crate::{debian, linux_tools, step, Error};
 
 /// The line `/init` prints once userspace is up; tests wait for it.
 pub const READY_PREFIX: &str = "bulkhead-linux: ready (";
@@ -100,10 +101,11 @@ impl Entry {
     }
 }
 
-/// Everything the initramfs holds, given the busybox binary.
-pub fn entries(busybox: Vec<u8>) -> Vec<Entry> {
+/// Everything the initramfs holds, given the busybox and rtctl binaries.
+pub fn entries(busybox: Vec<u8>, rtctl: Vec<u8>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = DIRECTORIES.iter().map(|d| Entry::directory(d)).collect();
     entries.push(Entry::file("bin/busybox", 0o755, busybox));
+    entries.push(Entry::file("bin/rtctl", 0o755, rtctl));
     // The doorbell value is hv's ABI constant, so the two cannot disagree.
     let init = INIT_SCRIPT.replace("@READY_MAGIC@", &format!("{:#x}", abi::CONTROL_READY_MAGIC));
     entries.push(Entry::file("init", 0o755, init.into_bytes()));
@@ -184,12 +186,14 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
 }
 
 /// Builds `<target_dir>/linux/initramfs.cpio` from Debian's busybox (fetched into
-/// `<target_dir>/debian/` if needed) and returns its path.
+/// `<target_dir>/debian/` if needed) and rtctl (built for Linux) and returns its path.
 pub fn build(target_dir: &Path) -> Result<PathBuf, Error> {
-    let busybox_path = debian::busybox(target_dir)?;
-    let busybox = std::fs::read(&busybox_path)
-        .map_err(|e| Error::new(format!("reading {}: {e}", busybox_path.display())))?;
-    let bytes = archive(&entries(busybox))?;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| Error::new(format!("reading {}: {e}", path.display())))
+    };
+    let busybox = read(&debian::busybox(target_dir)?)?;
+    let rtctl = read(&linux_tools::build_rtctl()?)?;
+    let bytes = archive(&entries(busybox, rtctl))?;
     let path = target_dir.join("linux/initramfs.cpio");
     let what = if write_if_changed(&path, &bytes)? {
         "written"
@@ -330,7 +334,7 @@ mod tests {
 
     #[test]
     fn the_archive_is_deterministic_whatever_the_input_order() {
-        let mut entries = super::entries(b"\x7fELF busybox".to_vec());
+        let mut entries = super::entries(b"\x7fELF busybox".to_vec(), b"\x7fELF rtctl".to_vec());
         let first = archive(&entries).unwrap();
         entries.reverse();
         assert_eq!(archive(&entries).unwrap(), first);
@@ -343,9 +347,10 @@ mod tests {
     }
 
     #[test]
-    fn the_initramfs_holds_busybox_init_console_and_the_directories() {
+    fn the_initramfs_holds_busybox_rtctl_init_console_and_the_directories() {
         let busybox = b"\x7fELF not really busybox".to_vec();
-        let parsed = parse(&archive(&entries(busybox.clone())).unwrap());
+        let rtctl = b"\x7fELF not really rtctl".to_vec();
+        let parsed = parse(&archive(&entries(busybox.clone(), rtctl.clone())).unwrap());
         let by_name = |n: &str| {
             parsed
                 .iter()
@@ -360,6 +365,8 @@ mod tests {
         assert_eq!(by_name("tmp").mode() & 0o7777, 0o1777);
         assert_eq!(by_name("bin/busybox").data, busybox);
         assert_eq!(by_name("bin/busybox").mode(), 0o100755);
+        assert_eq!(by_name("bin/rtctl").data, rtctl);
+        assert_eq!(by_name("bin/rtctl").mode(), 0o100755);
         assert_eq!(by_name("dev/console").mode() & 0o170000, 0o020000);
         assert_eq!(by_name("dev/console").rdev(), (5, 1));
         let init = by_name("init");

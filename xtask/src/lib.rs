@@ -11,6 +11,7 @@ pub mod gdb;
 pub mod help;
 pub mod image;
 pub mod initramfs;
+pub mod linux_tools;
 pub mod patience;
 pub mod qemu;
 pub mod sdcard;

@@ -175,11 +175,11 @@ impl Session {
         ))?;
         let first = self.wait_exact(from, &begin, timeout)?;
         let last = self.wait_exact(first + 1, &end, timeout)?;
-        Ok(self.lines[first + 1..last]
-            .iter()
-            .filter(|l| !is_prefixed(l))
-            .cloned()
-            .collect())
+        // Up to the end marker itself: a fragment of it before a break is dropped only
+        // once the marker's whole line follows.
+        let mut out = partition_lines(&self.lines[first + 1..=last]);
+        out.pop();
+        Ok(out)
     }
 
     /// Waits until a complete line after line `from` is exactly `text` (surrounding
@@ -220,9 +220,76 @@ fn is_prefixed(line: &str) -> bool {
     ["[hv cpu", "[rt cpu"].iter().any(|p| line.starts_with(p))
 }
 
+/// The partition's own lines among `lines`: without hv's and the RT partition's, and
+/// without the start of a line they broke. hv gives a prefixed line that arrives while
+/// the partition is mid-line a row of its own and then writes the unfinished line again
+/// (see hv's console ring), so the fragment before the break is followed, after the
+/// prefixed lines, by a line that starts with it.
+pub fn partition_lines(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut broken = false;
+    for line in lines {
+        if is_prefixed(line) {
+            broken = true;
+            continue;
+        }
+        if broken
+            && out
+                .last()
+                .is_some_and(|prev| line.starts_with(prev.as_str()))
+        {
+            out.pop();
+        }
+        broken = false;
+        out.push(line.clone());
+    }
+    out
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn prefixed_lines_and_the_fragments_they_broke_are_left_out() {
+        let seen = owned(&[
+            "0x5A",
+            "[rt cpu3] heartbeat 32 on vCPU 1",
+            "[rt cpu2] heartbeat 32 on vCPU 0",
+            "0x5A5AA5A5",
+            "second",
+        ]);
+        assert_eq!(partition_lines(&seen), ["0x5A5AA5A5", "second"]);
+    }
+
+    #[test]
+    fn a_line_broken_twice_is_kept_once_whole() {
+        let seen = owned(&[
+            "after help",
+            "__end_7",
+            "[rt cpu3] heartbeat 22",
+            "__end_7",
+            "[rt cpu2] heartbeat 22",
+            "__end_7__",
+        ]);
+        assert_eq!(partition_lines(&seen), ["after help", "__end_7__"]);
+    }
+
+    #[test]
+    fn lines_that_merely_look_alike_are_kept() {
+        // No prefixed line in between: two real lines, the second longer.
+        let seen = owned(&["ab", "abc", "[hv cpu0] x", "z"]);
+        assert_eq!(partition_lines(&seen), ["ab", "abc", "z"]);
     }
 }

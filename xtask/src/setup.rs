@@ -1,5 +1,6 @@
-//! Makes a fresh machine able to build and run Bulkhead: the Rust target, QEMU >= 9, and
-//! when asked for (`--gdb`, the test suite) Debian's `gdb-multiarch`.
+//! Makes a fresh machine able to build and run Bulkhead: the Rust targets (bare metal for
+//! hv and guest-rt, musl Linux for the Linux partition's tools), QEMU >= 9, and when asked
+//! for (`--gdb`, the test suite) Debian's `gdb-multiarch`.
 //!
 //! Every step is idempotent and prints one line. Nothing is installed behind the user's
 //! back on a machine we cannot handle (non-Debian, not root): we say what to install.
@@ -9,7 +10,11 @@ use std::process::Command;
 
 use crate::{step, Error};
 
-const TARGETS: [&str; 2] = ["aarch64-unknown-none", "aarch64-unknown-none-softfloat"];
+const TARGETS: [&str; 3] = [
+    "aarch64-unknown-none",
+    "aarch64-unknown-none-softfloat",
+    crate::linux_tools::LINUX_TARGET,
+];
 const QEMU: &str = "qemu-system-aarch64";
 /// `raspi4b` arrived in QEMU 9.0.
 const QEMU_MIN_MAJOR: u32 = 9;
@@ -29,7 +34,7 @@ fn output(cmd: &mut Command) -> Option<String> {
 
 pub fn ensure_rust_target() -> Result<(), Error> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
-        .ok_or_else(|| Error::new("`rustup` is needed to add the aarch64 bare-metal targets"))?;
+        .ok_or_else(|| Error::new("`rustup` is needed to add the aarch64 targets"))?;
     for target in TARGETS {
         if installed.lines().any(|l| l.trim() == target) {
             step(&format!("rust target {target}: present"));

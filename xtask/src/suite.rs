@@ -124,12 +124,14 @@ pub fn run_all() -> Result<(), Error> {
     );
     clippy(
         &mut tally,
-        "clippy (platform and abi no_std, aarch64)",
+        "clippy (platform, abi and channel no_std, aarch64)",
         &[
             "-p",
             "platform",
             "-p",
             "abi",
+            "-p",
+            "channel",
             "--no-default-features",
             "--target",
             image::TARGET,

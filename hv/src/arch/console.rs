@@ -6,7 +6,7 @@
 //! background ([`drain_idle`]); a fatal report drains everything before the machine stops.
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use log::{Level, LevelFilter, Metadata, Record};
 use spin::mutex::TicketMutex;
@@ -84,30 +84,22 @@ fn with_ring<T>(f: impl FnOnce(&mut ConsoleRing) -> T) -> T {
     result
 }
 
-/// Whether the last bytes out were a partition's raw output that did not end its line
-/// (a shell prompt): the next prefixed line then starts on a line of its own.
-static MID_LINE: AtomicBool = AtomicBool::new(false);
-
 fn emit(args: core::fmt::Arguments) {
     let mut line = LineBuf {
         buf: [0; MAX_LINE],
         len: 0,
     };
-    if MID_LINE.swap(false, Ordering::AcqRel) {
-        let _ = line.write_str("\n");
-    }
     let _ = line.write_fmt(args);
     let _ = line.write_str("\n");
-    with_ring(|ring| ring.push_line(&line.buf[..line.len]));
+    with_ring(|ring| ring.push_prefixed(&line.buf[..line.len]));
     drain_now();
 }
 
 /// Raw bytes from a partition's emulated UART (Linux's console), passed through as they
 /// are: its own line discipline already made them terminal output.
 pub fn raw(bytes: &[u8]) {
-    if let Some(&last) = bytes.last() {
-        with_ring(|ring| ring.push_line(bytes));
-        MID_LINE.store(last != b'\n', Ordering::Release);
+    if !bytes.is_empty() {
+        with_ring(|ring| ring.push_raw(bytes));
         drain_now();
     }
 }

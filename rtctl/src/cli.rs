@@ -1,0 +1,171 @@
+//! The command line: what the user asked for, or a usage message. No I/O here.
+
+use std::fmt;
+
+pub const USAGE: &str = "\
+usage: rtctl COMMAND
+  status               the channel: layout, parameter version, what each RT CPU holds,
+                       telemetry and ring counters
+  get [NAME]           a parameter's published value (all of them without NAME)
+  set NAME=VALUE ...   publish a new parameter version (values are range-checked)
+  watch [--hz N] [--json] [--count N]
+                       each RT CPU's telemetry, N times a second (default 1), as text or
+                       one JSON object a line; --count stops after N samples
+  hist                 each RT CPU's wake-up latency histogram
+  params               the parameters: names, units, ranges, defaults";
+
+/// One parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Status,
+    Get(Option<String>),
+    Set(Vec<String>),
+    Watch(Watch),
+    Hist,
+    Params,
+    Help,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watch {
+    pub hz: u32,
+    pub json: bool,
+    pub count: Option<u64>,
+}
+
+/// A command line that does not parse, with why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n{USAGE}", self.0)
+    }
+}
+
+fn number<T: std::str::FromStr>(option: &str, value: Option<&String>) -> Result<T, UsageError> {
+    let value = value.ok_or_else(|| UsageError(format!("{option} needs a number")))?;
+    value
+        .parse()
+        .map_err(|_| UsageError(format!("{option} {value}: not a number")))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(UsageError("no command given".into()));
+    };
+    let none_expected = |c: Command| {
+        if let Some(extra) = rest.first() {
+            Err(UsageError(format!(
+                "`{command}` takes no argument `{extra}`"
+            )))
+        } else {
+            Ok(c)
+        }
+    };
+    match command.as_str() {
+        "status" => none_expected(Command::Status),
+        "hist" => none_expected(Command::Hist),
+        "params" => none_expected(Command::Params),
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        "get" => match rest {
+            [] => Ok(Command::Get(None)),
+            [name] => Ok(Command::Get(Some(name.clone()))),
+            _ => Err(UsageError("`get` takes one NAME".into())),
+        },
+        "set" => {
+            if rest.is_empty() {
+                return Err(UsageError("`set` needs NAME=VALUE".into()));
+            }
+            Ok(Command::Set(rest.to_vec()))
+        }
+        "watch" => {
+            let mut watch = Watch {
+                hz: 1,
+                json: false,
+                count: None,
+            };
+            let mut it = rest.iter();
+            while let Some(arg) = it.next() {
+                match arg.as_str() {
+                    "--json" => watch.json = true,
+                    "--hz" => watch.hz = number("--hz", it.next())?,
+                    "--count" => watch.count = Some(number("--count", it.next())?),
+                    other => return Err(UsageError(format!("unknown option `{other}`"))),
+                }
+            }
+            if !(1..=1000).contains(&watch.hz) {
+                return Err(UsageError(format!(
+                    "--hz {}: between 1 and 1000 samples a second",
+                    watch.hz
+                )));
+            }
+            Ok(Command::Watch(watch))
+        }
+        other => Err(UsageError(format!("unknown command `{other}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn every_command_parses() {
+        assert_eq!(parse(&args("status")), Ok(Command::Status));
+        assert_eq!(parse(&args("hist")), Ok(Command::Hist));
+        assert_eq!(parse(&args("get")), Ok(Command::Get(None)));
+        assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
+        assert_eq!(
+            parse(&args("set kp=1 ki=2")),
+            Ok(Command::Set(vec!["kp=1".into(), "ki=2".into()]))
+        );
+        assert_eq!(
+            parse(&args("watch")),
+            Ok(Command::Watch(Watch {
+                hz: 1,
+                json: false,
+                count: None
+            }))
+        );
+        assert_eq!(
+            parse(&args("watch --json --hz 20 --count 3")),
+            Ok(Command::Watch(Watch {
+                hz: 20,
+                json: true,
+                count: Some(3)
+            }))
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_say_why_and_show_usage() {
+        for (line, why) in [
+            ("", "no command given"),
+            ("frob", "unknown command `frob`"),
+            ("status now", "`status` takes no argument `now`"),
+            ("get a b", "`get` takes one NAME"),
+            ("set", "`set` needs NAME=VALUE"),
+            ("watch --hz", "--hz needs a number"),
+            ("watch --hz fast", "--hz fast: not a number"),
+            (
+                "watch --hz 0",
+                "--hz 0: between 1 and 1000 samples a second",
+            ),
+            (
+                "watch --hz 5000",
+                "--hz 5000: between 1 and 1000 samples a second",
+            ),
+            ("watch --yaml", "unknown option `--yaml`"),
+        ] {
+            let e = parse(&args(line)).unwrap_err();
+            assert_eq!(e.0, why, "{line:?}");
+            assert!(e.to_string().contains("usage: rtctl COMMAND"));
+        }
+    }
+}

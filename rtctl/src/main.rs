@@ -1,0 +1,109 @@
+//! `rtctl`: Linux's side of the Bulkhead channel. It finds the channel region in the
+//! device tree, maps it through `/dev/mem`, checks the layout header, and reads or
+//! publishes through the `channel` crate. Every failure is a message and an exit status
+//! (1: the channel or system, 2: the command line), never a panic.
+
+mod cli;
+mod devmem;
+mod devtree;
+mod report;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use channel::params::Publisher;
+use channel::schema::CONTROL;
+use channel::{Channel, Region};
+
+use cli::Command;
+
+const DEVICE_TREE: &str = "/proc/device-tree";
+
+enum Failure {
+    Usage(cli::UsageError),
+    Message(String),
+    /// Standard output went away (a closed pipe): stop quietly.
+    Output,
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Failure::Message(m)
+    }
+}
+
+fn out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|_| Failure::Output)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("rtctl: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Message(m)) => {
+            eprintln!("rtctl: {m}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Output) => ExitCode::from(1),
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Failure> {
+    let command = cli::parse(args).map_err(Failure::Usage)?;
+    let schema = &CONTROL;
+    match &command {
+        Command::Help => return out(&format!("{}\n", cli::USAGE)),
+        Command::Params => return out(&report::params(schema)),
+        _ => {}
+    }
+    // Refuse bad values before touching anything.
+    let changes = match &command {
+        Command::Set(assignments) => report::parse_set(schema, assignments)?,
+        _ => Vec::new(),
+    };
+    let span = devtree::find_channel(Path::new(DEVICE_TREE))?;
+    let mapping = devmem::Mapping::open(span)?;
+    let ch = Channel::from_header(Region::new(mapping.words())).map_err(|e| {
+        format!(
+            "the channel at {:#x} ({} KiB): {e}",
+            span.base,
+            span.size / 1024
+        )
+    })?;
+    match command {
+        Command::Status => out(&report::status(&ch, span, schema)),
+        Command::Get(name) => out(&report::get(&ch, schema, name.as_deref())?),
+        Command::Set(_) => {
+            let _lock = mapping.writer_lock()?;
+            let mut publisher = Publisher::new();
+            out(&report::set(&ch, schema, &mut publisher, &changes)?)
+        }
+        Command::Watch(w) => {
+            let period = Duration::from_secs(1) / w.hz;
+            let mut sample = 0;
+            while w.count.is_none_or(|n| sample < n) {
+                out(&report::watch_sample(&ch, w.json, sample))?;
+                sample += 1;
+                if w.count != Some(sample) {
+                    std::thread::sleep(period);
+                }
+            }
+            Ok(())
+        }
+        Command::Hist => out(&report::hist(&ch)),
+        Command::Help | Command::Params => Ok(()),
+    }
+}

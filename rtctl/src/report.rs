@@ -1,0 +1,373 @@
+//! What each command does with an open channel, as text: host-testable on an in-memory
+//! region. Nothing here maps memory or prints; `main` does both.
+
+use std::fmt::Write;
+
+use channel::params::{read_published, reader_record, Publisher, Reject, Snapshot};
+use channel::ring::{ring_fill, Direction};
+use channel::schema::{Schema, Shown, MAX_PARAMS};
+use channel::telemetry::{read_telemetry, Telemetry, TelemetryError, HISTOGRAM_BUCKETS};
+use channel::Channel;
+
+use crate::devtree::Span;
+
+/// Tries at a telemetry block before calling it busy (the writer is never waited for; a
+/// block mid-update is only a few hundred nanoseconds of stores).
+const TELEMETRY_TRIES: usize = 1000;
+
+fn published(ch: &Channel, schema: &Schema) -> Result<Option<Snapshot>, String> {
+    read_published(ch, schema).map_err(|why: Reject| {
+        format!(
+            "the published parameter version is unusable: {}",
+            why.describe()
+        )
+    })
+}
+
+/// `rtctl status`.
+pub fn status(ch: &Channel, span: Span, schema: &Schema) -> String {
+    let l = ch.layout();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "channel: {:#x}, {} KiB, layout version {}, {} RT CPUs",
+        span.base,
+        span.size / 1024,
+        channel::layout::LAYOUT_VERSION,
+        l.rt_cpus
+    );
+    let _ = match read_published(ch, schema) {
+        Ok(Some(s)) => writeln!(
+            out,
+            "parameters: version {} (schema {})",
+            s.version, schema.name
+        ),
+        Ok(None) => writeln!(
+            out,
+            "parameters: none published (the RT side uses its defaults)"
+        ),
+        Err(why) => writeln!(out, "parameters: unusable ({})", why.describe()),
+    };
+    for cpu in 0..l.rt_cpus {
+        let Some(r) = reader_record(ch, cpu) else {
+            continue;
+        };
+        let held = if r.holds == 0 {
+            "holds no version".to_string()
+        } else {
+            format!("holds version {}", r.holds)
+        };
+        let _ = write!(
+            out,
+            "rt cpu {cpu}: {held}, accepted {}, rejected {}, contended {}",
+            r.accepted, r.rejected, r.contended
+        );
+        if let Some(why) = r.last_reject {
+            let _ = write!(out, " (last rejected: {})", why.describe());
+        }
+        let _ = match read_telemetry(ch, cpu, TELEMETRY_TRIES) {
+            Ok((updates, t)) => writeln!(
+                out,
+                "; telemetry: {updates} updates, {} periods, {} missed, max {} ns",
+                t.periods, t.missed, t.max_latency_ns
+            ),
+            Err(TelemetryError::NeverWritten) => writeln!(out, "; no telemetry yet"),
+            Err(e) => writeln!(out, "; telemetry {e:?}"),
+        };
+    }
+    for (name, dir) in [("to-rt", Direction::ToRt), ("to-linux", Direction::ToLinux)] {
+        let (waiting, dropped) = ring_fill(ch, dir);
+        let _ = writeln!(out, "ring {name}: {waiting} waiting, {dropped} dropped");
+    }
+    out
+}
+
+/// `rtctl get [NAME]`.
+pub fn get(ch: &Channel, schema: &Schema, name: Option<&str>) -> Result<String, String> {
+    let indices: Vec<usize> = match name {
+        Some(n) => vec![schema
+            .index(n)
+            .ok_or_else(|| format!("no parameter named `{n}` (see `rtctl params`)"))?],
+        None => (0..schema.params.len()).collect(),
+    };
+    let snapshot = published(ch, schema)?;
+    let mut out = String::new();
+    for i in indices {
+        let spec = &schema.params[i];
+        let (value, note) = match &snapshot {
+            Some(s) => (s.value(i).unwrap_or(spec.default), String::new()),
+            None => (spec.default, " (default: nothing published yet)".into()),
+        };
+        let _ = writeln!(out, "{} = {}{note}", spec.name, Shown { spec, value });
+    }
+    Ok(out)
+}
+
+/// Checks `rtctl set` assignments against the schema before anything is touched.
+pub fn parse_set(schema: &Schema, assignments: &[String]) -> Result<Vec<(usize, i64)>, String> {
+    assignments
+        .iter()
+        .map(|a| {
+            schema
+                .parse_assignment(a)
+                .map_err(|e| format!("refused: {e}"))
+        })
+        .collect()
+}
+
+/// Publishes the published (or default) values with `changes` applied. The caller holds
+/// the Linux-side writer lock, which `publisher` stands for.
+pub fn set(
+    ch: &Channel,
+    schema: &Schema,
+    publisher: &mut Publisher,
+    changes: &[(usize, i64)],
+) -> Result<String, String> {
+    let mut values = [0u64; MAX_PARAMS];
+    let n = schema.defaults(&mut values);
+    if let Some(s) = published(ch, schema)? {
+        values[..n].copy_from_slice(s.words());
+    }
+    for &(i, v) in changes {
+        values[i] = v as u64;
+    }
+    let version = publisher
+        .publish(ch, schema.id, &values[..n])
+        .map_err(|e| format!("publishing failed: {e:?}"))?;
+    let mut out = format!("published version {version}:");
+    for &(i, v) in changes {
+        let spec = &schema.params[i];
+        let _ = write!(out, " {} = {}", spec.name, Shown { spec, value: v });
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// A block's update count and contents, or why there are none.
+type Read = Result<(u64, Telemetry), TelemetryError>;
+
+/// One `rtctl watch` sample: a line per RT CPU, or one JSON object.
+pub fn watch_sample(ch: &Channel, json: bool, sample: u64) -> String {
+    let cpus: Vec<(usize, Read)> = (0..ch.layout().rt_cpus)
+        .map(|cpu| (cpu, read_telemetry(ch, cpu, TELEMETRY_TRIES)))
+        .collect();
+    if json {
+        let mut out = format!("{{\"sample\":{sample},\"cpus\":[");
+        for (i, (cpu, t)) in cpus.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = match t {
+                Ok((updates, t)) => write!(
+                    out,
+                    "{{\"cpu\":{cpu},\"updates\":{updates},\"periods\":{},\"missed\":{},\
+                     \"last_latency_ns\":{},\"max_latency_ns\":{},\"params_version\":{},\
+                     \"process_value\":{}}}",
+                    t.periods,
+                    t.missed,
+                    t.last_latency_ns,
+                    t.max_latency_ns,
+                    t.params_version,
+                    t.process_value
+                ),
+                Err(e) => write!(
+                    out,
+                    "{{\"cpu\":{cpu},\"error\":\"{}\"}}",
+                    telemetry_error(*e)
+                ),
+            };
+        }
+        out.push_str("]}\n");
+        return out;
+    }
+    let mut out = String::new();
+    for (cpu, t) in cpus {
+        let _ = match t {
+            Ok((updates, t)) => writeln!(
+                out,
+                "[{sample}] rt cpu {cpu}: {updates} updates, {} periods, {} missed, \
+                 last {} ns, max {} ns, params v{}",
+                t.periods, t.missed, t.last_latency_ns, t.max_latency_ns, t.params_version
+            ),
+            Err(e) => writeln!(out, "[{sample}] rt cpu {cpu}: {}", telemetry_error(e)),
+        };
+    }
+    out
+}
+
+fn telemetry_error(e: TelemetryError) -> &'static str {
+    match e {
+        TelemetryError::NeverWritten => "no telemetry yet",
+        TelemetryError::Busy => "block busy on every try",
+        TelemetryError::NoSuchCpu => "no such RT CPU",
+    }
+}
+
+/// `rtctl hist`: each RT CPU's latency histogram, one bucket a line, empty ones left out.
+pub fn hist(ch: &Channel) -> String {
+    let mut out = String::new();
+    for cpu in 0..ch.layout().rt_cpus {
+        match read_telemetry(ch, cpu, TELEMETRY_TRIES) {
+            Ok((_, t)) => {
+                let total: u64 = t.histogram.iter().sum();
+                let _ = writeln!(
+                    out,
+                    "rt cpu {cpu}: {total} wake-ups, max {} ns",
+                    t.max_latency_ns
+                );
+                for (b, &n) in t.histogram.iter().enumerate().filter(|(_, &n)| n > 0) {
+                    let floor = Telemetry::bucket_floor_us(b);
+                    let range = if b + 1 == HISTOGRAM_BUCKETS {
+                        format!(">= {floor} us")
+                    } else {
+                        format!("{floor}..{} us", Telemetry::bucket_floor_us(b + 1).max(1))
+                    };
+                    let _ = writeln!(out, "  {range:>14}: {n}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "rt cpu {cpu}: {}", telemetry_error(e));
+            }
+        }
+    }
+    out
+}
+
+/// `rtctl params`: the schema.
+pub fn params(schema: &Schema) -> String {
+    let mut out = format!("schema {} (id {:#010x}):\n", schema.name, schema.id);
+    for spec in schema.params {
+        let shown = |value| Shown { spec, value };
+        let _ = writeln!(
+            out,
+            "  {:<13} {} to {}, default {}: {}",
+            spec.name,
+            shown(spec.min),
+            shown(spec.max),
+            shown(spec.default),
+            spec.help
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use channel::schema::CONTROL;
+    use channel::telemetry::TelemetryWriter;
+    use channel::{Layout, Region, Word};
+
+    const WORDS: usize = 8192;
+    const SPAN: Span = Span {
+        base: 0xaa00_0000,
+        size: WORDS as u64 * 8,
+    };
+
+    fn with_channel(f: impl FnOnce(&Channel)) {
+        let words: Vec<Word> = (0..WORDS).map(|_| Word::new(0)).collect();
+        let ch = Channel::new(Region::new(&words), Layout::new(WORDS, 2).unwrap()).unwrap();
+        ch.write_header();
+        f(&ch);
+    }
+
+    #[test]
+    fn set_then_get_shows_the_new_value_and_keeps_the_others() {
+        with_channel(|ch| {
+            assert_eq!(
+                get(ch, &CONTROL, Some("kp")).unwrap(),
+                "kp = 1.000 (default: nothing published yet)\n"
+            );
+            let changes = parse_set(&CONTROL, &["kp=2.5".into(), "setpoint=-3".into()]).unwrap();
+            let mut p = Publisher::new();
+            assert_eq!(
+                set(ch, &CONTROL, &mut p, &changes).unwrap(),
+                "published version 1: kp = 2.500 setpoint = -3.000 degC\n"
+            );
+            let changes = parse_set(&CONTROL, &["ki=0.5".into()]).unwrap();
+            set(ch, &CONTROL, &mut p, &changes).unwrap();
+            let all = get(ch, &CONTROL, None).unwrap();
+            assert!(all.contains("kp = 2.500\n"), "{all}");
+            assert!(all.contains("setpoint = -3.000 degC\n"), "{all}");
+            assert!(all.contains("ki = 0.500 1/s\n"), "{all}");
+            assert!(all.contains("probe_period = 1000 us\n"), "{all}");
+            assert!(status(ch, SPAN, &CONTROL).contains("parameters: version 2 (schema control)"));
+        });
+    }
+
+    #[test]
+    fn refusals_name_the_range_and_unknown_names() {
+        let e = parse_set(&CONTROL, &["kp=1".into(), "probe_period=5".into()]).unwrap_err();
+        assert_eq!(
+            e,
+            "refused: 5 us is out of range: probe_period takes 100 us to 1000000 us"
+        );
+        with_channel(|ch| {
+            let e = get(ch, &CONTROL, Some("nope")).unwrap_err();
+            assert_eq!(e, "no parameter named `nope` (see `rtctl params`)");
+        });
+    }
+
+    #[test]
+    fn status_before_the_rt_side_ran() {
+        with_channel(|ch| {
+            assert_eq!(
+                status(ch, SPAN, &CONTROL),
+                "channel: 0xaa000000, 64 KiB, layout version 1, 2 RT CPUs\n\
+                 parameters: none published (the RT side uses its defaults)\n\
+                 rt cpu 0: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet\n\
+                 rt cpu 1: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet\n\
+                 ring to-rt: 0 waiting, 0 dropped\n\
+                 ring to-linux: 0 waiting, 0 dropped\n"
+            );
+        });
+    }
+
+    #[test]
+    fn telemetry_shows_as_text_json_and_histogram() {
+        with_channel(|ch| {
+            let mut w = TelemetryWriter::new(ch, 1).unwrap();
+            let mut t = Telemetry {
+                periods: 5,
+                params_version: 2,
+                process_value: 20_125,
+                ..Telemetry::default()
+            };
+            for ns in [700, 1_200, 1_300, 40_000] {
+                t.record_latency(ns);
+            }
+            w.publish(ch, &t);
+            assert_eq!(
+                watch_sample(ch, false, 3),
+                "[3] rt cpu 0: no telemetry yet\n\
+                 [3] rt cpu 1: 1 updates, 5 periods, 0 missed, last 40000 ns, max 40000 ns, params v2\n"
+            );
+            assert_eq!(
+                watch_sample(ch, true, 3),
+                "{\"sample\":3,\"cpus\":[{\"cpu\":0,\"error\":\"no telemetry yet\"},\
+                 {\"cpu\":1,\"updates\":1,\"periods\":5,\"missed\":0,\"last_latency_ns\":40000,\
+                 \"max_latency_ns\":40000,\"params_version\":2,\"process_value\":20125}]}\n"
+            );
+            assert_eq!(
+                hist(ch),
+                "rt cpu 0: no telemetry yet\n\
+                 rt cpu 1: 4 wake-ups, max 40000 ns\n\
+                 \x20        0..1 us: 1\n\
+                 \x20        1..2 us: 2\n\
+                 \x20      32..64 us: 1\n"
+            );
+        });
+    }
+
+    #[test]
+    fn the_parameter_list_shows_ranges_units_and_defaults() {
+        let p = params(&CONTROL);
+        assert!(
+            p.contains(
+                "  setpoint      -50.000 degC to 150.000 degC, default 20.000 degC: \
+             temperature the control loop holds\n"
+            ),
+            "{p}"
+        );
+    }
+}
