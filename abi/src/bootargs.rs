@@ -203,7 +203,7 @@ pub const BOOT_ARGS: &[BootArg] = &[
         word: "rt.latency.interval-us",
         value: Value::Number {
             min: 10,
-            max: 10_000_000,
+            max: 1_000_000,
         },
         default: "1000",
         meaning: "the latency probe's period, in us",
@@ -213,7 +213,7 @@ pub const BOOT_ARGS: &[BootArg] = &[
         word: "rt.latency.periods",
         value: Value::Number {
             min: 0,
-            max: 1_000_000_000,
+            max: u64::MAX,
         },
         default: "0, for ever",
         meaning: "the latency probe stops after this many periods",
@@ -494,7 +494,7 @@ mod tests {
             Err(WordError::OutOfRange {
                 word: "rt.latency.interval-us=18446744073709552",
                 min: 10,
-                max: 10_000_000
+                max: 1_000_000
             })
         );
         assert!(matches!(

@@ -1,36 +1,22 @@
 //! Bulkhead `hv`: the EL2 hypervisor that splits one machine into partitions.
 //!
-//! Portable modules (everything but `arch` and `boot`) are unit-tested on the host with
-//! `cargo test -p hv`; `arch` and `boot` exist only on the bare-metal target (hv is built
-//! for `aarch64-unknown-none-softfloat`: it never touches the guests' FP/SIMD registers).
-//! hv runs with interrupts masked and has no scheduler: every path is short and bounded.
+//! What hv decides lives in the portable, host-tested [`hv_core`] crate; this binary is
+//! the thin layer that runs it on the machine (`arch`: entry, vectors, EL2 setup, MMU,
+//! GIC, timers, SMP, power, heap and the boot flow). It exists only on the bare-metal
+//! target (`aarch64-unknown-none-softfloat`: hv never touches the guests' FP/SIMD
+//! registers). hv runs with interrupts masked and has no scheduler: every path is short
+//! and bounded.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+#[cfg(any(test, target_os = "none"))]
 extern crate alloc;
 
-mod console_ring;
-mod esr;
-mod exception_injection;
-mod guest_dtb;
-mod guest_image;
-mod hypercall;
-mod layout;
+// Boot-argument parsing: portable and host-tested here; only the target's boot flow uses it.
+#[cfg(any(test, target_os = "none"))]
 mod options;
-mod owed_irqs;
-mod partition;
-mod stage2;
-// Part of the distributor model's API serves only its host tests (the list form of
-// `write`, the `note_*` bookkeeping, accessors): the target uses the callback form.
-mod console_input;
-#[cfg_attr(target_os = "none", allow(dead_code))]
-mod vgic;
-mod vuart;
 
 #[cfg(target_os = "none")]
 mod arch;
-#[cfg(target_os = "none")]
-mod boot;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

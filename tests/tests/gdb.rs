@@ -14,7 +14,7 @@ use xtask::qemu::{self, Boot};
 const GUEST_RT_FUNCTION: &str = "guest_rt::arch::console::print";
 /// hv's handler of a lower-EL synchronous exception (guest-rt's console hypercall is the
 /// first such trap).
-const HV_FUNCTION: &str = "hv::arch::vcpu::handle_trap";
+const HV_FUNCTION: &str = "hv::arch::vcpu::trap_exit::handle_trap";
 
 /// A local port nobody listens on now (QEMU binds it right after).
 fn free_port() -> u16 {

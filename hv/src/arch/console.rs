@@ -16,7 +16,7 @@ use aarch64_cpu::registers::{Writeable, CNTHP_CTL_EL2};
 
 use super::cpu;
 use super::pl011::Pl011;
-use crate::console_ring::ConsoleRing;
+use hv_core::console_ring::ConsoleRing;
 
 static UART: Mutex<Option<Pl011>> = Mutex::new(None);
 /// A ticket lock: CPUs get the ring in arrival order, so a Linux CPU writing byte after

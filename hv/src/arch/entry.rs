@@ -7,7 +7,7 @@
 //! module must never touch memory outside hv's own image.
 
 use super::cpu::CPTR_EL2_NO_TRAPS;
-use crate::layout::{MAX_CPUS, STACK_SIZE};
+use hv_core::layout::{MAX_CPUS, STACK_SIZE};
 
 arm64_boot::image_header!(primary_entry);
 
@@ -25,7 +25,7 @@ unsafe extern "C" fn primary_entry() -> ! {
         relocate = sym arm64_boot::relocate,
         clear_bss = sym arm64_boot::clear_bss,
         common = sym cpu_common_setup,
-        main = sym crate::boot::primary_main,
+        main = sym crate::arch::boot::primary_main,
     )
 }
 
@@ -42,7 +42,7 @@ pub unsafe extern "C" fn secondary_entry() -> ! {
         "mov    x0, x19",
         "b      {main}",
         common = sym cpu_common_setup,
-        main = sym crate::boot::secondary_main,
+        main = sym crate::arch::boot::secondary_main,
     )
 }
 

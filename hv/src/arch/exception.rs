@@ -1,41 +1,16 @@
 //! EL2 exception vectors: save the interrupted context into a [`Frame`], hand it to Rust,
 //! restore it and `eret`.
 //!
-//! So far every exception taken at EL2 is a bug in `hv` (no guest runs yet): the handler
-//! prints a decoded report and stops the machine. It never returns into a broken context.
+//! Synchronous exceptions, IRQs and SErrors from a guest go to [`super::vcpu`]; anything
+//! taken from EL2 itself is a bug in `hv`: the handler prints a decoded report and stops
+//! the machine. It never returns into a broken context.
 
 use core::arch::global_asm;
-use core::fmt;
 
-use crate::esr::Esr;
+use hv_core::esr::Esr;
 
-/// The context saved by the vectors, in the order the assembly stores it.
-#[repr(C)]
-pub struct Frame {
-    pub x: [u64; 31],
-    pub elr: u64,
-    pub spsr: u64,
-    pub esr: u64,
-    pub far: u64,
-    _pad: u64,
-}
-
-impl Frame {
-    /// General-purpose register `n` as an instruction reads it (31 is XZR: zero).
-    pub fn reg(&self, n: u8) -> u64 {
-        self.x.get(usize::from(n)).copied().unwrap_or(0)
-    }
-
-    /// Writes register `n` as an instruction would (a write to XZR, 31, is discarded).
-    pub fn set_reg(&mut self, n: u8, value: u64) {
-        if let Some(x) = self.x.get_mut(usize::from(n)) {
-            *x = value;
-        }
-    }
-}
-
-const FRAME_SIZE: usize = core::mem::size_of::<Frame>();
-const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
+pub use hv_core::trap::Frame;
+use hv_core::trap::FRAME_SIZE;
 
 /// Which of the 16 vector slots was taken.
 #[derive(Clone, Copy, Debug)]
@@ -54,19 +29,6 @@ enum Kind {
     Irq = 1,
     Fiq = 2,
     SError = 3,
-}
-
-impl fmt::Display for Frame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, pair) in self.x.chunks(2).enumerate() {
-            match pair {
-                [a, b] => writeln!(f, "  x{:<2} {a:#018x}  x{:<2} {b:#018x}", 2 * i, 2 * i + 1)?,
-                [a] => writeln!(f, "  x{:<2} {a:#018x}", 2 * i)?,
-                _ => {}
-            }
-        }
-        write!(f, "  elr {:#018x}  spsr {:#010x}", self.elr, self.spsr)
-    }
 }
 
 // Each slot saves x0/x1, then jumps to the common path with the slot number in x1.

@@ -1,17 +1,16 @@
 //! The physical GIC (v2 or v3), owned by hv: distributor and per-CPU setup, acknowledging
 //! interrupts at EL2, and injecting virtual interrupts through the virtualization
-//! interface (GICv3 ICH list registers, GICv2 GICH list registers).
+//! interface (GICv3 ICH list registers, GICv2 GICH list registers: the child module
+//! [`list_registers`], one interface for both versions).
 //!
 //! Register offsets and fields: Arm IHI 0048B (GICv2 architecture specification: GICD
 //! 4.3, GICC 4.4, GICH 5.3) and Arm IHI 0069 (GICv3: GICD 12.9, GICR 12.10/12.11, ICC and
 //! ICH system registers 12.2-12.5). Guests never touch this driver's frames: their GICD is
 //! unmapped and their CPU interface is virtual (GICv3 ICV_* registers, the GICv2 GICV
-//! frame mapped where they expect GICC).
+//! frame mapped where they expect GICC), except on the CPUs of an exit-less GICv2
+//! partition, which own the physical GICC (hv takes no interrupts there).
 
-use aarch64_cpu::registers::{
-    Readable, Writeable, ICC_SRE_EL2, ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2,
-    ICH_LR1_EL2, ICH_LR2_EL2, ICH_LR3_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
-};
+use aarch64_cpu::registers::{Readable, Writeable, ICC_SRE_EL2, ICH_HCR_EL2, ICH_VTR_EL2};
 use platform::config::GicVersion;
 use platform::dtb::GicInfo;
 use spin::Once;
@@ -21,8 +20,9 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::cpu;
-use crate::layout::MAX_CPUS;
-use crate::vgic::{Effect, Irq};
+use super::device_regs::{DeviceRegs, RegisterBlock};
+use hv_core::layout::MAX_CPUS;
+use hv_core::vgic::{Effect, Irq};
 
 register_structs! {
     /// Distributor (common part of v2 and v3).
@@ -80,6 +80,15 @@ register_structs! {
         (0x1000 => dir: WriteOnly<u32>),
         (0x1004 => @END),
     },
+    /// GICv3 redistributor, RD_base frame (the registers hv uses).
+    GicrRd {
+        (0x000 => _ctlr: ReadWrite<u32>),
+        (0x004 => _iidr: ReadOnly<u32>),
+        (0x008 => typer: ReadOnly<u64>),
+        (0x010 => _statusr: ReadWrite<u32>),
+        (0x014 => waker: ReadWrite<u32>),
+        (0x018 => @END),
+    },
     /// GICv2 virtual interface control.
     Gich {
         (0x000 => hcr: ReadWrite<u32>),
@@ -117,20 +126,30 @@ const PRIORITY: u8 = 0xa0;
 const SPURIOUS: u32 = 1020;
 /// Frame of one GICv3 redistributor: RD_base and SGI_base, 64 KiB each.
 const GICR_STRIDE: usize = 0x2_0000;
-const GICR_WAKER: usize = 0x14;
-const GICR_TYPER: usize = 0x08;
 const GICR_SGI_OFFSET: usize = 0x1_0000;
-/// GICD_IROUTER<n> (v3), 64-bit, at 0x6000 + 8n.
+/// GICD_IROUTER<n> (v3), 64-bit, at 0x6000 + 8n (n < 1020 meaningful).
 const GICD_IROUTER: usize = 0x6000;
+type Irouters = [ReadWrite<u64>; 1020];
+
+// SAFETY: each is a `register_structs!` of tock-registers cells (or an array of them).
+unsafe impl RegisterBlock for Gicd {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for GicrRd {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for GicrSgi {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for Gicc {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for Gich {}
+// SAFETY: as above.
+unsafe impl RegisterBlock for Irouters {}
 /// Affinity fields of an MPIDR (Aff3, Aff2, Aff1, Aff0) as GICD_IROUTER takes them.
 const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 pub struct Gic {
-    version: GicVersion,
-    gicd: usize,
-    gicr: usize,
-    gicc: usize,
-    gich: usize,
+    gicd: DeviceRegs<Gicd>,
+    /// The frames of the version's CPU and virtualization interfaces.
+    frames: Frames,
     list_registers: Once<usize>,
     /// MPIDR affinity of each CPU (index = hv's CPU index), for GICv3 routing and SGIs.
     mpidr: [u64; MAX_CPUS],
@@ -144,16 +163,32 @@ pub const KICK_SGI: u32 = 0;
 /// The virtualization interface's maintenance interrupt (PPI 9 on every GIC Bulkhead
 /// supports: QEMU virt and the BCM2711 DTB both say so).
 pub const MAINTENANCE: u32 = 25;
-/// ICH_HCR_EL2.UIE / GICH_HCR.UIE: maintenance interrupt when at most one list register
-/// still holds an interrupt (so queued ones can be refilled).
-const HCR_UIE: u32 = 1 << 1;
+
+// The list-register interface (both versions): injecting, refilling and resetting a
+// vCPU's virtual interrupts.
+mod list_registers;
 
 static GIC: Once<Gic> = Once::new();
 
-fn mmio<T>(base: usize) -> &'static T {
-    // SAFETY: the bases come from the DTB's GIC node, identity-mapped as device memory by
-    // hv's stage-1 tables, used by hv only (no partition maps them).
-    unsafe { &*(base as *const T) }
+/// What differs between the GIC versions' frames: GICv2's CPU interface (GICC) and
+/// virtual interface control (GICH) frames; GICv3's routing registers and one
+/// redistributor per CPU (its CPU interfaces are system registers).
+enum Frames {
+    V2 {
+        gicc: DeviceRegs<Gicc>,
+        gich: DeviceRegs<Gich>,
+    },
+    V3 {
+        irouter: DeviceRegs<Irouters>,
+        redistributors: [Option<Redistributor>; MAX_CPUS],
+    },
+}
+
+/// One CPU's GICv3 redistributor: RD_base, then SGI_base.
+#[derive(Clone, Copy)]
+struct Redistributor {
+    rd: DeviceRegs<GicrRd>,
+    sgi: DeviceRegs<GicrSgi>,
 }
 
 pub fn get() -> Option<&'static Gic> {
@@ -161,19 +196,58 @@ pub fn get() -> Option<&'static Gic> {
 }
 
 /// Records the GIC and enables the distributor (boot CPU, once). `mpidrs` lists the CPUs'
-/// affinities in hv's CPU order.
-pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
+/// affinities in hv's CPU order. Fails when the DTB lacks a frame the version needs.
+///
+/// # Safety
+/// `info`'s frames are the GIC's, mapped as device memory by hv's tables for the rest of
+/// hv's life, and no partition maps them.
+pub unsafe fn init(info: &GicInfo, mpidrs: &[u64]) -> Result<&'static Gic, &'static str> {
+    let frames = match info.version {
+        GicVersion::V2 => {
+            let (Some(gicc), Some(gich)) = (info.gicc, info.gich) else {
+                return Err("GICv2 without GICC and GICH frames in the DTB");
+            };
+            // SAFETY: the caller vouches for the frames; each block is its frame's start.
+            unsafe {
+                Frames::V2 {
+                    gicc: DeviceRegs::new(gicc.base as usize),
+                    gich: DeviceRegs::new(gich.base as usize),
+                }
+            }
+        }
+        GicVersion::V3 => {
+            let Some(gicr) = info.gicr else {
+                return Err("GICv3 without redistributors in the DTB");
+            };
+            // Only the frames the GICR region holds exist.
+            let count = (gicr.size / GICR_STRIDE as u64) as usize;
+            let redistributors = core::array::from_fn(|cpu| {
+                let base = gicr.base as usize + cpu * GICR_STRIDE;
+                // SAFETY: frame `cpu` lies inside the region the caller vouches for.
+                (cpu < count).then(|| unsafe {
+                    Redistributor {
+                        rd: DeviceRegs::new(base),
+                        sgi: DeviceRegs::new(base + GICR_SGI_OFFSET),
+                    }
+                })
+            });
+            // SAFETY: the IROUTER array lies inside the 64 KiB GICv3 distributor frame.
+            let irouter = unsafe { DeviceRegs::new(info.gicd.base as usize + GICD_IROUTER) };
+            Frames::V3 {
+                irouter,
+                redistributors,
+            }
+        }
+    };
     let gic = GIC.call_once(|| {
         let mut mpidr = [0; MAX_CPUS];
         for (slot, m) in mpidr.iter_mut().zip(mpidrs) {
             *slot = *m;
         }
         Gic {
-            version: info.version,
-            gicd: info.gicd.base as usize,
-            gicr: info.gicr.map_or(0, |r| r.base as usize),
-            gicc: info.gicc.map_or(0, |r| r.base as usize),
-            gich: info.gich.map_or(0, |r| r.base as usize),
+            // SAFETY: the caller vouches for the distributor frame.
+            gicd: unsafe { DeviceRegs::new(info.gicd.base as usize) },
+            frames,
             list_registers: Once::new(),
             mpidr,
             // GIC-400 and QEMU number CPU interfaces like the cores; each CPU confirms its
@@ -181,8 +255,8 @@ pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
             interface: core::array::from_fn(|i| AtomicU8::new(1 << (i % 8))),
         }
     });
-    let gicd: &Gicd = mmio(gic.gicd);
-    match gic.version {
+    let gicd = gic.gicd.get();
+    match gic.version() {
         GicVersion::V3 => {
             gicd.ctlr.set(GICD_CTLR_V3);
             while gicd.ctlr.get() & (1 << 31) != 0 {
@@ -191,22 +265,37 @@ pub fn init(info: &GicInfo, mpidrs: &[u64]) -> &'static Gic {
         }
         GicVersion::V2 => gicd.ctlr.set(GICD_CTLR_V2),
     }
-    gic
+    Ok(gic)
 }
 
 impl Gic {
     pub fn version(&self) -> GicVersion {
-        self.version
+        match self.frames {
+            Frames::V2 { .. } => GicVersion::V2,
+            Frames::V3 { .. } => GicVersion::V3,
+        }
     }
 
     /// Number of INTIDs the distributor implements (GICD_TYPER.ITLinesNumber).
     pub fn lines(&self) -> u32 {
-        let gicd: &Gicd = mmio(self.gicd);
-        32 * ((gicd.typer.get() & 0x1f) + 1)
+        32 * ((self.gicd.get().typer.get() & 0x1f) + 1)
+    }
+
+    /// CPU `cpu`'s GICv3 redistributor. Panics on GICv2 or for a CPU the GICR region has
+    /// no frame for (`check_redistributors` refuses such a board at boot).
+    fn redistributor(&self, cpu: usize) -> Redistributor {
+        match &self.frames {
+            Frames::V3 { redistributors, .. } => redistributors
+                .get(cpu)
+                .copied()
+                .flatten()
+                .expect("a redistributor frame per CPU"),
+            Frames::V2 { .. } => panic!("GICv2 has no redistributors"),
+        }
     }
 
     fn gicr_sgi(&self, cpu: usize) -> &'static GicrSgi {
-        mmio(self.gicr + cpu * GICR_STRIDE + GICR_SGI_OFFSET)
+        self.redistributor(cpu).sgi.get()
     }
 
     /// Checks that redistributor frame `i` (at GICR base + i * 128 KiB, which hv and the
@@ -214,12 +303,15 @@ impl Gic {
     /// affinity (IHI 0069 12.11.35: Aff3.Aff2.Aff1.Aff0 in bits [63:32]). A board with
     /// another order would have hv program the wrong CPU's interrupts.
     pub fn check_redistributors(&self, cpus: usize) -> Result<(), alloc::string::String> {
-        if self.version != GicVersion::V3 {
+        let Frames::V3 { redistributors, .. } = &self.frames else {
             return Ok(());
-        }
-        for cpu in 0..cpus.min(MAX_CPUS) {
-            let typer = mmio::<ReadOnly<u64>>(self.gicr + cpu * GICR_STRIDE + GICR_TYPER).get();
-            let m = self.mpidr[cpu];
+        };
+        let frames = redistributors.iter().zip(&self.mpidr).enumerate();
+        for (cpu, (frame, &m)) in frames.take(cpus.min(MAX_CPUS)) {
+            let Some(frame) = frame else {
+                return Err(alloc::format!("no redistributor frame for CPU {cpu}"));
+            };
+            let typer = frame.rd.get().typer.get();
             let expected = (m & 0xff_ffff) | ((m >> 32) & 0xff) << 24;
             if typer >> 32 != expected {
                 return Err(alloc::format!(
@@ -241,9 +333,9 @@ impl Gic {
     /// interface (EOI both drops priority and deactivates; the virtual interface is off).
     pub fn init_cpu_for(&self, exitless: bool) {
         let me = cpu::index();
-        match self.version {
-            GicVersion::V3 => {
-                let waker = mmio::<ReadWrite<u32>>(self.gicr + me * GICR_STRIDE + GICR_WAKER);
+        match &self.frames {
+            Frames::V3 { .. } => {
+                let waker = &self.redistributor(me).rd.get().waker;
                 waker.set(waker.get() & !WAKER_PROCESSOR_SLEEP);
                 while waker.get() & WAKER_CHILDREN_ASLEEP != 0 {
                     core::hint::spin_loop();
@@ -274,60 +366,21 @@ impl Gic {
                 self.list_registers
                     .call_once(|| (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1) as usize);
             }
-            GicVersion::V2 => {
+            Frames::V2 { gicc, gich } => {
                 // Byte 0 of the banked ITARGETSR0 reads as this CPU's interface mask.
-                let gicd: &Gicd = mmio(self.gicd);
-                let mask = (gicd.itargetsr[0].get() & 0xff) as u8;
+                let mask = (self.gicd.get().itargetsr[0].get() & 0xff) as u8;
                 self.interface[me].store(mask, Ordering::Relaxed);
-                let gicc: &Gicc = mmio(self.gicc);
+                let gicc = gicc.get();
                 gicc.pmr.set(0xff);
                 gicc.ctlr.set(if exitless {
                     GICC_CTLR & !GICC_CTLR_EOIMODE
                 } else {
                     GICC_CTLR
                 });
-                let gich: &Gich = mmio(self.gich);
+                let gich = gich.get();
                 gich.hcr.set(if exitless { 0 } else { GICH_HCR_EN });
                 self.list_registers
                     .call_once(|| ((gich.vtr.get() & 0x3f) + 1) as usize);
-            }
-        }
-    }
-
-    /// Forgets everything a previous guest left in this CPU's virtual interface before a
-    /// vCPU (re)starts: list registers (the physical interrupt behind a hardware-linked
-    /// one, pending or active, is deactivated, or its line would stay blocked for good), active priorities and the
-    /// virtual machine control register. A vCPU powered on by PSCI starts like a reset CPU.
-    pub fn reset_vcpu_interface(&self) {
-        let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
-                for n in 0..count.min(4) {
-                    let lr = read_lr(n);
-                    // HW [61], State [63:62], pINTID [44:32]. A hardware-linked entry in
-                    // any state (pending too) stands for a physical interrupt hv left
-                    // active for the guest to deactivate: the guest is gone, hv does it.
-                    if lr & (1 << 61) != 0 && lr >> 62 != 0 {
-                        self.deactivate(((lr >> 32) & 0x1fff) as u32);
-                    }
-                    write_lr(n, 0);
-                }
-                ICH_AP0R0_EL2.set(0);
-                ICH_AP1R0_EL2.set(0);
-                ICH_VMCR_EL2.set(0);
-            }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
-                for n in 0..count.min(64) {
-                    let lr = gich.lr[n].get();
-                    // HW [31], State [29:28], PhysicalID [19:10]; any state, as above.
-                    if lr & (1 << 31) != 0 && (lr >> 28) & 0b11 != 0 {
-                        self.deactivate((lr >> 10) & 0x3ff);
-                    }
-                    gich.lr[n].set(0);
-                }
-                gich.apr.set(0);
-                gich.vmcr.set(0);
             }
         }
     }
@@ -336,7 +389,7 @@ impl Gic {
     pub fn enable_private(&self, intid: u32) {
         let bit = 1u32 << intid;
         let byte = intid as usize;
-        match self.version {
+        match self.version() {
             GicVersion::V3 => {
                 let sgi = self.gicr_sgi(cpu::index());
                 write_byte(&sgi.ipriorityr, byte, PRIORITY);
@@ -344,7 +397,7 @@ impl Gic {
             }
             GicVersion::V2 => {
                 // GICD's first registers are banked per CPU for SGIs and PPIs.
-                let gicd: &Gicd = mmio(self.gicd);
+                let gicd = self.gicd.get();
                 write_byte(&gicd.ipriorityr, byte, PRIORITY);
                 gicd.isenabler[0].set(bit);
             }
@@ -355,8 +408,8 @@ impl Gic {
     /// priority is dropped at once; the interrupt stays active until deactivated (by the
     /// guest's EOI of the linked virtual interrupt, or by [`Self::deactivate`]).
     pub fn acknowledge(&self) -> Option<u32> {
-        let intid = match self.version {
-            GicVersion::V3 => {
+        let intid = match &self.frames {
+            Frames::V3 { .. } => {
                 let iar: u64;
                 // SAFETY: reading IAR acknowledges an interrupt; hv handles what it returns.
                 unsafe {
@@ -364,111 +417,59 @@ impl Gic {
                 }
                 (iar & 0xff_ffff) as u32
             }
-            GicVersion::V2 => mmio::<Gicc>(self.gicc).iar.get() & 0x3ff,
+            Frames::V2 { gicc, .. } => gicc.get().iar.get() & 0x3ff,
         };
         if intid >= SPURIOUS {
             return None;
         }
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 // SAFETY: EOIR with EOImode = 1 only drops the running priority.
                 unsafe {
                     core::arch::asm!("msr icc_eoir1_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack));
                 }
             }
-            GicVersion::V2 => mmio::<Gicc>(self.gicc).eoir.set(intid),
+            Frames::V2 { gicc, .. } => gicc.get().eoir.set(intid),
         }
         Some(intid)
     }
 
     /// Deactivates an interrupt hv acknowledged but does not forward.
     pub fn deactivate(&self, intid: u32) {
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 // SAFETY: DIR deactivates the given (active) interrupt of this CPU.
                 unsafe {
                     core::arch::asm!("msr icc_dir_el1, {0}", "isb", in(reg) u64::from(intid), options(nostack));
                 }
             }
-            GicVersion::V2 => mmio::<Gicc>(self.gicc).dir.set(intid),
-        }
-    }
-
-    /// Makes virtual interrupt `intid` pending for the vCPU on this CPU, linked to the
-    /// physical interrupt of the same number (the guest's EOI deactivates it). Returns
-    /// false when every list register is in use.
-    pub fn inject_hw(&self, intid: u32) -> bool {
-        self.write_free_lr(
-            (1 << 61) | (u64::from(intid) << 32) | u64::from(intid), // HW, pINTID, vINTID
-            (1 << 31) | (intid << 10) | intid,                       // HW, PhysicalID, VirtualID
-        )
-    }
-
-    /// Writes a pending virtual interrupt into a free list register; `v3` and `v2` are
-    /// the interrupt-specific fields of each layout (state, group and priority are added
-    /// here). False when every list register is in use.
-    fn write_free_lr(&self, v3: u64, v2: u32) -> bool {
-        let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
-                // ICH_LR<n>_EL2: State [63:62] = pending, Group [60] = 1, Priority [55:48].
-                let fixed = (0b01 << 62) | (1 << 60) | (u64::from(PRIORITY) << 48);
-                let free = (0..count.min(4)).find(|&n| read_lr(n) >> 62 == 0);
-                free.map(|n| write_lr(n, fixed | v3)).is_some()
-            }
-            GicVersion::V2 => {
-                // GICH_LR<n>: State [29:28] = pending, group 0, Priority [27:23] (5 bits).
-                let fixed = (0b01 << 28) | (u32::from(PRIORITY >> 3) << 23);
-                let gich: &Gich = mmio(self.gich);
-                let empty = gich.elrsr0.get();
-                let free = (0..count.min(32)).find(|&n| empty & (1 << n) != 0);
-                free.map(|n| gich.lr[n].set(fixed | v2)).is_some()
-            }
+            Frames::V2 { gicc, .. } => gicc.get().dir.set(intid),
         }
     }
 }
 
 impl Gic {
-    /// Asks for (or stops asking for) a maintenance interrupt once the list registers
-    /// drain: how interrupts queued beyond the list registers get their turn.
-    pub fn request_refill(&self, on: bool) {
-        match self.version {
-            GicVersion::V3 => {
-                let hcr = ICH_HCR_EL2.get();
-                let uie = u64::from(HCR_UIE);
-                ICH_HCR_EL2.set(if on { hcr | uie } else { hcr & !uie });
-            }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
-                let hcr = gich.hcr.get();
-                gich.hcr
-                    .set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
-            }
-        }
-    }
-
     /// Puts a partition's SPI in the group guests' virtual interrupts use: group 1 on
     /// GICv3 (group 0 would be signalled as FIQ); GICv2 keeps group 0 (hv's CPU interface
     /// signals it as IRQ).
     pub fn claim_spi(&self, intid: u32) {
-        if self.version == GicVersion::V3 {
-            let gicd: &Gicd = mmio(self.gicd);
-            let reg = &gicd.igroupr[intid as usize / 32];
+        if self.version() == GicVersion::V3 {
+            let reg = &self.gicd.get().igroupr[intid as usize / 32];
             let _config = CONFIG_WORDS.lock();
             reg.set(reg.get() | 1 << (intid % 32));
         }
     }
 
     /// Applies one physical action of a partition's emulated distributor (see
-    /// [`crate::vgic`]). Banked effects name the calling CPU, whose banked registers these
+    /// [`hv_core::vgic`]). Banked effects name the calling CPU, whose banked registers these
     /// are.
     pub fn apply(&self, effect: &Effect) {
-        if let (GicVersion::V3, Some(cpu)) = (self.version, effect.irq().and_then(|i| i.cpu)) {
+        if let (GicVersion::V3, Some(cpu)) = (self.version(), effect.irq().and_then(|i| i.cpu)) {
             // GICv3 SGIs/PPIs live in each CPU's redistributor, which any CPU can reach.
             self.apply_banked_v3(self.gicr_sgi(cpu as usize), effect);
             return;
         }
-        let gicd: &Gicd = mmio(self.gicd);
+        let gicd = self.gicd.get();
         let bit = |intid: u32| (intid as usize / 32, 1u32 << (intid % 32));
         match *effect {
             Effect::Enable(irq) => {
@@ -504,8 +505,9 @@ impl Gic {
                 write_byte(&gicd.itargetsr, intid as usize, mask);
             }
             Effect::Route { intid, cpu } => {
-                let irouter = mmio::<ReadWrite<u64>>(self.gicd + GICD_IROUTER + 8 * intid as usize);
-                irouter.set(self.mpidr[cpu as usize] & AFFINITY_MASK);
+                if let Frames::V3 { irouter, .. } = &self.frames {
+                    irouter.get()[intid as usize].set(self.mpidr[cpu as usize] & AFFINITY_MASK);
+                }
             }
             // Virtual SGIs are delivered by the caller (they target vCPUs, not lines).
             Effect::SendSgi { .. } => {}
@@ -536,7 +538,7 @@ impl Gic {
     }
 
     fn banked_or_shared(&self, irq: Irq, banked: impl FnOnce(&GicrSgi), shared: impl FnOnce()) {
-        match (self.version, irq.cpu) {
+        match (self.version(), irq.cpu) {
             (GicVersion::V3, Some(cpu)) => banked(self.gicr_sgi(cpu as usize)),
             _ => shared(),
         }
@@ -544,8 +546,8 @@ impl Gic {
 
     /// Sends physical SGI `intid` to CPU `cpu` (hv's index).
     pub fn send_sgi(&self, intid: u32, cpu: usize) {
-        match self.version {
-            GicVersion::V3 => {
+        match &self.frames {
+            Frames::V3 { .. } => {
                 let m = self.mpidr[cpu];
                 let value = ((m >> 32) & 0xff) << 48 // Aff3
                     | ((m >> 16) & 0xff) << 32 // Aff2
@@ -557,77 +559,10 @@ impl Gic {
                     core::arch::asm!("dsb ish", "msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack));
                 }
             }
-            GicVersion::V2 => {
+            Frames::V2 { .. } => {
                 let mask = u32::from(self.interface[cpu].load(Ordering::Relaxed));
                 aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
-                mmio::<Gicd>(self.gicd)
-                    .sgir
-                    .set((mask << 16) | (intid & 0xf));
-            }
-        }
-    }
-
-    /// Makes virtual SGI `intid` from vCPU `source` pending for the vCPU on this CPU (not
-    /// linked to any physical interrupt). False when every list register is in use.
-    pub fn inject_sgi(&self, intid: u32, source: u32) -> bool {
-        // An SGI already in a list register is not listed twice (the architecture forbids
-        // two list registers with one vINTID): pending stays pending, active becomes
-        // active and pending, as on a physical GIC.
-        if self.merge_pending(intid, source) {
-            return true;
-        }
-        // No HW link; on v2 the CPUID field [12:10] names the sending vCPU.
-        self.write_free_lr(u64::from(intid), ((source & 0x7) << 10) | intid)
-    }
-
-    /// Makes an emulated level-sensitive interrupt (one with no physical line behind it,
-    /// like a Linux partition's console UART) pending for the vCPU on this CPU. False when
-    /// every list register is in use.
-    pub fn inject_virtual(&self, intid: u32) -> bool {
-        let count = self.list_registers.get().copied().unwrap_or(0);
-        // Held already: pending stays pending; active (the guest is in its handler) becomes
-        // active and pending, so the still-high line is taken again after its EOI.
-        let held = match self.version {
-            GicVersion::V3 => (0..count.min(4)).find_map(|n| {
-                let lr = read_lr(n);
-                (lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid))
-                    .then(|| write_lr(n, lr | (0b01 << 62)))
-            }),
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
-                (0..count.min(32)).find_map(|n| {
-                    let lr = gich.lr[n].get();
-                    ((lr >> 28) & 0b11 != 0 && lr & 0x3ff == intid)
-                        .then(|| gich.lr[n].set(lr | (0b01 << 28)))
-                })
-            }
-        };
-        held.is_some() || self.write_free_lr(u64::from(intid), intid)
-    }
-
-    /// Marks an SGI that is already in a list register pending; false if none holds it.
-    fn merge_pending(&self, intid: u32, source: u32) -> bool {
-        let count = self.list_registers.get().copied().unwrap_or(0);
-        match self.version {
-            GicVersion::V3 => {
-                let found = (0..count.min(4)).find(|&n| {
-                    let lr = read_lr(n);
-                    lr >> 62 != 0 && lr & 0xffff_ffff == u64::from(intid)
-                });
-                found
-                    .map(|n| write_lr(n, read_lr(n) | (0b01 << 62)))
-                    .is_some()
-            }
-            GicVersion::V2 => {
-                let gich: &Gich = mmio(self.gich);
-                let id = ((source & 0x7) << 10) | intid;
-                let found = (0..count.min(32)).find(|&n| {
-                    let lr = gich.lr[n].get();
-                    (lr >> 28) & 0b11 != 0 && lr & 0x1fff == id
-                });
-                found
-                    .map(|n| gich.lr[n].set(gich.lr[n].get() | (0b01 << 28)))
-                    .is_some()
+                self.gicd.get().sgir.set((mask << 16) | (intid & 0xf));
             }
         }
     }
@@ -658,22 +593,4 @@ fn set_edge(reg: &ReadWrite<u32>, intid: u32, edge: bool) {
     let shift = (intid % 16) * 2 + 1;
     let _config = CONFIG_WORDS.lock();
     reg.set((reg.get() & !(1 << shift)) | (u32::from(edge) << shift));
-}
-
-fn read_lr(n: usize) -> u64 {
-    match n {
-        0 => ICH_LR0_EL2.get(),
-        1 => ICH_LR1_EL2.get(),
-        2 => ICH_LR2_EL2.get(),
-        _ => ICH_LR3_EL2.get(),
-    }
-}
-
-fn write_lr(n: usize, value: u64) {
-    match n {
-        0 => ICH_LR0_EL2.set(value),
-        1 => ICH_LR1_EL2.set(value),
-        2 => ICH_LR2_EL2.set(value),
-        _ => ICH_LR3_EL2.set(value),
-    }
 }

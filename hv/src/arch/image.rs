@@ -10,7 +10,7 @@ unsafe extern "C" {
 
 /// Initial stack pointer of CPU `cpu` (stacks grow down from the end of its slot).
 pub fn stack_top(cpu: usize) -> u64 {
-    core::ptr::addr_of!(__stacks_start) as u64 + ((cpu + 1) * crate::layout::STACK_SIZE) as u64
+    core::ptr::addr_of!(__stacks_start) as u64 + ((cpu + 1) * hv_core::layout::STACK_SIZE) as u64
 }
 
 /// hv's own image in memory: code, data, BSS and stacks.

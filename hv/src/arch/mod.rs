@@ -1,9 +1,11 @@
 //! Everything that only exists on the target: entry code, vectors, system registers, MMU,
 //! UART, power. Kept thin; decisions live in the portable modules.
 
+pub mod boot;
 pub mod cache;
 pub mod console;
 pub mod cpu;
+pub mod device_regs;
 pub mod entry;
 pub mod exception;
 pub mod gic;

@@ -10,12 +10,25 @@ use tock_registers::registers::ReadWrite;
 use platform::dtb::PsciConduit;
 
 use super::cpu;
+use super::device_regs::{DeviceRegs, RegisterBlock};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub enum Method {
     Psci(PsciConduit),
-    /// Base of the BCM2835 power-management block.
-    Watchdog(usize),
+    /// The BCM2835 power-management block (made by [`Method::watchdog`]).
+    Watchdog(DeviceRegs<PmRegs>),
+}
+
+impl Method {
+    /// The BCM2835 watchdog at `base`.
+    ///
+    /// # Safety
+    /// As [`DeviceRegs::new`]: `base` is the board's power-management block, mapped as
+    /// device memory for the rest of hv's life (or the MMU off) and used by hv alone.
+    pub unsafe fn watchdog(base: usize) -> Self {
+        // SAFETY: forwarded from the caller.
+        Self::Watchdog(unsafe { DeviceRegs::new(base) })
+    }
 }
 
 static METHOD: Once<Method> = Once::new();
@@ -27,12 +40,15 @@ pub fn set_method(method: Method) {
 /// PM block registers (offsets 0x1c RSTC, 0x24 WDOG), as the Linux bcm2835_wdt driver
 /// documents them: writes need the 0x5a password in the top byte.
 #[repr(C)]
-struct PmRegs {
+pub struct PmRegs {
     _reserved: [u32; 7],
     rstc: ReadWrite<u32>,
     _rsts: u32,
     wdog: ReadWrite<u32>,
 }
+
+// SAFETY: cells and plain words any bit pattern is valid for; only the cells are accessed.
+unsafe impl RegisterBlock for PmRegs {}
 
 const PM_PASSWORD: u32 = 0x5a00_0000;
 const RSTC_WRCFG_MASK: u32 = 0x30;
@@ -51,10 +67,8 @@ pub fn system_off() -> ! {
         Some(Method::Psci(PsciConduit::Hvc)) => {
             let _ = smccc::psci::system_off::<Hvc>();
         }
-        Some(Method::Watchdog(base)) => {
-            // SAFETY: `base` is the PM block from the DTB, identity mapped as device memory
-            // and used by nothing else in hv.
-            let pm = unsafe { &*(*base as *const PmRegs) };
+        Some(Method::Watchdog(pm)) => {
+            let pm = pm.get();
             pm.wdog.set(PM_PASSWORD | WDOG_TICKS);
             let rstc = pm.rstc.get() & !RSTC_WRCFG_MASK;
             pm.rstc.set(PM_PASSWORD | rstc | RSTC_WRCFG_FULL_RESET);

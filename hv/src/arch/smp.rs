@@ -9,7 +9,7 @@ use platform::dtb::{BoardInfo, CpuEnable, PsciConduit};
 use smccc::{Hvc, Smc};
 
 use super::cpu;
-use crate::layout::MAX_CPUS;
+use hv_core::layout::MAX_CPUS;
 
 static ONLINE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 

@@ -1,5 +1,5 @@
 //! A Linux partition's console: the PL011 hv emulates at the address of the board's
-//! console UART ([`crate::vuart`] is the register model), wired to the physical UART.
+//! console UART ([`hv_core::vuart`] is the register model), wired to the physical UART.
 //!
 //! Output: every byte the guest writes goes into hv's console ring as it is (Linux's own
 //! line discipline made it terminal output). Input: hv polls the physical UART from the
@@ -16,17 +16,15 @@
 use alloc::vec::Vec;
 
 use log::info;
-use platform::config::Region;
 use spin::Mutex;
 
 use super::exception::Frame;
-use super::vcpu::Running;
 use super::{console, cpu, gic};
-use crate::console_input::{Cmd, InputRouter, Routed, HELP};
-use crate::esr::DataAbort;
-use crate::guest_dtb::EmulatedUart;
-use crate::vgic::AccessWidth;
-use crate::vuart::{self, VirtualPl011};
+use hv_core::console_input::{Cmd, InputRouter, Routed, HELP};
+use hv_core::emulated_console::EmulatedConsole;
+use hv_core::esr::DataAbort;
+use hv_core::mmio_access::AccessWidth;
+use hv_core::running::Running;
 
 /// Period of the input poll while the guest runs.
 pub const POLL_MS: u64 = 10;
@@ -35,47 +33,33 @@ pub const POLL_MS: u64 = 10;
 /// faster than the line drains; its output must not crowd out the others').
 pub const RESERVED_FOR_OTHERS: usize = 4096;
 
-pub struct EmulatedConsole {
-    uart: EmulatedUart,
-    model: Mutex<VirtualPl011>,
-}
-
-impl EmulatedConsole {
-    pub fn new(uart: EmulatedUart) -> Self {
-        Self {
-            uart,
-            model: Mutex::new(VirtualPl011::new()),
-        }
-    }
-
-    /// The trapped register frame.
-    pub fn frame(&self) -> Region {
-        Region::new(self.uart.base, vuart::FRAME_SIZE)
-    }
-
+/// A Linux partition's console model ([`EmulatedConsole`]) wired to hv's UART and the GIC.
+pub trait ConsoleWiring {
     /// A guest load or store in the frame. False if the model refuses it (bad width or
     /// offset: a stray access for the caller).
-    pub fn access(
-        &self,
-        frame: &mut Frame,
-        partition: &Running,
-        offset: u64,
-        da: DataAbort,
-    ) -> bool {
+    fn access(&self, frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool;
+    /// Keeps the virtual SPI pending while the model's line is high, on the partition's
+    /// lowest-numbered running vCPU (Linux may take its CPU 0 offline): injected here when
+    /// that is this CPU's, else that CPU is kicked and does it.
+    fn update_irq(&self, partition: &Running);
+}
+
+impl ConsoleWiring for EmulatedConsole {
+    fn access(&self, frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
         let Some(width) = AccessWidth::from_bytes(da.size) else {
             return false;
         };
         console::drain_now();
         let full = console::room() < RESERVED_FOR_OTHERS;
         let (ok, output) = {
-            let mut model = self.model.lock();
+            let mut model = self.model().lock();
             model.set_tx_full(full);
             let ok = if da.write {
                 model.write(offset, width, frame.reg(da.register)).is_ok()
             } else {
                 model
                     .read(offset, width)
-                    .map(|value| frame.set_reg(da.register, value))
+                    .map(|value| frame.complete_load(da, value))
                     .is_ok()
             };
             (ok, model.take_tx())
@@ -85,21 +69,13 @@ impl EmulatedConsole {
         ok
     }
 
-    /// Back to the reset state (the partition is being rebooted).
-    pub fn reset(&self) {
-        *self.model.lock() = VirtualPl011::new();
-    }
-
-    /// Keeps the virtual SPI pending while the model's line is high, on the partition's
-    /// lowest-numbered running vCPU (Linux may take its CPU 0 offline): injected here when
-    /// that is this CPU's, else that CPU is kicked and does it.
-    pub fn update_irq(&self, partition: &Running) {
-        if !self.model.lock().line_high() {
+    fn update_irq(&self, partition: &Running) {
+        if !self.model().lock().line_high() {
             return;
         }
         {
             let vgic = partition.vgic.lock();
-            if !vgic.distributor_enabled() || !vgic.line_enabled(self.uart.spi, 0) {
+            if !vgic.distributor_enabled() || !vgic.line_enabled(self.spi(), 0) {
                 return;
             }
         }
@@ -111,7 +87,7 @@ impl EmulatedConsole {
         };
         if cpu::index() == target as usize {
             // No free list register: the next tick or trap tries again.
-            gic.inject_virtual(self.uart.spi);
+            gic.inject_virtual(self.spi());
         } else {
             gic.send_sgi(gic::KICK_SGI, target as usize);
         }
@@ -144,7 +120,7 @@ pub fn poll_input(partitions: &[Running]) {
         let focused = router
             .focus()
             .and_then(|i| Some((i, partitions.get(i)?.console.as_ref()?)));
-        if focused.is_some_and(|(_, c)| c.model.lock().rx_room() == 0) {
+        if focused.is_some_and(|(_, c)| c.model().lock().rx_room() == 0) {
             break;
         }
         let Some(byte) = console::poll_input() else {
@@ -153,7 +129,7 @@ pub fn poll_input(partitions: &[Running]) {
         match router.route(byte) {
             Routed::Deliver { partition, byte } => {
                 if let Some(c) = partitions.get(partition).and_then(|p| p.console.as_ref()) {
-                    c.model.lock().push_rx(byte);
+                    c.model().lock().push_rx(byte);
                     touched |= 1 << partition;
                 }
             }
@@ -187,7 +163,7 @@ pub fn poll_input(partitions: &[Running]) {
     for (i, p) in partitions.iter().enumerate() {
         if let Some(c) = &p.console {
             let was_full = {
-                let mut model = c.model.lock();
+                let mut model = c.model().lock();
                 let was = model.tx_full();
                 model.set_tx_full(full);
                 was
@@ -227,7 +203,7 @@ pub fn set_takes_input(partitions: &[Running], index: usize, takes: bool) {
 pub fn print_stats(partitions: &[Running]) {
     for (i, p) in partitions.iter().enumerate() {
         if let Some(console) = &p.console {
-            let stats = console.model.lock().stats();
+            let stats = console.model().lock().stats();
             info!(
                 "stats: {} console: {} bytes out, {} in, {} typed bytes lost (receive FIFO full)",
                 partition_name(partitions, i),

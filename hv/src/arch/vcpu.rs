@@ -1,5 +1,8 @@
-//! Running partitions: each physical CPU enters its one vCPU at EL1 and handles its traps
-//! (HVC: PSCI and hypercalls; SMC: refused; stage-2 data aborts: containment).
+//! Running partitions on the machine: the partition table and each CPU's pinning, vCPU
+//! entry (EL2 setup for the partition, then `eret` to EL1), stopping and restarting a
+//! partition, and the statistics. The two exits are children: [`trap_exit`] (synchronous
+//! traps: HVC, MMIO, SGI1R, containment) and [`irq_exit`] (physical interrupts, virtual
+//! SGIs, owed interrupts). What to do is hv-core's to decide; this carries it out.
 //!
 //! The partition table is built once by the boot CPU ([`install`]) and never changes
 //! shape; each partition's mutable state sits behind its own lock, taken only for the
@@ -8,66 +11,50 @@
 
 use alloc::vec::Vec;
 use core::arch::asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTHP_CTL_EL2, CNTVOFF_EL2, CNTV_CTL_EL0, ELR_EL1,
-    ESR_EL1, FAR_EL1, HCR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, MIDR_EL1, SCTLR_EL1, SPSR_EL1,
+    Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTVOFF_EL2, CNTV_CTL_EL0, HCR_EL2, MIDR_EL1,
     VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
-use log::{error, info, warn};
+use log::info;
 use spin::{Mutex, Once};
 
-use super::exception::Frame;
-use super::{cache, console, cpu, gic, pmu, power};
-use crate::esr::DataAbort;
-use crate::esr::Esr;
-use crate::exception_injection::{self, Access, EntryState, Injection};
-use crate::guest_image::Placement;
-use crate::hypercall::{self, Call};
-use crate::layout::MAX_CPUS;
-use crate::owed_irqs::OwedIrqs;
-use crate::partition::{LineBuffer, PartitionState, StopReason};
-use crate::vgic::{AccessWidth, Effect, VgicDistributor};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use platform::config::{GicVersion, Region};
+use hv_core::layout::MAX_CPUS;
+use hv_core::partition::{LineBuffer, StopReason};
+use hv_core::running::Running;
+use platform::config::GicVersion;
 
-/// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
-pub struct Running {
-    pub state: Mutex<PartitionState>,
-    pub stage2_root: u64,
-    pub vmid: u16,
-    /// The kernel Image payload, where it goes, and the partition's DTB.
-    pub image: &'static [u8],
-    pub placement: Placement,
-    pub dtb: Vec<u8>,
-    /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
-    pub vgic: Mutex<VgicDistributor>,
-    /// The distributor as the partition first sees it, restored at each reboot.
-    pub vgic_at_boot: VgicDistributor,
-    pub gicd: Region,
-    /// GICv3: the partition's redistributor frames (unmapped; emulated by its `vgic`).
-    pub gicr: Option<Region>,
-    /// Exit-less interrupt delivery ([`platform::config::Partition::exitless_irqs`]).
-    pub exitless: bool,
-    /// Linux: the initramfs payload and where it is copied.
-    pub initrd: Option<(&'static [u8], u64)>,
-    /// Linux: the PL011 hv emulates as its console.
-    pub console: Option<EmulatedConsole>,
-    /// Linux: hv's control page (unmapped; every access traps).
-    pub control: Option<Region>,
+use super::{cache, console, cpu, gic, pmu, power};
+
+mod irq_exit;
+mod trap_exit;
+
+pub use irq_exit::handle_irq;
+use irq_exit::{arm_console_tick, DROPPED, FORWARDED, FORWARD_COST, OWED, PENDING_SGIS, REFILLS};
+pub use trap_exit::{handle_serror, handle_trap};
+
+/// What (re)starting a partition does to memory and to the GIC.
+pub trait PartitionRestart {
+    /// Copies the partition's payloads into its RAM (see the impl).
+    ///
+    /// # Safety
+    /// The placement and initramfs address are `guest_image`'s for this partition's RAM,
+    /// which hv maps, and no vCPU of the partition runs.
+    unsafe fn load(&self);
+    /// Puts the partition's interrupts in their boot state (see the impl).
+    fn reset_interrupts(&self);
 }
 
-pub use super::vconsole::EmulatedConsole;
-
-impl Running {
+impl PartitionRestart for Running {
     /// Copies the Image (zeroing the rest of its memory) and the DTB into the partition's
     /// RAM and makes them visible to a CPU starting with caches off. Used at boot and at
     /// every reset, when no vCPU of the partition runs.
-    pub fn load(&self) {
+    unsafe fn load(&self) {
         let p = &self.placement;
-        // SAFETY: `guest_image::place` checked that the Image (with its memory size) and the
-        // DTB room lie inside the partition's RAM, which hv maps and which no vCPU of the
-        // partition is running in while it is (re)loaded.
+        // SAFETY: the caller vouches for the placement: `guest_image::place` checked that
+        // the Image (with its memory size) and the DTB room lie inside the partition's RAM,
+        // which hv maps and which no vCPU of the partition is running in.
         unsafe {
             let load = p.load as *mut u8;
             core::ptr::copy_nonoverlapping(self.image.as_ptr(), load, self.image.len());
@@ -84,8 +71,8 @@ impl Running {
             console.reset();
         }
         if let Some((bytes, at)) = self.initrd {
-            // SAFETY: `guest_image::place_initrd` put the initramfs between the Image's
-            // memory and the DTB room, inside the partition's RAM, which no vCPU runs in now.
+            // SAFETY: as above; `guest_image::place_initrd` put the initramfs between the
+            // Image's memory and the DTB room.
             unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
             cache::clean_for_guest(at, bytes.len() as u64);
         }
@@ -96,7 +83,7 @@ impl Running {
     /// set up from their own CPU, which does so when it enters its vCPU; GICv3
     /// redistributors are reachable from anywhere, but only Linux programs its own, so only
     /// its PPIs are reset here (guest-rt relies on hv enabling its timer at vCPU entry).
-    pub fn reset_interrupts(&self) {
+    fn reset_interrupts(&self) {
         let Some(gic) = gic::get() else {
             return;
         };
@@ -108,10 +95,6 @@ impl Running {
                 gic.apply(&effect);
             }
         });
-    }
-
-    pub fn is_linux(&self) -> bool {
-        self.console.is_some()
     }
 }
 
@@ -129,12 +112,6 @@ static CONSOLES: [Mutex<LineBuffer>; MAX_CPUS] =
 const DEFAULT_VTIMER: u32 = 27;
 /// The EL2 physical timer PPI on every board Bulkhead supports (GIC INTID 26).
 const DEFAULT_HYP_TIMER: u32 = 26;
-/// Interrupts hv took but could not forward, per CPU.
-static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Interrupts forwarded to the vCPU of each CPU, and the PMU count hv spent doing it
-/// (written by the owning CPU only; read by whoever prints statistics).
-static FORWARDED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static FORWARD_COST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Prints what hv spent forwarding interrupts, per CPU that forwarded any, and what each
 /// partition's distributor refused.
@@ -157,9 +134,11 @@ pub fn print_irq_stats() {
         if let Some(per_irq) = cost.checked_div(n) {
             info!(
                 "stats: CPU {cpu}: {n} interrupts forwarded, {per_irq} PMU counts in hv per \
-                 interrupt (instructions under -icount), {} dropped, {} list-register refills",
+                 interrupt (instructions under -icount), {} dropped, {} list-register refills, \
+                 {} virtual SGIs refused",
                 DROPPED[cpu].load(Ordering::Relaxed),
-                REFILLS[cpu].load(Ordering::Relaxed)
+                REFILLS[cpu].load(Ordering::Relaxed),
+                PENDING_SGIS[cpu].refused()
             );
         }
     }
@@ -172,7 +151,7 @@ const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// SPSR for the first entry: EL1h, D/A/I/F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// Stage-2 start level 1 with a 39-bit IPA space (VTCR_EL2.T0SZ = 25).
-const VTCR_T0SZ: u64 = 64 - crate::stage2::IPA_BITS as u64;
+const VTCR_T0SZ: u64 = 64 - hv_core::stage2::IPA_BITS as u64;
 
 /// Publishes the started partitions; secondaries waiting in [`run`] pick them up.
 pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32, hyp_timer: u32) {
@@ -189,6 +168,7 @@ fn partitions() -> &'static [Running] {
 }
 
 /// The partition and vCPU pinned to physical CPU `cpu`, if a started partition owns it.
+#[inline]
 fn pinned(cpu: usize) -> Option<(&'static Running, usize)> {
     // Cached per CPU on the first lookup: the pinning never changes, and traps and
     // interrupts (the hot path) then take no lock to find their partition.
@@ -271,7 +251,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     // Nothing of a previous boot of this vCPU may fire into the new one.
     CNTV_CTL_EL0.set(0);
     VBAR_EL1.set(0);
-    PENDING_SGIS[cpu::index()].store(0, Ordering::Release);
+    PENDING_SGIS[cpu::index()].clear();
     if let Some(gic) = gic::get() {
         gic.init_cpu_for(partition.exitless);
         gic.reset_vcpu_interface();
@@ -332,74 +312,6 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     }
 }
 
-/// A physical interrupt taken while this CPU's vCPU ran (HCR_EL2.IMO): forwarded to the
-/// vCPU as a hardware-linked virtual interrupt when it is the vCPU's own (its virtual
-/// timer), otherwise deactivated and counted.
-pub fn handle_irq() {
-    let Some(gic) = gic::get() else {
-        return;
-    };
-    let start = pmu::count();
-    let me = cpu::index();
-    let vtimer = VTIMER.get().copied().unwrap_or(DEFAULT_VTIMER);
-    let pinned_here = pinned(me);
-    // This CPU's partition, with its emulated console if it has one (Linux).
-    let console = pinned_here.and_then(|(p, _)| Some((p, p.console.as_ref()?)));
-    let hyp_timer = HYP_TIMER.get().copied().unwrap_or(DEFAULT_HYP_TIMER);
-    let mut kicked = false;
-    // A level-sensitive line hv could neither forward nor silence would come straight
-    // back; the bound makes sure hv returns to the guest whatever happens.
-    for _ in 0..MAX_IRQS_PER_EXIT {
-        let Some(intid) = gic.acknowledge() else {
-            break;
-        };
-        if intid == gic::KICK_SGI || intid == gic::MAINTENANCE {
-            gic.deactivate(intid);
-            kicked |= intid == gic::KICK_SGI;
-            drain_sgis(gic);
-            inject_owed(gic);
-            if let Some((p, console)) = console {
-                console.update_irq(p);
-            }
-            continue;
-        }
-        if intid == hyp_timer {
-            if let Some((p, console)) = console {
-                arm_console_tick();
-                super::vconsole::poll_input(partitions());
-                // A level still high after the guest's EOI is raised again here.
-                console.update_irq(p);
-            }
-            gic.deactivate(intid);
-            continue;
-        }
-        if pinned_here.is_some_and(|(p, vcpu)| forwards(p, vcpu, intid, vtimer)) {
-            if gic.inject_hw(intid) {
-                FORWARDED[me].fetch_add(1, Ordering::Relaxed);
-                FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
-            } else {
-                // No free list register: the line stays active (so it cannot fire again)
-                // and is injected when the list registers drain.
-                owe(gic, intid);
-            }
-            continue;
-        }
-        gic.deactivate(intid);
-        let dropped = DROPPED[me].fetch_add(1, Ordering::Relaxed);
-        if dropped == 0 {
-            warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
-        }
-    }
-    // A partition that stops (SYSTEM_OFF or SYSTEM_RESET from another vCPU) kicks its
-    // running vCPUs: only then is its state worth a look (not on every timer interrupt).
-    if let Some((p, vcpu)) = pinned_here.filter(|_| kicked) {
-        let stopped = p.state.lock().stopped();
-        if let Some(reason) = stopped {
-            stop_with_partition(p, vcpu, reason);
-        }
-    }
-}
-
 /// Stops this vCPU because its partition stopped (`reason`) while it ran, and says so.
 fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> ! {
     let why = match reason {
@@ -411,271 +323,6 @@ fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> 
         partition_name(partition)
     );
     stop_here(partition, vcpu, None)
-}
-
-/// Interrupts one exit handles at most.
-const MAX_IRQS_PER_EXIT: usize = 64;
-
-/// Whether physical interrupt `intid` goes to `vcpu` of `partition` as a hardware-linked
-/// virtual interrupt: its virtual timer, its SPIs (not its emulated console's, whose
-/// physical line is hv's), and the PPIs it enabled itself (on GICv3 through its
-/// redistributor: e.g. Linux's PMU or EL1 physical timer), never hv's private ones.
-fn forwards(partition: &Running, vcpu: usize, intid: u32, vtimer: u32) -> bool {
-    if intid == vtimer {
-        return true;
-    }
-    let vgic = partition.vgic.lock();
-    if intid >= 32 {
-        vgic.owns_spi(intid) && !vgic.is_emulated(intid)
-    } else {
-        intid >= 16 && vgic.line_enabled(intid, vcpu)
-    }
-}
-
-/// Hardware interrupts taken but not yet in a list register, per CPU (left active).
-static OWED: [Mutex<OwedIrqs>; MAX_CPUS] = [const { Mutex::new(OwedIrqs::new()) }; MAX_CPUS];
-
-fn owe(gic: &gic::Gic, intid: u32) {
-    let me = cpu::index();
-    if OWED[me].lock().push(intid) {
-        REFILLS[me].fetch_add(1, Ordering::Relaxed);
-        gic.request_refill(true);
-    } else {
-        gic.deactivate(intid);
-        DROPPED[me].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Injects the hardware interrupts owed to this CPU's vCPU that now find a list register.
-fn inject_owed(gic: &gic::Gic) {
-    let mut owed = OWED[cpu::index()].lock();
-    if owed.is_empty() {
-        return;
-    }
-    owed.retain(|intid| !gic.inject_hw(intid));
-    if !owed.is_empty() {
-        gic.request_refill(true);
-    }
-}
-
-/// Arms this CPU's EL2 physical timer for the next console input poll.
-fn arm_console_tick() {
-    let ticks = cpu::tick_hz() * super::vconsole::POLL_MS / 1000;
-    // SAFETY: the EL2 physical timer belongs to hv; arming it only raises its PPI.
-    unsafe { core::arch::asm!("msr cnthp_tval_el2, {0}", in(reg) ticks.max(1), options(nostack)) };
-    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET);
-}
-
-/// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
-pub fn handle_serror(frame: &mut Frame) -> ! {
-    let cpu = cpu::index();
-    let Some((partition, vcpu)) = pinned(cpu) else {
-        crate::fatal!("SError from a lower EL on CPU {cpu}, which runs no partition");
-    };
-    error!(
-        "partition `{}` vCPU {vcpu}: SError (ESR {:#010x}), PC {:#x}; vCPU stopped",
-        partition_name(partition),
-        frame.esr,
-        frame.elr
-    );
-    stop_here(partition, vcpu, Some(StopReason::Fault))
-}
-
-/// A trap from the guest running on this CPU. Returns to it unless the vCPU is stopped.
-pub fn handle_trap(frame: &mut Frame) {
-    let cpu = cpu::index();
-    let Some((partition, vcpu)) = pinned(cpu) else {
-        crate::fatal!("trap from a lower EL on CPU {cpu}, which runs no partition");
-    };
-    let stopped = partition.state.lock().stopped();
-    if let Some(reason) = stopped {
-        // The partition stopped while this vCPU ran: it stops at its first trap.
-        stop_with_partition(partition, vcpu, reason);
-    }
-    let esr = Esr(frame.esr);
-    match esr.ec() {
-        0x16 => hvc(frame, partition, vcpu),
-        0x17 => {
-            // SMC from a guest: firmware belongs to hv. Refused, not emulated.
-            frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
-            frame.elr += 4;
-        }
-        0x01 => frame.elr += 4,
-        0x18 if is_sgi1r_write(esr) => {
-            let value = frame.reg(((esr.iss() >> 5) & 0x1f) as u8);
-            let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
-            if let Ok(Some(effect)) = effect {
-                deliver(partition, &effect, vcpu);
-            }
-            frame.elr += 4;
-        }
-        0x24 => {
-            let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
-            if let Some(da) = esr.data_abort().filter(|da| da.valid) {
-                if emulate_mmio(frame, partition, vcpu, ipa, da) {
-                    frame.elr += 4;
-                    return;
-                }
-            }
-            if partition.is_linux() {
-                let write = esr.data_abort().is_some_and(|da| da.write);
-                refuse_access(frame, partition, vcpu, ipa, Access::Data { write });
-                return;
-            }
-            error!(
-                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
-                 (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
-                 partitions keep running",
-                partition_name(partition),
-                frame.far,
-                frame.elr,
-                frame.esr
-            );
-            stop_here(partition, vcpu, Some(StopReason::Fault));
-        }
-        0x20 if partition.is_linux() => {
-            let ipa = (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (frame.far & 0xfff);
-            refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
-        }
-        _ if partition.is_linux() => {
-            // Linux takes it as an undefined instruction (SIGILL for a process) instead of
-            // losing a vCPU to something an unprivileged program could do.
-            let n = REFUSED.fetch_add(1, Ordering::Relaxed);
-            if n < REFUSED_REPORTED {
-                warn!(
-                    "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; \
-                     answered with an undefined instruction",
-                    partition_name(partition),
-                    frame.elr,
-                    frame.esr
-                );
-            }
-            let injection = exception_injection::undefined_instruction(frame.spsr, entry_state());
-            inject(frame, injection, 0);
-        }
-        _ => {
-            error!(
-                "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
-                partition_name(partition),
-                frame.elr,
-                frame.esr
-            );
-            stop_here(partition, vcpu, Some(StopReason::Fault));
-        }
-    }
-}
-
-/// A guest load or store to one of the frames hv emulates for it (distributor,
-/// redistributors, console UART, control page). False if the address is none of them or
-/// the model refuses the access (the caller then treats it as a stray access).
-fn emulate_mmio(
-    frame: &mut Frame,
-    partition: &Running,
-    vcpu: usize,
-    ipa: u64,
-    da: DataAbort,
-) -> bool {
-    if partition.gicd.contains_addr(ipa) {
-        let offset = ipa - partition.gicd.base;
-        return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor);
-    }
-    if let Some(gicr) = partition.gicr.filter(|r| r.contains_addr(ipa)) {
-        let offset = ipa - gicr.base;
-        return emulate_vgic(
-            frame,
-            partition,
-            vcpu,
-            offset,
-            da,
-            VgicFrame::Redistributors,
-        );
-    }
-    if let Some(console) = partition.console.as_ref() {
-        if console.frame().contains_addr(ipa) {
-            return console.access(frame, partition, ipa - console.frame().base, da);
-        }
-    }
-    if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
-        return control_page(frame, partition, ipa - control.base, da);
-    }
-    false
-}
-
-/// A Linux partition touched an address that is not its own: hv reports it and answers
-/// with a synchronous external abort at the guest's EL1 (Linux turns it into SIGBUS for a
-/// process, or an oops for itself); the partition keeps running.
-fn refuse_access(frame: &mut Frame, partition: &Running, vcpu: usize, ipa: u64, access: Access) {
-    let n = REFUSED.fetch_add(1, Ordering::Relaxed);
-    if n < REFUSED_REPORTED {
-        warn!(
-            "partition `{}` vCPU {vcpu}: {} IPA {ipa:#x} outside its sandbox (VA {:#x}, PC {:#x}, \
-             from EL{}); answered with an external abort",
-            partition_name(partition),
-            match access {
-                Access::Data { write: true } => "write to",
-                Access::Data { write: false } => "read of",
-                Access::Fetch => "instruction fetch from",
-            },
-            frame.far,
-            frame.elr,
-            (frame.spsr >> 2) & 3
-        );
-    } else if n == REFUSED_REPORTED {
-        warn!("further refused accesses are counted, not reported");
-    }
-    let injection = exception_injection::external_abort(access, frame.spsr, entry_state());
-    inject(frame, injection, frame.far);
-}
-
-/// Makes the guest take `injection` at its EL1 when hv returns to it.
-fn inject(frame: &mut Frame, injection: Injection, far: u64) {
-    ESR_EL1.set(injection.esr_el1);
-    FAR_EL1.set(far);
-    ELR_EL1.set(frame.elr);
-    SPSR_EL1.set(frame.spsr);
-    frame.elr = VBAR_EL1.get() + injection.vector_offset;
-    frame.spsr = injection.spsr;
-}
-
-/// The CPU-dependent PSTATE bits of an exception entry to the guest's EL1.
-fn entry_state() -> EntryState {
-    let has_pan = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) != 0;
-    // SCTLR_EL1.SPAN is bit 23: 0 = set PAN on exception entry.
-    EntryState {
-        set_pan: has_pan && SCTLR_EL1.get() & (1 << 23) == 0,
-    }
-}
-
-/// Refused accesses reported one by one before hv only counts them (a guest looping over
-/// foreign memory must not flood the console).
-const REFUSED_REPORTED: u64 = 16;
-static REFUSED: AtomicU64 = AtomicU64::new(0);
-
-/// hv's control page (see [`abi::CONTROL_PAGE_IPA`]): the ready doorbell. Reads return
-/// 1 once the partition reported ready; anything but the documented write is refused.
-fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
-    match (offset, da.write) {
-        (abi::CONTROL_READY, true) => {
-            // Only the bytes the store wrote count (a 32-bit `devmem` write).
-            let Some(width) = AccessWidth::from_bytes(da.size) else {
-                return false;
-            };
-            if frame.reg(da.register) & width.mask() != u64::from(abi::CONTROL_READY_MAGIC) {
-                return false;
-            }
-            let first = partition.state.lock().mark_all_ready();
-            if first {
-                partition_ready(partition, None);
-            }
-            true
-        }
-        (abi::CONTROL_READY, false) => {
-            let ready = partition.state.lock().all_ready();
-            frame.set_reg(da.register, u64::from(ready));
-            true
-        }
-        _ => false,
-    }
 }
 
 /// Reports that `partition` (or one vCPU of it) is ready; powers off under `--smoke` once
@@ -699,147 +346,6 @@ fn partition_ready(partition: &Running, vcpu: Option<usize>) {
         }
     }
 }
-
-/// ICC_SGI1R_EL1 (op0 3, op1 0, CRn 12, CRm 11, op2 5) written by the guest: trapped
-/// because HCR_EL2.IMO is set. ISS layout: Arm ARM D24.2.40, EC 0x18.
-fn is_sgi1r_write(esr: Esr) -> bool {
-    let iss = esr.iss();
-    let (op0, op2, op1, crn, crm, read) = (
-        (iss >> 20) & 3,
-        (iss >> 17) & 7,
-        (iss >> 14) & 7,
-        (iss >> 10) & 0xf,
-        (iss >> 1) & 0xf,
-        iss & 1,
-    );
-    (op0, op1, crn, crm, op2, read) == (3, 0, 12, 11, 5, 0)
-}
-
-/// Which of the GIC frames a partition's distributor model answers for was accessed.
-#[derive(Clone, Copy)]
-enum VgicFrame {
-    Distributor,
-    /// GICv3 redistributors (offset from the first vCPU's frame).
-    Redistributors,
-}
-
-/// A guest access to its GICD or GICR frames, through the partition's distributor model.
-/// False if the model refuses the access (a stray access for the caller).
-fn emulate_vgic(
-    frame: &mut Frame,
-    partition: &Running,
-    vcpu: usize,
-    offset: u64,
-    da: DataAbort,
-    which: VgicFrame,
-) -> bool {
-    let Some(width) = AccessWidth::from_bytes(da.size) else {
-        return false;
-    };
-    if da.write {
-        let value = frame.reg(da.register);
-        let gic = gic::get().expect("partitions run only once the GIC is up");
-        // Line effects reach the GIC as the model decides them, under its lock (as in
-        // `reset_interrupts`): no effect list is built and copied on this path, and two
-        // vCPUs' writes reach the hardware in the model's order. The SGI (at most one per
-        // access) is delivered after the lock is released.
-        let mut sgi = None;
-        let apply = |effect: Effect| match effect {
-            Effect::SendSgi { .. } => sgi = Some(effect),
-            other => gic.apply(&other),
-        };
-        let written = {
-            let mut vgic = partition.vgic.lock();
-            match which {
-                VgicFrame::Distributor => vgic.write_each(offset, width, value, vcpu, apply),
-                VgicFrame::Redistributors => {
-                    vgic.write_redist_each(offset, width, value, vcpu, apply)
-                }
-            }
-        };
-        if written.is_err() {
-            return false;
-        }
-        if let Some(effect) = sgi {
-            deliver(partition, &effect, vcpu);
-        }
-        // The guest may just have enabled its console's line (or its distributor) while
-        // the emulated UART's line is high.
-        if let Some(console) = &partition.console {
-            console.update_irq(partition);
-        }
-    } else {
-        let value = {
-            let vgic = partition.vgic.lock();
-            match which {
-                VgicFrame::Distributor => vgic.read(offset, width, vcpu),
-                VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
-            }
-        };
-        let Ok(value) = value else {
-            return false;
-        };
-        frame.set_reg(da.register, value);
-    }
-    true
-}
-
-/// Virtual SGIs waiting for the vCPU of each CPU: bit `source * 16 + sgi`.
-static PENDING_SGIS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// Sends a virtual SGI from `source` (vCPU index) to the vCPUs on the effect's CPUs:
-/// queued per target CPU, then injected there (directly on this CPU; after a physical
-/// kick SGI on another).
-fn deliver(partition: &Running, effect: &Effect, source: usize) {
-    let Effect::SendSgi { intid, cpus } = *effect else {
-        return;
-    };
-    let gic = gic::get().expect("partitions run only once the GIC is up");
-    if partition.exitless {
-        // The target CPUs take the SGI themselves at EL1, with its own number.
-        for cpu in cpus.iter() {
-            gic.send_sgi(intid, cpu as usize);
-        }
-        return;
-    }
-    if source >= 4 {
-        // The pending mask has room for sources 0-3 (partitions have at most 4 vCPUs).
-        return;
-    }
-    let me = cpu::index();
-    for cpu in cpus.iter() {
-        PENDING_SGIS[cpu as usize].fetch_or(1 << (source as u32 * 16 + intid), Ordering::AcqRel);
-        if cpu as usize == me {
-            drain_sgis(gic);
-        } else {
-            gic.send_sgi(gic::KICK_SGI, cpu as usize);
-        }
-    }
-}
-
-/// Injects the virtual SGIs queued for this CPU's vCPU; those that find no free list
-/// register stay queued for the next trap.
-fn drain_sgis(gic: &gic::Gic) {
-    let me = cpu::index();
-    let mut pending = PENDING_SGIS[me].swap(0, Ordering::AcqRel);
-    let mut left = 0;
-    while pending != 0 {
-        let bit = pending.trailing_zeros();
-        pending &= pending - 1;
-        if !gic.inject_sgi(bit % 16, bit / 16) {
-            left |= 1 << bit;
-        }
-    }
-    if left != 0 {
-        PENDING_SGIS[me].fetch_or(left, Ordering::AcqRel);
-        REFILLS[me].fetch_add(1, Ordering::Relaxed);
-    }
-    // More than the list registers hold: come back when they drain.
-    gic.request_refill(left != 0);
-}
-
-/// Times the list registers were full and the maintenance interrupt had to refill them.
-static REFILLS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 fn partition_name(p: &Running) -> alloc::string::String {
     p.state.lock().name.clone()
@@ -877,7 +383,9 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
     }
     if restart {
         partition.reset_interrupts();
-        partition.load();
+        // SAFETY: the partition came from `arch::boot` (placed by `guest_image`), and its
+        // last vCPU just stopped: none runs.
+        unsafe { partition.load() };
         let (name, boots) = {
             let mut state = partition.state.lock();
             state.reboot(partition.placement.load, partition.placement.dtb);
@@ -888,94 +396,4 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         cpu::send_event();
     }
     run(cpu::index())
-}
-
-fn set_result(frame: &mut Frame, value: i64) {
-    frame.x[0] = value as u64;
-}
-
-fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
-    let regs: [u64; 8] = frame.x[..8].try_into().expect("8 registers");
-    match hypercall::decode(&regs) {
-        Call::SmcccVersion => set_result(frame, abi::SMCCC_VERSION_1_1),
-        Call::SmcccArchFeatures(_) => set_result(frame, abi::SMCCC_NOT_SUPPORTED),
-        // PSCI 1.1.
-        Call::PsciVersion => set_result(frame, 0x1_0001),
-        Call::PsciFeatures(function) => set_result(frame, hypercall::psci_features(function)),
-        Call::CpuOn {
-            target,
-            entry,
-            context,
-        } => {
-            let result = partition.state.lock().cpu_on(target, entry, context);
-            match result {
-                Ok(started) => {
-                    info!(
-                        "partition `{}` vCPU {vcpu} starts vCPU {started} at {entry:#x}",
-                        partition_name(partition)
-                    );
-                    cpu::send_event();
-                    set_result(frame, 0);
-                }
-                Err(code) => set_result(frame, i64::from(code)),
-            }
-        }
-        Call::CpuOff => {
-            partition.state.lock().cpu_off(vcpu);
-            run(cpu::index());
-        }
-        Call::AffinityInfo { target, level } => {
-            let result = partition.state.lock().affinity_info(target, level);
-            set_result(frame, result.unwrap_or_else(i64::from));
-        }
-        Call::MigrateInfoType => set_result(frame, 2),
-        Call::SystemOff => {
-            warn!(
-                "partition `{}` powered itself off (PSCI SYSTEM_OFF from vCPU {vcpu}); other \
-                 partitions keep running",
-                partition_name(partition)
-            );
-            stop_here(partition, vcpu, Some(StopReason::SystemOff));
-        }
-        Call::SystemReset => {
-            warn!(
-                "partition `{}` asked for a reset (PSCI SYSTEM_RESET from vCPU {vcpu}): \
-                 reloading it once its vCPUs stopped; other partitions keep running",
-                partition_name(partition)
-            );
-            stop_here(partition, vcpu, Some(StopReason::SystemReset));
-        }
-        Call::ConsoleWrite(bytes) => {
-            let name = partition_name(partition);
-            let cpu = cpu::index();
-            CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
-                console::guest_line(&name, cpu, line);
-            });
-            set_result(frame, bytes.as_slice().len() as i64);
-        }
-        Call::PartitionStatus => {
-            let state = partition.state.lock();
-            frame.x[0] = 0;
-            frame.x[1] = state.index as u64;
-            frame.x[2] = state.vcpu_count() as u64;
-            frame.x[3] = vcpu as u64;
-            frame.x[4] = u64::from(state.boots());
-        }
-        Call::Ready => {
-            partition.state.lock().mark_ready(vcpu);
-            set_result(frame, 0);
-            partition_ready(partition, Some(vcpu));
-        }
-        Call::Uid => {
-            for (i, word) in abi::BULKHEAD_UID.iter().enumerate() {
-                frame.x[i] = u64::from(*word);
-            }
-        }
-        Call::Revision => {
-            frame.x[0] = u64::from(abi::REVISION.0);
-            frame.x[1] = u64::from(abi::REVISION.1);
-        }
-        Call::Malformed(_) => set_result(frame, abi::SMCCC_INVALID_PARAMETER),
-        Call::Unknown(_) => set_result(frame, abi::SMCCC_NOT_SUPPORTED),
-    }
 }

@@ -1,0 +1,46 @@
+//! A started partition: everything hv keeps for it while it runs. Built once at boot (the
+//! partition table never changes shape); each part with mutable state sits behind its
+//! own lock. Plain data: the arch side loads it into memory and enters its vCPUs.
+
+use alloc::vec::Vec;
+
+use platform::config::Region;
+use spin::Mutex;
+
+use crate::emulated_console::EmulatedConsole;
+use crate::guest_image::Placement;
+use crate::partition::PartitionState;
+use crate::vgic::VgicDistributor;
+
+/// A started partition: its stage-2 root, VMID, run-time state, and what it boots from.
+pub struct Running {
+    pub state: Mutex<PartitionState>,
+    pub stage2_root: u64,
+    pub vmid: u16,
+    /// The kernel Image payload, where it goes, and the partition's DTB.
+    pub image: &'static [u8],
+    pub placement: Placement,
+    pub dtb: Vec<u8>,
+    /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
+    pub vgic: Mutex<VgicDistributor>,
+    /// The distributor as the partition first sees it, restored at each reboot.
+    pub vgic_at_boot: VgicDistributor,
+    pub gicd: Region,
+    /// GICv3: the partition's redistributor frames (unmapped; emulated by its `vgic`).
+    pub gicr: Option<Region>,
+    /// Exit-less interrupt delivery ([`platform::config::Partition::exitless_irqs`]).
+    pub exitless: bool,
+    /// Linux: the initramfs payload and where it is copied.
+    pub initrd: Option<(&'static [u8], u64)>,
+    /// Linux: the PL011 hv emulates as its console.
+    pub console: Option<EmulatedConsole>,
+    /// Linux: hv's control page (unmapped; every access traps).
+    pub control: Option<Region>,
+}
+
+impl Running {
+    #[inline]
+    pub fn is_linux(&self) -> bool {
+        self.console.is_some()
+    }
+}

@@ -1,0 +1,354 @@
+//! The trap exit: a synchronous exception from a guest's EL1, decoded by
+//! [`hv_core::trap`] and carried out here: HVCs answered by [`hypercall_server`], emulated
+//! MMIO (distributor, redistributors, console UART, control page), SGI1R writes, and
+//! containment (an abort or undefined instruction injected into Linux, or the vCPU
+//! stopped).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::registers::{
+    Readable, Writeable, ELR_EL1, ESR_EL1, FAR_EL1, HPFAR_EL2, ID_AA64MMFR1_EL1, SCTLR_EL1,
+    SPSR_EL1, VBAR_EL1,
+};
+use log::{error, info, warn};
+
+use hv_core::control_page::{self, ControlAccess};
+use hv_core::esr::{DataAbort, Esr};
+use hv_core::exception_injection::{self, Access, EntryState, Injection};
+use hv_core::hypercall;
+use hv_core::hypercall_server::{self, Reply};
+use hv_core::mmio_access::AccessWidth;
+use hv_core::partition::StopReason;
+use hv_core::running::Running;
+use hv_core::trap::{self, Trap};
+use hv_core::vgic::Effect;
+
+use super::super::exception::Frame;
+use super::super::vconsole::ConsoleWiring;
+use super::super::{console, cpu, gic};
+use super::irq_exit::deliver;
+use super::{
+    partition_name, partition_ready, pinned, run, stop_here, stop_with_partition, CONSOLES,
+};
+
+/// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
+pub fn handle_serror(frame: &mut Frame) -> ! {
+    let cpu = cpu::index();
+    let Some((partition, vcpu)) = pinned(cpu) else {
+        crate::fatal!("SError from a lower EL on CPU {cpu}, which runs no partition");
+    };
+    error!(
+        "partition `{}` vCPU {vcpu}: SError (ESR {:#010x}), PC {:#x}; vCPU stopped",
+        partition_name(partition),
+        frame.esr,
+        frame.elr
+    );
+    stop_here(partition, vcpu, Some(StopReason::Fault))
+}
+
+/// A trap from the guest running on this CPU. Returns to it unless the vCPU is stopped.
+pub fn handle_trap(frame: &mut Frame) {
+    let cpu = cpu::index();
+    let Some((partition, vcpu)) = pinned(cpu) else {
+        crate::fatal!("trap from a lower EL on CPU {cpu}, which runs no partition");
+    };
+    let stopped = partition.state.lock().stopped();
+    if let Some(reason) = stopped {
+        // The partition stopped while this vCPU ran: it stops at its first trap.
+        stop_with_partition(partition, vcpu, reason);
+    }
+    let esr = Esr(frame.esr);
+    match Trap::decode(esr) {
+        Trap::Hvc => hvc(frame, partition, vcpu),
+        Trap::Smc => {
+            // SMC from a guest: firmware belongs to hv. Refused, not emulated.
+            frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
+            frame.skip_instruction();
+        }
+        Trap::WaitForInterrupt => frame.skip_instruction(),
+        Trap::Sgi1rWrite { register } => {
+            let value = frame.reg(register);
+            let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
+            if let Ok(Some(effect)) = effect {
+                deliver(partition, &effect, vcpu);
+            }
+            frame.skip_instruction();
+        }
+        Trap::DataAbort(da) => {
+            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
+            if da.valid && emulate_mmio(frame, partition, vcpu, ipa, da) {
+                frame.skip_instruction();
+                return;
+            }
+            if partition.is_linux() {
+                refuse_access(
+                    frame,
+                    partition,
+                    vcpu,
+                    ipa,
+                    Access::Data { write: da.write },
+                );
+                return;
+            }
+            error!(
+                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
+                 (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
+                 partitions keep running",
+                partition_name(partition),
+                frame.far,
+                frame.elr,
+                frame.esr
+            );
+            stop_here(partition, vcpu, Some(StopReason::Fault));
+        }
+        Trap::InstructionAbort if partition.is_linux() => {
+            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
+            refuse_access(frame, partition, vcpu, ipa, Access::Fetch);
+        }
+        _ if partition.is_linux() => {
+            // Linux takes it as an undefined instruction (SIGILL for a process) instead of
+            // losing a vCPU to something an unprivileged program could do.
+            let n = REFUSED.fetch_add(1, Ordering::Relaxed);
+            if n < REFUSED_REPORTED {
+                warn!(
+                    "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; \
+                     answered with an undefined instruction",
+                    partition_name(partition),
+                    frame.elr,
+                    frame.esr
+                );
+            }
+            let injection = exception_injection::undefined_instruction(frame.spsr, entry_state());
+            inject(frame, injection, 0);
+        }
+        _ => {
+            error!(
+                "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
+                partition_name(partition),
+                frame.elr,
+                frame.esr
+            );
+            stop_here(partition, vcpu, Some(StopReason::Fault));
+        }
+    }
+}
+
+/// A guest load or store to one of the frames hv emulates for it (distributor,
+/// redistributors, console UART, control page). False if the address is none of them or
+/// the model refuses the access (the caller then treats it as a stray access).
+fn emulate_mmio(
+    frame: &mut Frame,
+    partition: &Running,
+    vcpu: usize,
+    ipa: u64,
+    da: DataAbort,
+) -> bool {
+    if partition.gicd.contains_addr(ipa) {
+        let offset = ipa - partition.gicd.base;
+        return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor);
+    }
+    if let Some(gicr) = partition.gicr.filter(|r| r.contains_addr(ipa)) {
+        let offset = ipa - gicr.base;
+        return emulate_vgic(
+            frame,
+            partition,
+            vcpu,
+            offset,
+            da,
+            VgicFrame::Redistributors,
+        );
+    }
+    if let Some(console) = partition.console.as_ref() {
+        if console.frame().contains_addr(ipa) {
+            return console.access(frame, partition, ipa - console.frame().base, da);
+        }
+    }
+    if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
+        return control_page(frame, partition, ipa - control.base, da);
+    }
+    false
+}
+
+/// A Linux partition touched an address that is not its own: hv reports it and answers
+/// with a synchronous external abort at the guest's EL1 (Linux turns it into SIGBUS for a
+/// process, or an oops for itself); the partition keeps running.
+fn refuse_access(frame: &mut Frame, partition: &Running, vcpu: usize, ipa: u64, access: Access) {
+    let n = REFUSED.fetch_add(1, Ordering::Relaxed);
+    if n < REFUSED_REPORTED {
+        warn!(
+            "partition `{}` vCPU {vcpu}: {} IPA {ipa:#x} outside its sandbox (VA {:#x}, PC {:#x}, \
+             from EL{}); answered with an external abort",
+            partition_name(partition),
+            match access {
+                Access::Data { write: true } => "write to",
+                Access::Data { write: false } => "read of",
+                Access::Fetch => "instruction fetch from",
+            },
+            frame.far,
+            frame.elr,
+            (frame.spsr >> 2) & 3
+        );
+    } else if n == REFUSED_REPORTED {
+        warn!("further refused accesses are counted, not reported");
+    }
+    let injection = exception_injection::external_abort(access, frame.spsr, entry_state());
+    inject(frame, injection, frame.far);
+}
+
+/// Makes the guest take `injection` at its EL1 when hv returns to it.
+fn inject(frame: &mut Frame, injection: Injection, far: u64) {
+    ESR_EL1.set(injection.esr_el1);
+    FAR_EL1.set(far);
+    ELR_EL1.set(frame.elr);
+    SPSR_EL1.set(frame.spsr);
+    frame.elr = VBAR_EL1.get() + injection.vector_offset;
+    frame.spsr = injection.spsr;
+}
+
+/// The CPU-dependent PSTATE bits of an exception entry to the guest's EL1.
+fn entry_state() -> EntryState {
+    let has_pan = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) != 0;
+    // SCTLR_EL1.SPAN is bit 23: 0 = set PAN on exception entry.
+    EntryState {
+        set_pan: has_pan && SCTLR_EL1.get() & (1 << 23) == 0,
+    }
+}
+
+/// Refused accesses reported one by one before hv only counts them (a guest looping over
+/// foreign memory must not flood the console).
+const REFUSED_REPORTED: u64 = 16;
+
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// An access to hv's control page, as [`control_page::access`] answers it.
+fn control_page(frame: &mut Frame, partition: &Running, offset: u64, da: DataAbort) -> bool {
+    let stored = frame.reg(da.register);
+    let outcome = control_page::access(&mut partition.state.lock(), offset, da, stored);
+    match outcome {
+        ControlAccess::Refused => return false,
+        ControlAccess::Read(value) => frame.complete_load(da, value),
+        ControlAccess::Ready { first } => {
+            if first {
+                partition_ready(partition, None);
+            }
+        }
+    }
+    true
+}
+
+/// Which of the GIC frames a partition's distributor model answers for was accessed.
+#[derive(Clone, Copy)]
+enum VgicFrame {
+    Distributor,
+    /// GICv3 redistributors (offset from the first vCPU's frame).
+    Redistributors,
+}
+
+/// A guest access to its GICD or GICR frames, through the partition's distributor model.
+/// False if the model refuses the access (a stray access for the caller).
+fn emulate_vgic(
+    frame: &mut Frame,
+    partition: &Running,
+    vcpu: usize,
+    offset: u64,
+    da: DataAbort,
+    which: VgicFrame,
+) -> bool {
+    let Some(width) = AccessWidth::from_bytes(da.size) else {
+        return false;
+    };
+    if da.write {
+        let value = frame.reg(da.register);
+        let gic = gic::get().expect("partitions run only once the GIC is up");
+        // Line effects reach the GIC as the model decides them, under its lock (as in
+        // `reset_interrupts`): no effect list is built and copied on this path, and two
+        // vCPUs' writes reach the hardware in the model's order. The SGI (at most one per
+        // access) is delivered after the lock is released.
+        let mut sgi = None;
+        let apply = |effect: Effect| match effect {
+            Effect::SendSgi { .. } => sgi = Some(effect),
+            other => gic.apply(&other),
+        };
+        let written = {
+            let mut vgic = partition.vgic.lock();
+            match which {
+                VgicFrame::Distributor => vgic.write_each(offset, width, value, vcpu, apply),
+                VgicFrame::Redistributors => {
+                    vgic.write_redist_each(offset, width, value, vcpu, apply)
+                }
+            }
+        };
+        if written.is_err() {
+            return false;
+        }
+        if let Some(effect) = sgi {
+            deliver(partition, &effect, vcpu);
+        }
+        // The guest may just have enabled its console's line (or its distributor) while
+        // the emulated UART's line is high.
+        if let Some(console) = &partition.console {
+            console.update_irq(partition);
+        }
+    } else {
+        let value = {
+            let vgic = partition.vgic.lock();
+            match which {
+                VgicFrame::Distributor => vgic.read(offset, width, vcpu),
+                VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
+            }
+        };
+        let Ok(value) = value else {
+            return false;
+        };
+        frame.complete_load(da, value);
+    }
+    true
+}
+
+/// An HVC: [`hypercall_server::serve`] answers it; hv carries out what else it asks.
+fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
+    let regs: [u64; 8] = frame.x[..8].try_into().expect("8 registers");
+    let call = hypercall::decode(&regs);
+    let reply = hypercall_server::serve(call, &mut partition.state.lock(), vcpu);
+    if let Some(answer) = reply.answer() {
+        answer.write_to(frame);
+    }
+    match reply {
+        Reply::Return(_) => {}
+        Reply::Started {
+            vcpu: started,
+            entry,
+        } => {
+            info!(
+                "partition `{}` vCPU {vcpu} starts vCPU {started} at {entry:#x}",
+                partition_name(partition)
+            );
+            cpu::send_event();
+        }
+        Reply::CpuOff => run(cpu::index()),
+        Reply::SystemOff => {
+            warn!(
+                "partition `{}` powered itself off (PSCI SYSTEM_OFF from vCPU {vcpu}); other \
+                 partitions keep running",
+                partition_name(partition)
+            );
+            stop_here(partition, vcpu, Some(StopReason::SystemOff));
+        }
+        Reply::SystemReset => {
+            warn!(
+                "partition `{}` asked for a reset (PSCI SYSTEM_RESET from vCPU {vcpu}): \
+                 reloading it once its vCPUs stopped; other partitions keep running",
+                partition_name(partition)
+            );
+            stop_here(partition, vcpu, Some(StopReason::SystemReset));
+        }
+        Reply::Console(bytes) => {
+            let name = partition_name(partition);
+            let cpu = cpu::index();
+            CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
+                console::guest_line(&name, cpu, line);
+            });
+        }
+        Reply::Ready => partition_ready(partition, Some(vcpu)),
+    }
+}
