@@ -1,13 +1,16 @@
 //! The binary interfaces between Bulkhead's parts, in one crate so that `hv` (server),
 //! `guest-rt` (client) and the Linux-side tools can never disagree: Bulkhead's hypercalls
 //! in the SMCCC vendor-specific hypervisor service range, the SMCCC return codes, and
-//! hv's control page. Constants only: no code that touches hardware lives here.
+//! hv's control page, and the table of boot arguments ([`bootargs`]). No code that touches
+//! hardware lives here.
 //!
 //! Function IDs follow the SMC Calling Convention (Arm DEN 0028): bit 31 fast call,
 //! bit 30 SMC64, bits 29:24 owning entity (6 = vendor specific hypervisor service),
 //! bits 15:0 function number.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod bootargs;
 
 /// SMCCC return codes (DEN 0028, "Return codes").
 pub const SMCCC_SUCCESS: i64 = 0;

@@ -1,5 +1,6 @@
 //! Bad input at boot is a named error followed by a clean stop, never a hang: a DTB that
-//! disagrees with the board config, a corrupt or truncated system image, a fault in hv.
+//! disagrees with the board config, a corrupt or truncated system image, a fault in hv, a
+//! boot argument of hv's it cannot honour.
 #![forbid(unsafe_code)]
 
 use bulkhead_tests::{board, boot, edited_image, table_offset};
@@ -83,4 +84,47 @@ fn a_fault_inside_hv_is_reported_with_its_syndrome() {
     );
     assert!(log.contains("FAR 0x0000004000000000"), "FAR not reported");
     assert!(log.contains("elr "), "registers not dumped");
+}
+
+/// A smoke boot with `args` must stop at hv's boot-argument check with `reason`, before
+/// any CPU or partition starts (so it can never pass with nothing started).
+fn assert_boot_argument_refused(args: &str, reason: &str) {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push(xtask::qemu::SMOKE_ARG.into());
+    b.bootargs.push(args.into());
+    let log = boot(&b);
+    assert_refused(&log, reason);
+    assert!(
+        xtask::qemu::judge_smoke(&config, &log).is_err(),
+        "the smoke judge passed a refused boot"
+    );
+}
+
+#[test]
+fn only_naming_no_partition_of_the_board_is_refused() {
+    assert_boot_argument_refused(
+        "bulkhead.only=nonexistent",
+        "FATAL: boot argument `bulkhead.only=nonexistent`: the board has no partition `nonexistent` (it has linux, rt)",
+    );
+}
+
+#[test]
+fn only_with_empty_names_is_refused() {
+    assert_boot_argument_refused(
+        "bulkhead.only=",
+        "FATAL: boot argument `bulkhead.only=`: an empty partition name",
+    );
+    assert_boot_argument_refused(
+        "bulkhead.only=,,,",
+        "FATAL: boot argument `bulkhead.only=,,,`: an empty partition name",
+    );
+}
+
+#[test]
+fn an_unknown_bulkhead_word_is_refused() {
+    assert_boot_argument_refused(
+        "bulkhead.smok",
+        "FATAL: boot argument `bulkhead.smok`: unknown boot argument",
+    );
 }

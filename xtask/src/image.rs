@@ -49,10 +49,15 @@ pub fn build_binaries() -> Result<Binaries, Error> {
                 ]),
         )?;
     }
-    Ok(Binaries {
+    Ok(binaries())
+}
+
+/// Where [`build_binaries`] leaves the ELF files (with their symbols and debug info).
+pub fn binaries() -> Binaries {
+    Binaries {
         hv: target_dir().join(HV_TARGET).join("release/hv"),
         guest_rt: target_dir().join(TARGET).join("release/guest-rt"),
-    })
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {

@@ -4,9 +4,12 @@
 //! `cargo xtask run` does.
 #![forbid(unsafe_code)]
 
+pub mod append;
 pub mod boards;
 pub mod code_points;
 pub mod debian;
+pub mod gdb;
+pub mod help;
 pub mod image;
 pub mod initramfs;
 pub mod latency_plot;

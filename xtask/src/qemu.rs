@@ -31,6 +31,8 @@ pub struct Boot<'a> {
     /// `-plugin` argument (a TCG plugin and its options), e.g. the per-vCPU instruction
     /// counter of [`crate::vcpu_insns`].
     pub plugin: Option<String>,
+    /// QEMU's gdbstub on this local TCP port, the CPUs held at reset until gdb continues.
+    pub gdb_port: Option<u16>,
 }
 
 impl<'a> Boot<'a> {
@@ -42,6 +44,7 @@ impl<'a> Boot<'a> {
             smp: None,
             icount: false,
             plugin: None,
+            gdb_port: None,
         }
     }
 
@@ -105,6 +108,9 @@ impl<'a> Boot<'a> {
         }
         if let Some(plugin) = &self.plugin {
             cmd.args(["-plugin", plugin]);
+        }
+        if let Some(port) = self.gdb_port {
+            cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"]);
         }
         cmd.args(&q.extra_args);
         Ok(cmd)

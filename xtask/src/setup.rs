@@ -1,5 +1,6 @@
 //! Makes a fresh machine able to build and run Bulkhead: the Rust targets (bare metal for
-//! hv and guest-rt, musl Linux for the Linux partition's tools), QEMU >= 9.
+//! hv and guest-rt, musl Linux for the Linux partition's tools), QEMU >= 9, and when asked
+//! for (`--gdb`, the test suite) Debian's `gdb-multiarch`.
 //!
 //! Every step is idempotent and prints one line. Nothing is installed behind the user's
 //! back on a machine we cannot handle (non-Debian, not root): we say what to install.
@@ -77,6 +78,53 @@ pub fn ensure_qemu() -> Result<(), Error> {
     }
 }
 
+/// Debian's GDB for every architecture (the host's own `gdb` cannot debug AArch64).
+pub const GDB: &str = "gdb-multiarch";
+
+/// Installs `gdb-multiarch` (from the machine's own Debian 12 archive) if it is missing.
+pub fn ensure_gdb() -> Result<(), Error> {
+    let version = || {
+        output(Command::new(GDB).arg("--version"))
+            .and_then(|v| v.lines().next().map(|l| l.trim().to_string()))
+    };
+    if let Some(version) = version() {
+        step(&format!("{version}: ok"));
+        return Ok(());
+    }
+    step(&format!("{GDB}: not found, installing"));
+    let manual = format!("install Debian's {GDB} package yourself and run again");
+    may_install(GDB, &manual)?;
+    step("apt: updating package lists");
+    crate::run(Command::new("apt-get").args(["update", "-q"]))?;
+    step(&format!("apt: installing {GDB}"));
+    crate::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends", GDB]),
+    )?;
+    let version =
+        version().ok_or_else(|| Error::new(format!("{GDB} is still missing after the install")))?;
+    step(&format!("{version}: installed"));
+    Ok(())
+}
+
+/// Installing `what` with apt is ours to do only as root on Debian 12; otherwise the
+/// error says what to do by hand (`manual`).
+fn may_install(what: &str, manual: &str) -> Result<(), Error> {
+    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !debian.contains("VERSION_CODENAME=bookworm") {
+        return Err(Error::new(format!(
+            "this is not Debian 12 (bookworm): {manual}"
+        )));
+    }
+    if !is_root() {
+        return Err(Error::new(format!(
+            "not running as root, so {what} cannot be installed: {manual}"
+        )));
+    }
+    Ok(())
+}
+
 fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
 }
@@ -132,21 +180,11 @@ fn bookworm_in_one_line_list(text: &str) -> Option<(String, String)> {
 }
 
 fn install_qemu_from_backports() -> Result<(), Error> {
-    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let manual = format!(
         "install QEMU >= {QEMU_MIN_MAJOR} yourself (package qemu-system-arm; on Debian 12 from \
          bookworm-backports) and run again"
     );
-    if !debian.contains("VERSION_CODENAME=bookworm") {
-        return Err(Error::new(format!(
-            "this is not Debian 12 (bookworm): {manual}"
-        )));
-    }
-    if !is_root() {
-        return Err(Error::new(format!(
-            "not running as root, so QEMU cannot be installed: {manual}"
-        )));
-    }
+    may_install("QEMU", &manual)?;
     let (uris, key) = debian_source().ok_or_else(|| {
         Error::new(format!(
             "no Debian bookworm entry found in /etc/apt to copy for backports: {manual}"

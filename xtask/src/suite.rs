@@ -95,7 +95,8 @@ fn clippy(tally: &mut Tally, name: &str, args: &[&str]) {
 
 pub fn run_all() -> Result<(), Error> {
     let mut tally = Tally::default();
-    if let Err(e) = setup::ensure_all() {
+    // gdb-multiarch for the gdb test (tests/tests/gdb.rs), which fails without it.
+    if let Err(e) = setup::ensure_all().and_then(|()| setup::ensure_gdb()) {
         step(&format!("setup: {e}"));
         tally.record("machine setup", false);
         return finish(tally);

@@ -170,7 +170,9 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     set_power_method(&board);
     let payloads = payloads.unwrap_or_else(|e| fatal!("bad system image: {e}"));
     let config = config.unwrap_or_else(|e| fatal!("bad system image: {e}"));
-    let options = BootOptions::parse(board.bootargs.as_deref().unwrap_or(""));
+    let names: Vec<&str> = config.partitions.iter().map(|p| p.name.as_str()).collect();
+    let options = BootOptions::parse(board.bootargs.as_deref().unwrap_or(""), &names)
+        .unwrap_or_else(|e| fatal!("{e}"));
 
     print_board(&board, &config);
     let mismatches = platform::check::check(&config, &board);
