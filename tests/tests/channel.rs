@@ -1,14 +1,13 @@
-//! The channel seen from Linux's shell through `rtctl`, as the system is today: hv does
-//! not write the channel's header yet (the integration step will, and these assertions
-//! change with it), so every command that needs the region says so, and says why when the
-//! header is there but wrong; the commands that need no region answer. Then the test
-//! writes the header from Linux itself, standing in for hv, and drives the Linux side of
-//! the protocol through rtctl's real /dev/mem mapping.
+//! The channel seen from Linux's shell through `rtctl`: hv zeroes the region and writes
+//! its header before either partition runs, so `rtctl` finds a valid header without
+//! Linux writing anything. Then the Linux side of the protocol through rtctl's real
+//! /dev/mem mapping, a header Linux scribbles over (named for what it is), and a Linux
+//! reboot after which hv's header is whole again and the published parameters stay.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
 
-use bulkhead_tests::{board, linux_session};
+use bulkhead_tests::{board, linux_session, LINUX_TIMEOUT};
 use channel::layout::HEADER_FIELDS;
 use channel::Layout;
 use xtask::qemu::Boot;
@@ -17,7 +16,7 @@ use xtask::session::Session;
 const COMMAND: Duration = Duration::from_secs(60);
 
 #[test]
-fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
+fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     let (config, image) = board("virt");
     let mut s = linux_session(&Boot::new(&config, &image));
     let channel = config
@@ -31,23 +30,41 @@ fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
         channel.size / 1024
     );
 
-    // Nothing has written the region: its first word is still zero.
-    assert_eq!(
-        s.shell("rtctl status; echo status=$?", COMMAND).unwrap(),
-        [
-            format!(
-                "{at} no valid header (first word 0x0000000000000000, expected magic \
-                 0x314c4e4148434842): the hypervisor has not set up the channel"
-            ),
-            "status=1".to_string()
-        ]
-    );
-    let get = s.shell("rtctl get kp", COMMAND).unwrap();
-    assert_eq!(get.len(), 1, "{get:?}");
+    let rt_cpus = config
+        .partitions
+        .iter()
+        .find(|p| p.name == "rt")
+        .unwrap()
+        .cpus
+        .len();
+    let layout = Layout::new((channel.size / 8) as usize, rt_cpus).unwrap();
+    // hv wrote the header at boot (and said so), Linux wrote nothing.
     assert!(
-        get[0].starts_with(&format!("{at} no valid header")),
-        "{get:?}"
+        s.lines_from(0).iter().any(|l| l.contains(&format!(
+            "channel [{:#x}..{:#x}): header written (layout version 1, 2 RT CPUs",
+            channel.base,
+            channel.base + channel.size
+        ))),
+        "hv reports the header"
     );
+    let status_before = s.shell("rtctl status; echo status=$?", COMMAND).unwrap();
+    assert_eq!(
+        status_before.first(),
+        Some(&format!(
+            "channel: {:#x}, 2048 KiB, layout version 1, 2 RT CPUs",
+            channel.base
+        )),
+        "{status_before:?}"
+    );
+    assert_eq!(
+        status_before.get(1).map(String::as_str),
+        Some("parameters: none published (the RT side uses its defaults)")
+    );
+    assert_eq!(status_before.last().map(String::as_str), Some("status=0"));
+    let header: Vec<String> = (0..HEADER_FIELDS)
+        .map(|i| format!("{:#018x}", layout.header_words()[i]))
+        .collect();
+    assert_eq!(read_words(&mut s, channel.base, HEADER_FIELDS), header);
 
     // Out-of-range values are refused before the region is touched.
     assert_eq!(
@@ -67,65 +84,12 @@ fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
     );
     assert_eq!(usage.last().map(String::as_str), Some("status=2"));
 
-    // A magic word alone (written from Linux with devmem) is not a header: rtctl reads
-    // the rest of it through its /dev/mem mapping and finds the checksum wrong.
-    let magic = 0x314c_4e41_4843_4842u64;
-    s.shell(
-        &format!("devmem {:#x} 64 {magic:#x}", channel.base),
-        COMMAND,
-    )
-    .unwrap();
-    assert_eq!(
-        s.shell("rtctl status", COMMAND).unwrap(),
-        [format!(
-            "{at} the header's checksum does not match its fields (corrupt header)"
-        )]
-    );
-
     let params = s.shell("rtctl params", COMMAND).unwrap();
     assert!(
         params
             .iter()
             .any(|l| l.starts_with("  probe_period  100 us to 1000000 us, default 1000 us")),
         "{params:?}"
-    );
-
-    // What hv will write at boot, written here with devmem (magic last). A header for
-    // another layout version, checksum and all, is named as such.
-    let rt_cpus = config
-        .partitions
-        .iter()
-        .find(|p| p.name == "rt")
-        .unwrap()
-        .cpus
-        .len();
-    let layout = Layout::new((channel.size / 8) as usize, rt_cpus).unwrap();
-    let mut v2 = layout.header_words();
-    v2[1] = 2;
-    v2[HEADER_FIELDS - 1] = Layout::header_checksum(&v2[..HEADER_FIELDS - 1]);
-    write_header(&mut s, channel.base, &v2);
-    assert_eq!(
-        s.shell("rtctl status", COMMAND).unwrap(),
-        [format!(
-            "{at} layout version 2 in the header, this side speaks version 1"
-        )]
-    );
-    write_header(&mut s, channel.base, &layout.header_words());
-    assert_eq!(
-        s.shell("rtctl status", COMMAND).unwrap(),
-        [
-            format!(
-                "channel: {:#x}, 2048 KiB, layout version 1, 2 RT CPUs",
-                channel.base
-            ),
-            "parameters: none published (the RT side uses its defaults)".into(),
-            "rt cpu 0: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet"
-                .into(),
-            "rt cpu 1: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet"
-                .into(),
-            "ring to-rt: 0 waiting, 0 dropped".into(),
-            "ring to-linux: 0 waiting, 0 dropped".into(),
-        ]
     );
 
     // Publishing through the mapping: each set reads the published version and publishes
@@ -160,16 +124,61 @@ fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
             .unwrap(),
         ["0x0000000000000300"]
     );
+
+    // Linux scribbles over the header: a flipped word is a corrupt header, a header for
+    // another version (checksum and all) is named as such.
+    let word = channel.base + 8 * 5;
+    s.shell(&format!("devmem {word:#x} 64 0x1234"), COMMAND)
+        .unwrap();
     assert_eq!(
-        s.shell("rtctl watch --json --hz 50 --count 2", COMMAND)
-            .unwrap(),
-        [
-            "{\"sample\":0,\"cpus\":[{\"cpu\":0,\"error\":\"no telemetry yet\"},\
-             {\"cpu\":1,\"error\":\"no telemetry yet\"}]}",
-            "{\"sample\":1,\"cpus\":[{\"cpu\":0,\"error\":\"no telemetry yet\"},\
-             {\"cpu\":1,\"error\":\"no telemetry yet\"}]}"
-        ]
+        s.shell("rtctl status", COMMAND).unwrap(),
+        [format!(
+            "{at} the header's checksum does not match its fields (corrupt header)"
+        )]
     );
+    let mut v2 = layout.header_words();
+    v2[1] = 2;
+    v2[HEADER_FIELDS - 1] = Layout::header_checksum(&v2[..HEADER_FIELDS - 1]);
+    write_header(&mut s, channel.base, &v2);
+    assert_eq!(
+        s.shell("rtctl status", COMMAND).unwrap(),
+        [format!(
+            "{at} layout version 2 in the header, this side speaks version 1"
+        )]
+    );
+
+    // A Linux reboot: hv writes its header again; what was published stays published.
+    let from = s.line_count();
+    s.send("reboot\n").unwrap();
+    let restarted = s
+        .wait_line(
+            from,
+            "channel: header written again for Linux's restart",
+            LINUX_TIMEOUT,
+        )
+        .unwrap();
+    s.wait_line(restarted, xtask::initramfs::READY_PREFIX, LINUX_TIMEOUT)
+        .unwrap();
+    s.wait_prompt("# ", COMMAND).unwrap();
+    assert_eq!(read_words(&mut s, channel.base, HEADER_FIELDS), header);
+    let after = s.shell("rtctl status", COMMAND).unwrap();
+    assert_eq!(
+        after.get(1).map(String::as_str),
+        Some("parameters: version 3 (schema control)"),
+        "{after:?}"
+    );
+    assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), ["kp = 2.500"]);
+}
+
+/// `count` 64-bit words from `base`, read with devmem from Linux's shell.
+fn read_words(s: &mut Session, base: u64, count: usize) -> Vec<String> {
+    let reads: Vec<String> = (0..count)
+        .map(|i| format!("devmem {:#x} 64", base + 8 * i as u64))
+        .collect();
+    reads
+        .chunks(4)
+        .flat_map(|chunk| s.shell(&chunk.join("; "), COMMAND).unwrap())
+        .collect()
 }
 
 /// Writes header `words` at `base` from Linux's shell, the first word (the magic) last.
