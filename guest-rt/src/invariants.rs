@@ -9,8 +9,8 @@ use alloc::format;
 use alloc::string::String;
 
 use crate::kernel::Kernel;
-use crate::thread::{BlockedOn, Priority, ThreadState};
-use crate::timer::TimerAction;
+use crate::scheduling::thread::{BlockedOn, Priority, ThreadState};
+use crate::time::timer::TimerAction;
 
 impl Kernel {
     /// Checks every invariant. With `settled` (no CPU has a reschedule
@@ -210,7 +210,7 @@ impl Kernel {
 mod tests {
     //! The checker must be able to fail: corrupt a consistent state in each
     //! way it guards against and expect an error.
-    use crate::thread::{Priority, ThreadSpec, ThreadState};
+    use crate::scheduling::thread::{Priority, ThreadSpec, ThreadState};
     use crate::{Kernel, KernelConfig};
 
     fn kernel_with_lock_waiter() -> (Kernel, crate::MutexId) {
@@ -261,7 +261,7 @@ mod tests {
         let c = k.completion_create();
         k.completions[c.index()].done = 1;
         k.check_invariants().unwrap();
-        let waiter = crate::waitqueue::Waiter {
+        let waiter = crate::sync::waitqueue::Waiter {
             tid: crate::ThreadId(1),
             prio: Priority::new(20),
             seq: 99,

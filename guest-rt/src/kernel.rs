@@ -10,16 +10,16 @@
 
 use alloc::vec::Vec;
 
-use crate::completion::Completion;
-use crate::ipi_set::{self, IpiSet};
-use crate::rtmutex::RtMutex;
-use crate::rwsem::RwSem;
-use crate::sched::RunQueue;
-use crate::semaphore::Semaphore;
-use crate::thread::{
+use crate::scheduling::ipi_set::{self, IpiSet};
+use crate::scheduling::sched::RunQueue;
+use crate::scheduling::thread::{
     BlockedOn, CpuId, CpuMask, Thread, ThreadId, ThreadSpec, ThreadState, WaitOutcome,
 };
-use crate::timer::{Nanos, TimerAction, TimerKey, TimerQueue};
+use crate::sync::completion::Completion;
+use crate::sync::rtmutex::RtMutex;
+use crate::sync::rwsem::RwSem;
+use crate::sync::semaphore::Semaphore;
+use crate::time::timer::{Nanos, TimerAction, TimerKey, TimerQueue};
 
 #[derive(Clone, Copy, Debug)]
 pub struct KernelConfig {
@@ -114,8 +114,12 @@ impl Kernel {
 
     /// The wait-queue entry of `tid`: queued by its effective priority, FIFO among equals
     /// (the sequence number), carrying `data`. Shared by every sleeping primitive.
-    pub(crate) fn waiter_of<D>(&mut self, tid: ThreadId, data: D) -> crate::waitqueue::Waiter<D> {
-        crate::waitqueue::Waiter {
+    pub(crate) fn waiter_of<D>(
+        &mut self,
+        tid: ThreadId,
+        data: D,
+    ) -> crate::sync::waitqueue::Waiter<D> {
+        crate::sync::waitqueue::Waiter {
             tid,
             prio: self.thread(tid).effective,
             seq: self.next_seq(),

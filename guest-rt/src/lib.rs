@@ -3,13 +3,29 @@
 //! This crate is the portable core only: scheduling and locking are plain data
 //! structures driven by explicit events (a thread asks for a lock, a timer
 //! expires, a CPU is asked to reschedule). Nothing here touches hardware, so
-//! the very same code runs in the host simulator ([`sim`]) and, later, on real
-//! vCPUs where the arch layer turns [`Kernel::schedule`] results into context
-//! switches and [`KernelEvent::Ipi`] into SGIs.
+//! the very same code runs in the host simulator ([`sim`]) and on the
+//! partition's vCPUs, where the runtime (the `guest-rt` binary's `arch`) turns
+//! [`Kernel::schedule`] results into context switches and [`KernelEvent::Ipi`]
+//! into SGIs.
+//!
+//! Grouped by concept:
+//! * [`scheduling`]: threads, run queues, reschedule requests;
+//! * [`sync`]: rt-mutexes, rwsems, semaphores, completions, wait queues,
+//!   per-CPU locked data, RCU, the raw sections;
+//! * [`time`]: one-shot deadlines;
+//! * [`interrupts`]: the handler registry and the threaded-line protocol;
+//! * [`memory`]: temporary kernel mappings;
+//! * [`tracing`]: latency statistics;
+//! * [`kernel`]: the [`Kernel`] facade every entry goes through, with its
+//!   [`invariants`];
+//! * [`bootargs`]: the `rt.*` boot arguments, their table, and refusals by name;
+//! * [`dtb`]: what the partition's DTB passes through (read, never touched);
+//! * host-only testing support: [`sim`], the deterministic simulator the
+//!   scenario and property tests drive the kernel with.
 //!
 //! Design rules that hold for every module:
-//! * everything is preemptible except the sections listed in [`rawlock::RAW_SECTIONS`];
-//! * sleeping locks are [`rtmutex`] rt-mutexes with priority inheritance;
+//! * everything is preemptible except the sections listed in [`sync::rawlock::RAW_SECTIONS`];
+//! * sleeping locks are [`sync::rtmutex`] rt-mutexes with priority inheritance;
 //! * the RT side never waits for Linux: no operation here blocks on anything
 //!   outside this kernel's own wait queues and timers;
 //! * no periodic tick: time only advances through one-shot deadlines
@@ -19,7 +35,7 @@
 //! * Build one [`Kernel`] with [`KernelConfig`] and [`Kernel::spawn`] the first
 //!   threads. The kernel is a single data structure with no internal locking:
 //!   on SMP every entry must run under one raw spinlock with interrupts off
-//!   (the "run queue" entry of [`rawlock::RAW_SECTIONS`]); entries are short
+//!   (the "run queue" entry of [`sync::rawlock::RAW_SECTIONS`]); entries are short
 //!   and bounded ([`MAX_CHAIN_DEPTH`] bounds the longest one).
 //! * On every entry call [`Kernel::advance_time`] with the monotonic clock,
 //!   then the operation, naming the CPU it runs on; the acting thread is that
@@ -47,35 +63,26 @@
 
 extern crate alloc;
 
-pub mod completion;
+pub mod bootargs;
+pub mod dtb;
+pub mod interrupts;
 pub mod invariants;
-pub mod ipi_set;
-pub mod irq_registry;
-pub mod irq_thread;
 pub mod kernel;
-pub mod kmap;
-pub mod latency;
-pub mod percpu_locked;
-pub mod prio_bitmap;
-pub mod rawlock;
-pub mod rcu;
-pub mod rtmutex;
-pub mod rwsem;
-pub mod sched;
-pub mod semaphore;
+pub mod memory;
+pub mod scheduling;
 pub mod sim;
-pub mod thread;
-pub mod timer;
-pub mod waitqueue;
+pub mod sync;
+pub mod time;
+pub mod tracing;
 
-pub use completion::CompletionId;
 pub use kernel::{Kernel, KernelConfig};
-pub use rtmutex::{LockError, MutexId, MAX_CHAIN_DEPTH};
-pub use rwsem::RwSemId;
-pub use sched::KernelEvent;
-pub use semaphore::SemaphoreId;
-pub use thread::{
+pub use scheduling::sched::KernelEvent;
+pub use scheduling::thread::{
     BlockedOn, CpuId, CpuMask, Policy, Priority, ThreadId, ThreadSpec, ThreadState, WaitOutcome,
     WaitStatus,
 };
-pub use timer::Nanos;
+pub use sync::completion::CompletionId;
+pub use sync::rtmutex::{LockError, MutexId, MAX_CHAIN_DEPTH};
+pub use sync::rwsem::RwSemId;
+pub use sync::semaphore::SemaphoreId;
+pub use time::timer::Nanos;

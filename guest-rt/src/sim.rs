@@ -14,18 +14,18 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::completion::CompletionId;
 use crate::kernel::{Kernel, KernelConfig};
-use crate::kmap::{KmapPool, PageMapper};
-use crate::percpu_locked::{PerCpuLocked, PerCpuSlot};
-use crate::rcu::{RcuCell, RcuGuard, VersionId};
-use crate::rtmutex::{LockError, MutexId};
-use crate::rwsem::RwSemId;
-use crate::semaphore::SemaphoreId;
-use crate::thread::{
+use crate::memory::kmap::{KmapPool, PageMapper};
+use crate::scheduling::thread::{
     CpuId, CpuMask, Priority, ThreadId, ThreadSpec, ThreadState, WaitOutcome, WaitStatus,
 };
-use crate::timer::Nanos;
+use crate::sync::completion::CompletionId;
+use crate::sync::percpu_locked::{PerCpuLocked, PerCpuSlot};
+use crate::sync::rcu::{RcuCell, RcuGuard, VersionId};
+use crate::sync::rtmutex::{LockError, MutexId};
+use crate::sync::rwsem::RwSemId;
+use crate::sync::semaphore::SemaphoreId;
+use crate::time::timer::Nanos;
 
 /// One step of a scripted thread. Everything except `Compute` takes no
 /// virtual time.
@@ -318,8 +318,8 @@ impl Sim {
     }
 
     fn drain_events(&mut self) {
-        let ipis: Vec<crate::sched::KernelEvent> = self.kernel.take_events().collect();
-        for crate::sched::KernelEvent::Ipi { from, to } in ipis {
+        let ipis: Vec<crate::scheduling::sched::KernelEvent> = self.kernel.take_events().collect();
+        for crate::scheduling::sched::KernelEvent::Ipi { from, to } in ipis {
             // Delivery is the reschedule `settle` performs on that CPU.
             self.record(SimEvent::Ipi { from, to });
         }

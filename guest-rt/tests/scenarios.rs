@@ -1,8 +1,8 @@
 //! Deterministic simulator scenarios: each one drives the real kernel through
 //! a scripted situation and asserts what happened in virtual time.
 
-use guest_rt::rcu::VersionId;
 use guest_rt::sim::{Op::*, OpResult, RcuGuardKind, Sim, SimConfig, SimEvent};
+use guest_rt::sync::rcu::VersionId;
 use guest_rt::{
     CpuMask, LockError, Nanos, Priority, ThreadId, ThreadSpec, ThreadState, WaitOutcome,
 };

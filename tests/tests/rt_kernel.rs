@@ -7,7 +7,7 @@
 use bulkhead_tests::{board, boot_until};
 use xtask::qemu::Boot;
 
-/// Scenarios guest-rt runs; keep in step with `SCENARIOS` in arch/kernel_selftest.rs.
+/// Scenarios guest-rt runs; keep in step with `SCENARIOS` in guest-rt/src/selftests/kernel.rs.
 const SCENARIOS: usize = 13;
 
 fn every_scenario_passes(name: &str) {

@@ -260,3 +260,43 @@ fn virt_gicv2_escaping_vcpu_is_stopped_while_the_other_keeps_running() {
 fn virt_gicv2_bad_hypercalls_get_smccc_errors_and_hv_survives() {
     hypercall_sweep("virt-gicv2");
 }
+
+/// A boot argument guest-rt cannot honour is refused by name, and the partition starts
+/// nothing (it powers itself off) instead of running with a value bent into range; hv and
+/// the machine go on.
+#[test]
+fn an_out_of_range_boot_argument_is_refused_by_name() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.app=latency".into());
+    b.bootargs.push("rt.latency.interval-us=0".into());
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    let log = boot_until(&b, |lines| {
+        lines.iter().any(|l| l.contains("powered itself off"))
+    });
+    let refused = log
+        .line("rt: boot argument `rt.latency.interval-us=0`")
+        .expect("guest-rt names the word it refuses");
+    assert!(refused.contains("out of range 10..=1000000"), "{refused}");
+    assert!(
+        log.line("rt: 1 boot argument(s) refused").is_some(),
+        "guest-rt says what it does about it"
+    );
+    assert!(
+        log.line("partition `rt` powered itself off").is_some(),
+        "the partition did not stop"
+    );
+    // The log ends at hv's report of the power-off (`boot_until`): nothing was started
+    // up to there, and a partition that is off starts nothing later.
+    assert!(
+        !log.lines.iter().any(|l| l.contains("latency vCPU")
+            || l.contains("ready: vCPU")
+            || l.contains("ready: partition `rt`")),
+        "guest-rt started the app or reported ready despite the refusal"
+    );
+    assert!(
+        log.status.is_none(),
+        "the machine stopped with the partition"
+    );
+    assert!(log.fatal().is_none());
+}

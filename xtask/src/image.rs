@@ -30,7 +30,8 @@ pub fn build_binaries() -> Result<Binaries, Error> {
     step(&format!(
         "building hv ({HV_TARGET}) and guest-rt ({TARGET}), release"
     ));
-    for (package, target) in [("hv", HV_TARGET), ("guest-rt", TARGET)] {
+    // guest-rt with its self-tests and kernel bench: what run, test and bench boot.
+    for (package, target, features) in [("hv", HV_TARGET, ""), ("guest-rt", TARGET, "selftests")] {
         crate::run(
             Command::new(env!("CARGO"))
                 .current_dir(workspace_root())
@@ -43,6 +44,8 @@ pub fn build_binaries() -> Result<Binaries, Error> {
                     "--bins",
                     "--target",
                     target,
+                    "--features",
+                    features,
                 ]),
         )?;
     }

@@ -123,7 +123,19 @@ pub fn run_all() -> Result<(), Error> {
     );
     clippy(
         &mut tally,
-        "clippy (platform, abi and channel no_std, aarch64)",
+        "clippy (guest-rt with its self-tests, aarch64)",
+        &[
+            "-p",
+            "guest-rt",
+            "--target",
+            image::TARGET,
+            "--features",
+            "selftests",
+        ],
+    );
+    clippy(
+        &mut tally,
+        "clippy (platform, abi, channel and control no_std, aarch64)",
         &[
             "-p",
             "platform",
@@ -131,6 +143,8 @@ pub fn run_all() -> Result<(), Error> {
             "abi",
             "-p",
             "channel",
+            "-p",
+            "control",
             "--no-default-features",
             "--target",
             image::TARGET,

@@ -1,5 +1,10 @@
-//! guest-rt's boot on each vCPU: console, DTB, MMU, the other vCPUs through PSCI, the
-//! virtual timer, then "ready" to hv and a heartbeat.
+//! guest-rt's boot on each vCPU: console, DTB, boot arguments, MMU, the other vCPUs
+//! through PSCI, the virtual timer, then the app (which reports ready itself) or "ready"
+//! to hv, the self-test if one was asked for, and a heartbeat.
+//!
+//! Owns the boot sequence and the runtime services apps and self-tests share (ready,
+//! heartbeat, power off); what the DTB and the boot arguments say is decided by the
+//! portable [`guest_rt::dtb`] and [`guest_rt::bootargs`].
 
 use aarch64_cpu::registers::{Readable, TPIDR_EL1};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,15 +14,16 @@ use platform::dtb::BoardInfo;
 use smccc::Hvc;
 use spin::Once;
 
-use guest_rt::{CpuMask, ThreadSpec};
+use guest_rt::bootargs::{self, BootArgs};
 
-use super::selftest::{self, Options, SelfTest};
-use super::{console, gic, heap, hvc, irq, mmu, probe, threads, timer};
+use super::{console, gic, heap, hvc, irq, mmu, timer};
+use crate::apps::{Context, APPS, NAMES};
 
 struct Boot {
-    options: Options,
+    options: BootArgs,
     vcpus: usize,
     /// An address just past the partition's RAM (for the self-tests).
+    #[cfg(feature = "selftests")]
     outside: u64,
 }
 
@@ -31,6 +37,7 @@ static PROBES_DONE: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTS_ON: [AtomicBool; super::MAX_VCPUS] =
     [const { AtomicBool::new(false) }; super::MAX_VCPUS];
 
+#[cfg(feature = "selftests")]
 pub fn interrupts_on(vcpu: usize) -> bool {
     INTERRUPTS_ON[vcpu].load(Ordering::Acquire)
 }
@@ -38,8 +45,6 @@ pub fn interrupts_on(vcpu: usize) -> bool {
 pub fn is_bare() -> bool {
     BARE.load(Ordering::Acquire)
 }
-
-const FDT_MAGIC: u32 = 0xd00d_feed;
 
 /// Stops the whole partition (PSCI SYSTEM_OFF through hv); hv and other partitions go on.
 pub fn power_off() -> ! {
@@ -55,40 +60,38 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     power_off()
 }
 
-/// The DTB's bytes (its header was checked by [`read_dtb`]).
-fn dtb_bytes(addr: usize) -> &'static [u8] {
-    // SAFETY: hv wrote the DTB into our RAM; `read_dtb` checked the header and size.
-    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    // SAFETY: as above, `size` bytes from `addr` are the DTB, inside our RAM.
-    unsafe { core::slice::from_raw_parts(addr as *const u8, size) }
-}
-
-fn read_dtb(addr: usize) -> Result<BoardInfo, alloc::string::String> {
-    // SAFETY: hv passes the address of the DTB it wrote into our RAM; the header is read
-    // first and bounds the rest.
-    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
-    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if magic != FDT_MAGIC || size > 2 << 20 {
-        return Err(alloc::format!("no DTB at {addr:#x}"));
-    }
-    // SAFETY: the header says the blob is `size` bytes, inside our RAM.
-    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
-    BoardInfo::parse(bytes).map_err(|e| alloc::format!("{e}"))
+/// The DTB hv wrote at `addr`, as bytes bounded by its header's size.
+///
+/// # Safety
+/// `addr` must be the address hv passed in x0 at entry: readable memory of the partition's
+/// own RAM holding a DTB header, followed by as many bytes as the header says, never
+/// written again.
+unsafe fn dtb_at(addr: usize) -> Result<&'static [u8], guest_rt::dtb::HeaderError> {
+    // SAFETY: per this function's contract, the header's bytes are readable at `addr`.
+    let header = unsafe { &*(addr as *const [u8; guest_rt::dtb::HEADER_LEN]) };
+    let len = guest_rt::dtb::blob_len(header)?;
+    // SAFETY: the header says the blob is `len` bytes from `addr` (bounded by
+    // `MAX_DTB_LEN`), inside our RAM and never written again, per the contract.
+    Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
 }
 
 /// vCPU 0, from the entry code, MMU off, x0 = DTB.
 pub extern "C" fn boot_main(dtb: usize) -> ! {
     heap::init();
     console::init();
-    let board = read_dtb(dtb).unwrap_or_else(|_| {
-        // Nowhere to report yet: hv's console needs nothing from the DTB, try it.
-        console::print(format_args!(
-            "FATAL: guest-rt found no usable DTB at {dtb:#x}"
-        ));
-        power_off()
-    });
+    // SAFETY: `dtb` is x0 at entry, the DTB hv (or a bare loader) wrote into our RAM.
+    let blob = unsafe { dtb_at(dtb) };
+    let board = blob
+        .map_err(|e| alloc::format!("{e}"))
+        .and_then(|b| BoardInfo::parse(b).map_err(|e| alloc::format!("{e}")))
+        .unwrap_or_else(|why| {
+            // Nowhere to report yet: hv's console needs nothing from the DTB, try it.
+            console::print(format_args!(
+                "FATAL: guest-rt found no usable DTB at {dtb:#x} ({why})"
+            ));
+            power_off()
+        });
+    let blob = blob.unwrap_or_default();
     // Under hv the DTB is a partition's; anything else means guest-rt was booted bare.
     let bare = !board.compatible.iter().any(|c| c == "bulkhead,partition");
     if bare {
@@ -117,6 +120,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         info!("memory {m}");
     }
     info!("{} vCPUs, bootargs `{bootargs}`", board.cpus.len());
+    let options = boot_args(&bootargs);
     super::threads::init(board.cpus.len());
     let gic_info = board.gic.clone().unwrap_or_else(|| {
         error!("the partition's DTB describes no interrupt controller");
@@ -127,7 +131,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         power_off()
     }
     if !bare {
-        let physical = super::devices::physical_mpidrs(dtb_bytes(dtb));
+        let physical = guest_rt::dtb::physical_mpidrs(blob);
         if !physical.is_empty() {
             info!("exit-less interrupt delivery: this partition owns its CPUs' GIC interfaces");
             gic::set_physical_mpidrs(physical);
@@ -140,11 +144,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     devices.extend(gic::mmio_frame(&gic_info));
     if !bare {
         // Passed-through devices, identity-mapped by hv.
-        devices.extend(
-            super::devices::discover(dtb_bytes(dtb))
-                .iter()
-                .map(|d| d.region),
-        );
+        devices.extend(super::devices::discover(blob).iter().map(|d| d.region));
     }
     if bare {
         // Booted bare, guest-rt owns the GIC and its console UART.
@@ -158,6 +158,7 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         );
     }
     mmu::build(&board.memory, &devices);
+    #[cfg(feature = "selftests")]
     let outside = board
         .memory
         .iter()
@@ -165,8 +166,9 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         .max()
         .unwrap_or(0);
     BOOT.call_once(|| Boot {
-        options: Options::parse(&bootargs),
+        options,
         vcpus: board.cpus.len(),
+        #[cfg(feature = "selftests")]
         outside,
     });
     // Nothing runs cached yet: the whole image (code, data, heap, page tables, stacks) is
@@ -182,6 +184,26 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         }
     }
     vcpu_main(0)
+}
+
+/// The boot arguments, or, if any `rt.*` word is refused, each refusal on the console
+/// and the partition off: guest-rt never runs with a value it cannot honour (hv and the
+/// other partitions go on).
+fn boot_args(line: &str) -> BootArgs {
+    let catalog = bootargs::Catalog {
+        apps: &NAMES,
+        selftests: cfg!(feature = "selftests"),
+    };
+    bootargs::parse(line, &catalog).unwrap_or_else(|refused| {
+        for r in &refused {
+            console::print(format_args!("{r}"));
+        }
+        console::print(format_args!(
+            "rt: {} boot argument(s) refused: starting nothing, powering the partition off",
+            refused.len()
+        ));
+        power_off()
+    })
 }
 
 /// Other vCPUs, MMU off, tables built by vCPU 0.
@@ -214,79 +236,32 @@ fn vcpu_main(index: usize) -> ! {
             timer::interrupts()
         );
     }
-    if index == 0 && boot.options.selftest == Some(SelfTest::Hypercalls) {
-        // Wait until vCPU 1 runs, so "already on" is what the sweep sees.
-        while boot.vcpus > 1 && hvc::call(smccc::psci::PSCI_AFFINITY_INFO_64, &[1, 0])[0] != 0 {
-            timer::sleep_ns(1_000_000);
+    let cx = Context {
+        vcpu: index,
+        vcpus: boot.vcpus,
+        args: boot.options,
+    };
+    if let Some(app) = boot.options.app.map(|i| &APPS[i]) {
+        if index == 0 {
+            info!("app `{}`: {}", app.name, app.about);
         }
-        selftest::hypercall_sweep(boot.outside, boot.vcpus);
+        (app.run)(&cx);
     }
-    if boot.options.app == Some(selftest::App::Latency) {
-        // The probe is a thread on each vCPU, waking on the kernel's timer.
-        let (options, vcpus) = (boot.options, boot.vcpus);
-        threads::spawn(
-            ThreadSpec::fifo(probe::PRIORITY).on(CpuMask::single(index)),
-            move || latency_thread(index, options, vcpus),
-        );
-        threads::enter();
+    #[cfg(feature = "selftests")]
+    if let Some(test) = boot.options.selftest {
+        crate::selftests::before_ready(test, &cx, boot.outside);
     }
     report_ready(index, false, boot.vcpus);
-    match boot.options.selftest {
-        Some(SelfTest::Escape(addr)) if index == 1 => {
-            info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");
-            mmu::map_page(addr);
-            // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
-            let value = unsafe { (addr as *const u64).read_volatile() };
-            error!("selftest: read {value:#x} from outside the partition: isolation is broken");
-        }
-        Some(SelfTest::SystemOff) if index == 0 => {
-            info!("selftest: powering the partition off");
-            power_off();
-        }
-        Some(SelfTest::Gic) if index == 0 => selftest::gic_checks(boot.vcpus),
-        Some(SelfTest::Gic) if index == 1 => selftest::gic_burst_receiver(),
-        Some(test @ (SelfTest::Spi | SelfTest::SpiCross)) => {
-            if index == 0 {
-                let check = if test == SelfTest::Spi {
-                    selftest::spi_check
-                } else {
-                    selftest::spi_cross_check
-                };
-                threads::spawn(
-                    ThreadSpec::fifo(SELFTEST_PRIORITY).on(CpuMask::single(0)),
-                    check,
-                );
-            }
-            enter_with_heartbeat(index, boot.options.heartbeat_ms);
-        }
-        Some(SelfTest::Kernel) => {
-            if index == 0 {
-                super::kernel_selftest::start();
-            }
-            threads::enter();
-        }
-        Some(SelfTest::SystemReset) if index == 0 && hvc::partition_status().boots == 1 => {
-            info!("selftest: resetting the partition");
-            let _ = smccc::psci::system_reset::<Hvc>();
-            error!("selftest: SYSTEM_RESET returned");
-        }
-        _ => {}
-    }
-    if boot.options.app == Some(selftest::App::KernelBench) {
-        if index == 0 {
-            super::kernel_bench::start();
-        }
-        threads::enter();
+    #[cfg(feature = "selftests")]
+    if let Some(test) = boot.options.selftest {
+        crate::selftests::after_ready(test, &cx);
     }
     heartbeat(index, boot.options.heartbeat_ms, timer::sleep_ns)
 }
 
-/// Priority of self-test threads.
-const SELFTEST_PRIORITY: u8 = 50;
-
 /// "ready" on the console and to hv (bare: the last vCPU to finish a fixed-length probe
 /// powers the machine off, which is what the benchmark waits for).
-fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
+pub fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
     info!(
         "ready: vCPU {index} ({} timer interrupts, {} unexpected)",
         timer::interrupts(),
@@ -302,23 +277,11 @@ fn report_ready(index: usize, probe_done: bool, vcpus: usize) {
     }
 }
 
-/// The latency app's thread on vCPU `index`. A probe with a fixed length reports ready when
-/// it is done (what smoke and the benchmark wait for); otherwise ready comes first.
-fn latency_thread(index: usize, options: Options, vcpus: usize) {
-    let interval = options.latency_interval_us * 1_000;
-    let fixed = options.latency_periods > 0;
-    if fixed {
-        probe::run(index, interval, options.latency_periods);
-    }
-    report_ready(index, fixed, vcpus);
-    if !fixed {
-        probe::run(index, interval, 0);
-    }
-    heartbeat(index, options.heartbeat_ms, threads::sleep_ns);
-}
-
 /// This vCPU runs threads from now on, the heartbeat being one of them (lowest priority).
-fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
+#[cfg(feature = "selftests")]
+pub fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
+    use super::threads;
+    use guest_rt::{CpuMask, ThreadSpec};
     threads::spawn(ThreadSpec::fifo(0).on(CpuMask::single(index)), move || {
         heartbeat(index, heartbeat_ms, threads::sleep_ns)
     });
@@ -327,7 +290,7 @@ fn enter_with_heartbeat(index: usize, heartbeat_ms: u64) -> ! {
 
 /// Prints a heartbeat every `ms`, sleeping with `sleep` (the boot context's timer wait, or
 /// the kernel's for a thread).
-fn heartbeat(index: usize, ms: u64, sleep: fn(u64)) -> ! {
+pub fn heartbeat(index: usize, ms: u64, sleep: fn(u64)) -> ! {
     let mut beat = 0u64;
     loop {
         sleep(ms * 1_000_000);

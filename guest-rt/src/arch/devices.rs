@@ -1,19 +1,13 @@
-//! The devices the partition's DTB passes through to it (anything at the root with a
-//! `reg` and SPI `interrupts`), and the registry of their interrupt handlers.
+//! The devices the partition's DTB passes through to it, as found once at boot (the
+//! reading is the portable [`guest_rt::dtb`]), and the registry of their top-half
+//! interrupt handlers.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
-use guest_rt::irq_registry::{IrqError, IrqRegistry};
-use platform::config::Region;
-use spin::{Mutex, Once};
+use guest_rt::dtb::Device;
 
-pub struct Device {
-    pub compatible: String,
-    pub region: Region,
-    /// INTIDs of its SPIs.
-    pub irqs: Vec<u32>,
-}
+use guest_rt::interrupts::irq_registry::{IrqError, IrqRegistry};
+use spin::{Mutex, Once};
 
 static DEVICES: Once<Vec<Device>> = Once::new();
 
@@ -32,39 +26,10 @@ pub type Handler = fn(u32) -> Ending;
 
 static HANDLERS: Once<Mutex<IrqRegistry<Handler>>> = Once::new();
 
-fn be32(bytes: &[u8]) -> u32 {
-    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
-}
-
-/// Reads the devices from the DTB (vCPU 0, once).
+/// The devices passed through, read from the DTB ([`guest_rt::dtb::passed_through`])
+/// by vCPU 0, once; later calls return the same.
 pub fn discover(dtb: &[u8]) -> &'static [Device] {
-    DEVICES.call_once(|| {
-        let Ok(fdt) = fdt::Fdt::new(dtb) else {
-            return Vec::new();
-        };
-        let Some(root) = fdt.find_node("/") else {
-            return Vec::new();
-        };
-        root.children()
-            .filter_map(|node| {
-                let compatible = node.compatible()?.first().into();
-                let reg = node.reg()?.next()?;
-                let cells = node.property("interrupts")?.value;
-                // SPI specifiers only: <0 n flags> is INTID n + 32.
-                let irqs: Vec<u32> = cells
-                    .chunks_exact(12)
-                    .filter(|c| be32(&c[0..4]) == 0)
-                    .map(|c| be32(&c[4..8]) + 32)
-                    .collect();
-                Some(Device {
-                    compatible,
-                    region: Region::new(reg.starting_address as u64, reg.size? as u64),
-                    irqs,
-                })
-            })
-            .filter(|d| !d.irqs.is_empty())
-            .collect()
-    })
+    DEVICES.call_once(|| guest_rt::dtb::passed_through(dtb))
 }
 
 pub fn find(compatible: &str) -> Option<&'static Device> {
@@ -75,7 +40,7 @@ pub fn find(compatible: &str) -> Option<&'static Device> {
 pub fn owned_spis() -> Vec<u32> {
     DEVICES
         .get()
-        .map(|ds| ds.iter().flat_map(|d| d.irqs.iter().copied()).collect())
+        .map(|ds| guest_rt::dtb::owned_spis(ds))
         .unwrap_or_default()
 }
 
@@ -95,21 +60,4 @@ pub fn register(intid: u32, handler: Handler) -> Result<(), IrqError> {
 pub fn handler(intid: u32) -> Option<Handler> {
     let _masked = super::irqmask::IrqMasked::new();
     registry().lock().handler(intid)
-}
-
-/// Physical MPIDRs of our vCPUs' CPUs, which hv lists (`bulkhead,physical-mpidr`) only for
-/// exit-less partitions: their SGIs go straight to the physical GIC. Empty otherwise.
-pub fn physical_mpidrs(dtb: &[u8]) -> Vec<u64> {
-    let Ok(fdt) = fdt::Fdt::new(dtb) else {
-        return Vec::new();
-    };
-    let Some(cpus) = fdt.find_node("/cpus") else {
-        return Vec::new();
-    };
-    cpus.children()
-        .filter_map(|cpu| {
-            let v = cpu.property("bulkhead,physical-mpidr")?.value;
-            Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
-        })
-        .collect()
 }

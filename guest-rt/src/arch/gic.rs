@@ -11,6 +11,7 @@
 //! its handler thread returns (see [`super::irq_threads`]). For a hardware-linked virtual
 //! interrupt under hv, the guest's deactivation deactivates the physical one too.
 
+use guest_rt::interrupts::cpu_interface;
 use platform::config::GicVersion;
 use platform::dtb::GicInfo;
 use spin::Once;
@@ -35,7 +36,7 @@ pub fn set_physical_mpidrs(mpidrs: alloc::vec::Vec<u64>) {
     PHYSICAL_MPIDRS.call_once(|| mpidrs);
 }
 
-/// GICD_SGIR (v2): target list [23:16], INTID [3:0].
+/// GICD_SGIR (v2): target list bits 23:16, INTID bits 3:0.
 const GICD_SGIR: usize = 0xf00;
 
 const GICC_CTLR: usize = 0x00;
@@ -52,12 +53,6 @@ const GICC_CTLR_ENABLE: u32 = 0b11;
 const GICC_CTLR_EOIMODE: u32 = 1 << 9;
 /// ICC_CTLR_EL1.EOImode, bit 1 (IHI 0069 12.2.6; under hv this is ICV_CTLR_EL1's).
 const ICC_CTLR_EOIMODE: u64 = 1 << 1;
-/// GICv2 IAR/EOIR/DIR: INTID [9:0] and, for SGIs, the sending CPU [12:10], which the EOI
-/// and the deactivation must give back (IHI 0048B 4.4.4).
-const GICV2_ACK_BITS: u32 = 0x1fff;
-/// INTIDs at or above this are spurious.
-const SPURIOUS: u32 = 1020;
-
 /// Records the interface from the partition's DTB (vCPU 0, once). Refuses a GICv2 CPU
 /// interface frame too small to reach GICC_DIR.
 pub fn init(info: &GicInfo) -> Result<(), &'static str> {
@@ -118,7 +113,11 @@ pub fn is_v3() -> bool {
     matches!(INTERFACE.get(), Some(Interface::V3))
 }
 
-/// Sends SGI `intid` to vCPU `target` of this partition (hv delivers it).
+/// Sends SGI `intid` to vCPU `target` of this partition (hv delivers it). Nothing is sent
+/// for a value the register cannot express (an INTID above 15, a GICv2 target above 7).
+/// Out of line: every kernel entry's exit checks for IPIs to send, and inlined here it
+/// made each entry save more registers whether or not it sent any.
+#[inline(never)]
 pub fn send_sgi(intid: u32, target: usize) {
     match INTERFACE.get() {
         Some(Interface::V3) => {
@@ -128,17 +127,19 @@ pub fn send_sgi(intid: u32, target: usize) {
                 .get()
                 .and_then(|m| m.get(target).copied())
                 .unwrap_or(target as u64);
-            let value = ((mpidr >> 32) & 0xff) << 48
-                | ((mpidr >> 16) & 0xff) << 32
-                | u64::from(intid & 0xf) << 24
-                | ((mpidr >> 8) & 0xff) << 16
-                | 1u64 << (mpidr & 0xf);
+            let Some(value) = cpu_interface::sgi1r(intid, mpidr) else {
+                return;
+            };
             // SAFETY: the write traps to hv, which sends the SGI within this partition only.
             unsafe {
                 core::arch::asm!("msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack))
             };
         }
-        Some(Interface::V2(_)) => gicd_write(GICD_SGIR, ((1u32 << target) << 16) | (intid & 0xf)),
+        Some(Interface::V2(_)) => {
+            if let Some(value) = cpu_interface::gicd_sgir(intid, target) {
+                gicd_write(GICD_SGIR, value);
+            }
+        }
         None => {}
     }
 }
@@ -260,7 +261,7 @@ fn reg(base: usize, offset: usize) -> *mut u32 {
 }
 
 /// Enables this vCPU's interface: every priority unmasked, both groups on, and EOImode =
-/// 1 (an EOI drops priority only; [`deactivate`] ends the interrupt).
+/// 1 (an EOI drops priority only; its deactivation ends the interrupt).
 pub fn init_cpu() {
     match INTERFACE.get() {
         Some(Interface::V3) => {
@@ -297,37 +298,24 @@ pub fn init_cpu() {
     }
 }
 
-/// An acknowledged interrupt: its INTID, and the value its EOI and deactivation write
-/// back (on GICv2 an SGI's also names its sender).
-#[derive(Clone, Copy, Debug)]
-pub struct Acked {
-    pub intid: u32,
-    value: u32,
-}
+/// An acknowledged interrupt ([`cpu_interface::Ack`]): its INTID, and the value its EOI
+/// and deactivation write back.
+pub type Acked = cpu_interface::Ack;
 
 /// Acknowledges the pending interrupt, if any.
 pub fn acknowledge() -> Option<Acked> {
-    let acked = match INTERFACE.get()? {
+    match INTERFACE.get()? {
         Interface::V3 => {
             let iar: u64;
             // SAFETY: acknowledging hands the interrupt to this handler, which ends it.
             unsafe { core::arch::asm!("mrs {0}, icc_iar1_el1", out(reg) iar, options(nostack)) };
-            let intid = iar as u32 & 0xff_ffff;
-            Acked {
-                intid,
-                value: intid,
-            }
+            cpu_interface::ack_v3(iar)
         }
         Interface::V2(base) => {
             // SAFETY: as above, through the mapped GICC frame.
-            let value = unsafe { reg(*base, GICC_IAR).read_volatile() } & GICV2_ACK_BITS;
-            Acked {
-                intid: value & 0x3ff,
-                value,
-            }
+            cpu_interface::ack_v2(unsafe { reg(*base, GICC_IAR).read_volatile() })
         }
-    };
-    (acked.intid < SPURIOUS).then_some(acked)
+    }
 }
 
 /// Ends an acknowledged interrupt handled whole: drops its priority, then deactivates it.

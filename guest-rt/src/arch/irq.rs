@@ -1,4 +1,4 @@
-//! The interrupt top half: acknowledge, dispatch, end. Runs with interrupts masked and
+//! The interrupt top half: acknowledge, dispatch (on [`source::classify`]'s answer), end. Runs with interrupts masked and
 //! does only bounded work (the timer's is to disarm it and flag the sleeper). Every
 //! interrupt's priority is dropped here; all but a threaded line's are deactivated here
 //! too (the CPU interface runs with EOImode = 1, see [`gic`]). On a vCPU that runs
@@ -7,6 +7,8 @@
 //! interrupt return path.
 
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use guest_rt::interrupts::source::{self, Source};
 
 use super::devices::Ending;
 use super::{gic, irq_threads, threads, timer, vcpu_index, MAX_VCPUS};
@@ -41,24 +43,33 @@ pub extern "C" fn handle() {
     while let Some(acked) = gic::acknowledge() {
         let intid = acked.intid;
         let mut ending = Ending::Deactivate;
-        if intid == timer::intid() && scheduler_here {
-            // Level-triggered: disarm before ending it; the kernel programs the next deadline.
-            timer::disarm();
-            kernel_entry = true;
-        } else if intid == timer::intid() {
-            timer::on_interrupt();
-        } else if intid == threads::RESCHED_SGI {
-            resched = true;
-            kernel_entry |= scheduler_here;
-        } else if intid < 16 {
-            SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
-            SGI_IDS[vcpu_index()].fetch_or(1 << intid, Ordering::Relaxed);
-        } else if let Some(handler) = super::devices::handler(intid) {
-            ending = handler(intid);
-            // A threaded line's top half may have woken a thread that should run now.
-            kernel_entry |= scheduler_here;
-        } else {
-            UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
+        match source::classify(intid, timer::intid(), threads::RESCHED_SGI) {
+            Source::Timer if scheduler_here => {
+                // Level-triggered: disarm before ending it; the kernel programs the next
+                // deadline.
+                timer::disarm();
+                kernel_entry = true;
+            }
+            Source::Timer => timer::on_interrupt(),
+            Source::Resched => {
+                resched = true;
+                kernel_entry |= scheduler_here;
+            }
+            Source::Sgi(n) => {
+                SGIS[vcpu_index()].fetch_add(1, Ordering::Relaxed);
+                SGI_IDS[vcpu_index()].fetch_or(1 << n, Ordering::Relaxed);
+            }
+            Source::Line(n) => match super::devices::handler(n) {
+                Some(handler) => {
+                    ending = handler(n);
+                    // A threaded line's top half may have woken a thread that should run
+                    // now.
+                    kernel_entry |= scheduler_here;
+                }
+                None => {
+                    UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
+                }
+            },
         }
         match ending {
             Ending::Deactivate => gic::end(acked),

@@ -17,8 +17,8 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use guest_rt::irq_registry::IrqError;
-use guest_rt::irq_thread::{Deactivate, ThreadedLine};
+use guest_rt::interrupts::irq_registry::IrqError;
+use guest_rt::interrupts::irq_thread::{Deactivate, ThreadedLine};
 use guest_rt::{CpuMask, Priority, ThreadId, ThreadSpec};
 use spin::Mutex;
 

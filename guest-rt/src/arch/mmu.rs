@@ -48,6 +48,7 @@ pub fn build(ram: &[Region], devices: &[Region]) {
 
 /// Maps one more page as normal memory in the live tables. Used by the escape self-test,
 /// so the access reaches stage 2 (hv) instead of faulting in our own stage 1.
+#[cfg(feature = "selftests")]
 pub fn map_page(addr: u64) {
     let page = (addr & !0xfff) as usize;
     if let Some(map) = MAP.lock().as_mut() {

@@ -279,6 +279,7 @@ pub fn sleep_ns(ns: u64) {
 }
 
 /// The calling thread's id.
+#[cfg(feature = "selftests")]
 pub fn current() -> ThreadId {
     with(|k, cpu| k.current(cpu).expect("current() from a thread"))
 }
@@ -355,6 +356,7 @@ pub fn on_interrupt() {
 }
 
 /// Context switches so far (all vCPUs).
+#[cfg(feature = "selftests")]
 pub fn switches() -> u64 {
     let mut lk = Locked::acquire();
     lk.rt().switches

@@ -1,0 +1,97 @@
+//! The latency probe app (`rt.app=latency`): on each vCPU, sleep to absolute deadlines
+//! one period apart (`rt.latency.interval-us`) on the virtual timer interrupt and record
+//! how late each wake-up is (CNTVCT), printing statistics every 1000 periods and at the
+//! end. With `rt.latency.periods=N` it stops after N periods and only then reports ready
+//! (what smoke and the benchmark wait for); otherwise ready comes first.
+//!
+//! The probe is a thread pinned to its vCPU at [`PRIORITY`], sleeping in the kernel
+//! (`sleep_until` on the one-shot timer): each sample is the whole path from the timer
+//! interrupt through the kernel's expiry and the switch to the probe thread. The
+//! statistics are the portable [`guest_rt::tracing::latency`].
+
+use guest_rt::tracing::latency::{LatencyStats, BUCKETS};
+use guest_rt::{CpuMask, ThreadSpec};
+use log::info;
+
+use super::{App, Context};
+use crate::arch::boot::{heartbeat, report_ready};
+use crate::arch::{threads, timer};
+
+pub const APP: App = App {
+    name: "latency",
+    about: "wake-up latency of a periodic thread on each vCPU",
+    run,
+};
+
+/// The probe thread's priority.
+pub const PRIORITY: u8 = 80;
+
+const REPORT_EVERY: u64 = 1_000;
+
+fn report(vcpu: usize, what: &str, s: &LatencyStats) {
+    info!(
+        "latency vCPU {vcpu}: {what}{} periods of {} us: min {} ns, avg {} ns, max {} ns, \
+         p99 {} ns, missed {}",
+        s.samples,
+        s.interval_ns / 1_000,
+        if s.samples == 0 { 0 } else { s.min_ns },
+        s.avg_ns(),
+        s.max_ns,
+        s.percentile_ns(99),
+        s.missed
+    );
+}
+
+/// Starts the probe's thread on this vCPU and runs threads from then on.
+fn run(cx: &Context) -> ! {
+    let cx = *cx;
+    threads::spawn(
+        ThreadSpec::fifo(PRIORITY).on(CpuMask::single(cx.vcpu)),
+        move || probe_thread(&cx),
+    );
+    threads::enter()
+}
+
+/// The probe's thread: probe, ready (before or after a fixed-length probe), heartbeat.
+fn probe_thread(cx: &Context) {
+    let interval = cx.args.latency_interval_us * 1_000;
+    let periods = cx.args.latency_periods;
+    let fixed = periods > 0;
+    if fixed {
+        probe(cx.vcpu, interval, periods);
+    }
+    report_ready(cx.vcpu, fixed, cx.vcpus);
+    if !fixed {
+        probe(cx.vcpu, interval, 0);
+    }
+    heartbeat(cx.vcpu, cx.args.heartbeat_ms, threads::sleep_ns);
+}
+
+/// Probes this vCPU for `periods` periods (0: for ever) of `interval_ns`.
+fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
+    info!(
+        "latency vCPU {vcpu}: probing every {} us{}",
+        interval_ns / 1_000,
+        if periods == 0 {
+            alloc::string::String::new()
+        } else {
+            alloc::format!(" for {periods} periods")
+        }
+    );
+    let mut stats = LatencyStats::new(interval_ns);
+    let mut deadline = timer::now_ns() + interval_ns;
+    while periods == 0 || stats.samples < periods {
+        threads::sleep_until_ns(deadline);
+        deadline = stats.record(deadline, timer::now_ns());
+        if stats.samples.is_multiple_of(REPORT_EVERY) {
+            report(vcpu, "", &stats);
+        }
+    }
+    report(vcpu, "done: ", &stats);
+    let mut line = alloc::string::String::new();
+    for (us, &count) in stats.histogram.iter().enumerate().filter(|(_, &c)| c > 0) {
+        let more = if us == BUCKETS - 1 { "+" } else { "" };
+        line.push_str(&alloc::format!(" {us}{more}us:{count}"));
+    }
+    info!("latency vCPU {vcpu}: histogram (bucket: count){line}");
+}

@@ -1,0 +1,112 @@
+//! Boot self-tests the QEMU integration tests ask for through the partition's bootargs
+//! (`rt.selftest=...`, parsed by [`guest_rt::bootargs`]).
+//!
+//! * `hypercalls`: a sweep of bad and good HVCs and an SMC; each result is compared with
+//!   what the ABI promises and printed; hv must survive all of them.
+//! * `escape@ADDR`: vCPU 1 reads ADDR (outside the partition): hv must stop that vCPU and
+//!   report it while vCPU 0 keeps printing.
+//! * `system-off`: the partition powers itself off through PSCI.
+//! * `gic`: vCPU 0 sends SGIs to vCPU 1, then tries to enable, prioritize, route and
+//!   trigger lines it does not own through its distributor; all must read back as
+//!   unchanged.
+//! * `kernel`: the portable kernel's scenarios on real threads on every vCPU.
+//! * `system-reset`: at its first boot, the partition resets itself through PSCI; hv must
+//!   reload and reboot it.
+//! * `spi`, `spi-cross`: a passed-through device's interrupt reaches its threaded handler
+//!   ([`rtc`]).
+//!
+//! Plus the kernel micro-benchmarks, an app (`rt.app=kernel-bench`, [`kernel_bench`]).
+//! All of it is built only with the `selftests` cargo feature (which `cargo xtask` builds
+//! with), so a product image carries none of it and refuses `rt.selftest` by name.
+//!
+//! Owns the dispatch of a self-test on each vCPU; [`crate::arch::boot`] calls it around
+//! the vCPU's ready report.
+
+use guest_rt::bootargs::SelfTest;
+use guest_rt::{CpuMask, ThreadSpec};
+use log::{error, info};
+use smccc::Hvc;
+
+use crate::apps::Context;
+use crate::arch::boot::{enter_with_heartbeat, power_off};
+use crate::arch::console::print;
+use crate::arch::{hvc, mmu, threads, timer};
+
+pub mod gic;
+pub mod hypercalls;
+pub mod kernel;
+pub mod kernel_bench;
+pub mod rtc;
+
+/// Priority of self-test threads.
+const SELFTEST_PRIORITY: u8 = 50;
+
+/// Counts and prints one expected result (`ok` or `MISMATCH`), as the tests read it.
+fn check(test: &str, name: &str, got: i64, expected: i64, passed: &mut u32, total: &mut u32) {
+    *total += 1;
+    let ok = got == expected;
+    if ok {
+        *passed += 1;
+    }
+    print(format_args!(
+        "{test}: {name}: got {got}, expected {expected}: {}",
+        if ok { "ok" } else { "MISMATCH" }
+    ));
+}
+
+/// What `test` does on this vCPU before it reports ready.
+pub fn before_ready(test: SelfTest, cx: &Context, outside: u64) {
+    if cx.vcpu == 0 && test == SelfTest::Hypercalls {
+        // Wait until vCPU 1 runs, so "already on" is what the sweep sees.
+        while cx.vcpus > 1 && hvc::call(smccc::psci::PSCI_AFFINITY_INFO_64, &[1, 0])[0] != 0 {
+            timer::sleep_ns(1_000_000);
+        }
+        hypercalls::hypercall_sweep(outside, cx.vcpus);
+    }
+}
+
+/// What `test` does on this vCPU once it reported ready (some never return).
+pub fn after_ready(test: SelfTest, cx: &Context) {
+    let index = cx.vcpu;
+    match test {
+        SelfTest::Escape(addr) if index == 1 => {
+            info!("selftest: vCPU 1 reads {addr:#x}, outside the partition");
+            mmu::map_page(addr);
+            // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
+            let value = unsafe { (addr as *const u64).read_volatile() };
+            error!("selftest: read {value:#x} from outside the partition: isolation is broken");
+        }
+        SelfTest::SystemOff if index == 0 => {
+            info!("selftest: powering the partition off");
+            power_off();
+        }
+        SelfTest::Gic if index == 0 => gic::gic_checks(cx.vcpus),
+        SelfTest::Gic if index == 1 => gic::gic_burst_receiver(),
+        SelfTest::Spi | SelfTest::SpiCross => {
+            if index == 0 {
+                let check = if test == SelfTest::Spi {
+                    rtc::spi_check
+                } else {
+                    rtc::spi_cross_check
+                };
+                threads::spawn(
+                    ThreadSpec::fifo(SELFTEST_PRIORITY).on(CpuMask::single(0)),
+                    check,
+                );
+            }
+            enter_with_heartbeat(index, cx.args.heartbeat_ms);
+        }
+        SelfTest::Kernel => {
+            if index == 0 {
+                kernel::start();
+            }
+            threads::enter();
+        }
+        SelfTest::SystemReset if index == 0 && hvc::partition_status().boots == 1 => {
+            info!("selftest: resetting the partition");
+            let _ = smccc::psci::system_reset::<Hvc>();
+            error!("selftest: SYSTEM_RESET returned");
+        }
+        _ => {}
+    }
+}
