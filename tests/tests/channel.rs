@@ -62,7 +62,7 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     );
     assert_eq!(status_before.last().map(String::as_str), Some("status=0"));
     let header: Vec<String> = (0..HEADER_FIELDS)
-        .map(|i| format!("{:#018x}", layout.header_words()[i]))
+        .map(|i| format!("0x{:016X}", layout.header_words()[i]))
         .collect();
     assert_eq!(read_words(&mut s, channel.base, HEADER_FIELDS), header);
 
@@ -195,4 +195,156 @@ fn write_header(s: &mut Session, base: u64, words: &[u64]) {
             .unwrap(),
         [""; 0]
     );
+}
+
+/// `"periods":N` of each RT CPU in one `rtctl watch --json` line.
+fn periods(json: &str) -> Vec<u64> {
+    json.split("\"periods\":")
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("periods in {json}"))
+        })
+        .collect()
+}
+
+/// The first complete line from `from` on that contains `needle`.
+fn line_with(s: &mut Session, from: usize, needle: &str) -> String {
+    let at = s.wait_line(from, needle, COMMAND).unwrap();
+    s.lines_from(at)[0].clone()
+}
+
+/// The RT partition's latency probe takes what Linux publishes and publishes its
+/// telemetry, and survives a hostile Linux, under deterministic time (-icount): `rtctl
+/// set probe_period=500` from the shell, each RT vCPU reports the new version (and probes
+/// at the new period), `rtctl watch` shows its periods moving; then Linux scribbles
+/// random words over the whole region: the probe misses no period and keeps its last good
+/// parameters; after a Linux reboot hv's header is back and a new `set` goes through.
+#[test]
+fn virt_rt_probe_takes_parameters_publishes_telemetry_and_survives_scribbles() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.app=latency".to_string(),
+        "rt.latency.interval-us=1000".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    assert!(
+        s.lines_from(0)
+            .iter()
+            .any(|l| l.starts_with("[rt cpu2] channel [0xaa000000..0xaa200000): header valid")),
+        "guest-rt checks hv's header"
+    );
+    let first = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let before = periods(&first[0]);
+    assert_eq!(before.len(), 2, "{first:?}");
+    assert_eq!(
+        first[0].matches("\"params_version\":0").count(),
+        2,
+        "{first:?}"
+    );
+
+    let from = s.line_count();
+    assert_eq!(
+        s.shell("rtctl set probe_period=500", COMMAND).unwrap(),
+        ["published version 1: probe_period = 500 us"]
+    );
+    for vcpu in 0..2 {
+        s.wait_line(
+            from,
+            &format!("latency vCPU {vcpu}: parameters version 1 taken (probe_period 500 us)"),
+            COMMAND,
+        )
+        .unwrap();
+    }
+    let status = s.shell("rtctl status", COMMAND).unwrap();
+    for cpu in 0..2 {
+        assert!(
+            status.iter().any(|l| l.starts_with(&format!(
+                "rt cpu {cpu}: holds version 1, accepted 1, rejected 0"
+            ))),
+            "{status:?}"
+        );
+    }
+    let later = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    let after = periods(&later[0]);
+    assert_eq!(after.len(), 2, "{later:?}");
+    for cpu in 0..2 {
+        assert!(
+            after[cpu] > before[cpu],
+            "cpu {cpu}: {before:?} -> {after:?}"
+        );
+    }
+    assert_eq!(
+        later[0].matches("\"params_version\":1").count(),
+        2,
+        "{later:?}"
+    );
+    assert_eq!(later[0].matches("\"missed\":0,").count(), 2, "{later:?}");
+
+    // A hostile Linux: every word of the region overwritten.
+    assert_eq!(
+        s.shell("rtctl scribble 12345", COMMAND).unwrap(),
+        ["scribbled 262144 words over the channel at 0xaa000000"]
+    );
+    let scribbled = s.line_count();
+    let broken = s.shell("rtctl status; echo status=$?", COMMAND).unwrap();
+    assert_eq!(
+        broken.last().map(String::as_str),
+        Some("status=1"),
+        "{broken:?}"
+    );
+    // The probe goes on at the last good period and misses nothing (its next reports).
+    for vcpu in 0..2 {
+        let report = line_with(&mut s, scribbled, &format!("latency vCPU {vcpu}: "));
+        let report = if report.contains("periods of") {
+            report
+        } else {
+            line_with(&mut s, scribbled, &format!("latency vCPU {vcpu}: 1"))
+        };
+        assert!(report.contains("periods of 500 us"), "{report}");
+        assert!(report.ends_with("missed 0"), "{report}");
+    }
+
+    // A Linux reboot: hv's header is whole again; the RT side still holds version 1 and
+    // a new `set` (from the defaults: the published version is garbage) goes through.
+    let from = s.line_count();
+    s.send("reboot\n").unwrap();
+    let restarted = s
+        .wait_line(
+            from,
+            "channel: header written again for Linux's restart",
+            LINUX_TIMEOUT,
+        )
+        .unwrap();
+    s.wait_line(restarted, xtask::initramfs::READY_PREFIX, LINUX_TIMEOUT)
+        .unwrap();
+    s.wait_prompt("# ", COMMAND).unwrap();
+    let watch = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    assert_eq!(
+        watch[0].matches("\"params_version\":1").count(),
+        2,
+        "{watch:?}"
+    );
+    assert_eq!(watch[0].matches("\"missed\":0,").count(), 2, "{watch:?}");
+    let from = s.line_count();
+    let set = s.shell("rtctl set probe_period=700", COMMAND).unwrap();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(
+        set[0].contains("probe_period = 700 us (the published version was unusable: "),
+        "{set:?}"
+    );
+    for vcpu in 0..2 {
+        let taken = line_with(
+            &mut s,
+            from,
+            &format!("latency vCPU {vcpu}: parameters version "),
+        );
+        assert!(taken.ends_with("taken (probe_period 700 us)"), "{taken}");
+    }
 }

@@ -94,6 +94,36 @@ fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
     Ok(rows)
 }
 
+/// The RT side's cost per period of taking the channel's parameters (no new version: the
+/// steady state) and of publishing a telemetry record, each under its per-CPU lock, as
+/// the probe on `virt` reports it: (vCPU, refresh, publish) in instructions.
+fn measure_channel() -> Result<Vec<(usize, u64, u64)>, Error> {
+    let (config, _, image) = board_image("virt", false)?;
+    let mut boot = Boot::new(&config, &image);
+    boot.icount = true;
+    boot.bootargs = vec![
+        qemu::SMOKE_ARG.into(),
+        qemu::only_rt(&config),
+        "rt.app=latency".into(),
+        format!("rt.latency.interval-us={INTERVAL_US}"),
+        format!("rt.latency.periods={PERIODS}"),
+    ];
+    step("bench: `virt`: the channel's RT-side costs in the latency probe");
+    let log = qemu::capture(&boot, TIMEOUT, false)?;
+    (0..2)
+        .map(|vcpu| {
+            let line = log
+                .line(&format!("latency vCPU {vcpu}: channel per period: "))
+                .ok_or_else(|| Error::new(format!("vCPU {vcpu} reported no channel cost")))?;
+            Ok((
+                vcpu,
+                number_after(line, "refresh ").unwrap_or(0),
+                number_after(line, "publish ").unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
 /// Average and max latency of guest-rt's probe booted bare (no hv) on QEMU virt with a
 /// GICv3, same CPU model, same periods: the baseline hv is compared with.
 fn measure_bare() -> Result<Vec<(u64, u64, u64)>, Error> {
@@ -213,6 +243,12 @@ pub fn run_all() -> Result<(), Error> {
         rows.extend(measure(&name, true)?);
     }
     let bare = measure_bare()?;
+    let channel = measure_channel()?;
+    println!();
+    println!("Channel, RT side per period on `virt` (instructions, lock included):");
+    for (vcpu, refresh, publish) in &channel {
+        println!("  vCPU {vcpu}: take the parameters {refresh}, publish telemetry {publish}");
+    }
     println!();
     println!(
         "Latency probe under hv (BOARD: trap-and-inject, BOARD-exitless: exit-less delivery),"
