@@ -96,8 +96,9 @@ fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
 
 /// The RT side's cost per period of taking the channel's parameters (no new version: the
 /// steady state) and of publishing a telemetry record, each under its per-CPU lock, as
-/// the probe on `virt` reports it: (vCPU, refresh, publish) in instructions.
-fn measure_channel() -> Result<Vec<(usize, u64, u64)>, Error> {
+/// the probe on `virt` reports it: (vCPU, [refresh, publish] with the lock, [refresh,
+/// publish] alone) in instructions.
+fn measure_channel() -> Result<Vec<(usize, [u64; 4])>, Error> {
     let (config, _, image) = board_image("virt", false)?;
     let mut boot = Boot::new(&config, &image);
     boot.icount = true;
@@ -115,10 +116,15 @@ fn measure_channel() -> Result<Vec<(usize, u64, u64)>, Error> {
             let line = log
                 .line(&format!("latency vCPU {vcpu}: channel per period: "))
                 .ok_or_else(|| Error::new(format!("vCPU {vcpu} reported no channel cost")))?;
+            let alone = &line[line.find("alone").unwrap_or(0)..];
             Ok((
                 vcpu,
-                number_after(line, "refresh ").unwrap_or(0),
-                number_after(line, "publish ").unwrap_or(0),
+                [
+                    number_after(line, "refresh ").unwrap_or(0),
+                    number_after(line, "publish ").unwrap_or(0),
+                    number_after(alone, "refresh ").unwrap_or(0),
+                    number_after(alone, "publish ").unwrap_or(0),
+                ],
             ))
         })
         .collect()
@@ -245,9 +251,14 @@ pub fn run_all() -> Result<(), Error> {
     let bare = measure_bare()?;
     let channel = measure_channel()?;
     println!();
-    println!("Channel, RT side per period on `virt` (instructions, lock included):");
-    for (vcpu, refresh, publish) in &channel {
-        println!("  vCPU {vcpu}: take the parameters {refresh}, publish telemetry {publish}");
+    println!(
+        "Channel, RT side per period on `virt` (instructions; with the per-CPU lock / alone):"
+    );
+    for (vcpu, [refresh, publish, refresh_op, publish_op]) in &channel {
+        println!(
+            "  vCPU {vcpu}: take the parameters {refresh} / {refresh_op}, publish telemetry \
+             {publish} / {publish_op}"
+        );
     }
     println!();
     println!(
