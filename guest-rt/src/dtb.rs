@@ -1,7 +1,8 @@
 //! What guest-rt reads from its partition's DTB beyond the board model
 //! ([`platform::dtb::BoardInfo`]): the blob's length from its header, the devices hv passes
-//! through (children of the root with a `reg` and SPI `interrupts`), and the physical
-//! MPIDRs hv lists for an exit-less partition.
+//! through (children of the root with a `reg` and SPI `interrupts`), the physical
+//! MPIDRs hv lists for an exit-less partition, and the inter-partition channel's region
+//! (the `bulkhead,channel` child of `/reserved-memory`).
 //!
 //! Owns parsing only, on bytes it is handed: it never maps, touches or registers a
 //! device, and never reads memory by address (the runtime turns hv's pointer into bytes,
@@ -137,6 +138,27 @@ pub fn physical_mpidrs(dtb: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// The `compatible` of the channel's `/reserved-memory` child.
+pub const CHANNEL_COMPATIBLE: &str = "bulkhead,channel";
+
+/// The inter-partition channel's region, if hv names one (a `/reserved-memory` child
+/// whose `compatible` is [`CHANNEL_COMPATIBLE`], with a sized `reg`).
+pub fn channel(dtb: &[u8]) -> Option<Region> {
+    let clean = checked(dtb)?;
+    let fdt = fdt::Fdt::new(&clean).ok()?;
+    let reserved = fdt.find_node("/reserved-memory")?;
+    let found = reserved.children().find_map(|node| {
+        let raw = node.property("compatible")?.value;
+        let first = raw.split(|&b| b == 0).next()?;
+        if first != CHANNEL_COMPATIBLE.as_bytes() {
+            return None;
+        }
+        let reg = node.reg()?.next()?;
+        Some(Region::new(reg.starting_address as u64, reg.size? as u64))
+    });
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +194,45 @@ mod tests {
         }
         w.end_node(root).unwrap();
         w.finish().unwrap()
+    }
+
+    /// A DTB with `/reserved-memory` children (name, compatible, base, size).
+    fn reserved(children: &[(&str, &str, u64, u64)]) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let res = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        for (name, compatible, base, size) in children {
+            let node = w.begin_node(&format!("{name}@{base:x}")).unwrap();
+            w.property_string("compatible", compatible).unwrap();
+            w.property_array_u64("reg", &[*base, *size]).unwrap();
+            w.property_null("no-map").unwrap();
+            w.end_node(node).unwrap();
+        }
+        w.end_node(res).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn finds_the_channel_among_reserved_regions_only() {
+        let blob = reserved(&[
+            ("other", "vendor,other", 0x1000_0000, 0x1000),
+            (
+                "bulkhead-channel",
+                CHANNEL_COMPATIBLE,
+                0xaa00_0000,
+                0x20_0000,
+            ),
+        ]);
+        assert_eq!(channel(&blob), Some(Region::new(0xaa00_0000, 0x20_0000)));
+        let none = reserved(&[("other", "vendor,other", 0x1000_0000, 0x1000)]);
+        assert_eq!(channel(&none), None);
+        assert_eq!(channel(&dtb(&[], &[])), None);
+        assert_eq!(channel(b"not a dtb"), None);
     }
 
     #[test]

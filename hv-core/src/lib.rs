@@ -3,7 +3,7 @@
 //!
 //! It owns the partitions' run-time state, trap and data-abort decoding, the emulated GIC
 //! distributor and redistributors, the emulated devices (console UART, control page), the
-//! console ring and input routing, guest placement, the guests' DTBs and stage-2 tables.
+//! console ring and input routing, the channel's header, guest placement, the guests' DTBs and stage-2 tables.
 //! It must never touch a register, a physical address or the MMU: hv's `arch` layer does
 //! that, with the values and decisions this crate hands it.
 #![cfg_attr(not(test), no_std)]
@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod channel_setup;
 pub mod console_input;
 pub mod console_ring;
 pub mod control_page;

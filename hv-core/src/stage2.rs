@@ -28,6 +28,19 @@ pub const DEVICE: S2 = S2::VALID
     .union(S2::MEMATTR_DEVICE_nGnRE)
     .union(S2::XN);
 
+/// The inter-partition channel: Normal non-cacheable, never executable. Linux maps it
+/// through `/dev/mem` as Device memory (non-cacheable); stage 2 makes the RT side's
+/// cacheable stage 1 non-cacheable too, so the two sides never disagree about a cached
+/// copy (on real hardware a mismatch would lose writes), and neither can run code from
+/// what the other wrote.
+pub const SHARED: S2 = S2::VALID
+    .union(S2::ACCESS_FLAG)
+    .union(S2::S2AP_ACCESS_RW)
+    .union(S2::SH_INNER)
+    .union(S2::MEMATTR_NORMAL_INNER_NC)
+    .union(S2::MEMATTR_NORMAL_OUTER_NC)
+    .union(S2::XN);
+
 pub struct Stage2Tables {
     map: IdMap<Stage2>,
 }
@@ -57,6 +70,10 @@ impl Stage2Tables {
 
     pub fn map_device(&mut self, region: Region) -> Result<(), MapError> {
         self.map.map_range(&Self::range(region), DEVICE)
+    }
+
+    pub fn map_shared(&mut self, region: Region) -> Result<(), MapError> {
+        self.map.map_range(&Self::range(region), SHARED)
     }
 
     /// Physical address of the root table (for VTTBR_EL2).
@@ -112,5 +129,17 @@ mod tests {
             "GIC distributor not mapped"
         );
         assert_ne!(t.root(), 0);
+    }
+
+    #[test]
+    fn the_channel_is_non_cacheable_and_never_executable() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(Region::new(0x4200_0000, 0x600_0000)).unwrap();
+        t.map_shared(Region::new(0xaa00_0000, 0x20_0000)).unwrap();
+        let shared = t.lookup(0xaa1f_f000).expect("channel mapped");
+        assert!(shared.contains(S2::XN | S2::S2AP_ACCESS_RW));
+        assert!(shared.contains(S2::MEMATTR_NORMAL_INNER_NC | S2::MEMATTR_NORMAL_OUTER_NC));
+        assert!(!shared.contains(S2::MEMATTR_NORMAL_INNER_WB));
+        assert!(t.lookup(0xaa20_0000).is_none());
     }
 }

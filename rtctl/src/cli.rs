@@ -12,7 +12,9 @@ usage: rtctl COMMAND
                        each RT CPU's telemetry, N times a second (default 1), as text or
                        one JSON object a line; --count stops after N samples
   hist                 each RT CPU's wake-up latency histogram
-  params               the parameters: names, units, ranges, defaults";
+  params               the parameters: names, units, ranges, defaults
+  scribble [SEED]      debugging: overwrite the whole region with pseudo-random words (a
+                       hostile Linux, for tests; hv writes the header again at a reboot)";
 
 /// One parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum Command {
     Hist,
     Params,
     Help,
+    /// Overwrite the region with the words of a xorshift sequence from this seed.
+    Scribble(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +73,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "hist" => none_expected(Command::Hist),
         "params" => none_expected(Command::Params),
         "help" | "--help" | "-h" => Ok(Command::Help),
+        "scribble" => match rest {
+            [] => Ok(Command::Scribble(1)),
+            [seed] => Ok(Command::Scribble(number("scribble", Some(seed))?)),
+            _ => Err(UsageError("`scribble` takes one SEED".into())),
+        },
         "get" => match rest {
             [] => Ok(Command::Get(None)),
             [name] => Ok(Command::Get(Some(name.clone()))),
@@ -119,6 +128,8 @@ mod tests {
     fn every_command_parses() {
         assert_eq!(parse(&args("status")), Ok(Command::Status));
         assert_eq!(parse(&args("hist")), Ok(Command::Hist));
+        assert_eq!(parse(&args("scribble")), Ok(Command::Scribble(1)));
+        assert_eq!(parse(&args("scribble 7")), Ok(Command::Scribble(7)));
         assert_eq!(parse(&args("get")), Ok(Command::Get(None)));
         assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
         assert_eq!(
@@ -162,6 +173,8 @@ mod tests {
                 "--hz 5000: between 1 and 1000 samples a second",
             ),
             ("watch --yaml", "unknown option `--yaml`"),
+            ("scribble x", "scribble x: not a number"),
+            ("scribble 1 2", "`scribble` takes one SEED"),
         ] {
             let e = parse(&args(line)).unwrap_err();
             assert_eq!(e.0, why, "{line:?}");

@@ -76,6 +76,15 @@ fn run(args: &[String]) -> Result<(), Failure> {
     };
     let span = devtree::find_channel(Path::new(DEVICE_TREE))?;
     let mapping = devmem::Mapping::open(span)?;
+    if let Command::Scribble(seed) = command {
+        // Needs no header: it is what breaks one.
+        let _lock = mapping.writer_lock()?;
+        let words = report::scribble(mapping.words(), seed);
+        return out(&format!(
+            "scribbled {words} words over the channel at {:#x}\n",
+            span.base
+        ));
+    }
     let ch = Channel::from_header(Region::new(mapping.words())).map_err(|e| {
         format!(
             "the channel at {:#x} ({} KiB): {e}",
@@ -104,6 +113,6 @@ fn run(args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         Command::Hist => out(&report::hist(&ch)),
-        Command::Help | Command::Params => Ok(()),
+        Command::Help | Command::Params | Command::Scribble(_) => Ok(()),
     }
 }

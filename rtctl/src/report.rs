@@ -125,8 +125,18 @@ pub fn set(
 ) -> Result<String, String> {
     let mut values = [0u64; MAX_PARAMS];
     let n = schema.defaults(&mut values);
-    if let Some(s) = published(ch, schema)? {
-        values[..n].copy_from_slice(s.words());
+    // A published version Linux itself broke (scribbled over) is no reason never to
+    // publish again: the new one starts from the defaults, and says so.
+    let mut note = String::new();
+    match read_published(ch, schema) {
+        Ok(Some(s)) => values[..n].copy_from_slice(s.words()),
+        Ok(None) => {}
+        Err(why) => {
+            note = format!(
+                " (the published version was unusable: {}; the others are their defaults)",
+                why.describe()
+            )
+        }
     }
     for &(i, v) in changes {
         values[i] = v as u64;
@@ -139,8 +149,22 @@ pub fn set(
         let spec = &schema.params[i];
         let _ = write!(out, " {} = {}", spec.name, Shown { spec, value: v });
     }
+    out.push_str(&note);
     out.push('\n');
     Ok(out)
+}
+
+/// `rtctl scribble`: every word of `words` overwritten with a xorshift64 sequence from
+/// `seed` (0 is taken as 1); returns how many. What a buggy or hostile Linux may do.
+pub fn scribble(words: &[channel::Word], seed: u64) -> usize {
+    let mut x = seed.max(1);
+    for w in words {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w.store(x, std::sync::atomic::Ordering::Relaxed);
+    }
+    words.len()
 }
 
 /// A block's update count and contents, or why there are none.
@@ -293,6 +317,31 @@ mod tests {
             assert!(all.contains("probe_period = 1000 us\n"), "{all}");
             assert!(status(ch, SPAN, &CONTROL).contains("parameters: version 2 (schema control)"));
         });
+    }
+
+    #[test]
+    fn after_a_scribble_set_publishes_from_the_defaults_and_says_so() {
+        let words: Vec<Word> = (0..WORDS).map(|_| Word::new(0)).collect();
+        let layout = Layout::new(WORDS, 2).unwrap();
+        let ch = Channel::new(Region::new(&words), layout).unwrap();
+        ch.write_header();
+        let mut p = Publisher::new();
+        let kp = parse_set(&CONTROL, &["kp=2.5".into()]).unwrap();
+        set(&ch, &CONTROL, &mut p, &kp).unwrap();
+        assert_eq!(scribble(&words, 7), WORDS);
+        assert_ne!(words[1].load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert!(Channel::from_header(Region::new(&words)).is_err());
+        ch.write_header();
+        let period = parse_set(&CONTROL, &["probe_period=700".into()]).unwrap();
+        let out = set(&ch, &CONTROL, &mut p, &period).unwrap();
+        assert!(
+            out.contains("probe_period = 700 us (the published version was unusable: "),
+            "{out}"
+        );
+        assert!(out.ends_with("the others are their defaults)\n"), "{out}");
+        let all = get(&ch, &CONTROL, None).unwrap();
+        assert!(all.contains("kp = 1.000\n"), "{all}");
+        assert!(all.contains("probe_period = 700 us\n"), "{all}");
     }
 
     #[test]

@@ -1,14 +1,13 @@
-//! The channel seen from Linux's shell through `rtctl`, as the system is today: hv does
-//! not write the channel's header yet (the integration step will, and these assertions
-//! change with it), so every command that needs the region says so, and says why when the
-//! header is there but wrong; the commands that need no region answer. Then the test
-//! writes the header from Linux itself, standing in for hv, and drives the Linux side of
-//! the protocol through rtctl's real /dev/mem mapping.
+//! The channel seen from Linux's shell through `rtctl`: hv zeroes the region and writes
+//! its header before either partition runs, so `rtctl` finds a valid header without
+//! Linux writing anything. Then the Linux side of the protocol through rtctl's real
+//! /dev/mem mapping, a header Linux scribbles over (named for what it is), and a Linux
+//! reboot after which hv's header is whole again and the published parameters stay.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
 
-use bulkhead_tests::{board, linux_session};
+use bulkhead_tests::{board, linux_session, LINUX_TIMEOUT};
 use channel::layout::HEADER_FIELDS;
 use channel::Layout;
 use xtask::qemu::Boot;
@@ -17,7 +16,7 @@ use xtask::session::Session;
 const COMMAND: Duration = Duration::from_secs(60);
 
 #[test]
-fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
+fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     let (config, image) = board("virt");
     let mut s = linux_session(&Boot::new(&config, &image));
     let channel = config
@@ -31,23 +30,41 @@ fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
         channel.size / 1024
     );
 
-    // Nothing has written the region: its first word is still zero.
-    assert_eq!(
-        s.shell("rtctl status; echo status=$?", COMMAND).unwrap(),
-        [
-            format!(
-                "{at} no valid header (first word 0x0000000000000000, expected magic \
-                 0x314c4e4148434842): the hypervisor has not set up the channel"
-            ),
-            "status=1".to_string()
-        ]
-    );
-    let get = s.shell("rtctl get kp", COMMAND).unwrap();
-    assert_eq!(get.len(), 1, "{get:?}");
+    let rt_cpus = config
+        .partitions
+        .iter()
+        .find(|p| p.name == "rt")
+        .unwrap()
+        .cpus
+        .len();
+    let layout = Layout::new((channel.size / 8) as usize, rt_cpus).unwrap();
+    // hv wrote the header at boot (and said so), Linux wrote nothing.
     assert!(
-        get[0].starts_with(&format!("{at} no valid header")),
-        "{get:?}"
+        s.lines_from(0).iter().any(|l| l.contains(&format!(
+            "channel [{:#x}..{:#x}): header written (layout version 1, 2 RT CPUs",
+            channel.base,
+            channel.base + channel.size
+        ))),
+        "hv reports the header"
     );
+    let status_before = s.shell("rtctl status; echo status=$?", COMMAND).unwrap();
+    assert_eq!(
+        status_before.first(),
+        Some(&format!(
+            "channel: {:#x}, 2048 KiB, layout version 1, 2 RT CPUs",
+            channel.base
+        )),
+        "{status_before:?}"
+    );
+    assert_eq!(
+        status_before.get(1).map(String::as_str),
+        Some("parameters: none published (the RT side uses its defaults)")
+    );
+    assert_eq!(status_before.last().map(String::as_str), Some("status=0"));
+    let header: Vec<String> = (0..HEADER_FIELDS)
+        .map(|i| format!("0x{:016X}", layout.header_words()[i]))
+        .collect();
+    assert_eq!(read_words(&mut s, channel.base, HEADER_FIELDS), header);
 
     // Out-of-range values are refused before the region is touched.
     assert_eq!(
@@ -67,65 +84,12 @@ fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
     );
     assert_eq!(usage.last().map(String::as_str), Some("status=2"));
 
-    // A magic word alone (written from Linux with devmem) is not a header: rtctl reads
-    // the rest of it through its /dev/mem mapping and finds the checksum wrong.
-    let magic = 0x314c_4e41_4843_4842u64;
-    s.shell(
-        &format!("devmem {:#x} 64 {magic:#x}", channel.base),
-        COMMAND,
-    )
-    .unwrap();
-    assert_eq!(
-        s.shell("rtctl status", COMMAND).unwrap(),
-        [format!(
-            "{at} the header's checksum does not match its fields (corrupt header)"
-        )]
-    );
-
     let params = s.shell("rtctl params", COMMAND).unwrap();
     assert!(
         params
             .iter()
             .any(|l| l.starts_with("  probe_period  100 us to 1000000 us, default 1000 us")),
         "{params:?}"
-    );
-
-    // What hv will write at boot, written here with devmem (magic last). A header for
-    // another layout version, checksum and all, is named as such.
-    let rt_cpus = config
-        .partitions
-        .iter()
-        .find(|p| p.name == "rt")
-        .unwrap()
-        .cpus
-        .len();
-    let layout = Layout::new((channel.size / 8) as usize, rt_cpus).unwrap();
-    let mut v2 = layout.header_words();
-    v2[1] = 2;
-    v2[HEADER_FIELDS - 1] = Layout::header_checksum(&v2[..HEADER_FIELDS - 1]);
-    write_header(&mut s, channel.base, &v2);
-    assert_eq!(
-        s.shell("rtctl status", COMMAND).unwrap(),
-        [format!(
-            "{at} layout version 2 in the header, this side speaks version 1"
-        )]
-    );
-    write_header(&mut s, channel.base, &layout.header_words());
-    assert_eq!(
-        s.shell("rtctl status", COMMAND).unwrap(),
-        [
-            format!(
-                "channel: {:#x}, 2048 KiB, layout version 1, 2 RT CPUs",
-                channel.base
-            ),
-            "parameters: none published (the RT side uses its defaults)".into(),
-            "rt cpu 0: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet"
-                .into(),
-            "rt cpu 1: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet"
-                .into(),
-            "ring to-rt: 0 waiting, 0 dropped".into(),
-            "ring to-linux: 0 waiting, 0 dropped".into(),
-        ]
     );
 
     // Publishing through the mapping: each set reads the published version and publishes
@@ -160,16 +124,61 @@ fn virt_rtctl_without_a_header_then_with_one_written_from_linux() {
             .unwrap(),
         ["0x0000000000000300"]
     );
+
+    // Linux scribbles over the header: a flipped word is a corrupt header, a header for
+    // another version (checksum and all) is named as such.
+    let word = channel.base + 8 * 5;
+    s.shell(&format!("devmem {word:#x} 64 0x1234"), COMMAND)
+        .unwrap();
     assert_eq!(
-        s.shell("rtctl watch --json --hz 50 --count 2", COMMAND)
-            .unwrap(),
-        [
-            "{\"sample\":0,\"cpus\":[{\"cpu\":0,\"error\":\"no telemetry yet\"},\
-             {\"cpu\":1,\"error\":\"no telemetry yet\"}]}",
-            "{\"sample\":1,\"cpus\":[{\"cpu\":0,\"error\":\"no telemetry yet\"},\
-             {\"cpu\":1,\"error\":\"no telemetry yet\"}]}"
-        ]
+        s.shell("rtctl status", COMMAND).unwrap(),
+        [format!(
+            "{at} the header's checksum does not match its fields (corrupt header)"
+        )]
     );
+    let mut v2 = layout.header_words();
+    v2[1] = 2;
+    v2[HEADER_FIELDS - 1] = Layout::header_checksum(&v2[..HEADER_FIELDS - 1]);
+    write_header(&mut s, channel.base, &v2);
+    assert_eq!(
+        s.shell("rtctl status", COMMAND).unwrap(),
+        [format!(
+            "{at} layout version 2 in the header, this side speaks version 1"
+        )]
+    );
+
+    // A Linux reboot: hv writes its header again; what was published stays published.
+    let from = s.line_count();
+    s.send("reboot\n").unwrap();
+    let restarted = s
+        .wait_line(
+            from,
+            "channel: header written again for Linux's restart",
+            LINUX_TIMEOUT,
+        )
+        .unwrap();
+    s.wait_line(restarted, xtask::initramfs::READY_PREFIX, LINUX_TIMEOUT)
+        .unwrap();
+    s.wait_prompt("# ", COMMAND).unwrap();
+    assert_eq!(read_words(&mut s, channel.base, HEADER_FIELDS), header);
+    let after = s.shell("rtctl status", COMMAND).unwrap();
+    assert_eq!(
+        after.get(1).map(String::as_str),
+        Some("parameters: version 3 (schema control)"),
+        "{after:?}"
+    );
+    assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), ["kp = 2.500"]);
+}
+
+/// `count` 64-bit words from `base`, read with devmem from Linux's shell.
+fn read_words(s: &mut Session, base: u64, count: usize) -> Vec<String> {
+    let reads: Vec<String> = (0..count)
+        .map(|i| format!("devmem {:#x} 64", base + 8 * i as u64))
+        .collect();
+    reads
+        .chunks(4)
+        .flat_map(|chunk| s.shell(&chunk.join("; "), COMMAND).unwrap())
+        .collect()
 }
 
 /// Writes header `words` at `base` from Linux's shell, the first word (the magic) last.
@@ -186,4 +195,156 @@ fn write_header(s: &mut Session, base: u64, words: &[u64]) {
             .unwrap(),
         [""; 0]
     );
+}
+
+/// `"periods":N` of each RT CPU in one `rtctl watch --json` line.
+fn periods(json: &str) -> Vec<u64> {
+    json.split("\"periods\":")
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("periods in {json}"))
+        })
+        .collect()
+}
+
+/// The first complete line from `from` on that contains `needle`.
+fn line_with(s: &mut Session, from: usize, needle: &str) -> String {
+    let at = s.wait_line(from, needle, COMMAND).unwrap();
+    s.lines_from(at)[0].clone()
+}
+
+/// The RT partition's latency probe takes what Linux publishes and publishes its
+/// telemetry, and survives a hostile Linux, under deterministic time (-icount): `rtctl
+/// set probe_period=500` from the shell, each RT vCPU reports the new version (and probes
+/// at the new period), `rtctl watch` shows its periods moving; then Linux scribbles
+/// random words over the whole region: the probe misses no period and keeps its last good
+/// parameters; after a Linux reboot hv's header is back and a new `set` goes through.
+#[test]
+fn virt_rt_probe_takes_parameters_publishes_telemetry_and_survives_scribbles() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.app=latency".to_string(),
+        "rt.latency.interval-us=1000".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    assert!(
+        s.lines_from(0)
+            .iter()
+            .any(|l| l.starts_with("[rt cpu2] channel [0xaa000000..0xaa200000): header valid")),
+        "guest-rt checks hv's header"
+    );
+    let first = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let before = periods(&first[0]);
+    assert_eq!(before.len(), 2, "{first:?}");
+    assert_eq!(
+        first[0].matches("\"params_version\":0").count(),
+        2,
+        "{first:?}"
+    );
+
+    let from = s.line_count();
+    assert_eq!(
+        s.shell("rtctl set probe_period=500", COMMAND).unwrap(),
+        ["published version 1: probe_period = 500 us"]
+    );
+    for vcpu in 0..2 {
+        s.wait_line(
+            from,
+            &format!("latency vCPU {vcpu}: parameters version 1 taken (probe_period 500 us)"),
+            COMMAND,
+        )
+        .unwrap();
+    }
+    let status = s.shell("rtctl status", COMMAND).unwrap();
+    for cpu in 0..2 {
+        assert!(
+            status.iter().any(|l| l.starts_with(&format!(
+                "rt cpu {cpu}: holds version 1, accepted 1, rejected 0"
+            ))),
+            "{status:?}"
+        );
+    }
+    let later = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    let after = periods(&later[0]);
+    assert_eq!(after.len(), 2, "{later:?}");
+    for cpu in 0..2 {
+        assert!(
+            after[cpu] > before[cpu],
+            "cpu {cpu}: {before:?} -> {after:?}"
+        );
+    }
+    assert_eq!(
+        later[0].matches("\"params_version\":1").count(),
+        2,
+        "{later:?}"
+    );
+    assert_eq!(later[0].matches("\"missed\":0,").count(), 2, "{later:?}");
+
+    // A hostile Linux: every word of the region overwritten.
+    assert_eq!(
+        s.shell("rtctl scribble 12345", COMMAND).unwrap(),
+        ["scribbled 262144 words over the channel at 0xaa000000"]
+    );
+    let scribbled = s.line_count();
+    let broken = s.shell("rtctl status; echo status=$?", COMMAND).unwrap();
+    assert_eq!(
+        broken.last().map(String::as_str),
+        Some("status=1"),
+        "{broken:?}"
+    );
+    // The probe goes on at the last good period and misses nothing (its next reports).
+    for vcpu in 0..2 {
+        let report = line_with(&mut s, scribbled, &format!("latency vCPU {vcpu}: "));
+        let report = if report.contains("periods of") {
+            report
+        } else {
+            line_with(&mut s, scribbled, &format!("latency vCPU {vcpu}: 1"))
+        };
+        assert!(report.contains("periods of 500 us"), "{report}");
+        assert!(report.ends_with("missed 0"), "{report}");
+    }
+
+    // A Linux reboot: hv's header is whole again; the RT side still holds version 1 and
+    // a new `set` (from the defaults: the published version is garbage) goes through.
+    let from = s.line_count();
+    s.send("reboot\n").unwrap();
+    let restarted = s
+        .wait_line(
+            from,
+            "channel: header written again for Linux's restart",
+            LINUX_TIMEOUT,
+        )
+        .unwrap();
+    s.wait_line(restarted, xtask::initramfs::READY_PREFIX, LINUX_TIMEOUT)
+        .unwrap();
+    s.wait_prompt("# ", COMMAND).unwrap();
+    let watch = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    assert_eq!(
+        watch[0].matches("\"params_version\":1").count(),
+        2,
+        "{watch:?}"
+    );
+    assert_eq!(watch[0].matches("\"missed\":0,").count(), 2, "{watch:?}");
+    let from = s.line_count();
+    let set = s.shell("rtctl set probe_period=700", COMMAND).unwrap();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(
+        set[0].contains("probe_period = 700 us (the published version was unusable: "),
+        "{set:?}"
+    );
+    for vcpu in 0..2 {
+        let taken = line_with(
+            &mut s,
+            from,
+            &format!("latency vCPU {vcpu}: parameters version "),
+        );
+        assert!(taken.ends_with("taken (probe_period 700 us)"), "{taken}");
+    }
 }

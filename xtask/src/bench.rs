@@ -98,6 +98,42 @@ fn measure(board: &str, exitless: bool) -> Result<Vec<Row>, Error> {
     Ok(rows)
 }
 
+/// The RT side's cost per period of taking the channel's parameters (no new version: the
+/// steady state) and of publishing a telemetry record, each under its per-CPU lock, as
+/// the probe on `virt` reports it: (vCPU, [refresh, publish] with the lock, [refresh,
+/// publish] alone) in instructions.
+fn measure_channel() -> Result<Vec<(usize, [u64; 4])>, Error> {
+    let (config, _, image) = board_image("virt", false)?;
+    let mut boot = Boot::new(&config, &image);
+    boot.icount = true;
+    boot.bootargs = vec![
+        qemu::SMOKE_ARG.into(),
+        qemu::only_rt(&config),
+        "rt.app=latency".into(),
+        format!("rt.latency.interval-us={INTERVAL_US}"),
+        format!("rt.latency.periods={PERIODS}"),
+    ];
+    step("bench: `virt`: the channel's RT-side costs in the latency probe");
+    let log = qemu::capture(&boot, TIMEOUT, false)?;
+    (0..2)
+        .map(|vcpu| {
+            let line = log
+                .line(&format!("latency vCPU {vcpu}: channel per period: "))
+                .ok_or_else(|| Error::new(format!("vCPU {vcpu} reported no channel cost")))?;
+            let alone = &line[line.find("alone").unwrap_or(0)..];
+            Ok((
+                vcpu,
+                [
+                    number_after(line, "refresh ").unwrap_or(0),
+                    number_after(line, "publish ").unwrap_or(0),
+                    number_after(alone, "refresh ").unwrap_or(0),
+                    number_after(alone, "publish ").unwrap_or(0),
+                ],
+            ))
+        })
+        .collect()
+}
+
 /// Average and max latency of guest-rt's probe booted bare (no hv) on QEMU virt with a
 /// GICv3, same CPU model, same periods: the baseline hv is compared with.
 fn measure_bare() -> Result<Vec<(u64, u64, u64)>, Error> {
@@ -300,6 +336,17 @@ fn print_probe(with_bare: bool) -> Result<(), Error> {
     for name in boards::names() {
         rows.extend(measure(&name, false)?);
         rows.extend(measure(&name, true)?);
+    }
+    let channel = measure_channel()?;
+    println!();
+    println!(
+        "Channel, RT side per period on `virt` (instructions; with the per-CPU lock / alone):"
+    );
+    for (vcpu, [refresh, publish, refresh_op, publish_op]) in &channel {
+        println!(
+            "  vCPU {vcpu}: take the parameters {refresh} / {refresh_op}, publish telemetry \
+             {publish} / {publish_op}"
+        );
     }
     println!();
     println!(

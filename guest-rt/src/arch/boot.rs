@@ -157,7 +157,9 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
                 .map(|u| Region::new(u.base, u.size)),
         );
     }
-    mmu::build(&board.memory, &devices);
+    // The channel hv keeps between the partitions (not when booted bare).
+    let channel = guest_rt::dtb::channel(blob).filter(|_| !bare);
+    mmu::build(&board.memory, &devices, channel.as_slice());
     #[cfg(feature = "selftests")]
     let outside = board
         .memory
@@ -176,6 +178,9 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
     let (start, end) = super::image_range();
     mmu::invalidate(start, end);
     mmu::enable();
+    if let Some(region) = channel {
+        super::channel::init(region, board.cpus.len());
+    }
     let entry = super::entry::secondary_entry as *const () as u64;
     for (index, cpu) in board.cpus.iter().enumerate().skip(1) {
         match smccc::psci::cpu_on::<Hvc>(cpu.mpidr, entry, index as u64) {

@@ -1,5 +1,7 @@
-//! guest-rt's EL1 stage-1 translation: an identity map of its RAM (normal, cached) built
-//! with `aarch64-paging`. vCPU 0 builds it; every vCPU loads the same root.
+//! guest-rt's EL1 stage-1 translation: an identity map of its RAM (normal, cached), its
+//! device frames, and the inter-partition channel (normal non-cacheable, never executable:
+//! Linux sees it uncached, and hv's stage 2 says the same), built with `aarch64-paging`.
+//! vCPU 0 builds it; every vCPU loads the same root.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,12 +26,21 @@ const DEVICE: Attr = Attr::VALID
     .union(Attr::UXN)
     .union(Attr::PXN);
 
+/// MAIR index 2: Normal non-cacheable, never executable (the channel).
+const SHARED: Attr = Attr::VALID
+    .union(Attr::ATTRIBUTE_INDEX_2)
+    .union(Attr::INNER_SHAREABLE)
+    .union(Attr::ACCESSED)
+    .union(Attr::UXN)
+    .union(Attr::PXN);
+
 static ROOT: AtomicU64 = AtomicU64::new(0);
 /// The live tables, kept for later changes (self-tests map pages outside RAM).
 static MAP: Mutex<Option<IdMap<El1And0>>> = Mutex::new(None);
 
-/// Builds the identity map of `ram` and of device frames (the GIC's) and publishes it.
-pub fn build(ram: &[Region], devices: &[Region]) {
+/// Builds the identity map of `ram`, of device frames (the GIC's) and of the memory
+/// `shared` with the other partition, and publishes it.
+pub fn build(ram: &[Region], devices: &[Region], shared: &[Region]) {
     let mut map = IdMap::with_asid(0, 1, El1And0);
     for r in ram {
         let range = MemoryRegion::new(r.base as usize, (r.base + r.size) as usize);
@@ -38,6 +49,10 @@ pub fn build(ram: &[Region], devices: &[Region]) {
     for f in devices {
         let range = MemoryRegion::new(f.base as usize, (f.base + f.size) as usize);
         map.map_range(&range, DEVICE).expect("device frame maps");
+    }
+    for r in shared {
+        let range = MemoryRegion::new(r.base as usize, (r.base + r.size) as usize);
+        map.map_range(&range, SHARED).expect("shared memory maps");
     }
     ROOT.store(map.root_address().0 as u64, Ordering::Release);
     map.mark_active();
@@ -93,7 +108,9 @@ pub fn enable() {
     MAIR_EL1.write(
         MAIR_EL1::Attr0_Device::nonGathering_nonReordering_EarlyWriteAck
             + MAIR_EL1::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc
-            + MAIR_EL1::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc,
+            + MAIR_EL1::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc
+            + MAIR_EL1::Attr2_Normal_Outer::NonCacheable
+            + MAIR_EL1::Attr2_Normal_Inner::NonCacheable,
     );
     TCR_EL1.write(
         TCR_EL1::IPS::Bits_40

@@ -4,6 +4,7 @@
 //! runs next from the [`guest_rt::Kernel`].
 
 pub mod boot;
+pub mod channel;
 pub mod console;
 pub mod context;
 // The device-interrupt API (distributor line setup, threaded handlers, the device

@@ -231,6 +231,8 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     );
     gic.check_redistributors(board.cpus.len())
         .unwrap_or_else(|e| fatal!("unsupported GIC layout: {e}"));
+    // Before either partition runs: neither may see a region without its header.
+    super::channel::prepare(&config);
     let running = start_partitions(&config, &payloads, &board, &options);
     if running.is_empty() && options.smoke {
         info!("smoke: every CPU reported ready, powering off");
@@ -385,9 +387,9 @@ fn start_partition(
             .map_ram(*region)
             .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name));
     }
-    // The channel's memory is in every partition (what goes through it is the next step).
+    // The channel's memory is in every partition, non-cacheable and never executable.
     if let Some(channel) = &config.channel {
-        tables.map_ram(channel.ram).unwrap_or_else(|e| {
+        tables.map_shared(channel.ram).unwrap_or_else(|e| {
             fatal!(
                 "partition `{}`: stage-2 map of the channel {}: {e:?}",
                 p.name,
@@ -527,6 +529,9 @@ fn setup_memory(config: &Config, board: &BoardInfo, dtb: Region, payload_bytes: 
         mapped(*ram, Kind::Ram, "RAM");
     }
     mapped(hv_ram, Kind::HvRam, "hv RAM");
+    if let Some(channel) = &config.channel {
+        mapped(channel.ram, Kind::Shared, "the channel");
+    }
     if let Some(dev) = config.device(&config.hv.console) {
         mapped(Region::new(dev.base, dev.size), Kind::Device, "the console");
     }

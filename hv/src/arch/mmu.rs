@@ -2,7 +2,8 @@
 //! `aarch64-paging`.
 //!
 //! RAM is Normal write-back (hv's own RAM executable, all other RAM execute-never);
-//! device frames are Device-nGnRE, execute-never. The boot CPU builds the tables once;
+//! device frames are Device-nGnRE, execute-never; the inter-partition channel is Normal
+//! non-cacheable, execute-never, as both partitions see it. The boot CPU builds the tables once;
 //! secondaries load the same root. Nothing here maps guest stage-2.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +16,11 @@ use aarch64_paging::paging::{El2, MemoryRegion};
 use alloc::boxed::Box;
 use platform::config::Region;
 
-/// MAIR index 0: Device-nGnRE; index 1: Normal inner/outer write-back, read/write-allocate.
+/// MAIR index 0: Device-nGnRE; index 1: Normal inner/outer write-back, read/write-allocate;
+/// index 2: Normal non-cacheable.
 const DEVICE: Attr = Attr::ATTRIBUTE_INDEX_0;
 const NORMAL: Attr = Attr::ATTRIBUTE_INDEX_1.union(Attr::INNER_SHAREABLE);
+const NON_CACHEABLE: Attr = Attr::ATTRIBUTE_INDEX_2.union(Attr::INNER_SHAREABLE);
 /// Every mapping: valid, accessed (no access-flag faults), AP[1] which is RES1 at EL2.
 const BASE: Attr = Attr::VALID.union(Attr::ACCESSED).union(Attr::USER_RES1);
 
@@ -39,6 +42,9 @@ pub enum Kind {
     HvRam,
     Ram,
     Device,
+    /// Memory a partition reads with caches off (the channel): hv's writes must not sit
+    /// in a cache line the partition never sees.
+    Shared,
 }
 
 pub struct Builder {
@@ -59,6 +65,7 @@ impl Builder {
             Kind::HvRam => BASE | NORMAL,
             Kind::Ram => BASE | NORMAL | Attr::XN,
             Kind::Device => BASE | DEVICE | Attr::XN,
+            Kind::Shared => BASE | NON_CACHEABLE | Attr::XN,
         };
         self.map.map_range(&MemoryRegion::new(start, end), attrs)
     }
@@ -82,7 +89,9 @@ pub unsafe fn enable() {
     MAIR_EL2.write(
         MAIR_EL2::Attr0_Device::nonGathering_nonReordering_EarlyWriteAck
             + MAIR_EL2::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc
-            + MAIR_EL2::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc,
+            + MAIR_EL2::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc
+            + MAIR_EL2::Attr2_Normal_Outer::NonCacheable
+            + MAIR_EL2::Attr2_Normal_Inner::NonCacheable,
     );
     let tcr = TCR_EL2::PS::Bits_40
         + TCR_EL2::TG0::KiB_4

@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod cache;
+pub mod channel;
 pub mod console;
 pub mod cpu;
 pub mod device_regs;

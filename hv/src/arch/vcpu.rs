@@ -407,6 +407,10 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         // SAFETY: the partition came from `arch::boot` (placed by `guest_image`), and its
         // last vCPU just stopped: none runs.
         unsafe { partition.load() };
+        if partition.is_linux() {
+            // Linux may have scribbled over the header; its next boot finds it whole.
+            super::channel::rewrite_header();
+        }
         let boots = {
             let mut state = partition.state.lock();
             state.reboot(partition.placement.load, partition.placement.dtb);

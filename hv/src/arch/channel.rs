@@ -1,0 +1,51 @@
+//! The channel region as hv touches it: one slice of words over its physical memory
+//! (identity-mapped non-cacheable by `boot`), handed to `hv_core::channel_setup`, which
+//! zeroes it and writes the header at boot and writes the header again at each Linux
+//! restart. hv never reads the region.
+
+use log::info;
+use spin::Once;
+
+use channel::{Layout, Word};
+use platform::config::Config;
+
+static CHANNEL: Once<(&'static [Word], Layout)> = Once::new();
+
+/// Zeroes the board's channel and writes its header; a layout that does not fit the
+/// region is a fatal boot error (the board file is wrong).
+pub fn prepare(config: &Config) {
+    let (Some(spec), Some(layout)) = (&config.channel, hv_core::channel_setup::layout_for(config))
+    else {
+        return;
+    };
+    let layout = layout.unwrap_or_else(|e| crate::fatal!("the channel {}: {e}", spec.ram));
+    let base = spec.ram.base as usize;
+    let words = (spec.ram.size / 8) as usize;
+    // SAFETY: the region is the board's channel memory: inside the board's RAM, owned by
+    // no partition and not hv's own (validated config), identity-mapped for hv by
+    // `boot::setup_memory`, page aligned (so aligned for AtomicU64), and alive for ever.
+    // Partitions write it concurrently once they run; atomics allow that, and hv never
+    // makes a non-atomic reference to it.
+    let region: &'static [Word] =
+        unsafe { core::slice::from_raw_parts(base as *const Word, words) };
+    hv_core::channel_setup::prepare(region, layout)
+        .unwrap_or_else(|e| crate::fatal!("the channel {}: {e}", spec.ram));
+    CHANNEL.call_once(|| (region, layout));
+    info!(
+        "channel {}: header written (layout version {}, {} RT CPUs, {} of {} KiB used)",
+        spec.ram,
+        channel::layout::LAYOUT_VERSION,
+        layout.rt_cpus,
+        (layout.end * 8).div_ceil(1024),
+        spec.ram.size / 1024
+    );
+}
+
+/// Writes the header again (Linux restarts), if hv prepared a channel.
+pub fn rewrite_header() {
+    if let Some(&(region, layout)) = CHANNEL.get() {
+        // The layout fitted the region at boot: it still does.
+        let _ = hv_core::channel_setup::rewrite_header(region, layout);
+        info!("channel: header written again for Linux's restart");
+    }
+}
