@@ -1,74 +1,24 @@
 //! guest-rt's boot arguments: the `rt.*` words of the partition's `/chosen/bootargs`
 //! (hv passes the RT partition exactly the machine's words that start with `rt.`).
 //!
-//! Owns the grammar, the ranges and the defaults, and the public table of them
-//! ([`PARAMS`], for a `--help` to list). Every `rt.*` word is either understood or
-//! refused by name with its reason ([`Refusal`]); a value that cannot be honoured is
-//! refused, never clamped or replaced by a default. Words without the `rt.` prefix belong
+//! The words, their syntax and their ranges are `abi::bootargs`'s table, the one hv and
+//! `cargo xtask` check too: this module adds only what depends on the image (which apps
+//! and self-tests it has, and that an app and a self-test exclude each other) and turns a
+//! word into [`BootArgs`]. Every `rt.*` word is either understood or refused by name with
+//! its reason ([`Refusal`]); a value that cannot be honoured is refused, never clamped or
+//! replaced by a default. Words without the `rt.` prefix belong
 //! to someone else (a bare loader's own) and are left alone. Deciding what a refusal does
 //! on target (run nothing, say why) is the runtime's; this module never prints.
 
+use abi::bootargs::{self, Choice, ChoiceArgument, Parsed, Value, WordError};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-/// One boot argument, as a `--help` lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Param {
-    /// The word up to `=`.
-    pub name: &'static str,
-    /// What values are accepted.
-    pub range: &'static str,
-    /// What applies when the word is absent.
-    pub default: &'static str,
-    /// One line: what it does.
-    pub meaning: &'static str,
-}
-
-/// `rt.heartbeat-ms`: the accepted range (1 ms to a day).
-pub const HEARTBEAT_MS: (u64, u64) = (1, 86_400_000);
-/// `rt.latency.interval-us`: the accepted range (10 us to 1 s): below 10 us a period is
-/// shorter than one wake-up path; above 1 s nobody is probing latency.
-pub const LATENCY_INTERVAL_US: (u64, u64) = (10, 1_000_000);
-/// `rt.heartbeat-ms` when absent.
+/// `rt.heartbeat-ms` when absent (abi's table says the same; a test checks).
 pub const DEFAULT_HEARTBEAT_MS: u64 = 10_000;
-/// `rt.latency.interval-us` when absent.
+/// `rt.latency.interval-us` when absent (abi's table says the same; a test checks).
 pub const DEFAULT_LATENCY_INTERVAL_US: u64 = 1_000;
-
-/// Every boot argument guest-rt understands.
-pub const PARAMS: &[Param] = &[
-    Param {
-        name: "rt.app",
-        range: "the name of an app built into the image (`latency`, ...)",
-        default: "none",
-        meaning: "the application to run on every RT vCPU",
-    },
-    Param {
-        name: "rt.selftest",
-        range: "hypercalls | escape@0xADDR | system-off | system-reset | gic | spi | \
-                spi-cross | kernel (images built with the `selftests` feature)",
-        default: "none",
-        meaning: "a boot self-test the QEMU integration tests ask for",
-    },
-    Param {
-        name: "rt.heartbeat-ms",
-        range: "1..=86400000",
-        default: "10000",
-        meaning: "period of the heartbeat line each vCPU prints",
-    },
-    Param {
-        name: "rt.latency.interval-us",
-        range: "10..=1000000",
-        default: "1000",
-        meaning: "the latency probe's period",
-    },
-    Param {
-        name: "rt.latency.periods",
-        range: "0..=18446744073709551615",
-        default: "0 (run for ever)",
-        meaning: "stop the latency probe after this many periods, then report ready",
-    },
-];
 
 /// A boot self-test (`rt.selftest=NAME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +89,12 @@ impl Default for BootArgs {
 /// Why a word is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// An `rt.` word no parameter of [`PARAMS`] has.
+    /// An `rt.` word abi's table does not have.
     UnknownParameter,
+    /// In abi's table but not read by this kernel.
+    NotReadHere,
+    /// Refused by abi's table for a reason of its own (its message).
+    Table(String),
     /// `rt.NAME` with no `=VALUE`.
     MissingValue,
     /// Not a decimal number.
@@ -165,6 +119,8 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownParameter => write!(f, "unknown parameter"),
+            Self::NotReadHere => write!(f, "not read by this kernel"),
+            Self::Table(message) => write!(f, "{message}"),
             Self::MissingValue => write!(f, "no value (expected NAME=VALUE)"),
             Self::NotANumber => write!(f, "not a decimal number"),
             Self::OutOfRange { min, max } => write!(f, "out of range {min}..={max}"),
@@ -197,30 +153,47 @@ impl fmt::Display for Refusal {
     }
 }
 
-fn number(value: &str, (min, max): (u64, u64)) -> Result<u64, Reason> {
-    // `parse` alone would take a leading `+`; only digits are a number here.
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Reason::NotANumber);
-    }
-    match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        // All digits but no u64: too large for any range here.
-        _ => Err(Reason::OutOfRange { min, max }),
+/// The range abi's table gives a numeric word.
+pub fn range(word: &str) -> Option<(u64, u64)> {
+    match bootargs::row(word)?.value {
+        Value::Number { min, max } => Some((min, max)),
+        _ => None,
     }
 }
 
-fn selftest(value: &str) -> Result<SelfTest, Reason> {
-    if let Some(&(_, test)) = NAMED_SELFTESTS.iter().find(|(name, _)| *name == value) {
-        return Ok(test);
+/// The self-test abi's table checked, as guest-rt runs it.
+fn selftest(choice: &Choice, address: Option<u64>) -> Result<SelfTest, Reason> {
+    match (choice.argument, address) {
+        (ChoiceArgument::HexAddress, Some(addr)) if choice.name == "escape" => {
+            Ok(SelfTest::Escape(addr))
+        }
+        _ => NAMED_SELFTESTS
+            .iter()
+            .find(|(name, _)| *name == choice.name)
+            .map(|&(_, test)| test)
+            // In abi's table but not built into this kernel: a table this kernel predates.
+            .ok_or(Reason::UnknownSelfTest),
     }
-    let Some(addr) = value.strip_prefix("escape@") else {
-        return Err(Reason::UnknownSelfTest);
-    };
-    addr.strip_prefix("0x")
-        .filter(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .map(SelfTest::Escape)
-        .ok_or(Reason::BadAddress)
+}
+
+/// What abi's check refused, in guest-rt's terms.
+fn reason(error: WordError, catalog: &Catalog) -> Reason {
+    match error {
+        WordError::Unknown(_) => Reason::UnknownParameter,
+        WordError::MissingValue(_) => Reason::MissingValue,
+        WordError::NotANumber(_) => Reason::NotANumber,
+        WordError::OutOfRange { min, max, .. } => Reason::OutOfRange { min, max },
+        WordError::NotAChoice { word, .. } if word.starts_with("rt.app=") => {
+            Reason::UnknownApp(catalog.apps.iter().map(|a| a.to_string()).collect())
+        }
+        WordError::NotAChoice { word, .. } if word.starts_with("rt.selftest=escape") => {
+            Reason::BadAddress
+        }
+        WordError::NotAChoice { .. } => Reason::UnknownSelfTest,
+        // No `rt.` row is a flag or a partition list; should one become one, its message
+        // still names the word.
+        other => Reason::Table(other.to_string()),
+    }
 }
 
 /// Parses `line` against what this image has: every `rt.*` word understood, or every
@@ -231,18 +204,15 @@ pub fn parse(line: &str, catalog: &Catalog) -> Result<BootArgs, Vec<Refusal>> {
     let mut seen: Vec<&str> = Vec::new();
     let mut app_word = None;
     for word in line.split_ascii_whitespace() {
-        if !word.starts_with("rt.") {
+        if !word.starts_with(bootargs::RT_PREFIX) {
             continue;
         }
-        let (name, value) = match word.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (word, None),
-        };
+        let name = word.split_once('=').map_or(word, |(name, _)| name);
         let refuse = |reason| Refusal {
             word: word.to_string(),
             reason,
         };
-        if !PARAMS.iter().any(|p| p.name == name) {
+        if bootargs::row(word).is_none() {
             refused.push(refuse(Reason::UnknownParameter));
             continue;
         }
@@ -251,29 +221,48 @@ pub fn parse(line: &str, catalog: &Catalog) -> Result<BootArgs, Vec<Refusal>> {
             continue;
         }
         seen.push(name);
-        let Some(value) = value else {
-            refused.push(refuse(Reason::MissingValue));
+        if name == "rt.selftest" && !catalog.selftests && word.contains('=') {
+            refused.push(refuse(Reason::SelfTestsNotBuilt));
             continue;
-        };
-        let outcome = match name {
-            "rt.app" => match catalog.apps.iter().position(|&a| a == value) {
-                Some(i) => {
-                    args.app = Some(i);
-                    app_word = Some(word);
-                    Ok(())
-                }
-                None => Err(Reason::UnknownApp(
-                    catalog.apps.iter().map(|a| a.to_string()).collect(),
-                )),
-            },
-            "rt.selftest" if !catalog.selftests => Err(Reason::SelfTestsNotBuilt),
-            "rt.selftest" => selftest(value).map(|t| args.selftest = Some(t)),
-            "rt.heartbeat-ms" => number(value, HEARTBEAT_MS).map(|n| args.heartbeat_ms = n),
-            "rt.latency.interval-us" => {
-                number(value, LATENCY_INTERVAL_US).map(|n| args.latency_interval_us = n)
+        }
+        let parsed = match bootargs::check(word) {
+            Ok(Some((_, parsed))) => parsed,
+            Ok(None) => continue,
+            Err(error) => {
+                refused.push(refuse(reason(error, catalog)));
+                continue;
             }
-            "rt.latency.periods" => number(value, (0, u64::MAX)).map(|n| args.latency_periods = n),
-            _ => unreachable!("every name of PARAMS has a case"),
+        };
+        let outcome = match (name, parsed) {
+            ("rt.app", Parsed::Choice(choice, _)) => {
+                match catalog.apps.iter().position(|&a| a == choice.name) {
+                    Some(i) => {
+                        args.app = Some(i);
+                        app_word = Some(word);
+                        Ok(())
+                    }
+                    None => Err(Reason::UnknownApp(
+                        catalog.apps.iter().map(|a| a.to_string()).collect(),
+                    )),
+                }
+            }
+            ("rt.selftest", Parsed::Choice(choice, address)) => {
+                selftest(choice, address).map(|t| args.selftest = Some(t))
+            }
+            ("rt.heartbeat-ms", Parsed::Number(n)) => {
+                args.heartbeat_ms = n;
+                Ok(())
+            }
+            ("rt.latency.interval-us", Parsed::Number(n)) => {
+                args.latency_interval_us = n;
+                Ok(())
+            }
+            ("rt.latency.periods", Parsed::Number(n)) => {
+                args.latency_periods = n;
+                Ok(())
+            }
+            // A row abi's table has and this kernel does not read: refused, not ignored.
+            _ => Err(Reason::NotReadHere),
         };
         if let Err(reason) = outcome {
             refused.push(refuse(reason));
@@ -363,6 +352,16 @@ mod tests {
                 .selftest,
             Some(SelfTest::Escape(0x4800_0000))
         );
+    }
+
+    const HEARTBEAT_MS: (u64, u64) = (1, 86_400_000);
+    const LATENCY_INTERVAL_US: (u64, u64) = (10, 1_000_000);
+
+    #[test]
+    fn ranges_are_abis() {
+        assert_eq!(range("rt.heartbeat-ms"), Some(HEARTBEAT_MS));
+        assert_eq!(range("rt.latency.interval-us"), Some(LATENCY_INTERVAL_US));
+        assert_eq!(range("rt.app"), None);
     }
 
     #[test]
@@ -462,11 +461,46 @@ mod tests {
     }
 
     #[test]
-    fn the_table_names_every_parameter_once() {
-        for (i, p) in PARAMS.iter().enumerate() {
-            assert!(p.name.starts_with("rt."), "{}", p.name);
-            assert!(!PARAMS[..i].iter().any(|q| q.name == p.name));
-            assert!(!p.meaning.is_empty() && !p.range.is_empty() && !p.default.is_empty());
+    fn every_rt_row_of_abis_table_is_read_here_with_its_default() {
+        for row in bootargs::BOOT_ARGS
+            .iter()
+            .filter(|r| r.reader == bootargs::Reader::GuestRt)
+        {
+            // Each row's word with a valid value parses (nothing is "not read here").
+            let value = match row.value {
+                Value::Number { min, .. } => min.to_string(),
+                Value::OneOf(choices) => match choices[0].argument {
+                    ChoiceArgument::None => choices[0].name.to_string(),
+                    ChoiceArgument::HexAddress => format!("{}@0x1000", choices[0].name),
+                },
+                other => panic!("{}: {other:?} is not an rt. value kind", row.word),
+            };
+            let line = format!("{}={value}", row.word);
+            let catalog = Catalog {
+                apps: &[value.as_str()],
+                selftests: true,
+            };
+            assert!(parse(&line, &catalog).is_ok(), "{line}");
+        }
+        let defaults = BootArgs::default();
+        for (word, ours) in [
+            ("rt.heartbeat-ms", defaults.heartbeat_ms),
+            ("rt.latency.interval-us", defaults.latency_interval_us),
+        ] {
+            let row = bootargs::row(word).unwrap();
+            assert_eq!(row.default, ours.to_string(), "{word}");
+        }
+    }
+
+    #[test]
+    fn every_selftest_of_abis_table_is_built_in() {
+        for choice in bootargs::RT_SELFTESTS {
+            assert!(
+                choice.argument == ChoiceArgument::HexAddress
+                    || NAMED_SELFTESTS.iter().any(|(n, _)| *n == choice.name),
+                "{}",
+                choice.name
+            );
         }
     }
 
