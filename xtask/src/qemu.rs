@@ -90,7 +90,9 @@ impl<'a> Boot<'a> {
         let mut cmd = Command::new(QEMU);
         cmd.args(["-M", &q.machine, "-cpu", &q.cpu, "-m", &q.memory])
             .args(["-smp", &self.smp.unwrap_or(q.smp).to_string()])
-            .args(["-nographic", "-kernel"])
+            // No default NIC: QEMU's virt would add a virtio-net-pci whose option ROM
+            // (Debian's ipxe-qemu, not installed with --no-install-recommends) it must find.
+            .args(["-nic", "none", "-nographic", "-kernel"])
             .arg(self.image);
         if let Some(dtb) = self.dtb()? {
             cmd.arg("-dtb").arg(dtb);
@@ -196,7 +198,7 @@ pub fn bare_guest_rt_command(image: &Path, bootargs: &str) -> Command {
         "-m",
         "1G",
     ])
-    .args(["-nographic", "-kernel"])
+    .args(["-nic", "none", "-nographic", "-kernel"])
     .arg(image)
     .args([
         "-icount",

@@ -305,6 +305,8 @@ pub fn command(image: &Path, initramfs: &Path, plugin: Option<&str>) -> Command 
         "4",
         "-m",
         "2G",
+        "-nic",
+        "none",
         "-nographic",
         "-kernel",
     ])
