@@ -259,6 +259,8 @@ mod tests {
             devices: alloc::vec![],
             irqs: alloc::vec![],
             exitless_irqs: false,
+            on_fault: Default::default(),
+            restart_limit: None,
         };
         let gic = gicv2();
         let rtc = Device {
@@ -325,6 +327,8 @@ mod tests {
             devices: alloc::vec![],
             irqs: alloc::vec![],
             exitless_irqs: false,
+            on_fault: Default::default(),
+            restart_limit: None,
         };
         let gic = GicInfo {
             version: GicVersion::V3,

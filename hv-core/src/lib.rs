@@ -18,6 +18,7 @@ pub mod control_page;
 pub mod emulated_console;
 pub mod esr;
 pub mod exception_injection;
+pub mod fault_policy;
 pub mod fault_reports;
 pub mod forwarding;
 pub mod guest_dtb;

@@ -6,6 +6,7 @@
 //! and starts its own vCPUs: the MPIDR values it uses are virtual (vCPU index in Aff0),
 //! so another partition's CPU does not exist for it.
 
+use crate::fault_policy::FaultPolicy;
 use crate::fault_reports::FaultReports;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -33,8 +34,15 @@ pub enum StopReason {
     /// PSCI SYSTEM_RESET from the partition itself: hv reloads and reboots it once no
     /// vCPU runs any more.
     SystemReset,
-    /// A vCPU broke out of its sandbox or hit an exception hv cannot handle.
+    /// A vCPU broke out of its sandbox or hit an exception hv cannot handle (that vCPU
+    /// stops; `on_fault = "stop-vcpu"`).
     Fault,
+    /// A fault stopped the whole partition (`on_fault = "stop"`, or its restarts are used
+    /// up).
+    FaultStop,
+    /// A fault restarts the partition (`on_fault = "restart"`): reloaded and rebooted once
+    /// no vCPU runs any more, as after SYSTEM_RESET.
+    FaultRestart,
     /// Reset accepted, images being reloaded.
     Rebooting,
 }
@@ -57,6 +65,8 @@ pub struct PartitionState {
     boots: u32,
     /// Its stray accesses this boot: how many, and which hv still reports.
     pub faults: FaultReports,
+    /// What a fault does to it, and the fault restarts made (kept across reboots).
+    pub fault_policy: FaultPolicy,
 }
 
 impl PartitionState {
@@ -72,6 +82,7 @@ impl PartitionState {
             stopped: None,
             boots: 0,
             faults: FaultReports::new(),
+            fault_policy: FaultPolicy::new(partition),
         }
     }
 
@@ -108,12 +119,17 @@ impl PartitionState {
         self.boots
     }
 
-    /// After SYSTEM_RESET, once no vCPU runs guest code any more: true if the caller
+    /// After SYSTEM_RESET or a fault restart, once no vCPU runs guest code any more: true
+    /// if the caller
     /// must now reload the partition's images and [`Self::reboot`] it. Answers true once
     /// per reset (the state moves on to "rebooting").
     pub fn take_restart(&mut self) -> bool {
         let quiet = !self.vcpus.contains(&VcpuState::Running);
-        if self.stopped == Some(StopReason::SystemReset) && quiet {
+        let resetting = matches!(
+            self.stopped,
+            Some(StopReason::SystemReset | StopReason::FaultRestart)
+        );
+        if resetting && quiet {
             self.stopped = Some(StopReason::Rebooting);
             true
         } else {
@@ -290,22 +306,26 @@ pub(crate) mod fixtures {
 
     /// Partition `index` of `kind` on physical `cpus`, with one RAM bank.
     pub fn state(index: usize, kind: PartitionKind, cpus: &[u32], ram: Region) -> PartitionState {
+        PartitionState::new(index, &config(kind, cpus, ram))
+    }
+
+    /// The board file's entry of such a partition.
+    pub fn config(kind: PartitionKind, cpus: &[u32], ram: Region) -> Partition {
         let name = match kind {
             PartitionKind::Rt => "rt",
             PartitionKind::Linux => "linux",
         };
-        PartitionState::new(
-            index,
-            &Partition {
-                name: name.into(),
-                kind,
-                cpus: cpus.to_vec(),
-                ram: alloc::vec![ram],
-                devices: alloc::vec![],
-                irqs: alloc::vec![],
-                exitless_irqs: false,
-            },
-        )
+        Partition {
+            name: name.into(),
+            kind,
+            cpus: cpus.to_vec(),
+            ram: alloc::vec![ram],
+            devices: alloc::vec![],
+            irqs: alloc::vec![],
+            exitless_irqs: false,
+            on_fault: Default::default(),
+            restart_limit: None,
+        }
     }
 }
 
@@ -408,6 +428,40 @@ mod tests {
             Some(StopReason::SystemOff),
             "first reason kept"
         );
+    }
+
+    #[test]
+    fn a_fault_restart_reloads_like_a_reset_and_keeps_its_count() {
+        let mut p = rt();
+        p.boot(0x4208_0000, 0x47e0_0000);
+        assert_eq!(p.take_pending(0), Some((0x4208_0000, 0x47e0_0000)));
+        p.cpu_on(1, 0x4208_0000, 0).unwrap();
+        assert!(p.take_pending(1).is_some());
+        p.stop_vcpu(1);
+        p.stop(StopReason::FaultRestart);
+        assert!(!p.take_restart(), "vCPU 0 still runs");
+        p.stop_vcpu(0);
+        assert!(p.take_restart());
+        assert!(!p.take_restart(), "once per restart");
+        p.reboot(0x4208_0000, 0x47e0_0000);
+        assert_eq!((p.stopped(), p.boots()), (None, 2));
+        let mut config = fixtures::config(PartitionKind::Rt, &[2, 3], Region::new(0, 0x1000));
+        config.on_fault = platform::config::OnFault::Restart;
+        p.fault_policy = FaultPolicy::new(&config);
+        p.fault_policy.decide();
+        p.reboot(0x4208_0000, 0x47e0_0000);
+        assert_eq!(p.fault_policy.restarts(), 1, "a reboot keeps the count");
+    }
+
+    #[test]
+    fn a_fault_stop_never_restarts() {
+        let mut p = rt();
+        p.boot(0x4208_0000, 0);
+        assert!(p.take_pending(0).is_some());
+        p.stop_vcpu(0);
+        p.stop(StopReason::FaultStop);
+        assert!(!p.take_restart());
+        assert_eq!(p.take_pending(0), None);
     }
 
     #[test]

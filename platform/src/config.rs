@@ -148,7 +148,46 @@ pub struct Partition {
     /// partitions; the cost is that a partition could send physical SGIs to any CPU.
     #[serde(default)]
     pub exitless_irqs: bool,
+    /// What hv does when a vCPU of this (RT) partition faults: leaves its sandbox or
+    /// raises an exception hv cannot handle. Linux partitions get an external abort or an
+    /// undefined instruction instead and keep running, so they take only the default.
+    #[serde(default)]
+    pub on_fault: OnFault,
+    /// With `on_fault = "restart"`: how many fault restarts hv makes in the machine's life
+    /// before it stops the partition instead (a fault at every boot must not become a
+    /// reboot loop). Default [`DEFAULT_RESTART_LIMIT`].
+    #[serde(default)]
+    pub restart_limit: Option<u32>,
 }
+
+/// A partition's fault policy (`on_fault` in the board file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFault {
+    /// Only the faulting vCPU stops; the partition's other vCPUs go on.
+    #[default]
+    StopVcpu,
+    /// The whole partition stops (its CPUs park in hv); other partitions go on.
+    Stop,
+    /// hv reloads the partition's images and reboots it, up to `restart_limit` times.
+    Restart,
+}
+
+impl OnFault {
+    /// As the board file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StopVcpu => "stop-vcpu",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+        }
+    }
+}
+
+/// `restart_limit` when the board file does not say.
+pub const DEFAULT_RESTART_LIMIT: u32 = 3;
+/// Largest `restart_limit` accepted.
+pub const MAX_RESTART_LIMIT: u32 = 1000;
 
 /// The shared memory of the inter-partition channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +339,17 @@ pub enum ConfigError {
     ExitlessLinux {
         partition: String,
     },
+    /// `on_fault` other than the default on a Linux partition, whose faults are answered
+    /// inside Linux (external abort, undefined instruction).
+    FaultPolicyOnLinux {
+        partition: String,
+    },
+    /// `restart_limit` without `on_fault = "restart"`, or outside 1..=MAX_RESTART_LIMIT.
+    BadRestartLimit {
+        partition: String,
+        limit: u32,
+        on_fault: OnFault,
+    },
     /// The SD card's `kernel_address` would load hv outside its own RAM.
     KernelOutsideHv {
         address: u64,
@@ -331,6 +381,8 @@ impl ConfigError {
             Self::TooManyCpus { .. } => "too-many-cpus",
             Self::SecondLinuxPartition { .. } => "second-linux-partition",
             Self::ExitlessLinux { .. } => "exitless-linux",
+            Self::FaultPolicyOnLinux { .. } => "fault-policy-on-linux",
+            Self::BadRestartLimit { .. } => "bad-restart-limit",
             Self::KernelOutsideHv { .. } => "kernel-outside-hv",
         }
     }
@@ -420,6 +472,31 @@ impl fmt::Display for ConfigError {
                  partition may take the physical CPU interface (it could send SGIs to \
                  every core)"
             ),
+            Self::FaultPolicyOnLinux { partition } => write!(
+                f,
+                "partition `{partition}` is Linux and sets on_fault; Linux's faults are \
+                 answered inside Linux (it keeps running), so only an RT partition has a \
+                 fault policy"
+            ),
+            Self::BadRestartLimit {
+                partition,
+                limit,
+                on_fault: OnFault::Restart,
+            } => write!(
+                f,
+                "partition `{partition}`: restart_limit {limit} is outside \
+                 1..={MAX_RESTART_LIMIT}"
+            ),
+            Self::BadRestartLimit {
+                partition,
+                on_fault,
+                ..
+            } => write!(
+                f,
+                "partition `{partition}` sets restart_limit with on_fault = \"{}\"; it \
+                 applies only to on_fault = \"restart\"",
+                on_fault.name()
+            ),
             Self::KernelOutsideHv { address, hv } => write!(
                 f,
                 "[sdcard] kernel_address {address:#x} is not a page inside hv's RAM {hv}"
@@ -449,7 +526,9 @@ impl Config {
     /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
     /// raises and are owned once (hv's console line is hv's); at most one Linux partition,
-    /// never exit-less; at most [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
+    /// never exit-less, with the default fault policy; `restart_limit` only with
+    /// `on_fault = "restart"`, in 1..=[`MAX_RESTART_LIMIT`]; at most
+    /// [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
     /// CPUs; an SD card loads hv at a page inside hv's RAM.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
@@ -480,7 +559,22 @@ impl Config {
                     cpus: p.cpus.len(),
                 });
             }
+            if let Some(limit) = p.restart_limit {
+                let in_range = (1..=MAX_RESTART_LIMIT).contains(&limit);
+                if p.on_fault != OnFault::Restart || !in_range {
+                    return Err(ConfigError::BadRestartLimit {
+                        partition: p.name.clone(),
+                        limit,
+                        on_fault: p.on_fault,
+                    });
+                }
+            }
             if p.kind == PartitionKind::Linux {
+                if p.on_fault != OnFault::default() {
+                    return Err(ConfigError::FaultPolicyOnLinux {
+                        partition: p.name.clone(),
+                    });
+                }
                 if p.exitless_irqs {
                     return Err(ConfigError::ExitlessLinux {
                         partition: p.name.clone(),

@@ -343,6 +343,33 @@ fn exitless_linux() -> Case {
     }
 }
 
+fn fault_policy_on_linux() -> Case {
+    let mut config = virt();
+    partition_mut(&mut config, "linux").on_fault = platform::config::OnFault::Restart;
+    Case {
+        config,
+        expected: ConfigError::FaultPolicyOnLinux {
+            partition: "linux".into(),
+        },
+        parts: &["`linux`", "on_fault", "RT partition"],
+    }
+}
+
+fn bad_restart_limit() -> Case {
+    let mut config = virt();
+    let rt = partition_mut(&mut config, "rt");
+    (rt.on_fault, rt.restart_limit) = (platform::config::OnFault::Restart, Some(0));
+    Case {
+        config,
+        expected: ConfigError::BadRestartLimit {
+            partition: "rt".into(),
+            limit: 0,
+            on_fault: platform::config::OnFault::Restart,
+        },
+        parts: &["`rt`", "restart_limit 0", "1..=1000"],
+    }
+}
+
 #[test]
 fn refuses_a_partition_owning_the_line_of_hvs_console() {
     let mut config = virt();
@@ -410,9 +437,11 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::TooManyCpus { .. } => 18,
         ConfigError::SecondLinuxPartition { .. } => 19,
         ConfigError::ExitlessLinux { .. } => 20,
+        ConfigError::FaultPolicyOnLinux { .. } => 21,
+        ConfigError::BadRestartLimit { .. } => 22,
     }
 }
-const VARIANTS: usize = 21;
+const VARIANTS: usize = 23;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -436,6 +465,8 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     too_many_cpus,
     second_linux_partition,
     exitless_linux,
+    fault_policy_on_linux,
+    bad_restart_limit,
 ];
 
 #[test]
@@ -845,4 +876,66 @@ fn region_display() {
         Region::new(u64::MAX, 2).to_string(),
         "[0xffffffffffffffff+0x2 wraps]"
     );
+}
+
+#[test]
+fn fault_policies_are_checked() {
+    use platform::config::OnFault;
+    // Accepted: the RT partition restarts, with and without a limit; or stops.
+    for (on_fault, limit) in [
+        (OnFault::Restart, None),
+        (OnFault::Restart, Some(1)),
+        (OnFault::Restart, Some(1000)),
+        (OnFault::Stop, None),
+    ] {
+        let mut config = virt();
+        let rt = partition_mut(&mut config, "rt");
+        (rt.on_fault, rt.restart_limit) = (on_fault, limit);
+        assert_eq!(config.validate(), Ok(()), "{on_fault:?} {limit:?}");
+    }
+    assert_refused(fault_policy_on_linux());
+    for (on_fault, limit, parts) in [
+        (
+            OnFault::Restart,
+            0,
+            &["`rt`", "restart_limit 0", "1..=1000"][..],
+        ),
+        (OnFault::Restart, 1001, &["restart_limit 1001"][..]),
+        (
+            OnFault::Stop,
+            3,
+            &["`rt`", "on_fault = \"stop\"", "only"][..],
+        ),
+        (OnFault::StopVcpu, 3, &["on_fault = \"stop-vcpu\""][..]),
+    ] {
+        let mut config = virt();
+        let rt = partition_mut(&mut config, "rt");
+        (rt.on_fault, rt.restart_limit) = (on_fault, Some(limit));
+        assert_refused(Case {
+            config,
+            expected: ConfigError::BadRestartLimit {
+                partition: "rt".into(),
+                limit,
+                on_fault,
+            },
+            parts,
+        });
+    }
+}
+
+#[test]
+fn a_board_file_names_its_fault_policy() {
+    let text = board_text("virt").replace(
+        "name = \"rt\"",
+        "name = \"rt\"\non_fault = \"restart\"\nrestart_limit = 5",
+    );
+    let config = Config::from_toml(&text).expect("parses");
+    let rt = config.partition("rt").unwrap();
+    assert_eq!(
+        (rt.on_fault, rt.restart_limit),
+        (platform::config::OnFault::Restart, Some(5))
+    );
+    let bad = board_text("virt").replace("name = \"rt\"", "name = \"rt\"\non_fault = \"reboot\"");
+    let err = Config::from_toml(&bad).expect_err("unknown policy refused");
+    assert!(err.to_string().contains("stop-vcpu"), "{err}");
 }

@@ -48,6 +48,20 @@ pub fn board_exitless(name: &str) -> (Config, PathBuf) {
     (config, path)
 }
 
+/// `name`'s config changed by `edit`, and its image built as `STEM.img` (a board file
+/// variant a test needs, such as another fault policy).
+pub fn board_variant(name: &str, stem: &str, edit: impl FnOnce(&mut Config)) -> (Config, PathBuf) {
+    let (mut config, _) = board(name);
+    edit(&mut config);
+    config
+        .validate()
+        .unwrap_or_else(|e| panic!("variant {stem}: {e}"));
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let path = xtask::image::system_image_as(&config, stem)
+        .unwrap_or_else(|e| panic!("building {stem}: {e}"));
+    (config, path)
+}
+
 /// Boots `name` in smoke mode (power off when ready).
 pub fn smoke(name: &str) -> (Config, BootLog) {
     let (config, image) = board(name);

@@ -20,6 +20,7 @@ use aarch64_cpu::registers::{
 use log::info;
 use spin::{Mutex, Once};
 
+use hv_core::fault_policy::FaultAction;
 use hv_core::layout::MAX_CPUS;
 use hv_core::partition::{LineBuffer, StopReason};
 use hv_core::running::Running;
@@ -336,8 +337,8 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
 /// Stops this vCPU because its partition stopped (`reason`) while it ran, and says so.
 fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> ! {
     let why = match reason {
-        StopReason::SystemReset | StopReason::Rebooting => "resetting",
-        StopReason::SystemOff | StopReason::Fault => "off",
+        StopReason::SystemReset | StopReason::FaultRestart | StopReason::Rebooting => "resetting",
+        StopReason::SystemOff | StopReason::Fault | StopReason::FaultStop => "off",
     };
     info!(
         "partition `{}` vCPU {vcpu} stopped: the partition is {why}",
@@ -372,6 +373,35 @@ fn partition_name(p: &Running) -> &'static str {
     p.name
 }
 
+/// A vCPU of an RT partition faulted and was reported: the board file's `on_fault` says
+/// whether only it stops, the whole partition stops, or the partition restarts.
+fn stop_for_fault(partition: &Running, vcpu: usize) -> ! {
+    let action = partition.state.lock().fault_policy.decide();
+    let name = partition_name(partition);
+    let reason = match action {
+        FaultAction::StopVcpu => StopReason::Fault,
+        FaultAction::StopPartition => {
+            error!("partition `{name}`: on_fault = \"stop\": the partition stops");
+            StopReason::FaultStop
+        }
+        FaultAction::Restart { attempt, limit } => {
+            warn!(
+                "partition `{name}`: on_fault = \"restart\": restarting it (fault restart \
+                 {attempt} of {limit})"
+            );
+            StopReason::FaultRestart
+        }
+        FaultAction::GiveUp { limit } => {
+            error!(
+                "partition `{name}`: on_fault = \"restart\", but its {limit} fault restarts \
+                 are used up: the partition stops"
+            );
+            StopReason::FaultStop
+        }
+    };
+    stop_here(partition, vcpu, Some(reason))
+}
+
 /// Stops this vCPU; with `reason`, records why. The last vCPU of a resetting partition to
 /// stop reloads and reboots it. The CPU then waits in [`run`] until its vCPU is started
 /// again (after a reset, or never).
@@ -379,7 +409,13 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
     let (restart, running) = {
         let mut state = partition.state.lock();
         state.stop_vcpu(vcpu);
-        if let Some(reason @ (StopReason::SystemOff | StopReason::SystemReset)) = reason {
+        if let Some(
+            reason @ (StopReason::SystemOff
+            | StopReason::SystemReset
+            | StopReason::FaultStop
+            | StopReason::FaultRestart),
+        ) = reason
+        {
             state.stop(reason);
         }
         (state.take_restart(), state.running_cpus())

@@ -27,7 +27,8 @@ use super::super::vconsole::ConsoleWiring;
 use super::super::{console, cpu, gic};
 use super::irq_exit::deliver;
 use super::{
-    partition_name, partition_ready, pinned, run, stop_here, stop_with_partition, CONSOLES,
+    partition_name, partition_ready, pinned, run, stop_for_fault, stop_here, stop_with_partition,
+    CONSOLES,
 };
 
 /// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
@@ -42,7 +43,7 @@ pub fn handle_serror(frame: &mut Frame) -> ! {
         frame.esr,
         frame.elr
     );
-    stop_here(partition, vcpu, Some(StopReason::Fault))
+    stop_for_fault(partition, vcpu)
 }
 
 /// A trap from the guest running on this CPU. Returns to it unless the vCPU is stopped.
@@ -101,23 +102,22 @@ pub fn handle_trap(frame: &mut Frame) {
             match refusal {
                 Some(why) => error!(
                     "partition `{}` vCPU {vcpu}: access refused at IPA {ipa:#x} ({why}), PC \
-                     {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and partitions keep \
-                     running",
+                     {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other partitions keep running",
                     partition_name(partition),
                     frame.elr,
                     frame.esr
                 ),
                 None => error!(
                     "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} \
-                     (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
-                     partitions keep running",
+                     (VA {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other partitions \
+                     keep running",
                     partition_name(partition),
                     frame.far,
                     frame.elr,
                     frame.esr
                 ),
             }
-            stop_here(partition, vcpu, Some(StopReason::Fault));
+            stop_for_fault(partition, vcpu);
         }
         Trap::InstructionAbort if partition.is_linux() => {
             let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
@@ -147,7 +147,7 @@ pub fn handle_trap(frame: &mut Frame) {
                 frame.elr,
                 frame.esr
             );
-            stop_here(partition, vcpu, Some(StopReason::Fault));
+            stop_for_fault(partition, vcpu);
         }
     }
 }
