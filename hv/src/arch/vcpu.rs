@@ -17,7 +17,7 @@ use aarch64_cpu::registers::{
     Readable, Writeable, ACTLR_EL2, CNTHCTL_EL2, CNTVOFF_EL2, CNTV_CTL_EL0, HCR_EL2, MIDR_EL1,
     VBAR_EL1, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
-use log::info;
+use log::{error, info, warn};
 use spin::{Mutex, Once};
 
 use hv_core::fault_policy::FaultAction;
