@@ -4,8 +4,9 @@ use std::fmt;
 
 pub const USAGE: &str = "\
 usage: rtctl COMMAND
-  status               the channel: layout, parameter version, what each RT CPU holds,
-                       telemetry and ring counters
+  status [--json]      the channel: layout, hv's partitions, parameter version, what
+                       each RT CPU holds, telemetry, ring counters and hv's statistics
+                       per physical CPU (traps by kind, interrupts, console bytes)
   get [NAME]           a parameter's published value (all of them without NAME)
   set NAME=VALUE ...   publish a new parameter version (values are range-checked)
   watch [--hz N] [--json] [--count N]
@@ -19,7 +20,9 @@ usage: rtctl COMMAND
 /// One parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Status,
+    Status {
+        json: bool,
+    },
     Get(Option<String>),
     Set(Vec<String>),
     Watch(Watch),
@@ -69,7 +72,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
     };
     match command.as_str() {
-        "status" => none_expected(Command::Status),
+        "status" => match rest {
+            [] => Ok(Command::Status { json: false }),
+            [flag] if flag == "--json" => Ok(Command::Status { json: true }),
+            [other, ..] => Err(UsageError(format!(
+                "`status` takes only --json, not `{other}`"
+            ))),
+        },
         "hist" => none_expected(Command::Hist),
         "params" => none_expected(Command::Params),
         "help" | "--help" | "-h" => Ok(Command::Help),
@@ -126,7 +135,11 @@ mod tests {
 
     #[test]
     fn every_command_parses() {
-        assert_eq!(parse(&args("status")), Ok(Command::Status));
+        assert_eq!(parse(&args("status")), Ok(Command::Status { json: false }));
+        assert_eq!(
+            parse(&args("status --json")),
+            Ok(Command::Status { json: true })
+        );
         assert_eq!(parse(&args("hist")), Ok(Command::Hist));
         assert_eq!(parse(&args("scribble")), Ok(Command::Scribble(1)));
         assert_eq!(parse(&args("scribble 7")), Ok(Command::Scribble(7)));
@@ -159,7 +172,7 @@ mod tests {
         for (line, why) in [
             ("", "no command given"),
             ("frob", "unknown command `frob`"),
-            ("status now", "`status` takes no argument `now`"),
+            ("status now", "`status` takes only --json, not `now`"),
             ("get a b", "`get` takes one NAME"),
             ("set", "`set` needs NAME=VALUE"),
             ("watch --hz", "--hz needs a number"),

@@ -93,7 +93,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         )
     })?;
     match command {
-        Command::Status => out(&report::status(&ch, span, schema)),
+        Command::Status { json } => out(&report::status(&ch, span, schema, json)),
         Command::Get(name) => out(&report::get(&ch, schema, name.as_deref())?),
         Command::Set(_) => {
             let _lock = mapping.writer_lock()?;
