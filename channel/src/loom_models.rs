@@ -80,7 +80,10 @@ fn publish_vs_read(grace: GracePeriod) {
             let ch = channel(&writer_words, layout);
             let mut p = Publisher::new();
             for v in 2..=3 {
-                assert_eq!(p.publish_with(&ch, SCHEMA.id, &payload(v), grace), Ok(v));
+                assert_eq!(
+                    p.publish_with(&ch, SCHEMA.id, &payload(v), grace, || {}),
+                    Ok(v)
+                );
             }
         });
         let ch = channel(&words, layout);

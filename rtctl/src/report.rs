@@ -285,13 +285,15 @@ pub fn parse_set(schema: &Schema, assignments: &[String]) -> Result<Vec<(usize, 
         .collect()
 }
 
-/// Publishes the published (or default) values with `changes` applied. The caller holds
-/// the Linux-side writer lock, which `publisher` stands for.
+/// Publishes the published (or default) values with `changes` applied, calling `midway`
+/// when half the slot is written (the test hook; nothing otherwise). The caller holds the
+/// Linux-side writer lock, which `publisher` stands for.
 pub fn set(
     ch: &Channel,
     schema: &Schema,
     publisher: &mut Publisher,
     changes: &[(usize, i64)],
+    midway: impl FnOnce(),
 ) -> Result<String, String> {
     let mut values = [0u64; MAX_PARAMS];
     let n = schema.defaults(&mut values);
@@ -312,7 +314,7 @@ pub fn set(
         values[i] = v as u64;
     }
     let version = publisher
-        .publish(ch, schema.id, &values[..n])
+        .publish_pausing(ch, schema.id, &values[..n], midway)
         .map_err(|e| format!("publishing failed: {e:?}"))?;
     let mut out = format!("published version {version}:");
     for &(i, v) in changes {
@@ -475,11 +477,11 @@ mod tests {
             let changes = parse_set(&CONTROL, &["kp=2.5".into(), "setpoint=-3".into()]).unwrap();
             let mut p = Publisher::new();
             assert_eq!(
-                set(ch, &CONTROL, &mut p, &changes).unwrap(),
+                set(ch, &CONTROL, &mut p, &changes, || {}).unwrap(),
                 "published version 1: kp = 2.500 setpoint = -3.000 degC\n"
             );
             let changes = parse_set(&CONTROL, &["ki=0.5".into()]).unwrap();
-            set(ch, &CONTROL, &mut p, &changes).unwrap();
+            set(ch, &CONTROL, &mut p, &changes, || {}).unwrap();
             let all = get(ch, &CONTROL, None).unwrap();
             assert!(all.contains("kp = 2.500\n"), "{all}");
             assert!(all.contains("setpoint = -3.000 degC\n"), "{all}");
@@ -498,13 +500,13 @@ mod tests {
         ch.write_header();
         let mut p = Publisher::new();
         let kp = parse_set(&CONTROL, &["kp=2.5".into()]).unwrap();
-        set(&ch, &CONTROL, &mut p, &kp).unwrap();
+        set(&ch, &CONTROL, &mut p, &kp, || {}).unwrap();
         assert_eq!(scribble(&words, 7), WORDS);
         assert_ne!(words[1].load(std::sync::atomic::Ordering::Relaxed), 0);
         assert!(Channel::from_header(Region::new(&words)).is_err());
         ch.write_header();
         let period = parse_set(&CONTROL, &["probe_period=700".into()]).unwrap();
-        let out = set(&ch, &CONTROL, &mut p, &period).unwrap();
+        let out = set(&ch, &CONTROL, &mut p, &period, || {}).unwrap();
         assert!(
             out.contains("probe_period = 700 us (the published version was unusable: "),
             "{out}"

@@ -434,3 +434,131 @@ fn virt_rt_probe_takes_parameters_publishes_telemetry_and_survives_scribbles() {
         assert!(taken.ends_with("taken (probe_period 700 us)"), "{taken}");
     }
 }
+
+/// The next probe report of `vcpu` (a "N periods of" line) from line `from` on.
+fn report_after(s: &mut Session, mut from: usize, vcpu: usize) -> String {
+    let who = format!("latency vCPU {vcpu}: ");
+    loop {
+        let at = s.wait_line(from, " periods of ", COMMAND).unwrap();
+        let line = s.lines_from(at)[0].clone();
+        if line.contains(&who) {
+            return line;
+        }
+        from = at + 1;
+    }
+}
+
+/// A Linux writer stopped (SIGSTOP) in the middle of its publish, with the latency probe
+/// running under -icount: the probe misses no period and keeps its last good parameters;
+/// readers go on without the lock; a second writer is refused with the holder's PID
+/// (`--no-wait`) or waits for it, saying so; after SIGCONT the stopped writer completes,
+/// then the waiting one, and the RT side takes the last version with both changes.
+#[test]
+fn virt_a_writer_stopped_mid_publish_costs_rt_nothing_and_queues_the_next_writer() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.app=latency".to_string(),
+        "rt.latency.interval-us=1000".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    let from = s.line_count();
+    assert_eq!(
+        s.shell("rtctl set probe_period=500", COMMAND).unwrap(),
+        ["published version 1: probe_period = 500 us"]
+    );
+    for vcpu in 0..2 {
+        s.wait_line(
+            from,
+            &format!("latency vCPU {vcpu}: parameters version 1 taken (probe_period 500 us)"),
+            COMMAND,
+        )
+        .unwrap();
+    }
+
+    // Writer A stops itself with half of version 2's slot written, holding the lock.
+    let from = s.line_count();
+    s.send("rtctl set --pause-after-slot kp=3 &\n").unwrap();
+    let hook = line_with(&mut s, from, "rtctl: test hook: PID ");
+    let pid: u32 = hook
+        .split("PID ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{hook}"));
+    assert!(
+        hook.ends_with(&format!("PID {pid} stops with half its slot written")),
+        "{hook}"
+    );
+    assert_eq!(
+        s.shell(&format!("cut -d' ' -f3 /proc/{pid}/stat"), COMMAND)
+            .unwrap(),
+        ["T"]
+    );
+    // The probe's next reports on both vCPUs: the last good period, nothing missed.
+    let paused = s.line_count();
+    for vcpu in 0..2 {
+        let report = report_after(&mut s, paused, vcpu);
+        assert!(report.contains("periods of 500 us"), "{report}");
+        assert!(report.ends_with("missed 0"), "{report}");
+    }
+    // Readers take no lock: version 1 is what is published and what both CPUs hold.
+    assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), ["kp = 1.000"]);
+    let status = s.shell("rtctl status", COMMAND).unwrap();
+    for cpu in 0..2 {
+        assert!(
+            status.iter().any(|l| l.starts_with(&format!(
+                "rt cpu {cpu}: holds version 1, accepted 1, rejected 0"
+            ))),
+            "{status:?}"
+        );
+    }
+    // A second writer: refused with the holder named, or waiting for it, saying so.
+    assert_eq!(
+        s.shell("rtctl set --no-wait kd=2; echo status=$?", COMMAND)
+            .unwrap(),
+        [
+            format!(
+                "rtctl: the writer lock on /dev/mem is held by PID {pid} (stopped): nothing \
+                 published (without --no-wait, set waits for it)"
+            ),
+            "status=1".to_string()
+        ]
+    );
+    let from = s.line_count();
+    s.send("rtctl set kd=2 &\n").unwrap();
+    s.wait_line(
+        from,
+        &format!("rtctl: waiting for the writer lock on /dev/mem, held by PID {pid} (stopped)"),
+        COMMAND,
+    )
+    .unwrap();
+
+    // SIGCONT: A completes version 2, then B publishes version 3 from it.
+    let from = s.line_count();
+    s.shell(&format!("kill -CONT {pid}"), COMMAND).unwrap();
+    let a = s
+        .wait_line(from, "published version 2: kp = 3.000", COMMAND)
+        .unwrap();
+    s.wait_line(a, "published version 3: kd = 2.000 s", COMMAND)
+        .unwrap();
+    for vcpu in 0..2 {
+        let taken = line_with(
+            &mut s,
+            from,
+            &format!("latency vCPU {vcpu}: parameters version 3"),
+        );
+        assert!(taken.ends_with("taken (probe_period 500 us)"), "{taken}");
+    }
+    let get = s.shell("rtctl get kp; rtctl get kd", COMMAND).unwrap();
+    assert_eq!(get, ["kp = 3.000", "kd = 2.000 s"]);
+    let watch = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    assert_eq!(watch[0].matches("\"missed\":0,").count(), 2, "{watch:?}");
+    assert_eq!(
+        watch[0].matches("\"params_version\":3").count(),
+        2,
+        "{watch:?}"
+    );
+}
