@@ -112,6 +112,7 @@ const _: () = assert!(COUNTER_COUNT < BLOCK_WORDS);
 
 impl Counter {
     /// The counter's word in a block (after the sequence count).
+    #[inline]
     fn word(self) -> usize {
         1 + self as usize
     }
@@ -142,6 +143,7 @@ pub struct Block<'a> {
 
 impl<'a> Block<'a> {
     /// A block of hv's own memory: `words` holds [`BLOCK_WORDS`] words that only hv writes.
+    #[inline]
     pub fn own(words: &'a [crate::Word]) -> Option<Self> {
         (words.len() >= BLOCK_WORDS).then(|| Self {
             region: Region::new(words),
@@ -150,6 +152,7 @@ impl<'a> Block<'a> {
     }
 
     /// Physical CPU `cpu`'s block in the channel (None past [`MAX_HV_CPUS`]).
+    #[inline]
     pub fn in_channel(ch: &Channel<'a>, cpu: usize) -> Option<Self> {
         (cpu < MAX_HV_CPUS).then(|| Self {
             region: ch.region,
@@ -162,6 +165,7 @@ impl<'a> Block<'a> {
 /// copies the changed counters to `mirror` (the channel's block of the same CPU), under
 /// one sequence count step in both. Loads only from `own`; a fixed number of loads and
 /// stores, no wait. Counters wrap.
+#[inline]
 pub fn add(own: Block, mirror: Option<Block>, counts: &[(Counter, u64)]) {
     let seq = own.region.load(own.at, Ordering::Relaxed);
     let odd = seq.wrapping_add(1) | 1;
@@ -240,6 +244,7 @@ pub enum PartitionKind {
 }
 
 impl PartitionKind {
+    #[inline]
     fn word(self) -> u64 {
         match self {
             PartitionKind::Linux => 1,

@@ -240,6 +240,7 @@ impl Layout {
     }
 
     /// Word offset of physical CPU `cpu`'s hv statistics block.
+    #[inline]
     pub fn hv_stats_block(&self, cpu: usize) -> usize {
         self.hv_stats + cpu * crate::hv_stats::BLOCK_WORDS
     }

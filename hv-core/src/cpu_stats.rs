@@ -44,6 +44,7 @@ impl CpuStats {
         }
     }
 
+    #[inline]
     fn own_block(&self, cpu: usize) -> Option<Block<'_>> {
         let words = self.own.get(cpu * BLOCK_WORDS..(cpu + 1) * BLOCK_WORDS)?;
         Block::own(words)
@@ -66,6 +67,7 @@ impl CpuStats {
 
     /// Adds `counts` to physical CPU `cpu`'s block. Only CPU `cpu` may call this, with
     /// interrupts masked (hv's traps and interrupt handlers): that is the block's lock.
+    #[inline]
     pub fn add(&self, cpu: usize, counts: &[(Counter, u64)]) {
         let Some(own) = self.own_block(cpu) else {
             return;
