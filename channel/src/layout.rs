@@ -15,8 +15,9 @@ use crate::sync::Ordering;
 
 /// "BHCHANL1" as little-endian bytes: the first word of a written header.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BHCHANL1");
-/// Bumped whenever any offset, size or record format changes.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever any offset, size or record format changes (2: hv's area, the header's
+/// fields for it).
+pub const LAYOUT_VERSION: u32 = 2;
 /// The most RT CPUs a layout has room for (one reader record and telemetry block each).
 pub const MAX_RT_CPUS: usize = 16;
 
@@ -47,8 +48,8 @@ impl Geometry {
     };
 }
 
-/// Words of the header (fields, then padding to its own lines).
-pub const HEADER_FIELDS: usize = 16;
+/// Words of the header: its fields, then the checksum (padded to whole lines).
+pub const HEADER_FIELDS: usize = 19;
 /// Words of one RT CPU's reader record ([`crate::params`] says what they hold).
 pub const READER_WORDS: usize = 5;
 
@@ -82,6 +83,10 @@ pub struct Layout {
     pub to_rt: RingLayout,
     /// Events and log lines RT -> Linux.
     pub to_linux: RingLayout,
+    /// hv's area: its partition table, then one statistics block per physical CPU (hv
+    /// writes, Linux reads; [`crate::hv_stats`]).
+    pub hv_partitions: usize,
+    pub hv_stats: usize,
     /// First word past the last area.
     pub end: usize,
 }
@@ -147,7 +152,7 @@ impl fmt::Display for LayoutError {
 }
 
 impl Layout {
-    /// The version-1 layout of a region of `region_words` words for `rt_cpus` RT CPUs.
+    /// The [`LAYOUT_VERSION`] layout of a region of `region_words` words for `rt_cpus` RT CPUs.
     pub fn new(region_words: usize, rt_cpus: usize) -> Result<Self, LayoutError> {
         Self::with_geometry(Geometry::STANDARD, region_words, rt_cpus)
     }
@@ -191,6 +196,9 @@ impl Layout {
         };
         let to_rt = ring();
         let to_linux = ring();
+        let hv_partitions =
+            take(crate::hv_stats::PARTITION_WORDS * crate::hv_stats::MAX_PARTITIONS);
+        let hv_stats = take(crate::hv_stats::BLOCK_WORDS * crate::hv_stats::MAX_HV_CPUS);
         let end = at;
         if end > region_words {
             return Err(LayoutError::TooSmall {
@@ -209,6 +217,8 @@ impl Layout {
             telemetry,
             to_rt,
             to_linux,
+            hv_partitions,
+            hv_stats,
             end,
         })
     }
@@ -227,6 +237,17 @@ impl Layout {
     /// Word offset of RT CPU `cpu`'s telemetry block.
     pub fn telemetry_block(&self, cpu: usize) -> usize {
         self.telemetry + cpu * self.geometry.telemetry_words
+    }
+
+    /// Word offset of physical CPU `cpu`'s hv statistics block.
+    #[inline]
+    pub fn hv_stats_block(&self, cpu: usize) -> usize {
+        self.hv_stats + cpu * crate::hv_stats::BLOCK_WORDS
+    }
+
+    /// Word offset of hv's partition table entry `index`.
+    pub fn hv_partition(&self, index: usize) -> usize {
+        self.hv_partitions + index * crate::hv_stats::PARTITION_WORDS
     }
 
     /// The header fields, in order; the checksum covers all but itself.
@@ -250,6 +271,12 @@ impl Layout {
             (
                 "ring_capacity_and_record_words",
                 (g.ring_capacity as u64) << 32 | g.record_words as u64,
+            ),
+            ("hv_partitions", self.hv_partitions as u64),
+            ("hv_stats", self.hv_stats as u64),
+            (
+                "hv_cpus_and_block_words",
+                (crate::hv_stats::MAX_HV_CPUS as u64) << 32 | crate::hv_stats::BLOCK_WORDS as u64,
             ),
         ]
     }
@@ -290,23 +317,27 @@ impl<'a> Channel<'a> {
     }
 
     /// Reads and checks the header of `region` (Linux): the layout it describes, if it is a
-    /// version-1 header whose every field is what version 1 implies for its sizes.
+    /// header of this [`LAYOUT_VERSION`] whose every field is what the version implies for
+    /// its sizes.
     pub fn from_header(region: Region<'a>) -> Result<Self, LayoutError> {
         let mut words = [0u64; HEADER_FIELDS];
         region.copy_out(0, &mut words);
         if words[0] != MAGIC {
             return Err(LayoutError::NoHeader { found: words[0] });
         }
-        let (fields, checksum) = words.split_at(HEADER_FIELDS - 1);
-        if Layout::header_checksum(fields) != checksum[0] {
-            return Err(LayoutError::HeaderChecksum);
-        }
+        // The version before the checksum: another version's header may have another
+        // length, so its checksum is not where this version's is, and it is named as
+        // another version rather than as corrupt.
         let version = words[1];
         if version != LAYOUT_VERSION as u64 {
             return Err(LayoutError::VersionMismatch {
                 found: version as u32,
                 expected: LAYOUT_VERSION,
             });
+        }
+        let (fields, checksum) = words.split_at(HEADER_FIELDS - 1);
+        if Layout::header_checksum(fields) != checksum[0] {
+            return Err(LayoutError::HeaderChecksum);
         }
         let region_words = words[2];
         if region_words > region.len_words() as u64 {
@@ -386,6 +417,8 @@ mod tests {
             (l.to_linux.head, 2),
             (l.to_linux.tail, 1),
             (l.to_linux.records, 256 * 8),
+            (l.hv_partitions, 8 * 4),
+            (l.hv_stats, 32 * 8),
         ];
         for pair in areas.windows(2) {
             let ((a, len), (b, _)) = (pair[0], pair[1]);
@@ -394,7 +427,7 @@ mod tests {
         }
         assert_eq!(l.slots, 4);
         assert!(l.end <= WORDS);
-        assert_eq!(l.end, 4_552, "under 36 KiB of the 2 MiB");
+        assert_eq!(l.end, 4_848, "under 38 KiB of the 2 MiB");
     }
 
     #[test]
@@ -428,8 +461,8 @@ mod tests {
     fn another_version_is_named() {
         let words = written();
         let region = Region::new(&words);
-        // A version-2 writer with a correct checksum.
-        region.store(1, 2, Ordering::Relaxed);
+        // A version-3 writer with a correct checksum.
+        region.store(1, 3, Ordering::Relaxed);
         let mut fields = [0u64; HEADER_FIELDS - 1];
         region.copy_out(0, &mut fields);
         region.store(
@@ -441,13 +474,23 @@ mod tests {
         assert_eq!(
             e,
             LayoutError::VersionMismatch {
-                found: 2,
-                expected: 1
+                found: 3,
+                expected: 2
             }
         );
         assert_eq!(
             e.to_string(),
-            "layout version 2 in the header, this side speaks version 1"
+            "layout version 3 in the header, this side speaks version 2"
+        );
+        // A version-1 header (shorter: its checksum is where version 2 has fields) is
+        // named as the other version, not as corrupt.
+        region.store(1, 1, Ordering::Relaxed);
+        assert_eq!(
+            Channel::from_header(region).err(),
+            Some(LayoutError::VersionMismatch {
+                found: 1,
+                expected: 2
+            })
         );
     }
 
@@ -502,7 +545,7 @@ mod tests {
         assert!(matches!(
             Layout::new(1000, 2),
             Err(LayoutError::TooSmall {
-                needed: 4_552,
+                needed: 4_848,
                 have: 1000
             })
         ));

@@ -3,7 +3,8 @@
 //! Three kinds of traffic, each with its own module, on a layout the [`layout`] header
 //! versions: parameters Linux -> RT published RCU-style ([`params`], typed by [`schema`]),
 //! telemetry RT -> Linux in locked per-CPU blocks under a sequence count ([`telemetry`]),
-//! and SPSC message rings both ways ([`ring`]).
+//! and SPSC message rings both ways ([`ring`]); and hv's own area, its partition table and
+//! per-physical-CPU statistics ([`hv_stats`]).
 //!
 //! The rule that shapes it: **the RT side never waits for Linux**. No RT operation here has
 //! a lock, spin, retry loop or grace period that depends on Linux; each is a fixed number
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checksum;
+pub mod hv_stats;
 pub mod layout;
 pub mod params;
 pub mod region;

@@ -6,6 +6,7 @@
 //!   writer never makes a reader reject (no slot is rewritten while a reader may be on
 //!   it); a writer that skips the grace period is caught;
 //! * seqcount telemetry: Linux never takes a torn block;
+//! * hv's statistics: neither hv's own copy nor the channel's is ever read torn;
 //! * SPSC ring: records arrive once each, in order, whole.
 
 use loom::sync::Arc;
@@ -79,7 +80,10 @@ fn publish_vs_read(grace: GracePeriod) {
             let ch = channel(&writer_words, layout);
             let mut p = Publisher::new();
             for v in 2..=3 {
-                assert_eq!(p.publish_with(&ch, SCHEMA.id, &payload(v), grace), Ok(v));
+                assert_eq!(
+                    p.publish_with(&ch, SCHEMA.id, &payload(v), grace, || {}),
+                    Ok(v)
+                );
             }
         });
         let ch = channel(&words, layout);
@@ -134,6 +138,43 @@ fn loom_telemetry_is_never_read_torn() {
         let ch = channel(&words, layout);
         if let Ok((updates, t)) = read_telemetry(&ch, 0, 2) {
             assert_eq!((t.periods, t.missed), (updates, updates), "torn block");
+        }
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_hv_stats_are_never_read_torn() {
+    use crate::hv_stats::{self, Block, Counter};
+    model(|| {
+        let (words, layout) = region(1);
+        let own = Arc::new(
+            (0..hv_stats::BLOCK_WORDS)
+                .map(|_| Word::new(0))
+                .collect::<Vec<_>>(),
+        );
+        let (writer_words, writer_own) = (words.clone(), own.clone());
+        let writer = thread::spawn(move || {
+            let ch = channel(&writer_words, layout);
+            let mine = Block::own(&writer_own).unwrap();
+            let theirs = Block::in_channel(&ch, 0).unwrap();
+            for _ in 0..2 {
+                hv_stats::add(
+                    mine,
+                    Some(theirs),
+                    &[(Counter::IrqsTaken, 1), (Counter::IrqsForwarded, 1)],
+                );
+            }
+        });
+        let ch = channel(&words, layout);
+        for block in [
+            Block::own(&own).unwrap(),
+            Block::in_channel(&ch, 0).unwrap(),
+        ] {
+            if let Ok((updates, s)) = hv_stats::read(block, 2) {
+                let (taken, forwarded) = (s.get(Counter::IrqsTaken), s.get(Counter::IrqsForwarded));
+                assert_eq!((taken, forwarded), (updates, updates), "torn block");
+            }
         }
         writer.join().unwrap();
     });

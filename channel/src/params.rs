@@ -349,7 +349,20 @@ impl Publisher {
         schema_id: u32,
         payload: &[u64],
     ) -> Result<u64, PublishError> {
-        self.publish_with(channel, schema_id, payload, GracePeriod::Observe)
+        self.publish_with(channel, schema_id, payload, GracePeriod::Observe, || {})
+    }
+
+    /// `publish`, calling `midway` after half the payload is in the slot and before the
+    /// rest (a test hook: `rtctl set --pause-after-slot` stops itself there, to show that
+    /// a writer stopped mid-publish costs the RT side nothing).
+    pub fn publish_pausing(
+        &mut self,
+        channel: &Channel,
+        schema_id: u32,
+        payload: &[u64],
+        midway: impl FnOnce(),
+    ) -> Result<u64, PublishError> {
+        self.publish_with(channel, schema_id, payload, GracePeriod::Observe, midway)
     }
 
     /// `publish`, or (`GracePeriod::Ignore`, for the model that must catch it) a writer
@@ -360,6 +373,7 @@ impl Publisher {
         schema_id: u32,
         payload: &[u64],
         grace: GracePeriod,
+        midway: impl FnOnce(),
     ) -> Result<u64, PublishError> {
         let (region, layout) = (channel.region, &channel.layout);
         let capacity = payload_capacity(channel);
@@ -408,7 +422,10 @@ impl Publisher {
         fence(Ordering::Release);
         region.store(at + 1, meta, Ordering::Relaxed);
         region.store(at + 2, checksum(next, meta, payload), Ordering::Relaxed);
-        region.copy_in(at + SLOT_HEADER_WORDS, payload);
+        let (first, rest) = payload.split_at(payload.len() / 2);
+        region.copy_in(at + SLOT_HEADER_WORDS, first);
+        midway();
+        region.copy_in(at + SLOT_HEADER_WORDS + first.len(), rest);
         region.store(at, next, Ordering::Release);
         region.store(layout.current, pack(next, free), Ordering::Release);
         fence(Ordering::SeqCst);
@@ -598,6 +615,33 @@ mod tests {
             let mut reader = ParamReader::new(ch, 0).unwrap();
             assert_eq!(reader.refresh(ch, &CONTROL), Refresh::Accepted(1));
             assert_eq!(reader.current().unwrap().value(0), Some(1));
+        });
+    }
+
+    #[test]
+    fn midway_through_a_publish_readers_keep_the_current_version() {
+        with_channel(2, |ch| {
+            let (w, n) = values(|w| w[0] = 1);
+            let mut p = Publisher::new();
+            p.publish(ch, CONTROL.id, &w[..n]).unwrap();
+            let mut reader = ParamReader::new(ch, 0).unwrap();
+            assert_eq!(reader.refresh(ch, &CONTROL), Refresh::Accepted(1));
+            let (w2, _) = values(|w| w[0] = 2);
+            let mut paused = false;
+            let v = p
+                .publish_pausing(ch, CONTROL.id, &w2[..n], || {
+                    paused = true;
+                    // The slot is half written; nothing names it yet.
+                    assert_eq!(reader.refresh(ch, &CONTROL), Refresh::Unchanged);
+                    assert_eq!(read_published(ch, &CONTROL).unwrap().unwrap().version, 1);
+                    let mut fresh = ParamReader::new(ch, 1).unwrap();
+                    assert_eq!(fresh.refresh(ch, &CONTROL), Refresh::Accepted(1));
+                })
+                .unwrap();
+            assert!(paused);
+            assert_eq!(v, 2);
+            assert_eq!(reader.refresh(ch, &CONTROL), Refresh::Accepted(2));
+            assert_eq!(reader.current().unwrap().value(0), Some(2));
         });
     }
 

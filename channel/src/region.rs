@@ -26,10 +26,12 @@ impl<'a> Region<'a> {
     }
 
     /// Length in 64-bit words.
+    #[inline]
     pub fn len_words(&self) -> usize {
         self.words.len()
     }
 
+    #[inline]
     pub(crate) fn load(&self, at: usize, order: Ordering) -> u64 {
         debug_assert!(
             at < self.words.len(),
@@ -38,6 +40,7 @@ impl<'a> Region<'a> {
         self.words.get(at).map_or(0, |w| w.load(order))
     }
 
+    #[inline]
     pub(crate) fn store(&self, at: usize, value: u64, order: Ordering) {
         debug_assert!(
             at < self.words.len(),
@@ -49,6 +52,7 @@ impl<'a> Region<'a> {
     }
 
     /// Relaxed loads of `out.len()` words from `at`.
+    #[inline]
     pub(crate) fn copy_out(&self, at: usize, out: &mut [u64]) {
         for (i, o) in out.iter_mut().enumerate() {
             *o = self.load(at + i, Ordering::Relaxed);
@@ -56,6 +60,7 @@ impl<'a> Region<'a> {
     }
 
     /// Relaxed stores of `words` from `at`.
+    #[inline]
     pub(crate) fn copy_in(&self, at: usize, words: &[u64]) {
         for (i, &w) in words.iter().enumerate() {
             self.store(at + i, w, Ordering::Relaxed);

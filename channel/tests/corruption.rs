@@ -3,6 +3,7 @@
 //! good one; the rings never lose or duplicate an accepted record.
 #![cfg(not(loom))]
 
+use channel::hv_stats;
 use channel::params::{ParamReader, Publisher, Refresh};
 use channel::ring::{Consumer, Direction, Producer, Record, RingError};
 use channel::schema::{CONTROL, MAX_PARAMS};
@@ -11,7 +12,7 @@ use channel::{Channel, Layout, Region, Word};
 use proptest::prelude::*;
 use std::sync::atomic::Ordering;
 
-const WORDS: usize = 4608;
+const WORDS: usize = 4864;
 
 fn zeroed() -> Vec<Word> {
     (0..WORDS).map(|_| Word::new(0)).collect()
@@ -158,6 +159,37 @@ proptest! {
         }
         prop_assert_eq!(&popped, &accepted);
         prop_assert_eq!(p.dropped(), u64::from(next) - accepted.len() as u64);
+    }
+}
+
+proptest! {
+    /// hv's statistics with Linux scribbling over the channel's copy between updates: hv's
+    /// own copy always holds exactly what was added (nothing Linux wrote reaches it), the
+    /// channel's copy never makes a reader panic, and it is right again after the next
+    /// update of every counter.
+    #[test]
+    fn hv_stats_never_take_what_linux_scribbled(
+        steps in prop::collection::vec((0..hv_stats::COUNTER_COUNT, 0..1000u64, any::<Option<(usize, u64)>>()), 1..200)
+    ) {
+        let words = zeroed();
+        let ch = channel(&words);
+        let own: Vec<Word> = (0..hv_stats::BLOCK_WORDS).map(|_| Word::new(0)).collect();
+        let mine = hv_stats::Block::own(&own).unwrap();
+        let theirs = hv_stats::Block::in_channel(&ch, 1).unwrap();
+        let mut expected = [0u64; hv_stats::COUNTER_COUNT];
+        let at = ch.layout().hv_stats_block(1);
+        for (counter, n, scribble) in steps {
+            let c = hv_stats::COUNTERS[counter].0;
+            hv_stats::add(mine, Some(theirs), &[(c, n)]);
+            expected[counter] += n;
+            prop_assert_eq!(hv_stats::read(mine, 2).unwrap().1.counts, expected);
+            if let Some((word, value)) = scribble {
+                words[at + word % hv_stats::BLOCK_WORDS].store(value, Ordering::Relaxed);
+            }
+            let _ = hv_stats::read(theirs, 2);
+        }
+        hv_stats::copy_all(mine, theirs);
+        prop_assert_eq!(hv_stats::read(theirs, 2).unwrap().1.counts, expected);
     }
 }
 

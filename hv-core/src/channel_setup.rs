@@ -1,10 +1,14 @@
 //! The inter-partition channel as hv prepares it: which layout the board's config implies,
-//! the region zeroed and the header written before either partition runs, and the header
-//! written again when Linux restarts (Linux may have scribbled over it).
+//! the region zeroed and the header and hv's partition table written before either
+//! partition runs, and both written again when Linux restarts (Linux may have scribbled
+//! over them).
 //!
 //! hv only writes here: it never reads what the partitions wrote, so nothing in the region
 //! can steer hv. Mapping the memory (and its attributes) is the arch side's.
 
+use alloc::vec::Vec;
+
+use channel::hv_stats::{self, PartitionEntry};
 use channel::{Channel, Layout, LayoutError, Region, Word};
 use platform::config::{Config, PartitionKind};
 
@@ -19,18 +23,50 @@ pub fn layout_for(config: &Config) -> Option<Result<Layout, LayoutError>> {
     Some(Layout::new((channel.ram.size / 8) as usize, rt.cpus.len()))
 }
 
-/// At boot: every word zeroed (a Pi's RAM is not), then the header (magic last).
-pub fn prepare(words: &[Word], layout: Layout) -> Result<(), LayoutError> {
+/// hv's partition table for the channel: each partition's kind, physical CPUs and name.
+pub fn partition_table(config: &Config) -> Vec<PartitionEntry> {
+    config
+        .partitions
+        .iter()
+        .map(|p| {
+            let kind = match p.kind {
+                PartitionKind::Linux => hv_stats::PartitionKind::Linux,
+                PartitionKind::Rt => hv_stats::PartitionKind::Rt,
+            };
+            let cpus = p
+                .cpus
+                .iter()
+                .filter(|&&c| c < 64)
+                .fold(0u64, |m, &c| m | 1 << c);
+            PartitionEntry::new(kind, cpus, &p.name)
+        })
+        .collect()
+}
+
+/// At boot: every word zeroed (a Pi's RAM is not), then the partition table and the
+/// header (magic last).
+pub fn prepare(
+    words: &[Word],
+    layout: Layout,
+    partitions: &[PartitionEntry],
+) -> Result<(), LayoutError> {
     for w in words {
         w.store(0, core::sync::atomic::Ordering::Relaxed);
     }
-    rewrite_header(words, layout)
+    rewrite_header(words, layout, partitions)
 }
 
-/// The header alone, written again (a Linux restart): the other areas keep what the RT
-/// side is publishing, and the RT side, which trusts only its own layout, never notices.
-pub fn rewrite_header(words: &[Word], layout: Layout) -> Result<(), LayoutError> {
-    Channel::new(Region::new(words), layout)?.write_header();
+/// The partition table and the header, written again (a Linux restart): the other areas
+/// keep what the RT side and hv are publishing, and the RT side, which trusts only its
+/// own layout, never notices.
+pub fn rewrite_header(
+    words: &[Word],
+    layout: Layout,
+    partitions: &[PartitionEntry],
+) -> Result<(), LayoutError> {
+    let channel = Channel::new(Region::new(words), layout)?;
+    hv_stats::write_partitions(&channel, partitions);
+    channel.write_header();
     Ok(())
 }
 
@@ -73,27 +109,36 @@ mod tests {
     fn prepare_zeroes_garbage_and_leaves_a_header_linux_accepts() {
         let layout = Layout::new(8192, 2).unwrap();
         let words = region(8192);
-        prepare(&words, layout).unwrap();
+        prepare(&words, layout, &partition_table(&virt())).unwrap();
         let linux = Channel::from_header(Region::new(&words)).unwrap();
         assert_eq!(*linux.layout(), layout);
         let header = channel::layout::HEADER_FIELDS;
+        let table = layout.hv_partitions..layout.hv_stats;
         assert!(words[header..]
             .iter()
-            .all(|w| w.load(Ordering::Relaxed) == 0));
+            .enumerate()
+            .all(|(i, w)| table.contains(&(header + i)) || w.load(Ordering::Relaxed) == 0));
+        let found = hv_stats::read_partitions(&linux);
+        let names: Vec<_> = found
+            .iter()
+            .flatten()
+            .map(|e| (e.name_bytes(), e.cpus))
+            .collect();
+        assert_eq!(names, [(&b"linux"[..], 0b0011), (&b"rt"[..], 0b1100)]);
     }
 
     #[test]
     fn a_scribbled_header_is_rewritten_and_the_rest_left_alone() {
         let layout = Layout::new(8192, 2).unwrap();
         let words = region(8192);
-        prepare(&words, layout).unwrap();
+        prepare(&words, layout, &partition_table(&virt())).unwrap();
         let telemetry = layout.telemetry_block(1);
         words[telemetry].store(42, Ordering::Relaxed);
         for w in &words[..channel::layout::HEADER_FIELDS] {
             w.store(0x5a5a_5a5a, Ordering::Relaxed);
         }
         assert!(Channel::from_header(Region::new(&words)).is_err());
-        rewrite_header(&words, layout).unwrap();
+        rewrite_header(&words, layout, &[]).unwrap();
         assert!(Channel::from_header(Region::new(&words)).is_ok());
         assert_eq!(words[telemetry].load(Ordering::Relaxed), 42);
     }
@@ -102,7 +147,7 @@ mod tests {
     fn a_region_smaller_than_its_layout_is_refused() {
         let layout = Layout::new(8192, 2).unwrap();
         assert!(matches!(
-            prepare(&region(100), layout),
+            prepare(&region(100), layout, &[]),
             Err(LayoutError::TooSmall { .. })
         ));
     }

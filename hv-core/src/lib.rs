@@ -15,6 +15,7 @@ pub mod channel_setup;
 pub mod console_input;
 pub mod console_ring;
 pub mod control_page;
+pub mod cpu_stats;
 pub mod emulated_console;
 pub mod esr;
 pub mod exception_injection;

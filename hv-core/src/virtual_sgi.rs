@@ -7,8 +7,8 @@
 //!
 //! Limits, explicit: SGIs 0-15 from source vCPUs 0 to [`MAX_SOURCES`] - 1, which is every
 //! vCPU a partition can have (one per CPU hv runs on) and what a GICv2 list register can
-//! name (its 3-bit CPUID field). Anything outside is refused and counted, never dropped
-//! silently. Portable and host-tested; it never touches the GIC.
+//! name (its 3-bit CPUID field). Anything outside is refused, never dropped silently (the
+//! sender counts it in its CPU's statistics, [`crate::cpu_stats`]). Portable and host-tested; it never touches the GIC.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +34,6 @@ pub enum Refused {
 /// The SGIs pending for one vCPU: bit `(source % 4) * 16 + intid` of word `source / 4`.
 pub struct SgiQueue {
     words: [AtomicU64; WORDS],
-    refused: AtomicU64,
 }
 
 impl Default for SgiQueue {
@@ -47,7 +46,6 @@ impl SgiQueue {
     pub const fn new() -> Self {
         Self {
             words: [const { AtomicU64::new(0) }; WORDS],
-            refused: AtomicU64::new(0),
         }
     }
 
@@ -64,7 +62,6 @@ impl SgiQueue {
             self.words[source / SOURCES_PER_WORD].fetch_or(1 << bit, Ordering::AcqRel);
             return Ok(());
         };
-        self.refused.fetch_add(1, Ordering::Relaxed);
         Err(refused)
     }
 
@@ -92,11 +89,6 @@ impl SgiQueue {
         for word in &self.words {
             word.store(0, Ordering::Release);
         }
-    }
-
-    /// SGIs refused since boot (see [`Refused`]).
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -159,18 +151,16 @@ mod tests {
         let taken = take(&q);
         let expected: Vec<_> = (0..MAX_SOURCES as u32).map(|s| (s, s)).collect();
         assert_eq!(taken, expected);
-        assert_eq!(q.refused(), 0);
     }
 
     #[test]
-    fn out_of_range_sgis_are_refused_and_counted() {
+    fn out_of_range_sgis_are_refused() {
         let q = SgiQueue::new();
         assert_eq!(
             q.push(MAX_SOURCES, 1),
             Err(Refused::SourceOutOfRange(MAX_SOURCES))
         );
         assert_eq!(q.push(0, 16), Err(Refused::NotAnSgi(16)));
-        assert_eq!(q.refused(), 2);
         assert!(take(&q).is_empty());
     }
 

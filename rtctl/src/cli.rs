@@ -4,10 +4,16 @@ use std::fmt;
 
 pub const USAGE: &str = "\
 usage: rtctl COMMAND
-  status               the channel: layout, parameter version, what each RT CPU holds,
-                       telemetry and ring counters
+  status [--json]      the channel: layout, hv's partitions, parameter version, what
+                       each RT CPU holds, telemetry, ring counters and hv's statistics
+                       per physical CPU (traps by kind, interrupts, console bytes)
   get [NAME]           a parameter's published value (all of them without NAME)
-  set NAME=VALUE ...   publish a new parameter version (values are range-checked)
+  set [--no-wait] NAME=VALUE ...
+                       publish a new parameter version (values are range-checked); a
+                       set waits while another writer holds the lock (and says which
+                       PID), with --no-wait it refuses instead
+                       (test hook: --pause-after-slot stops the writer with SIGSTOP
+                       after writing half its slot; SIGCONT finishes the publish)
   watch [--hz N] [--json] [--count N]
                        each RT CPU's telemetry, N times a second (default 1), as text or
                        one JSON object a line; --count stops after N samples
@@ -19,15 +25,27 @@ usage: rtctl COMMAND
 /// One parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Status,
+    Status {
+        json: bool,
+    },
     Get(Option<String>),
-    Set(Vec<String>),
+    Set(Set),
     Watch(Watch),
     Hist,
     Params,
     Help,
     /// Overwrite the region with the words of a xorshift sequence from this seed.
     Scribble(u64),
+}
+
+/// `rtctl set`'s options and assignments.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Set {
+    pub assignments: Vec<String>,
+    /// Refuse, naming the holder, if another writer holds the lock.
+    pub no_wait: bool,
+    /// Test hook: SIGSTOP this process when half the slot is written.
+    pub pause_after_slot: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +87,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
     };
     match command.as_str() {
-        "status" => none_expected(Command::Status),
+        "status" => match rest {
+            [] => Ok(Command::Status { json: false }),
+            [flag] if flag == "--json" => Ok(Command::Status { json: true }),
+            [other, ..] => Err(UsageError(format!(
+                "`status` takes only --json, not `{other}`"
+            ))),
+        },
         "hist" => none_expected(Command::Hist),
         "params" => none_expected(Command::Params),
         "help" | "--help" | "-h" => Ok(Command::Help),
@@ -84,10 +108,21 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             _ => Err(UsageError("`get` takes one NAME".into())),
         },
         "set" => {
-            if rest.is_empty() {
+            let mut set = Set::default();
+            for arg in rest {
+                match arg.as_str() {
+                    "--no-wait" => set.no_wait = true,
+                    "--pause-after-slot" => set.pause_after_slot = true,
+                    other if other.starts_with("--") => {
+                        return Err(UsageError(format!("unknown option `{other}`")))
+                    }
+                    _ => set.assignments.push(arg.clone()),
+                }
+            }
+            if set.assignments.is_empty() {
                 return Err(UsageError("`set` needs NAME=VALUE".into()));
             }
-            Ok(Command::Set(rest.to_vec()))
+            Ok(Command::Set(set))
         }
         "watch" => {
             let mut watch = Watch {
@@ -126,7 +161,11 @@ mod tests {
 
     #[test]
     fn every_command_parses() {
-        assert_eq!(parse(&args("status")), Ok(Command::Status));
+        assert_eq!(parse(&args("status")), Ok(Command::Status { json: false }));
+        assert_eq!(
+            parse(&args("status --json")),
+            Ok(Command::Status { json: true })
+        );
         assert_eq!(parse(&args("hist")), Ok(Command::Hist));
         assert_eq!(parse(&args("scribble")), Ok(Command::Scribble(1)));
         assert_eq!(parse(&args("scribble 7")), Ok(Command::Scribble(7)));
@@ -134,7 +173,18 @@ mod tests {
         assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
         assert_eq!(
             parse(&args("set kp=1 ki=2")),
-            Ok(Command::Set(vec!["kp=1".into(), "ki=2".into()]))
+            Ok(Command::Set(Set {
+                assignments: vec!["kp=1".into(), "ki=2".into()],
+                ..Set::default()
+            }))
+        );
+        assert_eq!(
+            parse(&args("set --no-wait kp=1 --pause-after-slot")),
+            Ok(Command::Set(Set {
+                assignments: vec!["kp=1".into()],
+                no_wait: true,
+                pause_after_slot: true
+            }))
         );
         assert_eq!(
             parse(&args("watch")),
@@ -159,9 +209,11 @@ mod tests {
         for (line, why) in [
             ("", "no command given"),
             ("frob", "unknown command `frob`"),
-            ("status now", "`status` takes no argument `now`"),
+            ("status now", "`status` takes only --json, not `now`"),
             ("get a b", "`get` takes one NAME"),
             ("set", "`set` needs NAME=VALUE"),
+            ("set --no-wait", "`set` needs NAME=VALUE"),
+            ("set --later kp=1", "unknown option `--later`"),
             ("watch --hz", "--hz needs a number"),
             ("watch --hz fast", "--hz fast: not a number"),
             (

@@ -71,14 +71,14 @@ fn run(args: &[String]) -> Result<(), Failure> {
     }
     // Refuse bad values before touching anything.
     let changes = match &command {
-        Command::Set(assignments) => report::parse_set(schema, assignments)?,
+        Command::Set(set) => report::parse_set(schema, &set.assignments)?,
         _ => Vec::new(),
     };
     let span = devtree::find_channel(Path::new(DEVICE_TREE))?;
     let mapping = devmem::Mapping::open(span)?;
     if let Command::Scribble(seed) = command {
         // Needs no header: it is what breaks one.
-        let _lock = mapping.writer_lock()?;
+        let _lock = mapping.writer_lock(devmem::Wait::Yes)?;
         let words = report::scribble(mapping.words(), seed);
         return out(&format!(
             "scribbled {words} words over the channel at {:#x}\n",
@@ -93,12 +93,27 @@ fn run(args: &[String]) -> Result<(), Failure> {
         )
     })?;
     match command {
-        Command::Status => out(&report::status(&ch, span, schema)),
+        Command::Status { json } => out(&report::status(&ch, span, schema, json)),
         Command::Get(name) => out(&report::get(&ch, schema, name.as_deref())?),
-        Command::Set(_) => {
-            let _lock = mapping.writer_lock()?;
+        Command::Set(set) => {
+            let wait = if set.no_wait {
+                devmem::Wait::No
+            } else {
+                devmem::Wait::Yes
+            };
+            let _lock = mapping.writer_lock(wait)?;
             let mut publisher = Publisher::new();
-            out(&report::set(&ch, schema, &mut publisher, &changes)?)
+            let midway = || {
+                if set.pause_after_slot {
+                    // Printed first, so a test knows the writer is stopped mid-publish.
+                    let _ = out(&format!(
+                        "rtctl: test hook: PID {} stops with half its slot written\n",
+                        std::process::id()
+                    ));
+                    devmem::stop_self();
+                }
+            };
+            out(&report::set(&ch, schema, &mut publisher, &changes, midway)?)
         }
         Command::Watch(w) => {
             let period = Duration::from_secs(1) / w.hz;

@@ -3,6 +3,9 @@
 
 use std::fmt::Write;
 
+use channel::hv_stats::{
+    self, read_partitions, Block, CpuStats, PartitionEntry, PartitionKind, COUNTERS, MAX_HV_CPUS,
+};
 use channel::params::{read_published, reader_record, Publisher, Reject, Snapshot};
 use channel::ring::{ring_fill, Direction};
 use channel::schema::{Schema, Shown, MAX_PARAMS};
@@ -24,8 +27,61 @@ fn published(ch: &Channel, schema: &Schema) -> Result<Option<Snapshot>, String> 
     })
 }
 
-/// `rtctl status`.
-pub fn status(ch: &Channel, span: Span, schema: &Schema) -> String {
+/// A name from hv's table, shown as is if it is plain, else with `?` for each odd byte
+/// (Linux may have scribbled over the table): safe in text and in JSON.
+fn shown_name(entry: &PartitionEntry) -> String {
+    entry
+        .name_bytes()
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+fn kind_name(kind: PartitionKind) -> String {
+    match kind {
+        PartitionKind::Linux => "linux".into(),
+        PartitionKind::Rt => "rt".into(),
+        PartitionKind::Other(w) => format!("unknown kind {w:#x}"),
+    }
+}
+
+/// Bits set in a CPU mask, lowest first.
+fn cpu_list(mask: u64) -> Vec<u32> {
+    (0..64).filter(|c| mask & 1 << c != 0).collect()
+}
+
+/// Which partition and vCPU hv runs on physical CPU `cpu`, by its table.
+fn runs_on(partitions: &[Option<PartitionEntry>], cpu: u32) -> Option<(String, usize)> {
+    partitions.iter().flatten().find_map(|p| {
+        let cpus = cpu_list(p.cpus);
+        let vcpu = cpus.iter().position(|&c| c == cpu)?;
+        Some((shown_name(p), vcpu))
+    })
+}
+
+/// hv's statistics block of each physical CPU hv ever wrote one for.
+fn hv_cpus(ch: &Channel) -> Vec<(usize, u64, CpuStats)> {
+    (0..MAX_HV_CPUS)
+        .filter_map(|cpu| {
+            let block = Block::in_channel(ch, cpu)?;
+            let (updates, stats) = hv_stats::read(block, TELEMETRY_TRIES).ok()?;
+            Some((cpu, updates, stats))
+        })
+        .collect()
+}
+
+/// `rtctl status`: the channel, hv's partitions, what each RT CPU holds and publishes,
+/// the rings, and hv's statistics per physical CPU; as text or one JSON object.
+pub fn status(ch: &Channel, span: Span, schema: &Schema, json: bool) -> String {
+    if json {
+        return status_json(ch, span, schema);
+    }
     let l = ch.layout();
     let mut out = String::new();
     let _ = writeln!(
@@ -36,6 +92,17 @@ pub fn status(ch: &Channel, span: Span, schema: &Schema) -> String {
         channel::layout::LAYOUT_VERSION,
         l.rt_cpus
     );
+    let partitions = read_partitions(ch);
+    for p in partitions.iter().flatten() {
+        let cpus: Vec<String> = cpu_list(p.cpus).iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "partition {} ({}): CPUs {}",
+            shown_name(p),
+            kind_name(p.kind),
+            cpus.join(", ")
+        );
+    }
     let _ = match read_published(ch, schema) {
         Ok(Some(s)) => writeln!(
             out,
@@ -79,6 +146,109 @@ pub fn status(ch: &Channel, span: Span, schema: &Schema) -> String {
         let (waiting, dropped) = ring_fill(ch, dir);
         let _ = writeln!(out, "ring {name}: {waiting} waiting, {dropped} dropped");
     }
+    for (cpu, updates, stats) in hv_cpus(ch) {
+        let runs = runs_on(&partitions, cpu as u32)
+            .map_or_else(|| "no partition".into(), |(p, v)| format!("{p} vCPU {v}"));
+        let _ = write!(out, "hv cpu {cpu} ({runs}): {updates} updates;");
+        for &(c, name) in COUNTERS.iter() {
+            let _ = write!(out, " {name}={}", stats.get(c));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `rtctl status --json`.
+fn status_json(ch: &Channel, span: Span, schema: &Schema) -> String {
+    let l = ch.layout();
+    let mut out = format!(
+        "{{\"channel\":{{\"base\":{},\"size\":{},\"layout_version\":{},\"rt_cpus\":{}}},",
+        span.base,
+        span.size,
+        channel::layout::LAYOUT_VERSION,
+        l.rt_cpus
+    );
+    let _ = match read_published(ch, schema) {
+        Ok(Some(s)) => write!(out, "\"parameters\":{{\"version\":{}}},", s.version),
+        Ok(None) => write!(out, "\"parameters\":null,"),
+        Err(why) => write!(
+            out,
+            "\"parameters\":{{\"unusable\":\"{}\"}},",
+            why.describe()
+        ),
+    };
+    let partitions = read_partitions(ch);
+    out.push_str("\"partitions\":[");
+    for (i, p) in partitions.iter().flatten().enumerate() {
+        let cpus: Vec<String> = cpu_list(p.cpus).iter().map(u32::to_string).collect();
+        let _ = write!(
+            out,
+            "{}{{\"name\":\"{}\",\"kind\":\"{}\",\"cpus\":[{}]}}",
+            if i > 0 { "," } else { "" },
+            shown_name(p),
+            kind_name(p.kind),
+            cpus.join(",")
+        );
+    }
+    out.push_str("],\"rt_cpus\":[");
+    for cpu in 0..l.rt_cpus {
+        if cpu > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"cpu\":{cpu}");
+        if let Some(r) = reader_record(ch, cpu) {
+            let _ = write!(
+                out,
+                ",\"holds\":{},\"accepted\":{},\"rejected\":{},\"contended\":{}",
+                r.holds, r.accepted, r.rejected, r.contended
+            );
+        }
+        let _ = match read_telemetry(ch, cpu, TELEMETRY_TRIES) {
+            Ok((updates, t)) => write!(
+                out,
+                ",\"telemetry\":{{\"updates\":{updates},\"periods\":{},\"missed\":{},\
+                 \"max_latency_ns\":{}}}}}",
+                t.periods, t.missed, t.max_latency_ns
+            ),
+            Err(e) => write!(
+                out,
+                ",\"telemetry\":{{\"error\":\"{}\"}}}}",
+                telemetry_error(e)
+            ),
+        };
+    }
+    out.push_str("],\"rings\":{");
+    for (i, (name, dir)) in [("to_rt", Direction::ToRt), ("to_linux", Direction::ToLinux)]
+        .into_iter()
+        .enumerate()
+    {
+        let (waiting, dropped) = ring_fill(ch, dir);
+        let _ = write!(
+            out,
+            "{}\"{name}\":{{\"waiting\":{waiting},\"dropped\":{dropped}}}",
+            if i > 0 { "," } else { "" }
+        );
+    }
+    out.push_str("},\"hv_cpus\":[");
+    for (i, (cpu, updates, stats)) in hv_cpus(ch).into_iter().enumerate() {
+        let _ = write!(out, "{}{{\"cpu\":{cpu},", if i > 0 { "," } else { "" });
+        match runs_on(&partitions, cpu as u32) {
+            Some((p, v)) => write!(out, "\"partition\":\"{p}\",\"vcpu\":{v},"),
+            None => write!(out, "\"partition\":null,"),
+        }
+        .ok();
+        let _ = write!(out, "\"updates\":{updates},\"counters\":{{");
+        for (j, &(c, name)) in COUNTERS.iter().enumerate() {
+            let _ = write!(
+                out,
+                "{}\"{name}\":{}",
+                if j > 0 { "," } else { "" },
+                stats.get(c)
+            );
+        }
+        out.push_str("}}");
+    }
+    out.push_str("]}\n");
     out
 }
 
@@ -115,13 +285,15 @@ pub fn parse_set(schema: &Schema, assignments: &[String]) -> Result<Vec<(usize, 
         .collect()
 }
 
-/// Publishes the published (or default) values with `changes` applied. The caller holds
-/// the Linux-side writer lock, which `publisher` stands for.
+/// Publishes the published (or default) values with `changes` applied, calling `midway`
+/// when half the slot is written (the test hook; nothing otherwise). The caller holds the
+/// Linux-side writer lock, which `publisher` stands for.
 pub fn set(
     ch: &Channel,
     schema: &Schema,
     publisher: &mut Publisher,
     changes: &[(usize, i64)],
+    midway: impl FnOnce(),
 ) -> Result<String, String> {
     let mut values = [0u64; MAX_PARAMS];
     let n = schema.defaults(&mut values);
@@ -142,7 +314,7 @@ pub fn set(
         values[i] = v as u64;
     }
     let version = publisher
-        .publish(ch, schema.id, &values[..n])
+        .publish_pausing(ch, schema.id, &values[..n], midway)
         .map_err(|e| format!("publishing failed: {e:?}"))?;
     let mut out = format!("published version {version}:");
     for &(i, v) in changes {
@@ -305,17 +477,18 @@ mod tests {
             let changes = parse_set(&CONTROL, &["kp=2.5".into(), "setpoint=-3".into()]).unwrap();
             let mut p = Publisher::new();
             assert_eq!(
-                set(ch, &CONTROL, &mut p, &changes).unwrap(),
+                set(ch, &CONTROL, &mut p, &changes, || {}).unwrap(),
                 "published version 1: kp = 2.500 setpoint = -3.000 degC\n"
             );
             let changes = parse_set(&CONTROL, &["ki=0.5".into()]).unwrap();
-            set(ch, &CONTROL, &mut p, &changes).unwrap();
+            set(ch, &CONTROL, &mut p, &changes, || {}).unwrap();
             let all = get(ch, &CONTROL, None).unwrap();
             assert!(all.contains("kp = 2.500\n"), "{all}");
             assert!(all.contains("setpoint = -3.000 degC\n"), "{all}");
             assert!(all.contains("ki = 0.500 1/s\n"), "{all}");
             assert!(all.contains("probe_period = 1000 us\n"), "{all}");
-            assert!(status(ch, SPAN, &CONTROL).contains("parameters: version 2 (schema control)"));
+            assert!(status(ch, SPAN, &CONTROL, false)
+                .contains("parameters: version 2 (schema control)"));
         });
     }
 
@@ -327,13 +500,13 @@ mod tests {
         ch.write_header();
         let mut p = Publisher::new();
         let kp = parse_set(&CONTROL, &["kp=2.5".into()]).unwrap();
-        set(&ch, &CONTROL, &mut p, &kp).unwrap();
+        set(&ch, &CONTROL, &mut p, &kp, || {}).unwrap();
         assert_eq!(scribble(&words, 7), WORDS);
         assert_ne!(words[1].load(std::sync::atomic::Ordering::Relaxed), 0);
         assert!(Channel::from_header(Region::new(&words)).is_err());
         ch.write_header();
         let period = parse_set(&CONTROL, &["probe_period=700".into()]).unwrap();
-        let out = set(&ch, &CONTROL, &mut p, &period).unwrap();
+        let out = set(&ch, &CONTROL, &mut p, &period, || {}).unwrap();
         assert!(
             out.contains("probe_period = 700 us (the published version was unusable: "),
             "{out}"
@@ -361,14 +534,55 @@ mod tests {
     fn status_before_the_rt_side_ran() {
         with_channel(|ch| {
             assert_eq!(
-                status(ch, SPAN, &CONTROL),
-                "channel: 0xaa000000, 64 KiB, layout version 1, 2 RT CPUs\n\
+                status(ch, SPAN, &CONTROL, false),
+                "channel: 0xaa000000, 64 KiB, layout version 2, 2 RT CPUs\n\
                  parameters: none published (the RT side uses its defaults)\n\
                  rt cpu 0: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet\n\
                  rt cpu 1: holds no version, accepted 0, rejected 0, contended 0; no telemetry yet\n\
                  ring to-rt: 0 waiting, 0 dropped\n\
                  ring to-linux: 0 waiting, 0 dropped\n"
             );
+        });
+    }
+
+    #[test]
+    fn status_shows_hvs_partitions_and_per_cpu_statistics_as_text_and_json() {
+        with_channel(|ch| {
+            hv_stats::write_partitions(
+                ch,
+                &[
+                    PartitionEntry::new(PartitionKind::Linux, 0b0011, "linux"),
+                    PartitionEntry::new(PartitionKind::Rt, 0b1100, "rt\"x"),
+                ],
+            );
+            let own: Vec<Word> = (0..hv_stats::BLOCK_WORDS).map(|_| Word::new(0)).collect();
+            let mine = Block::own(&own).unwrap();
+            let cpu3 = Block::in_channel(ch, 3);
+            hv_stats::add(mine, cpu3, &[(hv_stats::Counter::IrqsForwarded, 7)]);
+            let text = status(ch, SPAN, &CONTROL, false);
+            assert!(
+                text.contains("\npartition linux (linux): CPUs 0, 1\n"),
+                "{text}"
+            );
+            // A quote in a name (a scribble) is never shown as one.
+            assert!(
+                text.contains("\npartition rt?x (rt): CPUs 2, 3\n"),
+                "{text}"
+            );
+            let hv = text.lines().last().unwrap();
+            assert!(
+                hv.starts_with("hv cpu 3 (rt?x vCPU 1): 1 updates; traps_hvc=0 traps_smc=0"),
+                "{hv}"
+            );
+            assert!(hv.contains(" irqs_forwarded=7 "), "{hv}");
+            assert!(hv.ends_with(" console_in=0"), "{hv}");
+            let json = status(ch, SPAN, &CONTROL, true);
+            assert!(json.starts_with("{\"channel\":{\"base\":2852126720,\"size\":65536,\"layout_version\":2,\"rt_cpus\":2},\"parameters\":null,\"partitions\":[{\"name\":\"linux\",\"kind\":\"linux\",\"cpus\":[0,1]},"), "{json}");
+            assert!(json.contains("\"rt_cpus\":[{\"cpu\":0,\"holds\":0,\"accepted\":0,\"rejected\":0,\"contended\":0,\"telemetry\":{\"error\":\"no telemetry yet\"}},"), "{json}");
+            assert!(json.contains("\"hv_cpus\":[{\"cpu\":3,\"partition\":\"rt?x\",\"vcpu\":1,\"updates\":1,\"counters\":{\"traps_hvc\":0,"), "{json}");
+            assert!(json.contains(",\"irqs_forwarded\":7,"), "{json}");
+            assert!(json.ends_with("\"console_in\":0}}]}\n"), "{json}");
+            assert_eq!(json.matches('{').count(), json.matches('}').count());
         });
     }
 

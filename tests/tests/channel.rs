@@ -41,7 +41,7 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     // hv wrote the header at boot (and said so), Linux wrote nothing.
     assert!(
         s.lines_from(0).iter().any(|l| l.contains(&format!(
-            "channel [{:#x}..{:#x}): header written (layout version 1, 2 RT CPUs",
+            "channel [{:#x}..{:#x}): header written (layout version 2, 2 RT CPUs",
             channel.base,
             channel.base + channel.size
         ))),
@@ -51,14 +51,20 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     assert_eq!(
         status_before.first(),
         Some(&format!(
-            "channel: {:#x}, 2048 KiB, layout version 1, 2 RT CPUs",
+            "channel: {:#x}, 2048 KiB, layout version 2, 2 RT CPUs",
             channel.base
         )),
         "{status_before:?}"
     );
+    // hv's partition table, from the board file.
     assert_eq!(
-        status_before.get(1).map(String::as_str),
-        Some("parameters: none published (the RT side uses its defaults)")
+        status_before[1..4],
+        [
+            "partition linux (linux): CPUs 0, 1",
+            "partition rt (rt): CPUs 2, 3",
+            "parameters: none published (the RT side uses its defaults)"
+        ],
+        "{status_before:?}"
     );
     assert_eq!(status_before.last().map(String::as_str), Some("status=0"));
     let header: Vec<String> = (0..HEADER_FIELDS)
@@ -126,7 +132,7 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     );
 
     // Linux scribbles over the header: a flipped word is a corrupt header, a header for
-    // another version (checksum and all) is named as such.
+    // another version (here the older, shorter version 1) is named as such.
     let word = channel.base + 8 * 5;
     s.shell(&format!("devmem {word:#x} 64 0x1234"), COMMAND)
         .unwrap();
@@ -136,14 +142,14 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
             "{at} the header's checksum does not match its fields (corrupt header)"
         )]
     );
-    let mut v2 = layout.header_words();
-    v2[1] = 2;
-    v2[HEADER_FIELDS - 1] = Layout::header_checksum(&v2[..HEADER_FIELDS - 1]);
-    write_header(&mut s, channel.base, &v2);
+    let mut v1 = layout.header_words();
+    v1[1] = 1;
+    v1[15] = Layout::header_checksum(&v1[..15]);
+    write_header(&mut s, channel.base, &v1);
     assert_eq!(
         s.shell("rtctl status", COMMAND).unwrap(),
         [format!(
-            "{at} layout version 2 in the header, this side speaks version 1"
+            "{at} layout version 1 in the header, this side speaks version 2"
         )]
     );
 
@@ -162,9 +168,10 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     s.wait_prompt("# ", COMMAND).unwrap();
     assert_eq!(read_words(&mut s, channel.base, HEADER_FIELDS), header);
     let after = s.shell("rtctl status", COMMAND).unwrap();
-    assert_eq!(
-        after.get(1).map(String::as_str),
-        Some("parameters: version 3 (schema control)"),
+    assert!(
+        after
+            .iter()
+            .any(|l| l == "parameters: version 3 (schema control)"),
         "{after:?}"
     );
     assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), ["kp = 2.500"]);
@@ -206,6 +213,43 @@ fn periods(json: &str) -> Vec<u64> {
             digits
                 .parse()
                 .unwrap_or_else(|_| panic!("periods in {json}"))
+        })
+        .collect()
+}
+
+/// A few of hv's counters for one physical CPU, from `rtctl status`.
+#[derive(Debug)]
+struct HvCpu {
+    runs: String,
+    hvc: u64,
+    console: u64,
+    forwarded: u64,
+}
+
+/// hv's statistics per physical CPU as `rtctl status` shows them (cut down by sed in
+/// Linux's shell so each line stays short).
+fn hv_summary(s: &mut Session) -> Vec<HvCpu> {
+    let lines = s
+        .shell(
+            "rtctl status | sed -n 's/^hv cpu \\([0-9]*\\) (\\([^)]*\\)).* traps_hvc=\\([0-9]*\\) \
+             .* traps_console=\\([0-9]*\\) .* irqs_forwarded=\\([0-9]*\\) .*/\\1:\\2:\\3:\\4:\\5/p'",
+            COMMAND,
+        )
+        .unwrap();
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(':').collect();
+            assert_eq!(f.len(), 5, "{lines:?}");
+            assert_eq!(f[0], i.to_string(), "{lines:?}");
+            let n = |x: &str| x.parse::<u64>().unwrap_or_else(|_| panic!("{lines:?}"));
+            HvCpu {
+                runs: f[1].to_string(),
+                hvc: n(f[2]),
+                console: n(f[3]),
+                forwarded: n(f[4]),
+            }
         })
         .collect()
 }
@@ -271,6 +315,48 @@ fn virt_rt_probe_takes_parameters_publishes_telemetry_and_survives_scribbles() {
             "{status:?}"
         );
     }
+    // hv's statistics: the RT CPUs' forwarded interrupts (the probe's timer) grow between
+    // two calls, and so do the console traps of Linux's CPUs (the first call's output).
+    let first_stats = hv_summary(&mut s);
+    let second_stats = hv_summary(&mut s);
+    let runs: Vec<&str> = second_stats.iter().map(|c| c.runs.as_str()).collect();
+    assert_eq!(
+        runs,
+        ["linux vCPU 0", "linux vCPU 1", "rt vCPU 0", "rt vCPU 1"],
+        "{second_stats:?}"
+    );
+    for cpu in [2, 3] {
+        assert!(
+            second_stats[cpu].forwarded > first_stats[cpu].forwarded
+                && first_stats[cpu].forwarded > 0,
+            "cpu {cpu}: {first_stats:?} -> {second_stats:?}"
+        );
+        assert_eq!(second_stats[cpu].console, 0, "{second_stats:?}");
+        assert!(second_stats[cpu].hvc > 0, "{second_stats:?}");
+    }
+    let console = |stats: &[HvCpu]| stats[0].console + stats[1].console;
+    assert!(
+        console(&second_stats) > console(&first_stats),
+        "{first_stats:?} -> {second_stats:?}"
+    );
+    let json = s
+        .shell(
+            "rtctl status --json > /tmp/status.json; echo json=$?; \
+             grep -o '\"cpu\":[0-9],\"partition\":\"[a-z]*\",\"vcpu\":[0-9]' /tmp/status.json",
+            COMMAND,
+        )
+        .unwrap();
+    assert_eq!(
+        json,
+        [
+            "json=0",
+            "\"cpu\":0,\"partition\":\"linux\",\"vcpu\":0",
+            "\"cpu\":1,\"partition\":\"linux\",\"vcpu\":1",
+            "\"cpu\":2,\"partition\":\"rt\",\"vcpu\":0",
+            "\"cpu\":3,\"partition\":\"rt\",\"vcpu\":1"
+        ]
+    );
+
     let later = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
     let after = periods(&later[0]);
     assert_eq!(after.len(), 2, "{later:?}");
@@ -347,4 +433,132 @@ fn virt_rt_probe_takes_parameters_publishes_telemetry_and_survives_scribbles() {
         );
         assert!(taken.ends_with("taken (probe_period 700 us)"), "{taken}");
     }
+}
+
+/// The next probe report of `vcpu` (a "N periods of" line) from line `from` on.
+fn report_after(s: &mut Session, mut from: usize, vcpu: usize) -> String {
+    let who = format!("latency vCPU {vcpu}: ");
+    loop {
+        let at = s.wait_line(from, " periods of ", COMMAND).unwrap();
+        let line = s.lines_from(at)[0].clone();
+        if line.contains(&who) {
+            return line;
+        }
+        from = at + 1;
+    }
+}
+
+/// A Linux writer stopped (SIGSTOP) in the middle of its publish, with the latency probe
+/// running under -icount: the probe misses no period and keeps its last good parameters;
+/// readers go on without the lock; a second writer is refused with the holder's PID
+/// (`--no-wait`) or waits for it, saying so; after SIGCONT the stopped writer completes,
+/// then the waiting one, and the RT side takes the last version with both changes.
+#[test]
+fn virt_a_writer_stopped_mid_publish_costs_rt_nothing_and_queues_the_next_writer() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.app=latency".to_string(),
+        "rt.latency.interval-us=1000".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    let from = s.line_count();
+    assert_eq!(
+        s.shell("rtctl set probe_period=500", COMMAND).unwrap(),
+        ["published version 1: probe_period = 500 us"]
+    );
+    for vcpu in 0..2 {
+        s.wait_line(
+            from,
+            &format!("latency vCPU {vcpu}: parameters version 1 taken (probe_period 500 us)"),
+            COMMAND,
+        )
+        .unwrap();
+    }
+
+    // Writer A stops itself with half of version 2's slot written, holding the lock.
+    let from = s.line_count();
+    s.send("rtctl set --pause-after-slot kp=3 &\n").unwrap();
+    let hook = line_with(&mut s, from, "rtctl: test hook: PID ");
+    let pid: u32 = hook
+        .split("PID ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{hook}"));
+    assert!(
+        hook.ends_with(&format!("PID {pid} stops with half its slot written")),
+        "{hook}"
+    );
+    assert_eq!(
+        s.shell(&format!("cut -d' ' -f3 /proc/{pid}/stat"), COMMAND)
+            .unwrap(),
+        ["T"]
+    );
+    // The probe's next reports on both vCPUs: the last good period, nothing missed.
+    let paused = s.line_count();
+    for vcpu in 0..2 {
+        let report = report_after(&mut s, paused, vcpu);
+        assert!(report.contains("periods of 500 us"), "{report}");
+        assert!(report.ends_with("missed 0"), "{report}");
+    }
+    // Readers take no lock: version 1 is what is published and what both CPUs hold.
+    assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), ["kp = 1.000"]);
+    let status = s.shell("rtctl status", COMMAND).unwrap();
+    for cpu in 0..2 {
+        assert!(
+            status.iter().any(|l| l.starts_with(&format!(
+                "rt cpu {cpu}: holds version 1, accepted 1, rejected 0"
+            ))),
+            "{status:?}"
+        );
+    }
+    // A second writer: refused with the holder named, or waiting for it, saying so.
+    assert_eq!(
+        s.shell("rtctl set --no-wait kd=2; echo status=$?", COMMAND)
+            .unwrap(),
+        [
+            format!(
+                "rtctl: the writer lock on /dev/mem is held by PID {pid} (stopped): nothing \
+                 published (without --no-wait, set waits for it)"
+            ),
+            "status=1".to_string()
+        ]
+    );
+    let from = s.line_count();
+    s.send("rtctl set kd=2 &\n").unwrap();
+    s.wait_line(
+        from,
+        &format!("rtctl: waiting for the writer lock on /dev/mem, held by PID {pid} (stopped)"),
+        COMMAND,
+    )
+    .unwrap();
+
+    // SIGCONT: A completes version 2, then B publishes version 3 from it.
+    let from = s.line_count();
+    s.shell(&format!("kill -CONT {pid}"), COMMAND).unwrap();
+    let a = s
+        .wait_line(from, "published version 2: kp = 3.000", COMMAND)
+        .unwrap();
+    s.wait_line(a, "published version 3: kd = 2.000 s", COMMAND)
+        .unwrap();
+    for vcpu in 0..2 {
+        let taken = line_with(
+            &mut s,
+            from,
+            &format!("latency vCPU {vcpu}: parameters version 3"),
+        );
+        assert!(taken.ends_with("taken (probe_period 500 us)"), "{taken}");
+    }
+    let get = s.shell("rtctl get kp; rtctl get kd", COMMAND).unwrap();
+    assert_eq!(get, ["kp = 3.000", "kd = 2.000 s"]);
+    let watch = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
+    assert_eq!(watch[0].matches("\"missed\":0,").count(), 2, "{watch:?}");
+    assert_eq!(
+        watch[0].matches("\"params_version\":3").count(),
+        2,
+        "{watch:?}"
+    );
 }

@@ -1,15 +1,19 @@
 //! The channel region as hv touches it: one slice of words over its physical memory
 //! (identity-mapped non-cacheable by `boot`), handed to `hv_core::channel_setup`, which
-//! zeroes it and writes the header at boot and writes the header again at each Linux
-//! restart. hv never reads the region.
+//! zeroes it and writes the header and partition table at boot and writes them again at
+//! each Linux restart, and to hv's statistics, which copy each CPU's block there. hv never
+//! reads the region.
 
 use log::info;
 use spin::Once;
 
-use channel::{Layout, Word};
+use alloc::vec::Vec;
+
+use channel::hv_stats::PartitionEntry;
+use channel::{Channel, Layout, Region, Word};
 use platform::config::Config;
 
-static CHANNEL: Once<(&'static [Word], Layout)> = Once::new();
+static CHANNEL: Once<(&'static [Word], Layout, Vec<PartitionEntry>)> = Once::new();
 
 /// Zeroes the board's channel and writes its header; a layout that does not fit the
 /// region is a fatal boot error (the board file is wrong).
@@ -28,9 +32,13 @@ pub fn prepare(config: &Config) {
     // makes a non-atomic reference to it.
     let region: &'static [Word] =
         unsafe { core::slice::from_raw_parts(base as *const Word, words) };
-    hv_core::channel_setup::prepare(region, layout)
+    let partitions = hv_core::channel_setup::partition_table(config);
+    hv_core::channel_setup::prepare(region, layout, &partitions)
         .unwrap_or_else(|e| crate::fatal!("the channel {}: {e}", spec.ram));
-    CHANNEL.call_once(|| (region, layout));
+    let channel = Channel::new(Region::new(region), layout)
+        .unwrap_or_else(|e| crate::fatal!("the channel {}: {e}", spec.ram));
+    super::stats::STATS.attach(channel);
+    CHANNEL.call_once(|| (region, layout, partitions));
     info!(
         "channel {}: header written (layout version {}, {} RT CPUs, {} of {} KiB used)",
         spec.ram,
@@ -41,11 +49,13 @@ pub fn prepare(config: &Config) {
     );
 }
 
-/// Writes the header again (Linux restarts), if hv prepared a channel.
+/// Writes the header and partition table again (Linux restarts), if hv prepared a
+/// channel, and has every CPU copy its whole statistics block there at its next update.
 pub fn rewrite_header() {
-    if let Some(&(region, layout)) = CHANNEL.get() {
+    if let Some((region, layout, partitions)) = CHANNEL.get() {
         // The layout fitted the region at boot: it still does.
-        let _ = hv_core::channel_setup::rewrite_header(region, layout);
+        let _ = hv_core::channel_setup::rewrite_header(region, *layout, partitions);
+        super::stats::STATS.recopy();
         info!("channel: header written again for Linux's restart");
     }
 }

@@ -17,5 +17,6 @@ pub mod pl011;
 pub mod pmu;
 pub mod power;
 pub mod smp;
+pub mod stats;
 pub mod vconsole;
 pub mod vcpu;

@@ -15,6 +15,7 @@
 
 use alloc::vec::Vec;
 
+use channel::hv_stats::Counter;
 use log::info;
 use spin::Mutex;
 
@@ -78,6 +79,9 @@ impl ConsoleWiring for EmulatedConsole {
             };
             (result, model.take_tx())
         };
+        if !output.as_slice().is_empty() {
+            super::stats::count_n(Counter::ConsoleOut, output.as_slice().len() as u64);
+        }
         console::raw(output.as_slice());
         self.update_irq(partition);
         result.map_err(|error| Refusal::Access {
@@ -147,6 +151,7 @@ pub fn poll_input(partitions: &[Running]) {
             Routed::Deliver { partition, byte } => {
                 if let Some(c) = partitions.get(partition).and_then(|p| p.console.as_ref()) {
                     c.model().lock().push_rx(byte);
+                    super::stats::count(Counter::ConsoleIn);
                     touched |= 1 << partition;
                 }
             }

@@ -20,6 +20,7 @@ use aarch64_cpu::registers::{
 use log::{error, info, warn};
 use spin::{Mutex, Once};
 
+use channel::hv_stats::Counter;
 use hv_core::fault_policy::FaultAction;
 use hv_core::layout::MAX_CPUS;
 use hv_core::partition::{LineBuffer, StopReason};
@@ -32,7 +33,7 @@ mod irq_exit;
 mod trap_exit;
 
 pub use irq_exit::handle_irq;
-use irq_exit::{arm_console_tick, DROPPED, FORWARDED, FORWARD_COST, OWED, PENDING_SGIS, REFILLS};
+use irq_exit::{arm_console_tick, OWED, PENDING_SGIS};
 pub use trap_exit::{handle_serror, handle_trap};
 
 /// What (re)starting a partition does to memory and to the GIC.
@@ -130,16 +131,18 @@ pub fn print_irq_stats() {
     }
     super::vconsole::print_stats(partitions());
     for cpu in 0..MAX_CPUS {
-        let n = FORWARDED[cpu].load(Ordering::Relaxed);
-        let cost = FORWARD_COST[cpu].load(Ordering::Relaxed);
-        if let Some(per_irq) = cost.checked_div(n) {
+        let Some(s) = super::stats::STATS.read(cpu) else {
+            continue;
+        };
+        let n = s.get(Counter::IrqsForwarded);
+        if let Some(per_irq) = s.get(Counter::ForwardCost).checked_div(n) {
             info!(
                 "stats: CPU {cpu}: {n} interrupts forwarded, {per_irq} PMU counts in hv per \
                  interrupt (instructions under -icount), {} dropped, {} list-register refills, \
                  {} virtual SGIs refused",
-                DROPPED[cpu].load(Ordering::Relaxed),
-                REFILLS[cpu].load(Ordering::Relaxed),
-                PENDING_SGIS[cpu].refused()
+                s.get(Counter::IrqsDropped),
+                s.get(Counter::LrRefills),
+                s.get(Counter::SgisRefused)
             );
         }
     }

@@ -3,12 +3,11 @@
 //! virtual SGI queues' delivery and drain; the console tick. It only acknowledges,
 //! injects and deactivates: the decisions are hv-core's.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use log::warn;
 use spin::Mutex;
 
 use aarch64_cpu::registers::{Writeable, CNTHP_CTL_EL2};
+use channel::hv_stats::Counter;
 use hv_core::forwarding::{self, Disposition, HvLines};
 use hv_core::layout::MAX_CPUS;
 use hv_core::owed_irqs::OwedIrqs;
@@ -16,6 +15,7 @@ use hv_core::running::Running;
 use hv_core::vgic::Effect;
 use hv_core::virtual_sgi::SgiQueue;
 
+use super::super::stats::{self, STATS};
 use super::super::vconsole::ConsoleWiring;
 use super::super::{cpu, gic, pmu};
 use super::{
@@ -52,6 +52,7 @@ pub fn handle_irq() {
         };
         match forwarding::dispose(intid, &lines, pinned_vgic) {
             disposition @ (Disposition::Kick | Disposition::Refill) => {
+                stats::count(Counter::IrqsTaken);
                 gic.deactivate(intid);
                 kicked |= disposition == Disposition::Kick;
                 drain_sgis(gic);
@@ -61,6 +62,7 @@ pub fn handle_irq() {
                 }
             }
             Disposition::ConsoleTick => {
+                stats::add(&[(Counter::IrqsTaken, 1), (Counter::ConsoleTicks, 1)]);
                 if let Some((p, console)) = console {
                     arm_console_tick();
                     super::super::vconsole::poll_input(partitions());
@@ -71,9 +73,14 @@ pub fn handle_irq() {
             }
             Disposition::Forward => {
                 if gic.inject_hw(intid) {
-                    FORWARDED[me].fetch_add(1, Ordering::Relaxed);
-                    FORWARD_COST[me].fetch_add(pmu::count().wrapping_sub(start), Ordering::Relaxed);
+                    let cost = pmu::count().wrapping_sub(start);
+                    stats::add(&[
+                        (Counter::IrqsTaken, 1),
+                        (Counter::IrqsForwarded, 1),
+                        (Counter::ForwardCost, cost),
+                    ]);
                 } else {
+                    stats::count(Counter::IrqsTaken);
                     // No free list register: the line stays active (so it cannot fire
                     // again) and is injected when the list registers drain.
                     owe(gic, intid);
@@ -81,7 +88,8 @@ pub fn handle_irq() {
             }
             Disposition::Drop => {
                 gic.deactivate(intid);
-                let dropped = DROPPED[me].fetch_add(1, Ordering::Relaxed);
+                let dropped = STATS.read(me).map_or(0, |s| s.get(Counter::IrqsDropped));
+                stats::add(&[(Counter::IrqsTaken, 1), (Counter::IrqsDropped, 1)]);
                 if dropped == 0 {
                     warn!("interrupt {intid} not forwarded (no partition on this CPU owns it)");
                 }
@@ -108,11 +116,11 @@ pub(super) static OWED: [Mutex<OwedIrqs>; MAX_CPUS] =
 fn owe(gic: &gic::Gic, intid: u32) {
     let me = cpu::index();
     if OWED[me].lock().push(intid) {
-        REFILLS[me].fetch_add(1, Ordering::Relaxed);
+        stats::add(&[(Counter::IrqsOwed, 1), (Counter::LrRefills, 1)]);
         gic.request_refill(true);
     } else {
         gic.deactivate(intid);
-        DROPPED[me].fetch_add(1, Ordering::Relaxed);
+        stats::count(Counter::IrqsDropped);
     }
 }
 
@@ -157,12 +165,15 @@ pub(super) fn deliver(partition: &Running, effect: &Effect, source: usize) {
     let me = cpu::index();
     for cpu in cpus.iter() {
         if let Err(refused) = PENDING_SGIS[cpu as usize].push(source, intid) {
-            // Counted by the queue (and printed with the statistics); reported once.
-            if PENDING_SGIS[cpu as usize].refused() == 1 {
+            // Counted (and printed with the statistics); reported once per sending CPU.
+            let before = STATS.read(me).map_or(0, |s| s.get(Counter::SgisRefused));
+            stats::count(Counter::SgisRefused);
+            if before == 0 {
                 warn!("virtual SGI not queued for CPU {cpu}: {refused:?}");
             }
             continue;
         }
+        stats::count(Counter::SgisQueued);
         if cpu as usize == me {
             drain_sgis(gic);
         } else {
@@ -177,20 +188,8 @@ pub(super) fn drain_sgis(gic: &gic::Gic) {
     let me = cpu::index();
     let left = PENDING_SGIS[me].drain(|intid, source| gic.inject_sgi(intid, source));
     if left {
-        REFILLS[me].fetch_add(1, Ordering::Relaxed);
+        stats::count(Counter::LrRefills);
     }
     // More than the list registers hold: come back when they drain.
     gic.request_refill(left);
 }
-
-/// Times the list registers were full and the maintenance interrupt had to refill them.
-pub(super) static REFILLS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// Interrupts hv took but could not forward, per CPU.
-pub(super) static DROPPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// Interrupts forwarded to the vCPU of each CPU, and the PMU count hv spent doing it
-/// (written by the owning CPU only; read by whoever prints statistics).
-pub(super) static FORWARDED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-pub(super) static FORWARD_COST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];

@@ -8,6 +8,7 @@ use aarch64_cpu::registers::{
     Readable, Writeable, ELR_EL1, ESR_EL1, FAR_EL1, HPFAR_EL2, ID_AA64MMFR1_EL1, SCTLR_EL1,
     SPSR_EL1, VBAR_EL1,
 };
+use channel::hv_stats::Counter;
 use log::{error, info, warn};
 
 use hv_core::control_page::{self, ControlAccess};
@@ -23,6 +24,7 @@ use hv_core::trap::{self, Trap};
 use hv_core::vgic::Effect;
 
 use super::super::exception::Frame;
+use super::super::stats;
 use super::super::vconsole::ConsoleWiring;
 use super::super::{console, cpu, gic};
 use super::irq_exit::deliver;
@@ -59,14 +61,22 @@ pub fn handle_trap(frame: &mut Frame) {
     }
     let esr = Esr(frame.esr);
     match Trap::decode(esr) {
-        Trap::Hvc => hvc(frame, partition, vcpu),
+        Trap::Hvc => {
+            stats::count(Counter::TrapHvc);
+            hvc(frame, partition, vcpu)
+        }
         Trap::Smc => {
+            stats::count(Counter::TrapSmc);
             // SMC from a guest: firmware belongs to hv. Refused, not emulated.
             frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
             frame.skip_instruction();
         }
-        Trap::WaitForInterrupt => frame.skip_instruction(),
+        Trap::WaitForInterrupt => {
+            stats::count(Counter::TrapWfi);
+            frame.skip_instruction()
+        }
         Trap::Sgi1rWrite { register } => {
+            stats::count(Counter::TrapSgi1r);
             let value = frame.reg(register);
             let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
             if let Ok(Some(effect)) = effect {
@@ -88,6 +98,12 @@ pub fn handle_trap(frame: &mut Frame) {
             } else {
                 None
             };
+            // A device that refused it counted the trap as its own; a stray access is
+            // another trap.
+            stats::add(&[
+                (Counter::TrapOther, u64::from(refusal.is_none())),
+                (Counter::Refused, 1),
+            ]);
             if partition.is_linux() {
                 refuse_access(
                     frame,
@@ -120,14 +136,17 @@ pub fn handle_trap(frame: &mut Frame) {
             stop_for_fault(partition, vcpu);
         }
         Trap::InstructionAbort if partition.is_linux() => {
+            stats::add(&[(Counter::TrapOther, 1), (Counter::Refused, 1)]);
             let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
             refuse_access(frame, partition, vcpu, ipa, Access::Fetch, None);
         }
         _ if partition.is_linux() => {
             // Linux takes it as an undefined instruction (SIGILL for a process) instead of
             // losing a vCPU to something an unprivileged program could do.
+            stats::add(&[(Counter::TrapOther, 1), (Counter::Undefined, 1)]);
             let (verdict, total) = note_fault(partition);
             if let Verdict::Report { unreported } = verdict {
+                stats::count(Counter::FaultReports);
                 warn!(
                     "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; \
                      answered with an undefined instruction (fault {total} this boot{})",
@@ -141,6 +160,7 @@ pub fn handle_trap(frame: &mut Frame) {
             inject(frame, injection, 0);
         }
         _ => {
+            stats::add(&[(Counter::TrapOther, 1), (Counter::Refused, 1)]);
             error!(
                 "partition `{}` vCPU {vcpu}: unhandled {esr}, PC {:#x}, ESR {:#010x}; vCPU stopped",
                 partition_name(partition),
@@ -177,10 +197,12 @@ fn emulate_mmio(
     da: DataAbort,
 ) -> Emulated {
     if partition.gicd.contains_addr(ipa) {
+        stats::count(Counter::TrapGicd);
         let offset = ipa - partition.gicd.base;
         return emulate_vgic(frame, partition, vcpu, offset, da, VgicFrame::Distributor).into();
     }
     if let Some(gicr) = partition.gicr.filter(|r| r.contains_addr(ipa)) {
+        stats::count(Counter::TrapGicr);
         let offset = ipa - gicr.base;
         return emulate_vgic(
             frame,
@@ -194,12 +216,14 @@ fn emulate_mmio(
     }
     if let Some(console) = partition.console.as_ref() {
         if console.frame().contains_addr(ipa) {
+            stats::count(Counter::TrapConsole);
             return console
                 .access(frame, partition, ipa - console.frame().base, da)
                 .into();
         }
     }
     if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
+        stats::count(Counter::TrapControl);
         return control_page(frame, partition, ipa - control.base, da).into();
     }
     Emulated::NotADevice
@@ -220,6 +244,7 @@ fn refuse_access(
 ) {
     let (verdict, total) = note_fault(partition);
     if let Verdict::Report { unreported } = verdict {
+        stats::count(Counter::FaultReports);
         let what = match access {
             Access::Data { write: true } => "write to",
             Access::Data { write: false } => "read of",
@@ -421,6 +446,7 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             stop_here(partition, vcpu, Some(StopReason::SystemReset));
         }
         Reply::Console(bytes) => {
+            stats::count_n(Counter::ConsoleOut, bytes.as_slice().len() as u64);
             let name = partition_name(partition);
             let cpu = cpu::index();
             CONSOLES[cpu].lock().push(bytes.as_slice(), |line| {
