@@ -50,9 +50,18 @@ fn periods(sample: &Value, cpu: usize) -> Option<u64> {
 
 #[test]
 fn virt_hmi_in_chromium_shows_live_telemetry_and_sets_the_setpoint() {
+    hmi_in_chromium("virt");
+}
+
+#[test]
+fn virt_gicv2_hmi_in_chromium_shows_live_telemetry_and_sets_the_setpoint() {
+    hmi_in_chromium("virt-gicv2");
+}
+
+fn hmi_in_chromium(board_name: &str) {
     let (browser, driver) = xtask::setup::ensure_chromium().unwrap_or_else(|e| panic!("{e}"));
     println!("{browser}; {driver}");
-    let (config, image) = board("virt");
+    let (config, image) = board(board_name);
     let port = xtask::qemu::free_local_port().unwrap();
     let mut b = Boot::new(&config, &image);
     b.hmi_port = Some(port);

@@ -70,8 +70,10 @@ fn index(dir: &Path, found: &mut BTreeMap<String, PathBuf>) -> Result<(), Error>
     Ok(())
 }
 
-/// `wanted` and what they depend on, dependencies first, each once. `read` gives a
-/// module's file by name (None: no such module).
+/// A module's file by name (None: no such module).
+type ReadModule<'a> = dyn FnMut(&str) -> Result<Option<Vec<u8>>, Error> + 'a;
+
+/// `wanted` and what they depend on, dependencies first, each once.
 pub fn load_order(
     wanted: &[&str],
     mut read: impl FnMut(&str) -> Result<Option<Vec<u8>>, Error>,
@@ -80,7 +82,7 @@ pub fn load_order(
         name: &str,
         chain: &mut Vec<String>,
         done: &mut Vec<(String, Vec<u8>)>,
-        read: &mut dyn FnMut(&str) -> Result<Option<Vec<u8>>, Error>,
+        read: &mut ReadModule<'_>,
     ) -> Result<(), Error> {
         if done.iter().any(|(n, _)| n == name) {
             return Ok(());
