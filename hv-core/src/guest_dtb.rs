@@ -3,7 +3,8 @@
 //! Its CPUs (virtual MPIDRs 0..n, started by PSCI through HVC), its RAM, the GIC as the
 //! partition sees it (GICv3: its CPU interface is the virtual ICV_* registers; GICv2: the
 //! GICV frame is described as its GICC), the architected timer with its PPIs, the Bulkhead
-//! hypervisor node, and `/chosen/bootargs`. Passed-through devices join later. Written with `vm-fdt`; portable and host-tested
+//! hypervisor node, `/chosen/bootargs`, and the devices passed through to it (a virtio-mmio
+//! transport described as QEMU describes it). Written with `vm-fdt`; portable and host-tested
 //! by reading the result back with the same DTB parser `hv` uses on real firmware DTBs.
 
 use alloc::string::String;
@@ -66,6 +67,28 @@ const CLOCK_PHANDLE: u32 = 2;
 const GIC_PHANDLE: u32 = 1;
 /// Interrupt specifier flags: level-triggered, active low, as the boards' own DTBs say.
 const IRQ_LEVEL_LOW: u32 = 0x8;
+
+/// A virtio-mmio transport's `compatible` (Linux's `virtio_mmio` driver binds it).
+pub const VIRTIO_MMIO: &str = "virtio,mmio";
+/// Interrupt specifier flags: edge-triggered, rising, as QEMU virt describes virtio-mmio.
+const IRQ_EDGE_RISING: u32 = 0x1;
+
+/// A passed-through virtio-mmio transport, described as QEMU's own DTB does: its SPI
+/// edge-triggered, and `dma-coherent` (QEMU's device reads and writes guest memory
+/// coherently, so Linux does no cache maintenance for its rings and buffers).
+fn virtio_mmio_node(fdt: &mut FdtWriter, dev: &Device) -> Result<(), Error> {
+    let node = fdt.begin_node(&alloc::format!("virtio_mmio@{:x}", dev.base))?;
+    fdt.property_string("compatible", VIRTIO_MMIO)?;
+    fdt.property_array_u64("reg", &[dev.base, dev.size])?;
+    let cells: Vec<u32> = dev
+        .irqs
+        .iter()
+        .flat_map(|&intid| [0, intid - 32, IRQ_EDGE_RISING])
+        .collect();
+    fdt.property_array_u32("interrupts", &cells)?;
+    fdt.property_null("dma-coherent")?;
+    fdt.end_node(node)
+}
 
 impl GuestDtb<'_> {
     pub fn generate(&self) -> Result<Vec<u8>, Error> {
@@ -175,6 +198,10 @@ impl GuestDtb<'_> {
         fdt.end_node(timer)?;
 
         for dev in self.devices {
+            if dev.compatible == VIRTIO_MMIO {
+                virtio_mmio_node(&mut fdt, dev)?;
+                continue;
+            }
             let node = fdt.begin_node(&alloc::format!("{}@{:x}", dev.name, dev.base))?;
             fdt.property_string("compatible", &dev.compatible)?;
             fdt.property_array_u64("reg", &[dev.base, dev.size])?;
@@ -407,5 +434,59 @@ mod tests {
         let hyp = fdt.find_node("/hypervisor").unwrap();
         let control = hyp.property("bulkhead,control").unwrap().value;
         assert_eq!(&control[..8], &0x7f_0000_0000u64.to_be_bytes());
+    }
+
+    #[test]
+    fn a_virtio_mmio_transport_is_described_as_qemu_does() {
+        let linux = Partition {
+            name: "linux".into(),
+            kind: PartitionKind::Linux,
+            cpus: alloc::vec![0, 1],
+            ram: alloc::vec![Region::new(0x4a00_0000, 0x6000_0000)],
+            devices: alloc::vec!["net0".into()],
+            irqs: alloc::vec![79],
+            exitless_irqs: false,
+        };
+        let net = Device {
+            name: "net0".into(),
+            compatible: VIRTIO_MMIO.into(),
+            base: 0x0a00_3e00,
+            size: 0x200,
+            irqs: alloc::vec![79],
+        };
+        let gic = gicv2();
+        let blob = GuestDtb {
+            partition: &linux,
+            devices: &[&net],
+            bootargs: "",
+            gic: &gic,
+            gicc: gic.gicv,
+            physical_mpidrs: &[0, 1],
+            timer_irqs: &[29, 30, 27, 26],
+            redistributors: None,
+            linux: None,
+            channel: None,
+        }
+        .generate()
+        .unwrap();
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let node = fdt
+            .find_node("/virtio_mmio@a003e00")
+            .expect("the transport node");
+        assert_eq!(
+            node.property("compatible").unwrap().as_str(),
+            Some("virtio,mmio")
+        );
+        let reg = node.reg().unwrap().next().unwrap();
+        assert_eq!(
+            (reg.starting_address as u64, reg.size),
+            (0x0a00_3e00, Some(0x200))
+        );
+        assert_eq!(
+            node.property("interrupts").unwrap().value,
+            [0, 0, 0, 0, 0, 0, 0, 47, 0, 0, 0, 1],
+            "SPI 47 = INTID 79, rising edge (QEMU's own DTB)"
+        );
+        assert!(node.property("dma-coherent").is_some());
     }
 }

@@ -250,6 +250,11 @@ pub struct QemuSpec {
     /// Extra arguments (e.g. `-no-reboot`).
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// The QEMU `-device` model of the Linux partition's NIC (e.g. `virtio-net-device`),
+    /// on a user-mode network whose host port forwards xtask chooses. The board file
+    /// lists the transport it lands on among the Linux partition's devices.
+    #[serde(default)]
+    pub nic: Option<String>,
 }
 
 /// Most CPUs (vCPUs) one partition may have: a GICv2 list register and GICD_SGIR name an

@@ -19,6 +19,8 @@ usage: rtctl COMMAND
                        one JSON object a line; --count stops after N samples
   hist                 each RT CPU's wake-up latency histogram
   params               the parameters: names, units, ranges, defaults
+  serve [--port N]     the web HMI on TCP port N (default 80): a live chart of the
+                       telemetry, the parameters to set, as `watch --json` and `set` do
   scribble [SEED]      debugging: overwrite the whole region with pseudo-random words (a
                        hostile Linux, for tests; hv writes the header again at a reboot)";
 
@@ -36,6 +38,10 @@ pub enum Command {
     Help,
     /// Overwrite the region with the words of a xorshift sequence from this seed.
     Scribble(u64),
+    /// The web HMI on this TCP port.
+    Serve {
+        port: u16,
+    },
 }
 
 /// `rtctl set`'s options and assignments.
@@ -101,6 +107,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             [] => Ok(Command::Scribble(1)),
             [seed] => Ok(Command::Scribble(number("scribble", Some(seed))?)),
             _ => Err(UsageError("`scribble` takes one SEED".into())),
+        },
+        "serve" => match rest {
+            [] => Ok(Command::Serve { port: 80 }),
+            [flag, port] if flag == "--port" => Ok(Command::Serve {
+                port: number("--port", Some(port))?,
+            }),
+            _ => Err(UsageError("`serve` takes --port N".into())),
         },
         "get" => match rest {
             [] => Ok(Command::Get(None)),
@@ -170,6 +183,11 @@ mod tests {
         assert_eq!(parse(&args("scribble")), Ok(Command::Scribble(1)));
         assert_eq!(parse(&args("scribble 7")), Ok(Command::Scribble(7)));
         assert_eq!(parse(&args("get")), Ok(Command::Get(None)));
+        assert_eq!(parse(&args("serve")), Ok(Command::Serve { port: 80 }));
+        assert_eq!(
+            parse(&args("serve --port 8080")),
+            Ok(Command::Serve { port: 8080 })
+        );
         assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
         assert_eq!(
             parse(&args("set kp=1 ki=2")),
@@ -227,6 +245,8 @@ mod tests {
             ("watch --yaml", "unknown option `--yaml`"),
             ("scribble x", "scribble x: not a number"),
             ("scribble 1 2", "`scribble` takes one SEED"),
+            ("serve --port", "`serve` takes --port N"),
+            ("serve --port 70000", "--port 70000: not a number"),
         ] {
             let e = parse(&args(line)).unwrap_err();
             assert_eq!(e.0, why, "{line:?}");

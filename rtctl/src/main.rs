@@ -1,12 +1,14 @@
 //! `rtctl`: Linux's side of the Bulkhead channel. It finds the channel region in the
 //! device tree, maps it through `/dev/mem`, checks the layout header, and reads or
-//! publishes through the `channel` crate. Every failure is a message and an exit status
+//! publishes through the `channel` crate; `rtctl serve` does the same for a browser (the
+//! web HMI). Every failure is a message and an exit status
 //! (1: the channel or system, 2: the command line), never a panic.
 
 mod cli;
 mod devmem;
 mod devtree;
 mod report;
+mod serve;
 
 use std::io::Write;
 use std::path::Path;
@@ -67,6 +69,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
     match &command {
         Command::Help => return out(&format!("{}\n", cli::USAGE)),
         Command::Params => return out(&report::params(schema)),
+        // Maps the channel per request itself, and keeps serving when it is unusable.
+        Command::Serve { port } => return serve::run(*port).map_err(Failure::Message),
         _ => {}
     }
     // Refuse bad values before touching anything.
@@ -128,6 +132,6 @@ fn run(args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         Command::Hist => out(&report::hist(&ch)),
-        Command::Help | Command::Params | Command::Scribble(_) => Ok(()),
+        Command::Help | Command::Params | Command::Scribble(_) | Command::Serve { .. } => Ok(()),
     }
 }

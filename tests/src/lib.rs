@@ -5,6 +5,8 @@
 //! (`cargo test -p bulkhead-tests`), the harness builds them itself.
 #![forbid(unsafe_code)]
 
+pub mod webdriver;
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;

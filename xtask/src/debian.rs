@@ -102,7 +102,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl Package {
     /// The kernel ABI name (`6.1.0-50-arm64`) of a `linux-image-*` package.
-    fn kernel_abi(&self) -> &'static str {
+    pub fn kernel_abi(&self) -> &'static str {
         self.name.trim_start_matches("linux-image-")
     }
 
@@ -121,7 +121,7 @@ impl Package {
         format!("{}_{}", self.name, self.version)
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!("{} {} ({})", self.name, self.version, self.arch)
     }
 }

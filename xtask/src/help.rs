@@ -17,7 +17,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   run [--board NAME] [--smoke] [--app NAME] [--append \"WORDS\"] [--gdb]
-                     build and boot under QEMU (default board: virt)
+                     build and boot under QEMU (default board: virt); on a board
+                     with a NIC (virt, virt-gicv2) a free local port is forwarded
+                     to Linux's web HMI and its URL printed
   build [--board NAME]
                      build the system image only (target/images/NAME.img)
   image --board NAME

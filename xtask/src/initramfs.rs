@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 
 use cpio::newc::{self, ModeFileType};
 
+use crate::kernel_modules::{self, Module};
 use crate::{debian, linux_tools, step, Error};
 
 /// The line `/init` prints once userspace is up; tests wait for it.
 pub const READY_PREFIX: &str = "bulkhead-linux: ready (";
 
-/// `/init`: install the applet links, mount the kernel filesystems, say so once (on the
+/// `/init`: install the applet links, mount the kernel filesystems, load the NIC's
+/// modules and bring up `eth0` if there is one, start the web HMI, say so once (on the
 /// console and to hv), then become busybox init, which keeps a shell on the console
 /// ([`INITTAB`]).
 const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
@@ -29,6 +31,19 @@ const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/root
 cd /root
+# The NIC, on boards that pass one through: Debian's own modules, dependencies first.
+@INSMOD@
+if [ -e /sys/class/net/eth0 ]; then
+    # QEMU's user-mode network gives the guest 10.0.2.15, its gateway 10.0.2.2.
+    ip link set lo up
+    ip addr add 10.0.2.15/24 dev eth0
+    ip link set eth0 up
+    ip route add default via 10.0.2.2
+    echo "bulkhead-linux: eth0 up, 10.0.2.15/24 via 10.0.2.2" > /dev/console
+fi
+# The web HMI (in the background, its log in /tmp: the console stays the shell's).
+rtctl serve --port @HMI_PORT@ > /tmp/rtctl-serve.log 2>&1 &
+echo "bulkhead-linux: rtctl serve on port @HMI_PORT@ (log /tmp/rtctl-serve.log)" > /dev/console
 echo "bulkhead-linux: ready ($(nproc) cpus)" > /dev/console
 # Tell hv too: its control page (an address outside this partition's RAM, named on the
 # command line) takes a 32-bit "REDY" write as the partition's ready report.
@@ -101,13 +116,40 @@ impl Entry {
     }
 }
 
-/// Everything the initramfs holds, given the busybox and rtctl binaries.
-pub fn entries(busybox: Vec<u8>, rtctl: Vec<u8>) -> Vec<Entry> {
+/// Everything the initramfs holds, given the busybox and rtctl binaries and the kernel
+/// modules `/init` loads (in that order).
+pub fn entries(busybox: Vec<u8>, rtctl: Vec<u8>, modules: Vec<Module>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = DIRECTORIES.iter().map(|d| Entry::directory(d)).collect();
     entries.push(Entry::file("bin/busybox", 0o755, busybox));
     entries.push(Entry::file("bin/rtctl", 0o755, rtctl));
+    let insmod: Vec<String> = modules
+        .iter()
+        .map(|m| format!("insmod /{}", m.path))
+        .collect();
+    // The directories above each module, every one listed once.
+    let mut module_dirs: Vec<String> = Vec::new();
+    for m in &modules {
+        for dir in Path::new(&m.path).ancestors().skip(1) {
+            let dir = dir.to_string_lossy();
+            if !dir.is_empty()
+                && !DIRECTORIES.contains(&dir.as_ref())
+                && !module_dirs.iter().any(|d| *d == dir)
+            {
+                module_dirs.push(dir.into_owned());
+            }
+        }
+    }
+    entries.extend(module_dirs.iter().map(|d| Entry::directory(d)));
+    entries.extend(
+        modules
+            .into_iter()
+            .map(|m| Entry::file(&m.path, 0o644, m.bytes)),
+    );
     // The doorbell value is hv's ABI constant, so the two cannot disagree.
-    let init = INIT_SCRIPT.replace("@READY_MAGIC@", &format!("{:#x}", abi::CONTROL_READY_MAGIC));
+    let init = INIT_SCRIPT
+        .replace("@READY_MAGIC@", &format!("{:#x}", abi::CONTROL_READY_MAGIC))
+        .replace("@INSMOD@", &insmod.join("\n"))
+        .replace("@HMI_PORT@", &crate::qemu::HMI_GUEST_PORT.to_string());
     entries.push(Entry::file("init", 0o755, init.into_bytes()));
     entries.push(Entry::file(
         "etc/inittab",
@@ -193,7 +235,8 @@ pub fn build(target_dir: &Path) -> Result<PathBuf, Error> {
     };
     let busybox = read(&debian::busybox(target_dir)?)?;
     let rtctl = read(&linux_tools::build_rtctl()?)?;
-    let bytes = archive(&entries(busybox, rtctl))?;
+    let modules = kernel_modules::network(target_dir)?;
+    let bytes = archive(&entries(busybox, rtctl, modules))?;
     let path = target_dir.join("linux/initramfs.cpio");
     let what = if write_if_changed(&path, &bytes)? {
         "written"
@@ -282,6 +325,14 @@ mod tests {
         }
     }
 
+    fn module(path: &str) -> Module {
+        Module {
+            name: path.rsplit('/').next().unwrap().into(),
+            path: path.into(),
+            bytes: path.rsplit('/').next().unwrap().as_bytes().to_vec(),
+        }
+    }
+
     #[test]
     fn the_writer_output_parses_back_field_by_field() {
         let entries = vec![
@@ -334,7 +385,11 @@ mod tests {
 
     #[test]
     fn the_archive_is_deterministic_whatever_the_input_order() {
-        let mut entries = super::entries(b"\x7fELF busybox".to_vec(), b"\x7fELF rtctl".to_vec());
+        let mut entries = super::entries(
+            b"\x7fELF busybox".to_vec(),
+            b"\x7fELF rtctl".to_vec(),
+            vec![module("a/b/m.ko")],
+        );
         let first = archive(&entries).unwrap();
         entries.reverse();
         assert_eq!(archive(&entries).unwrap(), first);
@@ -350,7 +405,11 @@ mod tests {
     fn the_initramfs_holds_busybox_rtctl_init_console_and_the_directories() {
         let busybox = b"\x7fELF not really busybox".to_vec();
         let rtctl = b"\x7fELF not really rtctl".to_vec();
-        let parsed = parse(&archive(&entries(busybox.clone(), rtctl.clone())).unwrap());
+        let modules = vec![
+            module("lib/modules/6.1/kernel/net/core/failover.ko"),
+            module("lib/modules/6.1/kernel/drivers/net/virtio_net.ko"),
+        ];
+        let parsed = parse(&archive(&entries(busybox.clone(), rtctl.clone(), modules)).unwrap());
         let by_name = |n: &str| {
             parsed
                 .iter()
@@ -389,6 +448,24 @@ mod tests {
             "/init rings hv's doorbell with its ABI value"
         );
         assert_eq!(script.matches(READY_PREFIX).count(), 1);
+        // Modules in the order given, before the network and the HMI start.
+        let failover = script
+            .find("insmod /lib/modules/6.1/kernel/net/core/failover.ko\n")
+            .expect("failover loaded");
+        let net = script
+            .find("insmod /lib/modules/6.1/kernel/drivers/net/virtio_net.ko\n")
+            .expect("virtio_net loaded");
+        let eth0 = script.find("ip addr add 10.0.2.15/24 dev eth0").unwrap();
+        let serve = script.find("rtctl serve --port 80 ").unwrap();
+        assert!(failover < net && net < eth0 && eth0 < serve);
+        assert!(serve < script.find(READY_PREFIX).unwrap());
+        assert_eq!(
+            by_name("lib/modules/6.1/kernel/net/core/failover.ko").data,
+            b"failover.ko"
+        );
+        for dir in ["lib", "lib/modules", "lib/modules/6.1/kernel/drivers/net"] {
+            assert_eq!(by_name(dir).mode() & 0o170000, 0o040000, "{dir}");
+        }
         let inittab = std::str::from_utf8(&by_name("etc/inittab").data).unwrap();
         assert!(inittab.contains("::respawn:/bin/cttyhack /bin/sh"));
     }

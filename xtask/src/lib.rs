@@ -12,6 +12,7 @@ pub mod gdb;
 pub mod help;
 pub mod image;
 pub mod initramfs;
+pub mod kernel_modules;
 pub mod latency_plot;
 pub mod linux_tools;
 pub mod patience;

@@ -245,6 +245,13 @@ fn run(options: &Options) -> Result<(), Error> {
             gdb::command_line(&placed, port)
         ));
     }
+    if config.qemu.as_ref().is_some_and(|q| q.nic.is_some()) {
+        let port = qemu::free_local_port()?;
+        boot.hmi_port = Some(port);
+        step(&format!(
+            "HMI: http://127.0.0.1:{port}/ (served by Linux's `rtctl serve` once Linux is up)"
+        ));
+    }
     let mut cmd = boot.command()?;
     step(&format!(
         "booting `{}` (quit QEMU with Ctrl-A then x)",

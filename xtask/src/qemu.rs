@@ -16,6 +16,18 @@ pub const QEMU: &str = "qemu-system-aarch64";
 /// Boot argument that makes hv power off once everything reported ready.
 pub const SMOKE_ARG: &str = "bulkhead.smoke";
 
+/// The TCP port Linux's web HMI (`rtctl serve`, started by the initramfs) listens on.
+pub const HMI_GUEST_PORT: u16 = 80;
+
+/// A local TCP port free now (the kernel's pick for port 0), for a forward to the guest.
+/// Another program could take it before QEMU binds it; QEMU then fails with a message.
+pub fn free_local_port() -> Result<u16, Error> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::new(format!("finding a free local TCP port: {e}")))
+}
+
 /// What to boot and how.
 pub struct Boot<'a> {
     pub config: &'a Config,
@@ -33,6 +45,9 @@ pub struct Boot<'a> {
     pub plugin: Option<String>,
     /// QEMU's gdbstub on this local TCP port, the CPUs held at reset until gdb continues.
     pub gdb_port: Option<u16>,
+    /// On a board with a NIC: the local TCP port forwarded to Linux's web HMI (port
+    /// [`HMI_GUEST_PORT`] of the partition's user-mode network address).
+    pub hmi_port: Option<u16>,
 }
 
 impl<'a> Boot<'a> {
@@ -45,6 +60,7 @@ impl<'a> Boot<'a> {
             icount: false,
             plugin: None,
             gdb_port: None,
+            hmi_port: None,
         }
     }
 
@@ -113,6 +129,20 @@ impl<'a> Boot<'a> {
         }
         if let Some(port) = self.gdb_port {
             cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"]);
+        }
+        if let Some(model) = &q.nic {
+            // QEMU's user-mode network: Linux is 10.0.2.15 behind it, reachable from the
+            // host only through the forwarded port, and only on the loopback address.
+            let mut netdev = String::from("user,id=net0");
+            if let Some(port) = self.hmi_port {
+                netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:{HMI_GUEST_PORT}"));
+            }
+            cmd.args([
+                "-netdev",
+                &netdev,
+                "-device",
+                &format!("{model},netdev=net0"),
+            ]);
         }
         cmd.args(&q.extra_args);
         Ok(cmd)

@@ -1,6 +1,7 @@
 //! Makes a fresh machine able to build and run Bulkhead: the Rust targets (bare metal for
 //! hv and guest-rt, musl Linux for the Linux partition's tools), QEMU >= 9, and when asked
-//! for (`--gdb`, the test suite) Debian's `gdb-multiarch`.
+//! for (`--gdb`, the test suite) Debian's `gdb-multiarch`, and for the test suite
+//! Debian's `chromium` and `chromium-driver` (the web HMI's browser test).
 //!
 //! Every step is idempotent and prints one line. Nothing is installed behind the user's
 //! back on a machine we cannot handle (non-Debian, not root): we say what to install.
@@ -106,6 +107,44 @@ pub fn ensure_gdb() -> Result<(), Error> {
         version().ok_or_else(|| Error::new(format!("{GDB} is still missing after the install")))?;
     step(&format!("{version}: installed"));
     Ok(())
+}
+
+/// Debian's Chromium and its WebDriver server, for the web HMI's browser test.
+pub const CHROMIUM: &str = "chromium";
+pub const CHROMEDRIVER: &str = "chromedriver";
+const CHROMIUM_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+/// Installs Debian's `chromium` and `chromium-driver` (from the machine's own Debian 12
+/// archive) unless both answer `--version`; returns their version lines.
+pub fn ensure_chromium() -> Result<(String, String), Error> {
+    let version = |program: &str| {
+        output(Command::new(program).arg("--version"))
+            .and_then(|v| v.lines().next().map(|l| l.trim().to_string()))
+    };
+    let both = || Some((version(CHROMIUM)?, version(CHROMEDRIVER)?));
+    if let Some((browser, driver)) = both() {
+        step(&format!("{browser}, {driver}: ok"));
+        return Ok((browser, driver));
+    }
+    step("chromium or chromedriver: not found, installing");
+    let manual = format!(
+        "install Debian's {} packages yourself and run again",
+        CHROMIUM_PACKAGES.join(" and ")
+    );
+    may_install("Chromium", &manual)?;
+    step("apt: updating package lists");
+    crate::run(Command::new("apt-get").args(["update", "-q"]))?;
+    step(&format!("apt: installing {}", CHROMIUM_PACKAGES.join(" ")));
+    crate::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(CHROMIUM_PACKAGES),
+    )?;
+    let (browser, driver) = both()
+        .ok_or_else(|| Error::new("chromium or chromedriver is still missing after the install"))?;
+    step(&format!("{browser}, {driver}: installed"));
+    Ok((browser, driver))
 }
 
 /// Installing `what` with apt is ours to do only as root on Debian 12; otherwise the

@@ -95,8 +95,12 @@ fn clippy(tally: &mut Tally, name: &str, args: &[&str]) {
 
 pub fn run_all() -> Result<(), Error> {
     let mut tally = Tally::default();
-    // gdb-multiarch for the gdb test (tests/tests/gdb.rs), which fails without it.
-    if let Err(e) = setup::ensure_all().and_then(|()| setup::ensure_gdb()) {
+    // gdb-multiarch for the gdb test (tests/tests/gdb.rs), Chromium and chromedriver for
+    // the HMI's browser test (tests/tests/hmi.rs); each fails without them.
+    if let Err(e) = setup::ensure_all()
+        .and_then(|()| setup::ensure_gdb())
+        .and_then(|()| setup::ensure_chromium().map(|_| ()))
+    {
         step(&format!("setup: {e}"));
         tally.record("machine setup", false);
         return finish(tally);
