@@ -149,7 +149,7 @@ fn set(ch: &Channel, schema: &Schema, body: &[u8]) -> Response {
         Ok(c) => c,
         Err(why) => return error(422, why),
     };
-    match report::set(ch, schema, &mut Publisher::new(), &changes) {
+    match report::set(ch, schema, &mut Publisher::new(), &changes, || {}) {
         Ok(message) => {
             let version = read_published(ch, schema).ok().flatten().map(|s| s.version);
             json_response(

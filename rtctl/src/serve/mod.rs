@@ -121,7 +121,9 @@ fn answer(req: &http::Request, samples: &AtomicU64) -> Response {
         Err(why) => return api::respond(req, Link::Down(why), schema, sample),
     };
     let _lock = if req.method == "POST" {
-        match mapping.writer_lock() {
+        // A server thread never waits behind a writer (a stopped `rtctl set` would hold
+        // it for ever): the page is told who holds the lock instead.
+        match mapping.writer_lock(devmem::Wait::No) {
             Ok(lock) => Some(lock),
             Err(why) => return api::respond(req, Link::Down(why), schema, sample),
         }
