@@ -23,7 +23,7 @@ fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         // A command that hangs (the browser stuck) fails the test instead of hanging it.
-        .timeout_global(Some(Duration::from_secs(120)))
+        .timeout_global(Some(Duration::from_secs(600)))
         .build()
         .into()
 }
