@@ -259,6 +259,7 @@ mod tests {
             devices: alloc::vec![],
             irqs: alloc::vec![],
             exitless_irqs: false,
+            dtb_ram: alloc::vec![],
         };
         let gic = gicv2();
         let rtc = Device {
@@ -325,6 +326,7 @@ mod tests {
             devices: alloc::vec![],
             irqs: alloc::vec![],
             exitless_irqs: false,
+            dtb_ram: alloc::vec![],
         };
         let gic = GicInfo {
             version: GicVersion::V3,

@@ -304,6 +304,7 @@ pub(crate) mod fixtures {
                 devices: alloc::vec![],
                 irqs: alloc::vec![],
                 exitless_irqs: false,
+                dtb_ram: alloc::vec![],
             },
         )
     }

@@ -148,6 +148,14 @@ pub struct Partition {
     /// partitions; the cost is that a partition could send physical SGIs to any CPU.
     #[serde(default)]
     pub exitless_irqs: bool,
+    /// Windows in which this partition also takes whatever RAM the firmware's DTB
+    /// reports (beyond `ram`, which must always be there): a Pi 4's firmware reports
+    /// more or less low RAM depending on `gpu_mem`, and RAM from 0x4000_0000 only on its
+    /// 2, 4 and 8 GB models. Never overlaps RAM anyone owns; need not lie inside the
+    /// board's `ram` (that is what every such board has, these what some have).
+    /// hv applies it at boot (`hv_core::board_ram`).
+    #[serde(default)]
+    pub dtb_ram: Vec<Region>,
 }
 
 /// The shared memory of the inter-partition channel.
@@ -188,9 +196,11 @@ pub struct SdCardSpec {
     /// The board's DTB, as a path inside Debian's arm64 kernel package; the firmware
     /// applies its overlays and fills in `/memory` before handing it to hv.
     pub dtb: String,
-    /// Where the firmware loads hv (`kernel_address` in config.txt): the start of hv's RAM
-    /// plus the Image's text_offset, as the board file's `[hv]` RAM expects.
-    pub kernel_address: u64,
+    /// Where the firmware loads hv. hv runs wherever it is loaded (a static PIE), so this
+    /// is the firmware's own default for a 64-bit kernel, 0x20_0000, and config.txt
+    /// forces nothing; another value becomes a `kernel_address=` line. Validation: a page
+    /// inside hv's RAM (and xtask checks that the whole system image fits from there).
+    pub load_address: u64,
 }
 
 /// QEMU command-line facts for a board (used by `cargo xtask`, ignored by `hv`).
@@ -300,7 +310,7 @@ pub enum ConfigError {
     ExitlessLinux {
         partition: String,
     },
-    /// The SD card's `kernel_address` would load hv outside its own RAM.
+    /// The SD card's `load_address` would load hv outside its own RAM.
     KernelOutsideHv {
         address: u64,
         hv: Region,
@@ -422,7 +432,7 @@ impl fmt::Display for ConfigError {
             ),
             Self::KernelOutsideHv { address, hv } => write!(
                 f,
-                "[sdcard] kernel_address {address:#x} is not a page inside hv's RAM {hv}"
+                "[sdcard] load_address {address:#x} is not a page inside hv's RAM {hv}"
             ),
         }
     }
@@ -446,7 +456,8 @@ impl Config {
     ///
     /// Rules: at least one partition, unique names; every partition has CPUs and RAM; RAM
     /// ranges are non-empty, page aligned, inside the board's RAM and pairwise disjoint
-    /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
+    /// (hv's RAM included; a partition's `dtb_ram` windows likewise, but they may lie
+    /// outside the board's RAM); each CPU exists and is owned once; devices exist and are owned
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
     /// raises and are owned once (hv's console line is hv's); at most one Linux partition,
     /// never exit-less; at most [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
@@ -514,6 +525,14 @@ impl Config {
                 owned.push((alloc::format!("partition `{}`", p.name), *r));
             }
         }
+        // RAM a partition takes from the DTB: anywhere outside everybody's fixed RAM,
+        // board RAM or not (checked below with the fixed RAM, less the board rule).
+        let fixed = owned.len();
+        for p in &self.partitions {
+            for r in &p.dtb_ram {
+                owned.push((alloc::format!("partition `{}` (dtb_ram)", p.name), *r));
+            }
+        }
         for (i, (owner, region)) in owned.iter().enumerate() {
             if region.size == 0 || region.end().is_none() {
                 return Err(ConfigError::EmptyRegion {
@@ -527,7 +546,7 @@ impl Config {
                     region: *region,
                 });
             }
-            if !self.board.ram.iter().any(|b| b.contains(region)) {
+            if i < fixed && !self.board.ram.iter().any(|b| b.contains(region)) {
                 return Err(ConfigError::RamOutsideBoard {
                     owner: owner.clone(),
                     region: *region,
@@ -639,12 +658,12 @@ impl Config {
         }
         if let Some(card) = &self.sdcard {
             let hv = self.hv.ram;
-            let inside = card.kernel_address >= hv.base
-                && card.kernel_address - hv.base < hv.size
-                && card.kernel_address % PAGE_SIZE == 0;
+            let inside = card.load_address >= hv.base
+                && card.load_address - hv.base < hv.size
+                && card.load_address % PAGE_SIZE == 0;
             if !inside {
                 return Err(ConfigError::KernelOutsideHv {
-                    address: card.kernel_address,
+                    address: card.load_address,
                     hv,
                 });
             }

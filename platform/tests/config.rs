@@ -374,14 +374,14 @@ fn kernel_outside_hv() -> Case {
         .sdcard
         .as_mut()
         .expect("rpi4 has an SD card")
-        .kernel_address = hv.base + hv.size;
+        .load_address = hv.base + hv.size;
     Case {
         config,
         expected: ConfigError::KernelOutsideHv {
             address: hv.base + hv.size,
             hv,
         },
-        parts: &["kernel_address 0x4000000", "hv's RAM"],
+        parts: &["load_address 0x4000000", "hv's RAM"],
     }
 }
 
@@ -711,7 +711,8 @@ fn board_files_say_what_the_boards_are() {
     );
     let card = pi.sdcard.as_ref().expect("rpi4 boots from an SD card");
     assert_eq!(card.dtb, "broadcom/bcm2711-rpi-4-b.dtb");
-    assert_eq!(card.kernel_address, pi.hv.ram.base + 0x8_0000);
+    // The firmware's own default: hv runs wherever it is loaded.
+    assert_eq!(card.load_address, 0x20_0000);
     assert_eq!(qemu.extra_args, ["-no-reboot"]);
 }
 
@@ -845,4 +846,32 @@ fn region_display() {
         Region::new(u64::MAX, 2).to_string(),
         "[0xffffffffffffffff+0x2 wraps]"
     );
+}
+
+#[test]
+fn dtb_ram_windows_may_lie_outside_the_board_ram_but_never_overlap_owned_ram() {
+    let pi = board("rpi4");
+    let linux = pi.partition("linux").expect("rpi4 has linux");
+    let window = linux.dtb_ram[0];
+    assert!(
+        !pi.board.ram.iter().any(|b| b.contains(&window)),
+        "the window reaches past the RAM every Pi 4 has"
+    );
+    assert_eq!(pi.validate(), Ok(()));
+
+    let mut config = pi.clone();
+    partition_mut(&mut config, "rt").dtb_ram = vec![Region::new(0x3b30_0000, 0x20_0000)];
+    let err = config
+        .validate()
+        .expect_err("the window overlaps the channel");
+    assert_eq!(err.name(), "overlapping-ram", "{err}");
+    assert!(
+        err.to_string().contains("partition `rt` (dtb_ram)"),
+        "{err}"
+    );
+
+    let mut config = pi;
+    partition_mut(&mut config, "rt").dtb_ram = vec![window];
+    let err = config.validate().expect_err("two windows overlap");
+    assert_eq!(err.name(), "overlapping-ram", "{err}");
 }

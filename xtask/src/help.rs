@@ -20,10 +20,10 @@ commands:
                      build and boot under QEMU (default board: virt)
   build [--board NAME]
                      build the system image only (target/images/NAME.img)
-  image --board NAME
+  image --board NAME [--append \"WORDS\"]
                      the SD card of a board that boots from one (rpi4):
                      target/images/NAME-sd.img and the folder NAME-sd/ (its
-                     cmdline.txt holds the boot arguments)
+                     cmdline.txt holds the WORDS, checked like run --append)
   test               fmt, clippy, host unit tests, QEMU tests on every board
   bench [--only PART]
                      deterministic measurements under -icount (parts: kernel, probe,

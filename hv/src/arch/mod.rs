@@ -19,3 +19,4 @@ pub mod power;
 pub mod smp;
 pub mod vconsole;
 pub mod vcpu;
+pub mod wrong_level;
