@@ -272,7 +272,7 @@ fn take_board_ram(mut config: Config, board: &BoardInfo) -> Config {
                 console::line(Level::Error, format_args!("board RAM: {r}"));
             }
             fatal!(
-                "board config `{}` does not fit the RAM the DTB reports ({} refusals)",
+                "board config `{}` does not fit the RAM the DTB reports ({} refused)",
                 config.name,
                 refusals.len()
             )
