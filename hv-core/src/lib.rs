@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod board_ram;
+pub mod cache_colour;
 pub mod channel_setup;
 pub mod console_input;
 pub mod console_ring;
