@@ -7,14 +7,15 @@
 //! Pi 4's L2 (1 MiB, 16 ways, 64-byte lines) has a 64 KiB way, so 16 colours of 4 KiB
 //! pages. Partitions given disjoint colours never evict each other's lines in that cache.
 //!
-//! Groundwork only: hv does not build coloured stage-2 maps yet (the board-file option,
-//! the loader's IPA-to-PA copies and hv's own colours are still to come). This module
-//! only computes; it never touches memory or a register.
+//! A partition with `colours` in its board file gets a contiguous IPA range from the
+//! start of its `ram`, as large as its pages of those colours ([`plan`]); hv maps it run
+//! by run in stage 2 and copies its images through [`pieces`]. This module only computes;
+//! it never touches memory or a register.
 
 use alloc::vec::Vec;
 use core::fmt;
 
-use platform::config::{Region, PAGE_SIZE};
+use platform::config::{CacheSpec, Partition, Region, PAGE_SIZE};
 
 /// A physically indexed, set-associative cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,16 @@ pub struct CacheGeometry {
     pub size: u64,
     pub ways: u64,
     pub line: u64,
+}
+
+impl From<CacheSpec> for CacheGeometry {
+    fn from(c: CacheSpec) -> Self {
+        Self {
+            size: c.size,
+            ways: c.ways,
+            line: c.line,
+        }
+    }
 }
 
 impl CacheGeometry {
@@ -199,6 +210,43 @@ pub fn map(
     Ok(out)
 }
 
+/// A coloured partition's RAM as its guest sees it and as stage 2 backs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The guest's RAM: contiguous, from the start of the board file's first range.
+    pub ipa: Region,
+    pub runs: Vec<Run>,
+}
+
+/// The plan of partition `p` (with colours) on a board with `cache`: all of its pages of
+/// its colours, in address order, from IPA `p.ram[0].base` on.
+pub fn plan(p: &Partition, cache: CacheSpec) -> Result<Plan, ColourError> {
+    let geometry = CacheGeometry::from(cache);
+    let colours = Colours::new(&p.colours, geometry)?;
+    let base = p.ram.first().map_or(0, |r| r.base);
+    let size = capacity(&p.ram, colours, geometry);
+    let runs = map(base, size, &p.ram, colours, geometry)?;
+    Ok(Plan {
+        ipa: Region::new(base, size),
+        runs,
+    })
+}
+
+/// The physical pieces of `[ipa, ipa + len)`: (PA, offset into the range, length), in
+/// order, or `None` if part of it is not in `runs`.
+pub fn pieces(runs: &[Run], ipa: u64, len: u64) -> Option<Vec<(u64, u64, u64)>> {
+    let mut out = Vec::new();
+    let mut at = ipa;
+    let end = ipa.checked_add(len)?;
+    while at < end {
+        let run = runs.iter().find(|r| at >= r.ipa && at < r.ipa + r.size)?;
+        let take = (run.ipa + run.size).min(end) - at;
+        out.push((run.pa + (at - run.ipa), at - ipa, take));
+        at += take;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +345,39 @@ mod tests {
         assert_eq!(runs.len(), 16, "one page every 64 KiB");
         assert_eq!(runs[0].pa, 0x7000);
         assert_eq!(runs[15].ipa, 0x8000_f000);
+    }
+
+    #[test]
+    fn the_rpi4_rt_partition_with_half_the_colours_gets_half_its_ram() {
+        let path = alloc::format!(
+            "{}/../platform/boards/rpi4.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut config =
+            platform::config::Config::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cache = config.board.cache.expect("rpi4 declares its L2");
+        let rt = config
+            .partitions
+            .iter_mut()
+            .find(|p| p.name == "rt")
+            .unwrap();
+        rt.colours = (0..8).collect();
+        let plan = plan(rt, cache).unwrap();
+        assert_eq!(plan.ipa, Region::new(0x0400_0000, 0x0300_0000));
+        assert_eq!(
+            plan.runs.len(),
+            0x0600_0000 / 0x1_0000,
+            "one 32 KiB run per way"
+        );
+        assert!(plan.runs.iter().all(|r| r.size == 0x8000));
+        // An image copy crossing runs lands in two pieces of the right pages.
+        let p = pieces(&plan.runs, 0x0400_7000, 0x2000).unwrap();
+        assert_eq!(p, [(0x0400_7000, 0, 0x1000), (0x0401_0000, 0x1000, 0x1000)]);
+        assert_eq!(
+            pieces(&plan.runs, 0x06ff_f000, 0x2000),
+            None,
+            "past the IPA range"
+        );
     }
 
     #[test]

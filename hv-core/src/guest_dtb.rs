@@ -260,6 +260,7 @@ mod tests {
             irqs: alloc::vec![],
             exitless_irqs: false,
             dtb_ram: alloc::vec![],
+            colours: alloc::vec![],
         };
         let gic = gicv2();
         let rtc = Device {
@@ -327,6 +328,7 @@ mod tests {
             irqs: alloc::vec![],
             exitless_irqs: false,
             dtb_ram: alloc::vec![],
+            colours: alloc::vec![],
         };
         let gic = GicInfo {
             version: GicVersion::V3,

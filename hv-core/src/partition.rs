@@ -305,6 +305,7 @@ pub(crate) mod fixtures {
                 irqs: alloc::vec![],
                 exitless_irqs: false,
                 dtb_ram: alloc::vec![],
+                colours: alloc::vec![],
             },
         )
     }

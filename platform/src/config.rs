@@ -116,6 +116,26 @@ pub struct BoardSpec {
     pub ram: Vec<Region>,
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// The physically indexed shared cache partitions may be coloured for (the Pi 4's L2).
+    #[serde(default)]
+    pub cache: Option<CacheSpec>,
+}
+
+/// A physically indexed, set-associative cache: its page colours are
+/// `size / ways / PAGE_SIZE` (16 for the Pi 4's 1 MiB, 16-way L2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    pub size: u64,
+    pub ways: u64,
+    pub line: u64,
+}
+
+impl CacheSpec {
+    /// Page colours of the cache (at least 1).
+    pub fn colours(&self) -> u64 {
+        (self.size / self.ways.max(1) / PAGE_SIZE).max(1)
+    }
 }
 
 /// What the hypervisor keeps for itself.
@@ -156,6 +176,12 @@ pub struct Partition {
     /// hv applies it at boot (`hv_core::board_ram`).
     #[serde(default)]
     pub dtb_ram: Vec<Region>,
+    /// Cache colours (of `[board] cache`) this partition's RAM is made of: hv backs a
+    /// contiguous IPA range from the start of `ram` with only the pages of these colours
+    /// found in `ram` (`hv_core::cache_colour`), so no other coloured partition evicts its
+    /// lines. Empty: all of `ram`, identity-mapped. RT partitions only.
+    #[serde(default)]
+    pub colours: Vec<u64>,
 }
 
 /// The shared memory of the inter-partition channel.
@@ -315,6 +341,21 @@ pub enum ConfigError {
         address: u64,
         hv: Region,
     },
+    /// Colours without a `[board] cache`, or on a Linux partition, or with `dtb_ram`.
+    ColoursNotAllowed {
+        partition: String,
+        why: &'static str,
+    },
+    ColourOutOfRange {
+        partition: String,
+        colour: u64,
+        colours: u64,
+    },
+    ColourTwice {
+        colour: u64,
+        first: String,
+        second: String,
+    },
 }
 
 impl ConfigError {
@@ -342,6 +383,9 @@ impl ConfigError {
             Self::SecondLinuxPartition { .. } => "second-linux-partition",
             Self::ExitlessLinux { .. } => "exitless-linux",
             Self::KernelOutsideHv { .. } => "kernel-outside-hv",
+            Self::ColoursNotAllowed { .. } => "colours-not-allowed",
+            Self::ColourOutOfRange { .. } => "colour-out-of-range",
+            Self::ColourTwice { .. } => "colour-twice",
         }
     }
 }
@@ -434,6 +478,23 @@ impl fmt::Display for ConfigError {
                 f,
                 "[sdcard] load_address {address:#x} is not a page inside hv's RAM {hv}"
             ),
+            Self::ColoursNotAllowed { partition, why } => {
+                write!(f, "partition `{partition}` has colours but {why}")
+            }
+            Self::ColourOutOfRange {
+                partition,
+                colour,
+                colours,
+            } => write!(
+                f,
+                "partition `{partition}` names colour {colour}; the board's cache has colours 0-{}",
+                colours - 1
+            ),
+            Self::ColourTwice {
+                colour,
+                first,
+                second,
+            } => write!(f, "colour {colour} is given to `{first}` and to `{second}`"),
         }
     }
 }
@@ -461,7 +522,8 @@ impl Config {
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
     /// raises and are owned once (hv's console line is hv's); at most one Linux partition,
     /// never exit-less; at most [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
-    /// CPUs; an SD card loads hv at a page inside hv's RAM.
+    /// CPUs; an SD card loads hv at a page inside hv's RAM; colours only on RT partitions
+    /// of a board with a cache, without dtb_ram, existing, never given twice.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
             return Err(ConfigError::NoPartitions);
@@ -509,6 +571,7 @@ impl Config {
             }
         }
         self.validate_ram()?;
+        self.validate_colours()?;
         self.validate_cpus()?;
         self.validate_devices()?;
         self.validate_irqs()
@@ -558,6 +621,43 @@ impl Config {
                     second: owner.clone(),
                     region: *region,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_colours(&self) -> Result<(), ConfigError> {
+        let mut owners: Vec<(u64, &str)> = Vec::new();
+        for p in self.partitions.iter().filter(|p| !p.colours.is_empty()) {
+            let refuse = |why| ConfigError::ColoursNotAllowed {
+                partition: p.name.clone(),
+                why,
+            };
+            let Some(cache) = self.board.cache else {
+                return Err(refuse("the board declares no [board] cache"));
+            };
+            if p.kind == PartitionKind::Linux {
+                return Err(refuse("it is Linux (only an RT partition may be coloured)"));
+            }
+            if !p.dtb_ram.is_empty() {
+                return Err(refuse("it also takes dtb_ram"));
+            }
+            for &colour in &p.colours {
+                if colour >= cache.colours() || colour >= 64 {
+                    return Err(ConfigError::ColourOutOfRange {
+                        partition: p.name.clone(),
+                        colour,
+                        colours: cache.colours(),
+                    });
+                }
+                if let Some((_, first)) = owners.iter().find(|(c, _)| *c == colour) {
+                    return Err(ConfigError::ColourTwice {
+                        colour,
+                        first: String::from(*first),
+                        second: p.name.clone(),
+                    });
+                }
+                owners.push((colour, &p.name));
             }
         }
         Ok(())

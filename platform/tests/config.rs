@@ -343,6 +343,74 @@ fn exitless_linux() -> Case {
     }
 }
 
+fn colours_not_allowed() -> Case {
+    let mut config = board("rpi4");
+    partition_mut(&mut config, "linux").colours = vec![8];
+    Case {
+        config,
+        expected: ConfigError::ColoursNotAllowed {
+            partition: "linux".into(),
+            why: "it is Linux (only an RT partition may be coloured)",
+        },
+        parts: &["`linux` has colours", "only an RT partition"],
+    }
+}
+
+fn colour_out_of_range() -> Case {
+    let mut config = board("rpi4");
+    partition_mut(&mut config, "rt").colours = vec![0, 16];
+    Case {
+        config,
+        expected: ConfigError::ColourOutOfRange {
+            partition: "rt".into(),
+            colour: 16,
+            colours: 16,
+        },
+        parts: &["colour 16", "colours 0-15"],
+    }
+}
+
+fn colour_twice() -> Case {
+    // Two RT partitions, one CPU and half the RAM each, sharing colour 1.
+    let mut config = board("rpi4");
+    let rt = partition_mut(&mut config, "rt");
+    rt.cpus = vec![2];
+    rt.ram = vec![Region::new(0x0400_0000, 0x0300_0000)];
+    rt.colours = vec![0, 1];
+    let mut rt2 = rt.clone();
+    rt2.name = "rt2".into();
+    rt2.cpus = vec![3];
+    rt2.ram = vec![Region::new(0x0700_0000, 0x0300_0000)];
+    rt2.colours = vec![1, 2];
+    config.partitions.push(rt2);
+    Case {
+        config,
+        expected: ConfigError::ColourTwice {
+            colour: 1,
+            first: "rt".into(),
+            second: "rt2".into(),
+        },
+        parts: &["colour 1", "`rt` and to `rt2`"],
+    }
+}
+
+#[test]
+fn colours_need_a_cache_and_an_rt_partition() {
+    let mut config = board("rpi4");
+    partition_mut(&mut config, "rt").colours = (0..8).collect();
+    assert_eq!(config.validate(), Ok(()));
+    config.board.cache = None;
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.name(), "colours-not-allowed");
+    assert!(err.to_string().contains("no [board] cache"), "{err}");
+    let mut config = board("rpi4");
+    let linux = partition_mut(&mut config, "linux");
+    linux.dtb_ram.clear();
+    linux.colours = vec![9];
+    let err = config.validate().unwrap_err();
+    assert!(err.to_string().contains("it is Linux"), "{err}");
+}
+
 #[test]
 fn refuses_a_partition_owning_the_line_of_hvs_console() {
     let mut config = virt();
@@ -410,9 +478,12 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::TooManyCpus { .. } => 18,
         ConfigError::SecondLinuxPartition { .. } => 19,
         ConfigError::ExitlessLinux { .. } => 20,
+        ConfigError::ColoursNotAllowed { .. } => 21,
+        ConfigError::ColourOutOfRange { .. } => 22,
+        ConfigError::ColourTwice { .. } => 23,
     }
 }
-const VARIANTS: usize = 21;
+const VARIANTS: usize = 24;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -436,6 +507,9 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     too_many_cpus,
     second_linux_partition,
     exitless_linux,
+    colours_not_allowed,
+    colour_out_of_range,
+    colour_twice,
 ];
 
 #[test]

@@ -134,3 +134,48 @@ fn fixed_ram_the_dtb_does_not_report_is_refused_naming_the_rule() {
         .is_some_and(|f| f.contains("does not fit the RAM the DTB reports (1 refused)")));
     assert!(!log.contains("ready: all"), "hv went on booting");
 }
+
+#[test]
+fn a_coloured_rt_partition_runs_from_pages_of_its_colours_only() {
+    // Half the Pi 4's L2 colours for the RT partition: 48 of its 96 MiB, contiguous IPA.
+    let (mut config, _) = board("rpi4");
+    let rt = config
+        .partitions
+        .iter_mut()
+        .find(|p| p.name == "rt")
+        .expect("rpi4 has rt");
+    rt.colours = (0..8).collect();
+    config
+        .validate()
+        .expect("the variant is a valid board file");
+    let image = {
+        let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        xtask::image::system_image_as(&config, "rpi4-coloured").expect("variant builds")
+    };
+    // vCPU 1 reads the first IPA past its coloured RAM (still inside the board file's
+    // range): stage 2 must not map it.
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=escape@0x7000000".into());
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    let log = bulkhead_tests::boot_until(&b, |lines| {
+        lines
+            .iter()
+            .skip_while(|l| !l.contains("left its sandbox"))
+            .filter(|l| l.starts_with("[rt cpu2] heartbeat"))
+            .count()
+            >= 3
+    });
+    assert!(
+        log.contains(
+            "partition `rt`: colours [0, 1, 2, 3, 4, 5, 6, 7] of 16: RAM \
+             [0x4000000..0x7000000) from 1536 runs of [0x4000000..0xa000000)"
+        ),
+        "no colour plan reported"
+    );
+    assert!(log.contains("partition `rt`: guest-rt at 0x4080000"));
+    let report = log
+        .line("left its sandbox")
+        .expect("the read past the coloured RAM faults");
+    assert!(report.contains("IPA 0x7000000"), "{report}");
+    assert!(log.fatal().is_none(), "{:?}", log.fatal());
+}

@@ -324,6 +324,8 @@ fn start_partition(
     payloads: &Payloads<'static>,
     board: &BoardInfo,
 ) -> Running {
+    let (coloured, ram_runs) = colour_plan(p, config);
+    let p = &coloured;
     let bootargs = board.bootargs.as_deref().unwrap_or("");
     let gic = board.gic.as_ref().expect("the board check requires a GIC");
     let linux = p.kind == PartitionKind::Linux;
@@ -416,10 +418,17 @@ fn start_partition(
         );
     }
     let mut tables = Stage2Tables::new();
-    for region in &p.ram {
+    if ram_runs.is_empty() {
+        for region in &p.ram {
+            tables.map_ram(*region).unwrap_or_else(|e| {
+                fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name)
+            });
+        }
+    }
+    for run in &ram_runs {
         tables
-            .map_ram(*region)
-            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name));
+            .map_ram_at(run.ipa, run.pa, run.size)
+            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {run:?}: {e:?}", p.name));
     }
     // The channel's memory is in every partition, non-cacheable and never executable.
     if let Some(channel) = &config.channel {
@@ -484,6 +493,7 @@ fn start_partition(
         initrd: linux_nodes.map(|(bytes, nodes)| (bytes, nodes.initrd.base)),
         console: linux_nodes.map(|(_, nodes)| EmulatedConsole::new(nodes.console)),
         control: linux_nodes.map(|(_, nodes)| nodes.control),
+        ram_runs,
     };
     partition.reset_interrupts();
     for &intid in &p.irqs {
@@ -512,6 +522,32 @@ fn start_partition(
         );
     }
     partition
+}
+
+/// A partition as its guest sees it and, if the board file colours it, the runs of its
+/// pages of those colours (its `ram` becomes the contiguous IPA range they back).
+fn colour_plan(
+    p: &platform::config::Partition,
+    config: &Config,
+) -> (platform::config::Partition, Vec<hv_core::cache_colour::Run>) {
+    let (false, Some(cache)) = (p.colours.is_empty(), config.board.cache) else {
+        return (p.clone(), Vec::new());
+    };
+    let plan = hv_core::cache_colour::plan(p, cache)
+        .unwrap_or_else(|e| fatal!("partition `{}`: its colours: {e}", p.name));
+    let pool: Vec<String> = p.ram.iter().map(|r| alloc::format!("{r}")).collect();
+    info!(
+        "partition `{}`: colours {:?} of {}: RAM {} from {} runs of {}",
+        p.name,
+        p.colours,
+        cache.colours(),
+        plan.ipa,
+        plan.runs.len(),
+        pool.join(" ")
+    );
+    let mut seen = p.clone();
+    seen.ram = alloc::vec![plan.ipa];
+    (seen, plan.runs)
 }
 
 pub(super) fn set_power_method(board: &BoardInfo) {
