@@ -288,6 +288,8 @@ mod tests {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            dtb_ram: alloc::vec![],
+            colours: alloc::vec![],
         };
         let gic = gicv2();
         let rtc = Device {
@@ -356,6 +358,8 @@ mod tests {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            dtb_ram: alloc::vec![],
+            colours: alloc::vec![],
         };
         let gic = GicInfo {
             version: GicVersion::V3,
@@ -446,6 +450,10 @@ mod tests {
             devices: alloc::vec!["net0".into()],
             irqs: alloc::vec![79],
             exitless_irqs: false,
+            on_fault: Default::default(),
+            restart_limit: None,
+            dtb_ram: alloc::vec![],
+            colours: alloc::vec![],
         };
         let net = Device {
             name: "net0".into(),

@@ -11,12 +11,15 @@
 
 extern crate alloc;
 
+pub mod board_ram;
+pub mod cache_colour;
 pub mod channel_setup;
 pub mod console_input;
 pub mod console_ring;
 pub mod control_page;
 pub mod cpu_stats;
 pub mod emulated_console;
+pub mod entry_level;
 pub mod esr;
 pub mod exception_injection;
 pub mod fault_policy;

@@ -325,6 +325,8 @@ pub(crate) mod fixtures {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            dtb_ram: alloc::vec![],
+            colours: alloc::vec![],
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct Running {
     pub console: Option<EmulatedConsole>,
     /// Linux: hv's control page (unmapped; every access traps).
     pub control: Option<Region>,
+    /// A cache-coloured partition's RAM runs (IPA -> PA, `hv_core::cache_colour`); empty
+    /// when its RAM is identity-mapped. The loader copies through them.
+    pub ram_runs: Vec<crate::cache_colour::Run>,
 }
 
 impl Running {

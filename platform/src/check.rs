@@ -3,6 +3,8 @@
 //! `hv` refuses to boot when the DTB disagrees with the config it was built with: running
 //! partitions on a board that is not what the config promises would break isolation in
 //! ways nobody could see. Every disagreement is collected, so the boot error lists them all.
+//! RAM is not checked here: the firmware decides how much a board has, and
+//! `hv_core::board_ram` applies the board file's rules for it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -32,9 +34,6 @@ pub enum Mismatch {
         config: crate::config::GicVersion,
         dtb: crate::config::GicVersion,
     },
-    RamMissing {
-        region: crate::config::Region,
-    },
     DeviceMissing {
         device: String,
         base: u64,
@@ -60,9 +59,6 @@ impl fmt::Display for Mismatch {
             Self::NoGic => write!(f, "the DTB describes no supported GIC"),
             Self::GicVersion { config, dtb } => {
                 write!(f, "config expects GIC {config:?}, the DTB has GIC {dtb:?}")
-            }
-            Self::RamMissing { region } => {
-                write!(f, "config RAM {region} is not RAM in the DTB")
             }
             Self::DeviceMissing { device, base } => write!(
                 f,
@@ -111,12 +107,6 @@ pub fn check(config: &Config, board: &BoardInfo) -> Vec<Mismatch> {
             dtb: gic.version,
         }),
         Some(_) => {}
-    }
-    let owned_ram = spec.ram.iter();
-    for region in owned_ram {
-        if !board.memory.iter().any(|m| m.contains(region)) {
-            out.push(Mismatch::RamMissing { region: *region });
-        }
     }
     for dev in &spec.devices {
         // Only UARTs are modelled in BoardInfo so far; other devices are trusted.

@@ -116,6 +116,26 @@ pub struct BoardSpec {
     pub ram: Vec<Region>,
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// The physically indexed shared cache partitions may be coloured for (the Pi 4's L2).
+    #[serde(default)]
+    pub cache: Option<CacheSpec>,
+}
+
+/// A physically indexed, set-associative cache: its page colours are
+/// `size / ways / PAGE_SIZE` (16 for the Pi 4's 1 MiB, 16-way L2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    pub size: u64,
+    pub ways: u64,
+    pub line: u64,
+}
+
+impl CacheSpec {
+    /// Page colours of the cache (at least 1).
+    pub fn colours(&self) -> u64 {
+        (self.size / self.ways.max(1) / PAGE_SIZE).max(1)
+    }
 }
 
 /// What the hypervisor keeps for itself.
@@ -158,6 +178,20 @@ pub struct Partition {
     /// reboot loop). Default [`DEFAULT_RESTART_LIMIT`].
     #[serde(default)]
     pub restart_limit: Option<u32>,
+    /// Windows in which this partition also takes whatever RAM the firmware's DTB
+    /// reports (beyond `ram`, which must always be there): a Pi 4's firmware reports
+    /// more or less low RAM depending on `gpu_mem`, and RAM from 0x4000_0000 only on its
+    /// 2, 4 and 8 GB models. Never overlaps RAM anyone owns; need not lie inside the
+    /// board's `ram` (that is what every such board has, these what some have).
+    /// hv applies it at boot (`hv_core::board_ram`).
+    #[serde(default)]
+    pub dtb_ram: Vec<Region>,
+    /// Cache colours (of `[board] cache`) this partition's RAM is made of: hv backs a
+    /// contiguous IPA range from the start of `ram` with only the pages of these colours
+    /// found in `ram` (`hv_core::cache_colour`), so no other coloured partition evicts its
+    /// lines. Empty: all of `ram`, identity-mapped. RT partitions only.
+    #[serde(default)]
+    pub colours: Vec<u64>,
 }
 
 /// A partition's fault policy (`on_fault` in the board file).
@@ -227,9 +261,11 @@ pub struct SdCardSpec {
     /// The board's DTB, as a path inside Debian's arm64 kernel package; the firmware
     /// applies its overlays and fills in `/memory` before handing it to hv.
     pub dtb: String,
-    /// Where the firmware loads hv (`kernel_address` in config.txt): the start of hv's RAM
-    /// plus the Image's text_offset, as the board file's `[hv]` RAM expects.
-    pub kernel_address: u64,
+    /// Where the firmware loads hv. hv runs wherever it is loaded (a static PIE), so this
+    /// is the firmware's own default for a 64-bit kernel, 0x20_0000, and config.txt
+    /// forces nothing; another value becomes a `kernel_address=` line. Validation: a page
+    /// inside hv's RAM (and xtask checks that the whole system image fits from there).
+    pub load_address: u64,
 }
 
 /// QEMU command-line facts for a board (used by `cargo xtask`, ignored by `hv`).
@@ -355,10 +391,25 @@ pub enum ConfigError {
         limit: u32,
         on_fault: OnFault,
     },
-    /// The SD card's `kernel_address` would load hv outside its own RAM.
+    /// The SD card's `load_address` would load hv outside its own RAM.
     KernelOutsideHv {
         address: u64,
         hv: Region,
+    },
+    /// Colours without a `[board] cache`, or on a Linux partition, or with `dtb_ram`.
+    ColoursNotAllowed {
+        partition: String,
+        why: &'static str,
+    },
+    ColourOutOfRange {
+        partition: String,
+        colour: u64,
+        colours: u64,
+    },
+    ColourTwice {
+        colour: u64,
+        first: String,
+        second: String,
     },
 }
 
@@ -389,6 +440,9 @@ impl ConfigError {
             Self::FaultPolicyOnLinux { .. } => "fault-policy-on-linux",
             Self::BadRestartLimit { .. } => "bad-restart-limit",
             Self::KernelOutsideHv { .. } => "kernel-outside-hv",
+            Self::ColoursNotAllowed { .. } => "colours-not-allowed",
+            Self::ColourOutOfRange { .. } => "colour-out-of-range",
+            Self::ColourTwice { .. } => "colour-twice",
         }
     }
 }
@@ -504,8 +558,25 @@ impl fmt::Display for ConfigError {
             ),
             Self::KernelOutsideHv { address, hv } => write!(
                 f,
-                "[sdcard] kernel_address {address:#x} is not a page inside hv's RAM {hv}"
+                "[sdcard] load_address {address:#x} is not a page inside hv's RAM {hv}"
             ),
+            Self::ColoursNotAllowed { partition, why } => {
+                write!(f, "partition `{partition}` has colours but {why}")
+            }
+            Self::ColourOutOfRange {
+                partition,
+                colour,
+                colours,
+            } => write!(
+                f,
+                "partition `{partition}` names colour {colour}; the board's cache has colours 0-{}",
+                colours - 1
+            ),
+            Self::ColourTwice {
+                colour,
+                first,
+                second,
+            } => write!(f, "colour {colour} is given to `{first}` and to `{second}`"),
         }
     }
 }
@@ -528,13 +599,15 @@ impl Config {
     ///
     /// Rules: at least one partition, unique names; every partition has CPUs and RAM; RAM
     /// ranges are non-empty, page aligned, inside the board's RAM and pairwise disjoint
-    /// (hv's RAM included); each CPU exists and is owned once; devices exist and are owned
+    /// (hv's RAM included; a partition's `dtb_ram` windows likewise, but they may lie
+    /// outside the board's RAM); each CPU exists and is owned once; devices exist and are owned
     /// once (the hv console counts as hv's); interrupt lines are SPIs some board device
     /// raises and are owned once (hv's console line is hv's); at most one Linux partition,
     /// never exit-less, with the default fault policy; `restart_limit` only with
     /// `on_fault = "restart"`, in 1..=[`MAX_RESTART_LIMIT`]; at most
-    /// [`MAX_PARTITION_CPUS`] CPUs a partition; the board has
-    /// CPUs; an SD card loads hv at a page inside hv's RAM.
+    /// [`MAX_PARTITION_CPUS`] CPUs a partition; the board has CPUs; an SD card loads hv
+    /// at a page inside hv's RAM; colours only on RT partitions of a board with a cache,
+    /// without dtb_ram, existing, never given twice.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions.is_empty() {
             return Err(ConfigError::NoPartitions);
@@ -597,6 +670,7 @@ impl Config {
             }
         }
         self.validate_ram()?;
+        self.validate_colours()?;
         self.validate_cpus()?;
         self.validate_devices()?;
         self.validate_irqs()
@@ -613,6 +687,14 @@ impl Config {
                 owned.push((alloc::format!("partition `{}`", p.name), *r));
             }
         }
+        // RAM a partition takes from the DTB: anywhere outside everybody's fixed RAM,
+        // board RAM or not (checked below with the fixed RAM, less the board rule).
+        let fixed = owned.len();
+        for p in &self.partitions {
+            for r in &p.dtb_ram {
+                owned.push((alloc::format!("partition `{}` (dtb_ram)", p.name), *r));
+            }
+        }
         for (i, (owner, region)) in owned.iter().enumerate() {
             if region.size == 0 || region.end().is_none() {
                 return Err(ConfigError::EmptyRegion {
@@ -626,7 +708,7 @@ impl Config {
                     region: *region,
                 });
             }
-            if !self.board.ram.iter().any(|b| b.contains(region)) {
+            if i < fixed && !self.board.ram.iter().any(|b| b.contains(region)) {
                 return Err(ConfigError::RamOutsideBoard {
                     owner: owner.clone(),
                     region: *region,
@@ -638,6 +720,43 @@ impl Config {
                     second: owner.clone(),
                     region: *region,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_colours(&self) -> Result<(), ConfigError> {
+        let mut owners: Vec<(u64, &str)> = Vec::new();
+        for p in self.partitions.iter().filter(|p| !p.colours.is_empty()) {
+            let refuse = |why| ConfigError::ColoursNotAllowed {
+                partition: p.name.clone(),
+                why,
+            };
+            let Some(cache) = self.board.cache else {
+                return Err(refuse("the board declares no [board] cache"));
+            };
+            if p.kind == PartitionKind::Linux {
+                return Err(refuse("it is Linux (only an RT partition may be coloured)"));
+            }
+            if !p.dtb_ram.is_empty() {
+                return Err(refuse("it also takes dtb_ram"));
+            }
+            for &colour in &p.colours {
+                if colour >= cache.colours() || colour >= 64 {
+                    return Err(ConfigError::ColourOutOfRange {
+                        partition: p.name.clone(),
+                        colour,
+                        colours: cache.colours(),
+                    });
+                }
+                if let Some((_, first)) = owners.iter().find(|(c, _)| *c == colour) {
+                    return Err(ConfigError::ColourTwice {
+                        colour,
+                        first: String::from(*first),
+                        second: p.name.clone(),
+                    });
+                }
+                owners.push((colour, &p.name));
             }
         }
         Ok(())
@@ -738,12 +857,12 @@ impl Config {
         }
         if let Some(card) = &self.sdcard {
             let hv = self.hv.ram;
-            let inside = card.kernel_address >= hv.base
-                && card.kernel_address - hv.base < hv.size
-                && card.kernel_address % PAGE_SIZE == 0;
+            let inside = card.load_address >= hv.base
+                && card.load_address - hv.base < hv.size
+                && card.load_address % PAGE_SIZE == 0;
             if !inside {
                 return Err(ConfigError::KernelOutsideHv {
-                    address: card.kernel_address,
+                    address: card.load_address,
                     hv,
                 });
             }

@@ -75,6 +75,9 @@ pub struct BoardInfo {
     pub bootargs: Option<String>,
     /// BCM2835-family power-management watchdog (the Pi's only way to reset or stop).
     pub watchdog: Option<Region>,
+    /// RAM the firmware keeps for itself: the `/memreserve/` entries and the `reg` of
+    /// `/reserved-memory`'s children (a Pi's armstub keeps its spin-table page this way).
+    pub reserved: Vec<Region>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -413,6 +416,12 @@ impl BoardInfo {
                 .and_then(|c| prop_str(&c, "bootargs"))
                 .map(ToString::to_string),
             watchdog: None,
+            // Truncating casts are no issue: hv runs on 64-bit hosts and targets only.
+            reserved: fdt
+                .memory_reservations()
+                .map(|r| Region::new(r.address() as u64, r.size() as u64))
+                .filter(|r| r.size > 0)
+                .collect(),
         };
         let top = Bus {
             address_cells: 2,
@@ -440,6 +449,10 @@ impl BoardInfo {
 
         if device_type == Some("memory") {
             self.memory
+                .extend(node_regs(&node, buses).into_iter().filter(|r| r.size > 0));
+        } else if parent_path == "/reserved-memory" {
+            // A child with only `size` is a pool the OS may place: nothing is fixed yet.
+            self.reserved
                 .extend(node_regs(&node, buses).into_iter().filter(|r| r.size > 0));
         } else if device_type == Some("cpu") && parent_path == "/cpus" {
             if let Some(reg) = node_regs(&node, buses).first() {

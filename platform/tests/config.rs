@@ -370,6 +370,74 @@ fn bad_restart_limit() -> Case {
     }
 }
 
+fn colours_not_allowed() -> Case {
+    let mut config = board("rpi4");
+    partition_mut(&mut config, "linux").colours = vec![8];
+    Case {
+        config,
+        expected: ConfigError::ColoursNotAllowed {
+            partition: "linux".into(),
+            why: "it is Linux (only an RT partition may be coloured)",
+        },
+        parts: &["`linux` has colours", "only an RT partition"],
+    }
+}
+
+fn colour_out_of_range() -> Case {
+    let mut config = board("rpi4");
+    partition_mut(&mut config, "rt").colours = vec![0, 16];
+    Case {
+        config,
+        expected: ConfigError::ColourOutOfRange {
+            partition: "rt".into(),
+            colour: 16,
+            colours: 16,
+        },
+        parts: &["colour 16", "colours 0-15"],
+    }
+}
+
+fn colour_twice() -> Case {
+    // Two RT partitions, one CPU and half the RAM each, sharing colour 1.
+    let mut config = board("rpi4");
+    let rt = partition_mut(&mut config, "rt");
+    rt.cpus = vec![2];
+    rt.ram = vec![Region::new(0x0400_0000, 0x0300_0000)];
+    rt.colours = vec![0, 1];
+    let mut rt2 = rt.clone();
+    rt2.name = "rt2".into();
+    rt2.cpus = vec![3];
+    rt2.ram = vec![Region::new(0x0700_0000, 0x0300_0000)];
+    rt2.colours = vec![1, 2];
+    config.partitions.push(rt2);
+    Case {
+        config,
+        expected: ConfigError::ColourTwice {
+            colour: 1,
+            first: "rt".into(),
+            second: "rt2".into(),
+        },
+        parts: &["colour 1", "`rt` and to `rt2`"],
+    }
+}
+
+#[test]
+fn colours_need_a_cache_and_an_rt_partition() {
+    let mut config = board("rpi4");
+    partition_mut(&mut config, "rt").colours = (0..8).collect();
+    assert_eq!(config.validate(), Ok(()));
+    config.board.cache = None;
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.name(), "colours-not-allowed");
+    assert!(err.to_string().contains("no [board] cache"), "{err}");
+    let mut config = board("rpi4");
+    let linux = partition_mut(&mut config, "linux");
+    linux.dtb_ram.clear();
+    linux.colours = vec![9];
+    let err = config.validate().unwrap_err();
+    assert!(err.to_string().contains("it is Linux"), "{err}");
+}
+
 #[test]
 fn refuses_a_partition_owning_the_line_of_hvs_console() {
     let mut config = virt();
@@ -401,14 +469,14 @@ fn kernel_outside_hv() -> Case {
         .sdcard
         .as_mut()
         .expect("rpi4 has an SD card")
-        .kernel_address = hv.base + hv.size;
+        .load_address = hv.base + hv.size;
     Case {
         config,
         expected: ConfigError::KernelOutsideHv {
             address: hv.base + hv.size,
             hv,
         },
-        parts: &["kernel_address 0x4000000", "hv's RAM"],
+        parts: &["load_address 0x4000000", "hv's RAM"],
     }
 }
 
@@ -437,11 +505,14 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::TooManyCpus { .. } => 18,
         ConfigError::SecondLinuxPartition { .. } => 19,
         ConfigError::ExitlessLinux { .. } => 20,
-        ConfigError::FaultPolicyOnLinux { .. } => 21,
-        ConfigError::BadRestartLimit { .. } => 22,
+        ConfigError::ColoursNotAllowed { .. } => 21,
+        ConfigError::ColourOutOfRange { .. } => 22,
+        ConfigError::ColourTwice { .. } => 23,
+        ConfigError::FaultPolicyOnLinux { .. } => 24,
+        ConfigError::BadRestartLimit { .. } => 25,
     }
 }
-const VARIANTS: usize = 23;
+const VARIANTS: usize = 26;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -465,6 +536,9 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     too_many_cpus,
     second_linux_partition,
     exitless_linux,
+    colours_not_allowed,
+    colour_out_of_range,
+    colour_twice,
     fault_policy_on_linux,
     bad_restart_limit,
 ];
@@ -742,7 +816,8 @@ fn board_files_say_what_the_boards_are() {
     );
     let card = pi.sdcard.as_ref().expect("rpi4 boots from an SD card");
     assert_eq!(card.dtb, "broadcom/bcm2711-rpi-4-b.dtb");
-    assert_eq!(card.kernel_address, pi.hv.ram.base + 0x8_0000);
+    // The firmware's own default: hv runs wherever it is loaded.
+    assert_eq!(card.load_address, 0x20_0000);
     assert_eq!(qemu.extra_args, ["-no-reboot"]);
 }
 
@@ -938,4 +1013,32 @@ fn a_board_file_names_its_fault_policy() {
     let bad = board_text("virt").replace("name = \"rt\"", "name = \"rt\"\non_fault = \"reboot\"");
     let err = Config::from_toml(&bad).expect_err("unknown policy refused");
     assert!(err.to_string().contains("stop-vcpu"), "{err}");
+}
+
+#[test]
+fn dtb_ram_windows_may_lie_outside_the_board_ram_but_never_overlap_owned_ram() {
+    let pi = board("rpi4");
+    let linux = pi.partition("linux").expect("rpi4 has linux");
+    let window = linux.dtb_ram[0];
+    assert!(
+        !pi.board.ram.iter().any(|b| b.contains(&window)),
+        "the window reaches past the RAM every Pi 4 has"
+    );
+    assert_eq!(pi.validate(), Ok(()));
+
+    let mut config = pi.clone();
+    partition_mut(&mut config, "rt").dtb_ram = vec![Region::new(0x3b30_0000, 0x20_0000)];
+    let err = config
+        .validate()
+        .expect_err("the window overlaps the channel");
+    assert_eq!(err.name(), "overlapping-ram", "{err}");
+    assert!(
+        err.to_string().contains("partition `rt` (dtb_ram)"),
+        "{err}"
+    );
+
+    let mut config = pi;
+    partition_mut(&mut config, "rt").dtb_ram = vec![window];
+    let err = config.validate().expect_err("two windows overlap");
+    assert_eq!(err.name(), "overlapping-ram", "{err}");
 }

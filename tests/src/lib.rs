@@ -19,7 +19,8 @@ use xtask::qemu::{self, Boot, BootLog};
 /// few milliseconds, a loaded host only stretches that.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
-static BUILD: Mutex<()> = Mutex::new(());
+/// Held while a test builds an image, so two tests never build into the same files at once.
+pub static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// The board's config and the file to boot: its system image, or for a board that boots
 /// from an SD card the card's kernel file (built once per test process if needed).
@@ -27,7 +28,7 @@ pub fn board(name: &str) -> (Config, PathBuf) {
     let config = xtask::boards::load(name).unwrap_or_else(|e| panic!("{e}"));
     let path = xtask::image::boot_file(&config, name);
     if std::env::var_os("BULKHEAD_IMAGES_BUILT").is_none() || !path.exists() {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         xtask::image::system_image(&config).unwrap_or_else(|e| panic!("building {name}: {e}"));
     }
     (config, path)
@@ -44,7 +45,7 @@ pub fn boot(boot: &Boot) -> BootLog {
 pub fn board_exitless(name: &str) -> (Config, PathBuf) {
     let (config, _) = board(name);
     let (config, stem) = xtask::boards::exitless_variant(config);
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = xtask::image::system_image_as(&config, &stem)
         .unwrap_or_else(|e| panic!("building {stem}: {e}"));
     (config, path)
@@ -58,7 +59,7 @@ pub fn board_variant(name: &str, stem: &str, edit: impl FnOnce(&mut Config)) -> 
     config
         .validate()
         .unwrap_or_else(|e| panic!("variant {stem}: {e}"));
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = xtask::image::system_image_as(&config, stem)
         .unwrap_or_else(|e| panic!("building {stem}: {e}"));
     (config, path)

@@ -22,10 +22,10 @@ commands:
                      to Linux's web HMI and its URL printed
   build [--board NAME]
                      build the system image only (target/images/NAME.img)
-  image --board NAME
+  image --board NAME [--append \"WORDS\"]
                      the SD card of a board that boots from one (rpi4):
                      target/images/NAME-sd.img and the folder NAME-sd/ (its
-                     cmdline.txt holds the boot arguments)
+                     cmdline.txt holds the WORDS, checked like run --append)
   test               fmt, clippy, host unit tests, QEMU tests on every board
   bench [--only PART]
                      deterministic measurements under -icount (parts: kernel, probe,

@@ -127,6 +127,16 @@ pub fn boot_file(config: &Config, stem: &str) -> PathBuf {
 
 /// Like [`system_image`], written as `target/images/STEM.img` (for config variants).
 pub fn system_image_as(config: &Config, stem: &str) -> Result<PathBuf, Error> {
+    system_image_with_cmdline(config, stem, &[])
+}
+
+/// Like [`system_image_as`]; a board that boots from an SD card gets `cmdline` (checked
+/// boot arguments) in its card's cmdline.txt.
+pub fn system_image_with_cmdline(
+    config: &Config,
+    stem: &str,
+    cmdline: &[String],
+) -> Result<PathBuf, Error> {
     let bins = build_binaries()?;
     let hv = flatten(&read(&bins.hv)?).map_err(|e| Error::new(format!("hv: {e}")))?;
     let guest_rt =
@@ -161,7 +171,7 @@ pub fn system_image_as(config: &Config, stem: &str) -> Result<PathBuf, Error> {
         guest_rt.len() / 1024
     ));
     if config.sdcard.is_some() {
-        return Ok(sdcard::build(config, stem, &path)?.kernel());
+        return Ok(sdcard::build(config, stem, &path, cmdline)?.kernel());
     }
     Ok(path)
 }

@@ -3,7 +3,8 @@
 //! * `cargo xtask run [--board NAME] [--smoke] [--app NAME] [--append "WORDS"] [--gdb]`: set the
 //!   machine up, build, boot.
 //! * `cargo xtask build [--board NAME]`: the system image only.
-//! * `cargo xtask image --board NAME`: a board's SD card (rpi4).
+//! * `cargo xtask image --board NAME [--append "WORDS"]`: a board's SD card (rpi4), the
+//!   words in its cmdline.txt.
 //! * `cargo xtask bench`: deterministic measurements under `-icount`.
 //! * `cargo xtask test`: formatting, lints, host unit tests, QEMU tests, one summary line.
 //! * `cargo xtask help`: commands, boards, apps, self-tests, boot arguments, console keys.
@@ -109,7 +110,9 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
         "run" => run(&parse_options(rest)?),
         "build" => build(&parse_options(rest)?),
         "image" => {
-            let options = parse_options(rest)?;
+            let mut options = parse_options(rest)?;
+            // A card's boot arguments are its cmdline.txt: checked like `run --append`.
+            let append = options.append.take();
             only_run_options(&options, "image")?;
             let config = boards::load(&options.board)?;
             if config.sdcard.is_none() {
@@ -123,8 +126,9 @@ fn dispatch(args: &[String]) -> Result<(), Error> {
                         .join(", ")
                 )));
             }
+            let words = append::words(append.as_deref().unwrap_or(""), &config)?;
             setup::ensure_rust_target()?;
-            image::system_image(&config).map(|_| ())
+            image::system_image_with_cmdline(&config, &config.name, &words).map(|_| ())
         }
         "test" => suite::run_all(),
         "bench" => match rest {
@@ -147,7 +151,7 @@ fn build(options: &Options) -> Result<(), Error> {
 }
 
 /// `--append`, `--smoke`, `--app` and `--gdb` are about a run: refused elsewhere rather
-/// than ignored. (A Pi's boot arguments are its card's `cmdline.txt`.)
+/// than ignored. (A Pi's boot arguments are its card's `cmdline.txt`: `image --append`.)
 fn only_run_options(options: &Options, command: &str) -> Result<(), Error> {
     let used = [
         ("--append", options.append.is_some()),
@@ -158,7 +162,7 @@ fn only_run_options(options: &Options, command: &str) -> Result<(), Error> {
     match used.iter().find(|(_, used)| *used) {
         Some((option, _)) => Err(Error::new(format!(
             "{option} is an option of `run`, not of `{command}` (on a Pi, boot arguments go \
-             in its SD card's cmdline.txt)"
+             in its SD card's cmdline.txt: `cargo xtask image --append`)"
         ))),
         None => Ok(()),
     }

@@ -57,18 +57,31 @@ pub fn dtb_name(card: &SdCardSpec) -> &str {
     card.dtb.rsplit('/').next().unwrap_or(&card.dtb)
 }
 
-/// The firmware's config.txt for a board with hv loaded at `card.kernel_address`.
+/// Where the Pi 4's firmware loads a 64-bit kernel unless config.txt says otherwise.
+pub const FIRMWARE_LOAD_ADDRESS: u64 = 0x20_0000;
+
+/// The firmware's config.txt for a board whose hv the firmware loads at
+/// `card.load_address`.
 pub fn config_txt(card: &SdCardSpec) -> String {
+    let load = if card.load_address == FIRMWARE_LOAD_ADDRESS {
+        format!(
+            "# hv is position independent: the firmware's default load address for a 64-bit\n\
+             # kernel ({FIRMWARE_LOAD_ADDRESS:#x}) lies in hv's RAM, so no kernel_address here.\n"
+        )
+    } else {
+        format!(
+            "# The board file loads hv elsewhere than the firmware's default.\n\
+             kernel_address={:#x}\n",
+            card.load_address
+        )
+    };
     format!(
         "\
 # Bulkhead on a Raspberry Pi 4, written by `cargo xtask image`.
 # The firmware loads {KERNEL_FILE} (hv and its payloads) and enters it at EL2.
 arm_64bit=1
 kernel={KERNEL_FILE}
-# hv is position independent, but its board file reserves its RAM from 0: load it where
-# that RAM expects it rather than at the firmware's default 0x200000.
-kernel_address={address:#x}
-device_tree={dtb}
+{load}device_tree={dtb}
 # The console is the PL011 (uart0) on GPIO 14/15 (pins 8 and 10), 115200 8N1: by default
 # the mini-UART sits there and the PL011 drives Bluetooth, so mux the pins to ALT0.
 enable_uart=1
@@ -80,18 +93,41 @@ enable_gic=1
 #arm_freq=1500
 #force_turbo=1
 ",
-        address = card.kernel_address,
         dtb = dtb_name(card),
     )
 }
 
-/// Boot arguments: the firmware puts this file's words in `/chosen/bootargs`, after its
-/// own (which hv ignores). Empty: the user adds words here (`rt.app=latency`, ...).
-pub const CMDLINE_TXT: &str = "\n";
+/// cmdline.txt: the boot arguments (`cargo xtask image --append`, checked like `run
+/// --append`) on one line. The firmware puts them in `/chosen/bootargs` after its own
+/// words, which hv ignores; with none, the line is empty.
+pub fn cmdline_txt(words: &[String]) -> String {
+    format!("{}\n", words.join(" "))
+}
+
+/// Refuses a system image the firmware would load past the end of hv's RAM (hv checks
+/// it again at boot, but then the board is already booting).
+pub fn check_fits(config: &Config, card: &SdCardSpec, image_len: u64) -> Result<(), Error> {
+    let hv = config.hv.ram;
+    let end = card.load_address + image_len;
+    if hv.end().is_some_and(|hv_end| end <= hv_end) {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "board `{}`: the system image ({} KiB) loaded at {:#x} ends at {end:#x}, past hv's RAM {hv}",
+        config.name,
+        image_len / 1024,
+        card.load_address
+    )))
+}
 
 /// Builds the card of `config` around the system image at `system_image`, in the folder
-/// and image named after `stem`.
-pub fn build(config: &Config, stem: &str, system_image: &Path) -> Result<SdCard, Error> {
+/// and image named after `stem`, with `cmdline` (checked boot arguments) in cmdline.txt.
+pub fn build(
+    config: &Config,
+    stem: &str,
+    system_image: &Path,
+    cmdline: &[String],
+) -> Result<SdCard, Error> {
     let card = config.sdcard.as_ref().ok_or_else(|| {
         Error::new(format!(
             "board `{}` has no [sdcard] section: it does not boot from an SD card",
@@ -107,8 +143,10 @@ pub fn build(config: &Config, stem: &str, system_image: &Path) -> Result<SdCard,
     }
     files.push((dtb_name(card).into(), read(&dtb)?));
     files.push(("config.txt".into(), config_txt(card).into_bytes()));
-    files.push(("cmdline.txt".into(), CMDLINE_TXT.as_bytes().to_vec()));
-    files.push((KERNEL_FILE.into(), read(system_image)?));
+    files.push(("cmdline.txt".into(), cmdline_txt(cmdline).into_bytes()));
+    let kernel = read(system_image)?;
+    check_fits(config, card, kernel.len() as u64)?;
+    files.push((KERNEL_FILE.into(), kernel));
 
     let dir = card_dir(stem);
     let _ = std::fs::remove_dir_all(&dir);
@@ -271,22 +309,49 @@ mod tests {
     }
 
     #[test]
-    fn config_txt_loads_hv_where_its_ram_expects_it_and_muxes_the_pl011() {
-        let card = SdCardSpec {
+    fn config_txt_leaves_the_firmware_default_load_address_and_muxes_the_pl011() {
+        let mut card = SdCardSpec {
             dtb: "broadcom/bcm2711-rpi-4-b.dtb".into(),
-            kernel_address: 0x8_0000,
+            load_address: FIRMWARE_LOAD_ADDRESS,
         };
         let text = config_txt(&card);
         for line in [
             "arm_64bit=1",
             "kernel=bulkhead.img",
-            "kernel_address=0x80000",
             "device_tree=bcm2711-rpi-4-b.dtb",
             "enable_uart=1",
             "gpio=14-15=a0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
+        assert!(
+            !text.lines().any(|l| l.starts_with("kernel_address")),
+            "{text}"
+        );
         assert_eq!(dtb_name(&card), "bcm2711-rpi-4-b.dtb");
+
+        card.load_address = 0x8_0000;
+        assert!(config_txt(&card)
+            .lines()
+            .any(|l| l == "kernel_address=0x80000"));
+    }
+
+    #[test]
+    fn cmdline_txt_holds_the_words_on_one_line() {
+        assert_eq!(cmdline_txt(&[]), "\n");
+        let words = ["rt.app=latency".to_string(), "linux.quiet".to_string()];
+        assert_eq!(cmdline_txt(&words), "rt.app=latency linux.quiet\n");
+    }
+
+    #[test]
+    fn an_image_the_firmware_would_load_past_hvs_ram_is_refused() {
+        let config = crate::boards::load("rpi4").unwrap();
+        let card = config.sdcard.clone().unwrap();
+        let room = config.hv.ram.end().unwrap() - card.load_address;
+        assert!(check_fits(&config, &card, room).is_ok());
+        let e = check_fits(&config, &card, room + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("past hv's RAM [0x0..0x4000000)"), "{e}");
     }
 }

@@ -77,7 +77,7 @@ const MAX_PAYLOAD_BYTES: u64 = 512 << 20;
 /// `addr` is zero, misaligned, or the address of memory readable for the rest of hv's
 /// life that nothing writes (the DTB pointer the firmware passes in x0 under the arm64
 /// boot protocol, read before anything could reuse that memory: hv reserves it).
-unsafe fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
+pub(super) unsafe fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
     if addr == 0 || !addr.is_multiple_of(8) {
         return Err(alloc::format!("no usable DTB pointer in x0 ({addr:#x})"));
     }
@@ -102,7 +102,7 @@ unsafe fn dtb_slice(addr: usize) -> Result<&'static [u8], String> {
 }
 
 /// The payload table after hv's image, validated.
-fn payloads() -> Result<Payloads<'static>, String> {
+pub(super) fn payloads() -> Result<Payloads<'static>, String> {
     let at = hv_image::payload_table_addr();
     // SAFETY: the loader copied the whole system image file, and the table sits right
     // after hv's own memory; reading its fixed-size header stays inside the file.
@@ -117,7 +117,7 @@ fn payloads() -> Result<Payloads<'static>, String> {
     Payloads::parse(bytes).map_err(|e| e.to_string())
 }
 
-fn load_config(payloads: &Payloads<'static>) -> Result<Config, String> {
+pub(super) fn load_config(payloads: &Payloads<'static>) -> Result<Config, String> {
     let bytes = payloads
         .get(PayloadKind::Config)
         .map_err(|e| e.to_string())?;
@@ -130,7 +130,7 @@ fn load_config(payloads: &Payloads<'static>) -> Result<Config, String> {
 
 /// The UART to report on: the config's console, else (the config being unreadable) the
 /// DTB's first enabled PL011.
-fn console_base(config: Option<&Config>, board: Option<&BoardInfo>) -> Option<u64> {
+pub(super) fn console_base(config: Option<&Config>, board: Option<&BoardInfo>) -> Option<u64> {
     if let Some(dev) = config.and_then(|c| c.device(&c.hv.console)) {
         return Some(dev.base);
     }
@@ -162,8 +162,9 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     // SAFETY: the console PL011 belongs to hv (config) and the MMU is still off.
     unsafe { console::init(uart as usize) };
     info!(
-        "Bulkhead hv {} starting on CPU 0 at EL2 (DTB at {dtb:#x})",
-        env!("CARGO_PKG_VERSION")
+        "Bulkhead hv {} starting on CPU 0 at EL2, loaded at {:#x} (DTB at {dtb:#x})",
+        env!("CARGO_PKG_VERSION"),
+        hv_image::hv_region().base
     );
 
     let board = board.unwrap_or_else(|e| fatal!("cannot read the board's DTB: {e}"));
@@ -186,6 +187,7 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
             mismatches.len()
         );
     }
+    let config = take_board_ram(config, &board);
     smp::check_topology(&board).unwrap_or_else(|e| fatal!("unsupported CPU layout: {e}"));
     if cpu::mpidr() & 0xff_00ff_ffff != board.cpus[0].mpidr {
         fatal!(
@@ -244,10 +246,42 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     vcpu::run(0)
 }
 
-/// Secondary CPUs, entered from `arch::entry` with the MMU off.
+/// The config with the RAM each partition takes from the DTB (`hv_core::board_ram`), or a
+/// fatal error naming every rule the board file's fixed RAM breaks.
+fn take_board_ram(mut config: Config, board: &BoardInfo) -> Config {
+    match hv_core::board_ram::assign(&config, &board.memory, &board.reserved) {
+        Ok(assignment) => {
+            for t in &assignment.taken {
+                let ram: Vec<String> = t.regions.iter().map(|r| alloc::format!("{r}")).collect();
+                info!(
+                    "  partition `{}` takes RAM from the DTB in {}: {}",
+                    config.partitions[t.partition].name,
+                    t.window,
+                    if ram.is_empty() {
+                        "none reported there".to_string()
+                    } else {
+                        ram.join(" ")
+                    }
+                );
+            }
+            assignment.apply(&mut config);
+            config
+        }
+        Err(refusals) => {
+            for r in &refusals {
+                console::line(Level::Error, format_args!("board RAM: {r}"));
+            }
+            fatal!(
+                "board config `{}` does not fit the RAM the DTB reports ({} refused)",
+                config.name,
+                refusals.len()
+            )
+        }
+    }
+}
+
+/// Secondary CPUs, entered from `arch::entry` with the MMU and caches already on.
 pub extern "C" fn secondary_main(index: usize) -> ! {
-    // SAFETY: the boot CPU built and published the tables before starting this CPU.
-    unsafe { mmu::enable() };
     info!(
         "ready: cpu {index} online at EL2, MPIDR {:#x}",
         cpu::mpidr()
@@ -290,6 +324,8 @@ fn start_partition(
     payloads: &Payloads<'static>,
     board: &BoardInfo,
 ) -> Running {
+    let (coloured, ram_runs) = colour_plan(p, config);
+    let p = &coloured;
     let bootargs = board.bootargs.as_deref().unwrap_or("");
     let gic = board.gic.as_ref().expect("the board check requires a GIC");
     let linux = p.kind == PartitionKind::Linux;
@@ -382,10 +418,17 @@ fn start_partition(
         );
     }
     let mut tables = Stage2Tables::new();
-    for region in &p.ram {
+    if ram_runs.is_empty() {
+        for region in &p.ram {
+            tables.map_ram(*region).unwrap_or_else(|e| {
+                fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name)
+            });
+        }
+    }
+    for run in &ram_runs {
         tables
-            .map_ram(*region)
-            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name));
+            .map_ram_at(run.ipa, run.pa, run.size)
+            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {run:?}: {e:?}", p.name));
     }
     // The channel's memory is in every partition, non-cacheable and never executable.
     if let Some(channel) = &config.channel {
@@ -450,6 +493,7 @@ fn start_partition(
         initrd: linux_nodes.map(|(bytes, nodes)| (bytes, nodes.initrd.base)),
         console: linux_nodes.map(|(_, nodes)| EmulatedConsole::new(nodes.console)),
         control: linux_nodes.map(|(_, nodes)| nodes.control),
+        ram_runs,
     };
     partition.reset_interrupts();
     for &intid in &p.irqs {
@@ -480,7 +524,33 @@ fn start_partition(
     partition
 }
 
-fn set_power_method(board: &BoardInfo) {
+/// A partition as its guest sees it and, if the board file colours it, the runs of its
+/// pages of those colours (its `ram` becomes the contiguous IPA range they back).
+fn colour_plan(
+    p: &platform::config::Partition,
+    config: &Config,
+) -> (platform::config::Partition, Vec<hv_core::cache_colour::Run>) {
+    let (false, Some(cache)) = (p.colours.is_empty(), config.board.cache) else {
+        return (p.clone(), Vec::new());
+    };
+    let plan = hv_core::cache_colour::plan(p, cache)
+        .unwrap_or_else(|e| fatal!("partition `{}`: its colours: {e}", p.name));
+    let pool: Vec<String> = p.ram.iter().map(|r| alloc::format!("{r}")).collect();
+    info!(
+        "partition `{}`: colours {:?} of {}: RAM {} from {} runs of {}",
+        p.name,
+        p.colours,
+        cache.colours(),
+        plan.ipa,
+        plan.runs.len(),
+        pool.join(" ")
+    );
+    let mut seen = p.clone();
+    seen.ram = alloc::vec![plan.ipa];
+    (seen, plan.runs)
+}
+
+pub(super) fn set_power_method(board: &BoardInfo) {
     if let Some(conduit) = board.psci {
         power::set_method(power::Method::Psci(conduit));
     } else if let Some(wdt) = board.watchdog {
@@ -505,8 +575,9 @@ fn setup_memory(config: &Config, board: &BoardInfo, dtb: Region, payload_bytes: 
             config.name
         );
     }
-    // Keep firmware's spin-table slots and the DTB out of the heap.
+    // Keep firmware's spin-table slots, its reservations and the DTB out of the heap.
     let mut used: Vec<Region> = alloc::vec![image_with_payloads, dtb];
+    used.extend_from_slice(&board.reserved);
     for c in &board.cpus {
         if let CpuEnable::SpinTable { release_addr } = c.enable {
             used.push(Region::new(release_addr & !0xfff, 0x1000));

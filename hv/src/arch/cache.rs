@@ -1,5 +1,6 @@
 //! Cache maintenance for memory hv writes and another agent reads with caches off:
-//! guest images and DTBs (a guest starts with its MMU and caches off).
+//! guest images and DTBs (a guest starts with its MMU and caches off), and what a
+//! secondary CPU reads before its MMU is on.
 
 use tock_registers::register_bitfields;
 use tock_registers::LocalRegisterCopy;
@@ -33,4 +34,18 @@ pub fn clean_for_guest(start: u64, len: u64) {
     }
     // SAFETY: barriers and I-cache invalidation only order and discard cached state.
     unsafe { core::arch::asm!("dsb sy", "ic ialluis", "dsb sy", "isb", options(nostack)) };
+}
+
+/// Cleans `[start, start + len)` to the point of coherency (the lines stay valid), so an
+/// agent reading memory with caches off sees what this CPU wrote.
+pub fn clean_to_poc(start: u64, len: u64) {
+    let line = dcache_line();
+    let mut addr = start & !(line - 1);
+    while addr < start + len {
+        // SAFETY: cleaning a line only writes it back to memory.
+        unsafe { core::arch::asm!("dc cvac, {0}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: a barrier only orders the cleans before what follows.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }

@@ -20,3 +20,4 @@ pub mod smp;
 pub mod stats;
 pub mod vconsole;
 pub mod vcpu;
+pub mod wrong_level;

@@ -48,33 +48,77 @@ pub trait PartitionRestart {
     fn reset_interrupts(&self);
 }
 
+/// Copies `bytes` (or zeros, with `None`) to the guest's IPA `ipa`..`ipa + len` of a
+/// coloured partition, page run by page run, and cleans what it wrote for a CPU starting
+/// with caches off.
+trait ColouredCopy {
+    fn copy_through_runs(&self, ipa: u64, bytes: Option<&[u8]>, len: u64);
+}
+
+impl ColouredCopy for Running {
+    fn copy_through_runs(&self, ipa: u64, bytes: Option<&[u8]>, len: u64) {
+        let Some(pieces) = hv_core::cache_colour::pieces(&self.ram_runs, ipa, len) else {
+            crate::fatal!(
+                "partition `{}`: [{ipa:#x}+{len:#x}) is not in its coloured RAM",
+                self.name
+            );
+        };
+        for (pa, offset, size) in pieces {
+            // SAFETY: `pa..pa + size` is a run of this partition's own RAM (its plan, from
+            // its board-file RAM, which hv maps and no other partition owns), and no vCPU
+            // of the partition runs while it is loaded; `bytes` has `len` bytes.
+            unsafe {
+                match bytes {
+                    Some(b) => core::ptr::copy_nonoverlapping(
+                        b.as_ptr().add(offset as usize),
+                        pa as *mut u8,
+                        size as usize,
+                    ),
+                    None => core::ptr::write_bytes(pa as *mut u8, 0, size as usize),
+                }
+            }
+            cache::clean_for_guest(pa, size);
+        }
+    }
+}
+
 impl PartitionRestart for Running {
     /// Copies the Image (zeroing the rest of its memory) and the DTB into the partition's
     /// RAM and makes them visible to a CPU starting with caches off. Used at boot and at
     /// every reset, when no vCPU of the partition runs.
     unsafe fn load(&self) {
         let p = &self.placement;
-        // SAFETY: the caller vouches for the placement: `guest_image::place` checked that
-        // the Image (with its memory size) and the DTB room lie inside the partition's RAM,
-        // which hv maps and which no vCPU of the partition is running in.
-        unsafe {
-            let load = p.load as *mut u8;
-            core::ptr::copy_nonoverlapping(self.image.as_ptr(), load, self.image.len());
-            core::ptr::write_bytes(
-                load.add(self.image.len()),
-                0,
-                p.size as usize - self.image.len(),
-            );
-            core::ptr::copy_nonoverlapping(self.dtb.as_ptr(), p.dtb as *mut u8, self.dtb.len());
+        if self.ram_runs.is_empty() {
+            // SAFETY: the caller vouches for the placement: `guest_image::place` checked
+            // that the Image (with its memory size) and the DTB room lie inside the
+            // partition's RAM, which hv maps and which no vCPU of the partition is running
+            // in.
+            unsafe {
+                let load = p.load as *mut u8;
+                core::ptr::copy_nonoverlapping(self.image.as_ptr(), load, self.image.len());
+                core::ptr::write_bytes(
+                    load.add(self.image.len()),
+                    0,
+                    p.size as usize - self.image.len(),
+                );
+                core::ptr::copy_nonoverlapping(self.dtb.as_ptr(), p.dtb as *mut u8, self.dtb.len());
+            }
+            cache::clean_for_guest(p.load, p.size);
+            cache::clean_for_guest(p.dtb, self.dtb.len() as u64);
+        } else {
+            // A coloured partition: its IPA is not its PA, so every byte goes through its
+            // runs (the same placement, checked against its IPA range).
+            let image_len = self.image.len() as u64;
+            self.copy_through_runs(p.load, Some(self.image), image_len);
+            self.copy_through_runs(p.load + image_len, None, p.size - image_len);
+            self.copy_through_runs(p.dtb, Some(&self.dtb), self.dtb.len() as u64);
         }
-        cache::clean_for_guest(p.load, p.size);
-        cache::clean_for_guest(p.dtb, self.dtb.len() as u64);
         if let Some(console) = &self.console {
             console.reset();
         }
         if let Some((bytes, at)) = self.initrd {
             // SAFETY: as above; `guest_image::place_initrd` put the initramfs between the
-            // Image's memory and the DTB room.
+            // Image's memory and the DTB room (Linux, never coloured: IPA = PA).
             unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
             cache::clean_for_guest(at, bytes.len() as u64);
         }
