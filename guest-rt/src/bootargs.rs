@@ -30,6 +30,11 @@ pub const HEARTBEAT_MS: (u64, u64) = (1, 86_400_000);
 /// `rt.latency.interval-us`: the accepted range (10 us to 1 s): below 10 us a period is
 /// shorter than one wake-up path; above 1 s nobody is probing latency.
 pub const LATENCY_INTERVAL_US: (u64, u64) = (10, 1_000_000);
+/// `rt.control.period-us`: the accepted range (100 us to 10 ms, the `control` crate's
+/// period range: below 100 us a period is shorter than the loop's three threads' work).
+pub const CONTROL_PERIOD_US: (u64, u64) = (100, 10_000);
+/// `rt.control.period-us` when absent (1 kHz).
+pub const DEFAULT_CONTROL_PERIOD_US: u64 = 1_000;
 /// `rt.heartbeat-ms` when absent.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 10_000;
 /// `rt.latency.interval-us` when absent.
@@ -67,6 +72,12 @@ pub const PARAMS: &[Param] = &[
         range: "0..=18446744073709551615",
         default: "0 (run for ever)",
         meaning: "stop the latency probe after this many periods, then report ready",
+    },
+    Param {
+        name: "rt.control.period-us",
+        range: "100..=10000",
+        default: "1000 (1 kHz)",
+        meaning: "the control loop's period (`rt.app=control`)",
     },
 ];
 
@@ -122,6 +133,7 @@ pub struct BootArgs {
     pub latency_interval_us: u64,
     /// 0: run for ever.
     pub latency_periods: u64,
+    pub control_period_us: u64,
 }
 
 impl Default for BootArgs {
@@ -132,6 +144,7 @@ impl Default for BootArgs {
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             latency_interval_us: DEFAULT_LATENCY_INTERVAL_US,
             latency_periods: 0,
+            control_period_us: DEFAULT_CONTROL_PERIOD_US,
         }
     }
 }
@@ -273,6 +286,9 @@ pub fn parse(line: &str, catalog: &Catalog) -> Result<BootArgs, Vec<Refusal>> {
                 number(value, LATENCY_INTERVAL_US).map(|n| args.latency_interval_us = n)
             }
             "rt.latency.periods" => number(value, (0, u64::MAX)).map(|n| args.latency_periods = n),
+            "rt.control.period-us" => {
+                number(value, CONTROL_PERIOD_US).map(|n| args.control_period_us = n)
+            }
             _ => unreachable!("every name of PARAMS has a case"),
         };
         if let Err(reason) = outcome {
@@ -341,9 +357,16 @@ mod tests {
                 heartbeat_ms: 1_000_000,
                 latency_interval_us: 1_000,
                 latency_periods: 1_000,
+                control_period_us: DEFAULT_CONTROL_PERIOD_US,
             }
         );
         assert_eq!(parse("rt.app=kernel-bench", &FULL).unwrap().app, Some(1));
+        assert_eq!(
+            parse("rt.control.period-us=500", &FULL)
+                .unwrap()
+                .control_period_us,
+            500
+        );
         for (word, test) in [
             ("hypercalls", SelfTest::Hypercalls),
             ("system-off", SelfTest::SystemOff),
@@ -379,6 +402,8 @@ mod tests {
             ("rt.latency.interval-us=-5", Reason::NotANumber),
             ("rt.latency.interval-us=+5", Reason::NotANumber),
             ("rt.heartbeat-ms=0", range(HEARTBEAT_MS)),
+            ("rt.control.period-us=99", range(CONTROL_PERIOD_US)),
+            ("rt.control.period-us=10001", range(CONTROL_PERIOD_US)),
             (
                 "rt.heartbeat-ms=99999999999999999999999",
                 range(HEARTBEAT_MS),
