@@ -183,7 +183,8 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
             s.lines_from(at)[0]
         );
     }
-    let (_, line) = report(&mut s, s.line_count(), 0);
+    let now = s.line_count();
+    let (_, line) = report(&mut s, now, 0);
     assert!(line.contains("watchdog tripped-speed, params v2"), "{line}");
     let tripped = watch(&mut s);
     assert_eq!(
@@ -208,4 +209,38 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
     let after = watch(&mut s);
     assert_eq!(numbers(&after, "missed"), [0.0, 0.0], "{after}");
     assert_eq!(after.matches("\"watchdog\":\"armed\"").count(), 2, "{after}");
+}
+
+/// The loop alone (`bulkhead.only=rt`) under -icount: both vCPUs hold the set-point and
+/// miss no deadline over their first reports.
+#[test]
+fn virt_control_loop_alone_misses_nothing() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs = vec![
+        xtask::qemu::only_rt(&config),
+        "rt.app=control".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+    ];
+    let log = bulkhead_tests::boot_until(&b, |lines| {
+        (0..2).all(|v| {
+            lines
+                .iter()
+                .filter(|l| l.contains(&format!("control vCPU {v}: period ")))
+                .count()
+                >= 3
+        })
+    });
+    let text = log.text();
+    for v in 0..2 {
+        let reports: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("control vCPU {v}: period ")))
+            .collect();
+        assert!(reports.len() >= 3, "{text}");
+        let last = reports[2];
+        assert!(last.contains("misses 0, watchdog armed"), "{last}");
+        assert!((field(last, "measurement") - 1.0).abs() < 0.001, "{last}");
+    }
 }

@@ -387,6 +387,8 @@ impl<T> Drop for PerCpuGuard<'_, T> {
 /// [`guest_rt::sync::rcu`], its read side an rwsem's: readers share it, sleep only while
 /// a writer publishes, and are preemptible throughout).
 pub struct RcuCell<T> {
+    /// The cell's guard, kept apart so that finding it costs no kernel entry.
+    guard: RcuGuard,
     inner: spin::Mutex<KernelRcu<T>>,
 }
 
@@ -394,19 +396,16 @@ impl<T> RcuCell<T> {
     pub fn new(value: T) -> Self {
         let guard = threads::with(|k, _| RcuGuard::RwSem(k.rwsem_create()));
         Self {
+            guard,
+            // Only kernel entries lock it, and they exclude each other: never contended.
             inner: spin::Mutex::new(KernelRcu::new(guard, value)),
         }
-    }
-
-    fn guard(&self) -> RcuGuard {
-        // Only kernel entries lock `inner`, and they exclude each other: never contended.
-        threads::with(|_, _| self.inner.lock().guard())
     }
 
     /// Runs `op` on the current version, inside the read side; `op` runs inside a kernel
     /// entry (copy out what you need).
     pub fn read<R>(&self, op: impl FnOnce(&T) -> R) -> R {
-        let guard = self.guard();
+        let guard = self.guard;
         wait_or_panic("RcuCell::read", |k, cpu| match guard {
             RcuGuard::RwSem(r) => Ok(k.down_read(cpu, r)),
             RcuGuard::Mutex(m) => k.lock(cpu, m),
@@ -434,7 +433,7 @@ impl<T> RcuCell<T> {
 
     /// Publishes `value` as the new version (waits for readers inside the read side).
     pub fn publish(&self, value: T) {
-        let guard = self.guard();
+        let guard = self.guard;
         wait_or_panic("RcuCell::publish", |k, cpu| match guard {
             RcuGuard::RwSem(r) => Ok(k.down_write(cpu, r)),
             RcuGuard::Mutex(m) => k.lock(cpu, m),

@@ -4,7 +4,7 @@
 //!
 //! Written against the app API ([`super::api`]) only. Per vCPU, all pinned to it:
 //! * the **watchdog** thread ([`WATCHDOG_PRIORITY`], the highest), released by its own
-//!   periodic timer half a period after each loop release: if the loop did not finish the
+//!   periodic timer three quarters of a period after each loop release: if the loop did not finish the
 //!   period whose deadline just passed (a stalled loop counts too) `watchdog_misses` times
 //!   in a row, or the plant is outside its envelope, it trips the watchdog and puts the
 //!   actuator in its safe state (0 V, brake on) itself;
@@ -18,6 +18,11 @@
 //!   three, and the reporter);
 //! * a **reporter** thread prints a line every [`REPORT_EVERY`] periods from the plant
 //!   and the sensing thread's wake-up statistics, kept in a [`PerCpuLocked`] slot.
+//!
+//! The vCPUs' grids are staggered by half a period (vCPU `v` releases at
+//! `start + v * period / vcpus`), so the two loops' work, and their kernel entries, do not
+//! coincide: the kernel has one lock, and under QEMU's -icount a vCPU that spins on it
+//! while the holder is descheduled loses a whole time slice.
 //!
 //! One **parameters** thread (vCPU 0) takes the versions Linux publishes from its channel
 //! endpoint and publishes them, converted and validated, into the [`RcuCell`] every
@@ -60,6 +65,9 @@ pub const PARAMS_PRIORITY: u8 = 50;
 pub const REPORTER_PRIORITY: u8 = 10;
 /// The reference run is background work.
 pub const REFERENCE_PRIORITY: u8 = 1;
+
+/// Loop periods between two looks at the channel for a new parameter version.
+pub const PARAMS_EVERY: u64 = 10;
 
 /// Periods between two console reports of a vCPU.
 pub const REPORT_EVERY: u64 = 1_000;
@@ -143,7 +151,7 @@ fn run(cx: &Context) -> ! {
     let lp: &'static Loop = Box::leak(Box::new(Loop {
         vcpu: cx.vcpu,
         period_ns,
-        first_release_ns: start,
+        first_release_ns: start + cx.vcpu as u64 * period_ns / cx.vcpus.max(1) as u64,
         plant: Mutex::new(Plant {
             ctl,
             pending: None,
@@ -171,9 +179,7 @@ fn run(cx: &Context) -> ! {
         );
     }
     let here = CpuMask::single(cx.vcpu);
-    api::spawn(api::thread(WATCHDOG_PRIORITY, here), move || {
-        watchdog_thread(lp, params)
-    });
+    api::spawn(api::thread(WATCHDOG_PRIORITY, here), move || watchdog_thread(lp));
     api::spawn(api::thread(SENSING_PRIORITY, here), move || {
         sensing_thread(lp, params, wakeups)
     });
@@ -181,8 +187,9 @@ fn run(cx: &Context) -> ! {
         actuation_thread(lp)
     });
     if cx.vcpu == 0 {
+        let first = lp.first_release_ns + period_ns * 3 / 8;
         api::spawn(api::thread(PARAMS_PRIORITY, here), move || {
-            parameters_thread(params, period_ns, defaults)
+            parameters_thread(params, first, period_ns * PARAMS_EVERY, defaults)
         });
         api::spawn(api::thread(REFERENCE_PRIORITY, here), reference_thread);
     }
@@ -216,9 +223,14 @@ fn block_of(p: &ch::Parameters, period_us: u32) -> Result<(Parameters, i64), con
     Ok((block, p.get("rearm").unwrap_or(0)))
 }
 
-/// vCPU 0: Linux's versions into the RCU cell, polled once a period.
-fn parameters_thread(params: &'static RcuCell<LoopParams>, period_ns: u64, defaults: Parameters) {
-    let mut release = Periodic::new(api::now_ns(), period_ns);
+/// vCPU 0: Linux's versions into the RCU cell, polled every [`PARAMS_EVERY`] periods.
+fn parameters_thread(
+    params: &'static RcuCell<LoopParams>,
+    first_ns: u64,
+    every_ns: u64,
+    defaults: Parameters,
+) {
+    let mut release = Periodic::new(first_ns, every_ns);
     loop {
         release.wait();
         let Some(taken) = ch::take_parameters() else {
@@ -330,17 +342,17 @@ fn actuation_thread(lp: &'static Loop) {
     }
 }
 
-/// The supervisor: half a period after each release it checks that the period whose
+/// The supervisor: three quarters of a period after each release it checks that the period whose
 /// deadline passed was finished and that the plant is inside its envelope.
-fn watchdog_thread(lp: &'static Loop, params: &'static RcuCell<LoopParams>) {
-    let mut release = Periodic::new(lp.first_release_ns + lp.period_ns / 2, lp.period_ns);
+fn watchdog_thread(lp: &'static Loop) {
+    let mut release = Periodic::new(lp.first_release_ns + lp.period_ns * 3 / 4, lp.period_ns);
     // The first check comes before the first deadline: nothing is due yet.
     let mut due = 0u64;
     loop {
         release.wait();
         let finished = lp.done.load(Ordering::Acquire);
-        let limit = params.get().block.watchdog_misses;
         let mut plant = lp.plant.lock();
+        let limit = plant.ctl.parameters().watchdog_misses;
         if finished < due {
             plant.stalled_run = plant.stalled_run.saturating_add(1);
             plant.stalled += 1;
@@ -390,9 +402,10 @@ fn note_watchdog(vcpu: usize, plant: &mut Plant) {
 fn reporter_thread(lp: &'static Loop, wakeups: &'static PerCpuLocked<LatencyStats>, cx: Context) {
     report_ready(cx.vcpu, false, cx.vcpus);
     let every = REPORT_EVERY * lp.period_ns;
-    // Just after the loop's REPORT_EVERY-th actuation (a quarter period past its release).
+    // Just after the loop's REPORT_EVERY-th actuation (an eighth of a period past its
+    // release, clear of the other vCPU's work).
     let mut release = Periodic::new(
-        lp.first_release_ns + every - lp.period_ns + lp.period_ns / 4,
+        lp.first_release_ns + every - lp.period_ns + lp.period_ns / 8,
         every,
     );
     let beat_ms = cx.args.heartbeat_ms;
