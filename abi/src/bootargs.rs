@@ -544,7 +544,10 @@ mod tests {
     #[test]
     fn messages_name_the_word() {
         let message = check("rt.app=x").unwrap_err().to_string();
-        assert_eq!(message, "`rt.app=x`: not one of latency|control|kernel-bench");
+        assert_eq!(
+            message,
+            "`rt.app=x`: not one of latency|control|kernel-bench"
+        );
         let message = check("rt.selftest=x").unwrap_err().to_string();
         assert!(message.contains("escape@0xADDR"), "{message}");
     }

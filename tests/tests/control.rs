@@ -39,8 +39,7 @@ fn numbers(json: &str, key: &str) -> Vec<f64> {
                 .chars()
                 .take_while(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | 'e' | 'E'))
                 .collect();
-            text.parse()
-                .unwrap_or_else(|_| panic!("`{key}` in {json}"))
+            text.parse().unwrap_or_else(|_| panic!("`{key}` in {json}"))
         })
         .collect()
 }
@@ -99,9 +98,7 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
 
     // The RT side's replay of the reference script computes the host's bits.
     let (host, host_last) = control::reference_run();
-    let at = s
-        .wait_line(0, "control: reference run: ", REPORT)
-        .unwrap();
+    let at = s.wait_line(0, "control: reference run: ", REPORT).unwrap();
     assert!(
         s.lines_from(at)[0].ends_with(&format!(
             "control: reference run: {} periods, fingerprint {:#018x}",
@@ -115,11 +112,22 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
     // Both loops hold the default set-point (1 rad/s) and publish their figures.
     for vcpu in 0..2 {
         let line = converges(&mut s, 0, vcpu, 1.0, 0.001, 5);
-        assert!(line.contains("misses 0, watchdog armed, params v0"), "{line}");
+        assert!(
+            line.contains("misses 0, watchdog armed, params v0"),
+            "{line}"
+        );
     }
     let first = watch(&mut s);
-    assert_eq!(first.matches("\"publisher\":\"control\"").count(), 2, "{first}");
-    assert_eq!(first.matches("\"watchdog\":\"armed\"").count(), 2, "{first}");
+    assert_eq!(
+        first.matches("\"publisher\":\"control\"").count(),
+        2,
+        "{first}"
+    );
+    assert_eq!(
+        first.matches("\"watchdog\":\"armed\"").count(),
+        2,
+        "{first}"
+    );
 
     // Out of range: refused with the range, nothing published.
     for (set, refusal) in [
@@ -148,11 +156,18 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
         ["published version 1: setpoint = -1.200 rad/s"]
     );
     let taken = s
-        .wait_line(from, "control: parameters version 1 taken: set-point -1.2 rad/s", REPORT)
+        .wait_line(
+            from,
+            "control: parameters version 1 taken: set-point -1.2 rad/s",
+            REPORT,
+        )
         .unwrap();
     for vcpu in 0..2 {
         let line = converges(&mut s, taken, vcpu, -1.2, 0.001, 5);
-        assert!(line.contains("misses 0, watchdog armed, params v1"), "{line}");
+        assert!(
+            line.contains("misses 0, watchdog armed, params v1"),
+            "{line}"
+        );
     }
     let held = watch(&mut s);
     for m in numbers(&held, "measurement") {
@@ -201,14 +216,25 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
         ["published version 3: disturbance = 0.000 N*m rearm = 1"]
     );
     for vcpu in 0..2 {
-        s.wait_line(from, &format!("control vCPU {vcpu}: watchdog re-armed"), REPORT)
-            .unwrap();
+        s.wait_line(
+            from,
+            &format!("control vCPU {vcpu}: watchdog re-armed"),
+            REPORT,
+        )
+        .unwrap();
         let line = converges(&mut s, from, vcpu, -1.2, 0.001, 5);
-        assert!(line.contains("misses 0, watchdog armed, params v3"), "{line}");
+        assert!(
+            line.contains("misses 0, watchdog armed, params v3"),
+            "{line}"
+        );
     }
     let after = watch(&mut s);
     assert_eq!(numbers(&after, "missed"), [0.0, 0.0], "{after}");
-    assert_eq!(after.matches("\"watchdog\":\"armed\"").count(), 2, "{after}");
+    assert_eq!(
+        after.matches("\"watchdog\":\"armed\"").count(),
+        2,
+        "{after}"
+    );
 }
 
 /// The loop alone (`bulkhead.only=rt`) under -icount: both vCPUs hold the set-point and

@@ -33,8 +33,8 @@ use core::ops::{Deref, DerefMut};
 use guest_rt::interrupts::irq_registry::IrqError;
 use guest_rt::sync::percpu_locked::{PerCpuLocked as KernelPerCpu, PerCpuSlot};
 use guest_rt::sync::rcu::{RcuCell as KernelRcu, RcuGuard};
-pub use guest_rt::{CpuMask, LockError, Priority, ThreadId, ThreadSpec};
 use guest_rt::{CompletionId, MutexId, SemaphoreId, WaitOutcome, WaitStatus};
+pub use guest_rt::{CpuMask, LockError, Priority, ThreadId, ThreadSpec};
 
 use crate::arch::{irq_threads, threads, timer};
 
@@ -413,9 +413,7 @@ impl<T> RcuCell<T> {
         threads::with(|k, cpu| {
             let mut cell = self.inner.lock();
             let result = {
-                let (_, value) = cell
-                    .read_deref(k, cpu)
-                    .expect("the read side is held");
+                let (_, value) = cell.read_deref(k, cpu).expect("the read side is held");
                 op(value)
             };
             cell.read_unlock(k, cpu).expect("the read side is held");
@@ -469,10 +467,10 @@ pub fn on_interrupt(
 /// Both are fixed numbers of loads and stores under this vCPU's locked endpoint; without a
 /// channel (bare, or no region in the DTB) they do nothing.
 pub mod channel {
-    pub use ::channel::schema::CONTROL;
-    pub use ::channel::telemetry::{ControlFigures, Publisher, Telemetry, WatchdogCode};
     use ::channel::params::Refresh;
+    pub use ::channel::schema::CONTROL;
     use ::channel::schema::MAX_PARAMS;
+    pub use ::channel::telemetry::{ControlFigures, Publisher, Telemetry, WatchdogCode};
 
     use crate::arch::channel as endpoint;
 

@@ -44,9 +44,7 @@ use log::{info, warn};
 use spin::Once;
 
 use super::api::channel::{self as ch, ControlFigures, Publisher, WatchdogCode};
-use super::api::{
-    self, Completion, CpuMask, Mutex, PerCpuLocked, Periodic, RcuCell,
-};
+use super::api::{self, Completion, CpuMask, Mutex, PerCpuLocked, Periodic, RcuCell};
 use super::{App, Context};
 use crate::arch::boot::{heartbeat, report_ready};
 
@@ -179,7 +177,9 @@ fn run(cx: &Context) -> ! {
         );
     }
     let here = CpuMask::single(cx.vcpu);
-    api::spawn(api::thread(WATCHDOG_PRIORITY, here), move || watchdog_thread(lp));
+    api::spawn(api::thread(WATCHDOG_PRIORITY, here), move || {
+        watchdog_thread(lp)
+    });
     api::spawn(api::thread(SENSING_PRIORITY, here), move || {
         sensing_thread(lp, params, wakeups)
     });
@@ -310,9 +310,11 @@ fn actuation_thread(lp: &'static Loop) {
             continue;
         };
         let latency_ns = api::now_ns().saturating_sub(p.release_ns);
-        let record = plant
-            .ctl
-            .actuate(&p.release, p.command, latency_ns.min(u64::from(u32::MAX)) as u32);
+        let record = plant.ctl.actuate(
+            &p.release,
+            p.command,
+            latency_ns.min(u64::from(u32::MAX)) as u32,
+        );
         plant.fingerprint.add(&record);
         plant.last = record;
         let fingerprint = plant.fingerprint.value();
@@ -358,9 +360,7 @@ fn watchdog_thread(lp: &'static Loop) {
             plant.stalled += 1;
             if plant.stalled_run >= limit {
                 let consecutive = plant.stalled_run;
-                plant
-                    .ctl
-                    .trip(TripReason::DeadlineMisses { consecutive });
+                plant.ctl.trip(TripReason::DeadlineMisses { consecutive });
             }
         } else {
             plant.stalled_run = 0;
