@@ -270,3 +270,81 @@ fn virt_control_loop_alone_misses_nothing() {
         assert!((field(last, "measurement") - 1.0).abs() < 0.001, "{last}");
     }
 }
+
+/// Linux faults with the loop running (-icount): a kernel panic (sysrq `c`, Linux reboots
+/// itself one second later through `panic=1`) and a reboot. Across both the RT loops miss
+/// no deadline, keep the set-point Linux published before, and their telemetry is there
+/// again for the new Linux, still moving.
+#[test]
+fn virt_control_loop_holds_through_a_linux_panic_and_a_reboot() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.app=control".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+        "linux.panic=1".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    assert_eq!(
+        s.shell("rtctl set setpoint=0.5", COMMAND).unwrap(),
+        ["published version 1: setpoint = 0.500 rad/s"]
+    );
+    let from = s.line_count();
+    for vcpu in 0..2 {
+        converges(&mut s, from, vcpu, 0.5, 0.001, 5);
+    }
+    let mut periods = numbers(&watch(&mut s), "periods");
+    for (fault, command) in [
+        ("panic", "echo c > /proc/sysrq-trigger\n"),
+        ("reboot", "reboot\n"),
+    ] {
+        let from = s.line_count();
+        s.send(command).unwrap();
+        let restarted = s
+            .wait_line(
+                from,
+                "channel: header written again for Linux's restart",
+                bulkhead_tests::LINUX_TIMEOUT,
+            )
+            .unwrap();
+        s.wait_line(
+            restarted,
+            xtask::initramfs::READY_PREFIX,
+            bulkhead_tests::LINUX_TIMEOUT,
+        )
+        .unwrap();
+        s.wait_prompt("# ", COMMAND).unwrap();
+        // The loops' reports while Linux went down and came back: no miss, no trip.
+        let reports: Vec<String> = s
+            .lines_from(from)
+            .iter()
+            .filter(|l| l.contains("control vCPU ") && l.contains(": period "))
+            .cloned()
+            .collect();
+        for r in &reports {
+            assert!(
+                r.contains("misses 0, watchdog armed, params v1"),
+                "{fault}: {r}"
+            );
+            assert!(
+                (field(r, "measurement") - 0.5).abs() < 0.001,
+                "{fault}: {r}"
+            );
+        }
+        let after = watch(&mut s);
+        let now = numbers(&after, "periods");
+        assert_eq!(now.len(), 2, "{after}");
+        for cpu in 0..2 {
+            assert!(now[cpu] > periods[cpu], "{fault}: {periods:?} -> {now:?}");
+        }
+        assert_eq!(numbers(&after, "missed"), [0.0, 0.0], "{fault}: {after}");
+        assert_eq!(numbers(&after, "params_version"), [1.0, 1.0], "{after}");
+        assert_eq!(
+            after.matches("\"watchdog\":\"armed\"").count(),
+            2,
+            "{after}"
+        );
+        periods = now;
+    }
+}
