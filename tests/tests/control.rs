@@ -241,7 +241,17 @@ fn virt_control_loop_follows_rtctl_refuses_bad_values_and_trips_safe_on_overload
 /// miss no deadline over their first reports.
 #[test]
 fn virt_control_loop_alone_misses_nothing() {
-    let (config, image) = board("virt");
+    alone_misses_nothing("virt");
+}
+
+/// As on `virt`, with the GICv2 (list registers through GICH, the GICC for the vCPUs).
+#[test]
+fn virt_gicv2_control_loop_alone_misses_nothing() {
+    alone_misses_nothing("virt-gicv2");
+}
+
+fn alone_misses_nothing(name: &str) {
+    let (config, image) = board(name);
     let mut b = Boot::new(&config, &image);
     b.icount = true;
     b.bootargs = vec![
