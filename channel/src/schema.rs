@@ -412,6 +412,32 @@ mod tests {
         assert!(CONTROL.check(&words[..n]).is_err());
     }
 
+    #[cfg(not(loom))]
+    #[test]
+    fn the_control_schema_is_the_control_loops_ranges_and_defaults() {
+        use control::params::Param;
+        for (name, param) in [
+            ("setpoint", Param::Setpoint),
+            ("kp", Param::Kp),
+            ("ki", Param::Ki),
+            ("kd", Param::Kd),
+            ("disturbance", Param::Disturbance),
+            ("setpoint_ramp", Param::SetpointRamp),
+            ("watchdog_misses", Param::WatchdogMisses),
+        ] {
+            let spec = CONTROL.get(name).unwrap();
+            let scale = 10f64.powi(spec.decimals as i32);
+            let range = param.range();
+            assert_eq!(spec.min as f64 / scale, range.min, "{name}");
+            assert_eq!(spec.max as f64 / scale, range.max, "{name}");
+            assert_eq!(
+                spec.default as f64 / scale,
+                control::Parameters::DEFAULT.get(param),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn the_schema_id_follows_every_field() {
         const A: &[ParamSpec] = &[ParamSpec {
