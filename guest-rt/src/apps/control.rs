@@ -415,20 +415,21 @@ fn reporter_thread(lp: &'static Loop, wakeups: &'static PerCpuLocked<LatencyStat
     });
     loop {
         release.wait();
-        let (last, stalled, state, version) = {
+        let (last, stalled, state, version, fingerprint) = {
             let plant = lp.plant.lock();
             (
                 plant.last,
                 plant.stalled,
                 plant.ctl.watchdog().state(),
                 plant.params_version,
+                plant.fingerprint.value(),
             )
         };
         let (max_wake, avg_wake) = wakeups.with_local(|s| (s.max_ns, s.avg_ns()));
         info!(
             "control vCPU {}: period {}: setpoint {:.4} rad/s, measurement {:.4} rad/s, \
              effort {:.3} V, current {:.3} A, latency {} ns (wake-up avg {} ns, max {} ns), \
-             misses {}, watchdog {}, params v{}",
+             misses {}, watchdog {}, params v{}, fingerprint {:#018x}",
             lp.vcpu,
             last.seq,
             last.setpoint,
@@ -440,7 +441,8 @@ fn reporter_thread(lp: &'static Loop, wakeups: &'static PerCpuLocked<LatencyStat
             max_wake,
             u64::from(last.deadline_misses) + stalled,
             WatchdogCode::from_word(u64::from(state.code())).name(),
-            version
+            version,
+            fingerprint
         );
     }
 }
