@@ -425,11 +425,12 @@ fn reporter_thread(lp: &'static Loop, wakeups: &'static PerCpuLocked<LatencyStat
                 plant.fingerprint.value(),
             )
         };
-        let (max_wake, avg_wake) = wakeups.with_local(|s| (s.max_ns, s.avg_ns()));
+        let max_wake = wakeups.with_local(|s| s.max_ns);
+        // Under hv's 256-byte console line (about 230 bytes at most here).
         info!(
-            "control vCPU {}: period {}: setpoint {:.4} rad/s, measurement {:.4} rad/s, \
-             effort {:.3} V, current {:.3} A, latency {} ns (wake-up avg {} ns, max {} ns), \
-             misses {}, watchdog {}, params v{}, fingerprint {:#018x}",
+            "control vCPU {}: period {}: setpoint {:.4}, measurement {:.4} rad/s, effort \
+             {:.3} V, current {:.3} A, latency {} ns (wake-up max {} ns), misses {}, \
+             watchdog {}, params v{}, fingerprint {:#018x}",
             lp.vcpu,
             last.seq,
             last.setpoint,
@@ -437,7 +438,6 @@ fn reporter_thread(lp: &'static Loop, wakeups: &'static PerCpuLocked<LatencyStat
             last.effort,
             last.current,
             last.latency_ns,
-            avg_wake,
             max_wake,
             u64::from(last.deadline_misses) + stalled,
             WatchdogCode::from_word(u64::from(state.code())).name(),
