@@ -94,6 +94,11 @@ pub const RT_APPS: &[Choice] = &[
         meaning: "latency probe on every RT vCPU: sleeps to absolute deadlines, prints min/avg/max/p99 wake-up latency",
     },
     Choice {
+        name: "control",
+        argument: ChoiceArgument::None,
+        meaning: "1 kHz PID loop on a simulated DC motor per RT vCPU (sensing, actuation, watchdog threads); rtctl steers it",
+    },
+    Choice {
         name: "kernel-bench",
         argument: ChoiceArgument::None,
         meaning: "measures the kernel's paths (lock/unlock, switch, PI boost, wake-ups) for `cargo xtask bench`",
@@ -217,6 +222,16 @@ pub const BOOT_ARGS: &[BootArg] = &[
         },
         default: "0, for ever",
         meaning: "the latency probe stops after this many periods",
+        reader: Reader::GuestRt,
+    },
+    BootArg {
+        word: "rt.control.period-us",
+        value: Value::Number {
+            min: 100,
+            max: 10_000,
+        },
+        default: "1000, 1 kHz",
+        meaning: "the control loop's period, in us",
         reader: Reader::GuestRt,
     },
     BootArg {
@@ -528,7 +543,10 @@ mod tests {
     #[test]
     fn messages_name_the_word() {
         let message = check("rt.app=x").unwrap_err().to_string();
-        assert_eq!(message, "`rt.app=x`: not one of latency|kernel-bench");
+        assert_eq!(
+            message,
+            "`rt.app=x`: not one of latency|control|kernel-bench"
+        );
         let message = check("rt.selftest=x").unwrap_err().to_string();
         assert!(message.contains("escape@0xADDR"), "{message}");
     }

@@ -515,7 +515,7 @@ mod tests {
     fn garbage_is_counted_and_the_last_good_version_kept() {
         with_channel(1, |ch| {
             let mut reader = ParamReader::new(ch, 0).unwrap();
-            let (w, n) = values(|w| w[0] = 21_000);
+            let (w, n) = values(|w| w[0] = 1_500);
             Publisher::new().publish(ch, CONTROL.id, &w[..n]).unwrap();
             assert_eq!(reader.refresh(ch, &CONTROL), Refresh::Accepted(1));
             let r = ch.region;
@@ -572,7 +572,7 @@ mod tests {
                     Refresh::Rejected(*why),
                     "{what}"
                 );
-                assert_eq!(reader.current().unwrap().value(0), Some(21_000), "{what}");
+                assert_eq!(reader.current().unwrap().value(0), Some(1_500), "{what}");
                 assert_eq!(reader.counts().1, i as u64 + 1);
                 let rec = reader_record(ch, 0).unwrap();
                 assert_eq!((rec.rejected, rec.last_reject), (i as u64 + 1, Some(*why)));
@@ -586,7 +586,7 @@ mod tests {
     fn a_value_out_of_range_with_a_valid_checksum_is_refused() {
         with_channel(1, |ch| {
             let mut reader = ParamReader::new(ch, 0).unwrap();
-            let (w, n) = values(|w| w[5] = 5);
+            let (w, n) = values(|w| w[8] = 5);
             Publisher::new().publish(ch, CONTROL.id, &w[..n]).unwrap();
             assert_eq!(
                 reader.refresh(ch, &CONTROL),

@@ -245,54 +245,83 @@ impl fmt::Display for SetError<'_> {
     }
 }
 
-/// The parameters of the RT partition's control loop and latency probe.
+/// The parameters of the RT partition's control loop (`rt.app=control`: the DC motor of the
+/// `control` crate, whose own ranges these are, in fixed point) and of its latency probe.
+/// Units are ASCII so every console shows them.
 pub const CONTROL: Schema = Schema::new(
     "control",
     &[
         ParamSpec {
             name: "setpoint",
-            unit: "degC",
+            unit: "rad/s",
             decimals: 3,
-            min: -50_000,
-            max: 150_000,
-            default: 20_000,
-            help: "temperature the control loop holds",
+            min: -2_000,
+            max: 2_000,
+            default: 1_000,
+            help: "motor speed the control loop holds",
         },
         ParamSpec {
             name: "kp",
-            unit: "",
+            unit: "V/(rad/s)",
             decimals: 3,
             min: 0,
-            max: 100_000,
-            default: 1_000,
+            max: 2_000_000,
+            default: 589_990,
             help: "proportional gain",
         },
         ParamSpec {
             name: "ki",
-            unit: "1/s",
+            unit: "V/rad",
             decimals: 3,
             min: 0,
-            max: 100_000,
-            default: 100,
+            max: 20_000_000,
+            default: 4_000_000,
             help: "integral gain",
         },
         ParamSpec {
             name: "kd",
-            unit: "s",
+            unit: "V*s^2/rad",
+            decimals: 3,
+            min: 0,
+            max: 100_000,
+            default: 24_000,
+            help: "derivative gain",
+        },
+        ParamSpec {
+            name: "disturbance",
+            unit: "N*m",
+            decimals: 3,
+            min: -1_000,
+            max: 1_000,
+            default: 0,
+            help: "load torque on the motor (beyond about 0.24 N*m the bridge cannot hold it)",
+        },
+        ParamSpec {
+            name: "setpoint_ramp",
+            unit: "rad/s^2",
             decimals: 3,
             min: 0,
             max: 100_000,
             default: 0,
-            help: "derivative gain",
+            help: "largest set-point rate (0: steps at once)",
         },
         ParamSpec {
-            name: "output_limit",
-            unit: "%",
-            decimals: 1,
-            min: 0,
+            name: "watchdog_misses",
+            unit: "periods",
+            decimals: 0,
+            min: 1,
             max: 1_000,
-            default: 1_000,
-            help: "largest actuator output",
+            default: 3,
+            help: "deadline misses in a row that trip the watchdog",
+        },
+        ParamSpec {
+            name: "rearm",
+            unit: "",
+            decimals: 0,
+            min: 0,
+            max: 1_000_000_000,
+            default: 0,
+            help: "raise it to re-arm a tripped watchdog (refused outside the envelope)",
         },
         ParamSpec {
             name: "probe_period",
@@ -336,19 +365,24 @@ mod tests {
     #[test]
     fn an_assignment_in_range_is_taken() {
         assert_eq!(CONTROL.parse_assignment("kp=2.5"), Ok((1, 2_500)));
-        assert_eq!(CONTROL.parse_assignment("probe_period = 500"), Ok((5, 500)));
+        assert_eq!(CONTROL.parse_assignment("probe_period = 500"), Ok((8, 500)));
+        assert_eq!(CONTROL.parse_assignment("disturbance=-0.3"), Ok((4, -300)));
     }
 
     #[test]
     fn refusals_say_what_would_be_accepted() {
         let msg = |t| CONTROL.parse_assignment(t).unwrap_err().to_string();
         assert_eq!(
-            msg("kp=1000"),
-            "1000.000 is out of range: kp takes 0.000 to 100.000"
+            msg("kp=5000"),
+            "5000.000 V/(rad/s) is out of range: kp takes 0.000 V/(rad/s) to 2000.000 V/(rad/s)"
         );
         assert_eq!(
-            msg("setpoint=-60"),
-            "-60.000 degC is out of range: setpoint takes -50.000 degC to 150.000 degC"
+            msg("setpoint=-2.5"),
+            "-2.500 rad/s is out of range: setpoint takes -2.000 rad/s to 2.000 rad/s"
+        );
+        assert_eq!(
+            msg("disturbance=1.5"),
+            "1.500 N*m is out of range: disturbance takes -1.000 N*m to 1.000 N*m"
         );
         assert_eq!(msg("gain=1"), "no parameter named `gain`");
         assert_eq!(msg("kp"), "expected NAME=VALUE");
@@ -369,13 +403,39 @@ mod tests {
             CONTROL.check(&words[..n - 1]),
             Err(SchemaError::Length { .. })
         ));
-        words[5] = 99;
+        words[8] = 99;
         assert_eq!(
             CONTROL.check(&words[..n]),
-            Err(SchemaError::Range { index: 5 })
+            Err(SchemaError::Range { index: 8 })
         );
-        words[5] = (-1i64) as u64;
+        words[8] = (-1i64) as u64;
         assert!(CONTROL.check(&words[..n]).is_err());
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn the_control_schema_is_the_control_loops_ranges_and_defaults() {
+        use control::params::Param;
+        for (name, param) in [
+            ("setpoint", Param::Setpoint),
+            ("kp", Param::Kp),
+            ("ki", Param::Ki),
+            ("kd", Param::Kd),
+            ("disturbance", Param::Disturbance),
+            ("setpoint_ramp", Param::SetpointRamp),
+            ("watchdog_misses", Param::WatchdogMisses),
+        ] {
+            let spec = CONTROL.get(name).unwrap();
+            let scale = 10f64.powi(spec.decimals as i32);
+            let range = param.range();
+            assert_eq!(spec.min as f64 / scale, range.min, "{name}");
+            assert_eq!(spec.max as f64 / scale, range.max, "{name}");
+            assert_eq!(
+                spec.default as f64 / scale,
+                control::Parameters::DEFAULT.get(param),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -14,11 +14,112 @@ use crate::sync::{fence, Ordering};
 /// Latency histogram buckets: 0 is < 1 us, bucket b is [2^(b-1), 2^b) us, the last is
 /// everything from 2^(HISTOGRAM_BUCKETS-2) us up.
 pub const HISTOGRAM_BUCKETS: usize = 16;
-/// Words of one record (the block adds its sequence count).
-pub const RECORD_WORDS: usize = 6 + HISTOGRAM_BUCKETS;
+/// Words of the control loop's figures ([`ControlFigures`]).
+pub const CONTROL_WORDS: usize = 8;
+/// Words of one record (the block adds its sequence count): the counts, the histogram,
+/// then the control loop's figures; well inside a 64-word block.
+pub const RECORD_WORDS: usize = 6 + HISTOGRAM_BUCKETS + CONTROL_WORDS;
+
+/// What publishes a CPU's block (word 5), so a reader knows which fields mean something.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Publisher {
+    /// Periodic work without a control loop (the latency probe).
+    #[default]
+    Probe,
+    /// The control loop (`rt.app=control`): [`Telemetry::control`] is filled in.
+    Control,
+    /// A value this side does not know (a newer RT side, or garbage).
+    Unknown(u64),
+}
+
+impl Publisher {
+    fn word(self) -> u64 {
+        match self {
+            Publisher::Probe => 0,
+            Publisher::Control => 1,
+            Publisher::Unknown(w) => w,
+        }
+    }
+
+    fn from_word(w: u64) -> Self {
+        match w {
+            0 => Publisher::Probe,
+            1 => Publisher::Control,
+            w => Publisher::Unknown(w),
+        }
+    }
+}
+
+/// The watchdog's state as telemetry carries it (the `control` crate's codes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WatchdogCode {
+    #[default]
+    Armed,
+    /// Tripped: the loop missed its deadline too many times in a row (or stalled).
+    TrippedMisses,
+    /// Tripped: the plant's speed left its envelope.
+    TrippedSpeed,
+    /// Tripped: the plant's current left its envelope.
+    TrippedCurrent,
+    Unknown(u64),
+}
+
+impl WatchdogCode {
+    pub fn from_word(w: u64) -> Self {
+        match w {
+            0 => Self::Armed,
+            1 => Self::TrippedMisses,
+            2 => Self::TrippedSpeed,
+            3 => Self::TrippedCurrent,
+            w => Self::Unknown(w),
+        }
+    }
+
+    pub fn word(self) -> u64 {
+        match self {
+            Self::Armed => 0,
+            Self::TrippedMisses => 1,
+            Self::TrippedSpeed => 2,
+            Self::TrippedCurrent => 3,
+            Self::Unknown(w) => w,
+        }
+    }
+
+    /// A short name for text and JSON: `armed`, `tripped-misses`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Armed => "armed",
+            Self::TrippedMisses => "tripped-misses",
+            Self::TrippedSpeed => "tripped-speed",
+            Self::TrippedCurrent => "tripped-current",
+            Self::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The control loop's figures of its last period (floats carried by their bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ControlFigures {
+    /// The set-point the controller followed, rad/s.
+    pub setpoint: f64,
+    /// The speed sampled at the period's release, rad/s.
+    pub measurement: f64,
+    /// The commanded armature voltage, V (0 in the safe state).
+    pub effort: f64,
+    /// The armature current, A.
+    pub current: f64,
+    /// The load torque in force, N*m.
+    pub disturbance: f64,
+    pub watchdog: WatchdogCode,
+    /// Deadline misses in a row.
+    pub consecutive_misses: u64,
+    /// FNV-1a over every period's record so far (the `control` crate's fingerprint):
+    /// equal runs under deterministic time give equal values.
+    pub fingerprint: u64,
+}
 
 /// One RT CPU's figures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Telemetry {
     /// Periods of the CPU's periodic work done.
     pub periods: u64,
@@ -28,9 +129,10 @@ pub struct Telemetry {
     pub max_latency_ns: u64,
     /// The parameter version the CPU works with.
     pub params_version: u64,
-    /// The control loop's measured value, in the setpoint's units (milli-degC).
-    pub process_value: i64,
+    pub publisher: Publisher,
     pub histogram: [u64; HISTOGRAM_BUCKETS],
+    /// Meaningful when [`Telemetry::publisher`] is [`Publisher::Control`].
+    pub control: ControlFigures,
 }
 
 impl Telemetry {
@@ -65,23 +167,46 @@ impl Telemetry {
             self.last_latency_ns,
             self.max_latency_ns,
             self.params_version,
-            self.process_value as u64,
+            self.publisher.word(),
         ]);
-        w[6..].copy_from_slice(&self.histogram);
+        let h = 6 + HISTOGRAM_BUCKETS;
+        w[6..h].copy_from_slice(&self.histogram);
+        let c = &self.control;
+        w[h..].copy_from_slice(&[
+            c.setpoint.to_bits(),
+            c.measurement.to_bits(),
+            c.effort.to_bits(),
+            c.current.to_bits(),
+            c.disturbance.to_bits(),
+            c.watchdog.word(),
+            c.consecutive_misses,
+            c.fingerprint,
+        ]);
         w
     }
 
     fn from_words(w: &[u64; RECORD_WORDS]) -> Self {
         let mut histogram = [0u64; HISTOGRAM_BUCKETS];
-        histogram.copy_from_slice(&w[6..]);
+        let h = 6 + HISTOGRAM_BUCKETS;
+        histogram.copy_from_slice(&w[6..h]);
         Telemetry {
             periods: w[0],
             missed: w[1],
             last_latency_ns: w[2],
             max_latency_ns: w[3],
             params_version: w[4],
-            process_value: w[5] as i64,
+            publisher: Publisher::from_word(w[5]),
             histogram,
+            control: ControlFigures {
+                setpoint: f64::from_bits(w[h]),
+                measurement: f64::from_bits(w[h + 1]),
+                effort: f64::from_bits(w[h + 2]),
+                current: f64::from_bits(w[h + 3]),
+                disturbance: f64::from_bits(w[h + 4]),
+                watchdog: WatchdogCode::from_word(w[h + 5]),
+                consecutive_misses: w[h + 6],
+                fingerprint: w[h + 7],
+            },
         }
     }
 }
@@ -180,7 +305,15 @@ mod tests {
         let mut t = Telemetry {
             periods: 10,
             params_version: 3,
-            process_value: -1500,
+            publisher: Publisher::Control,
+            control: ControlFigures {
+                setpoint: 1.5,
+                measurement: -0.25,
+                effort: f64::NAN,
+                watchdog: WatchdogCode::TrippedSpeed,
+                fingerprint: u64::MAX,
+                ..ControlFigures::default()
+            },
             ..Telemetry::default()
         };
         for ns in [500, 1_500, 3_000, 90_000_000] {
@@ -188,7 +321,12 @@ mod tests {
         }
         writer.publish(&ch, &t);
         writer.publish(&ch, &t);
-        assert_eq!(read_telemetry(&ch, 1, 4), Ok((2, t)));
+        let (updates, back) = read_telemetry(&ch, 1, 4).unwrap();
+        assert_eq!(updates, 2);
+        // NaN != NaN: compare the words.
+        assert_eq!(back.to_words(), t.to_words());
+        assert_eq!(back.publisher, Publisher::Control);
+        assert_eq!(back.control.watchdog.name(), "tripped-speed");
         assert_eq!(t.max_latency_ns, 90_000_000);
         assert_eq!(t.histogram[..3], [1, 1, 1]);
         assert_eq!(t.histogram[HISTOGRAM_BUCKETS - 1], 1);

@@ -24,7 +24,7 @@ use crate::motor::{Actuation, DcMotor, Envelope, MotorParams};
 use crate::params::{tuning, Param, ParamError, Parameters};
 use crate::pid::{AntiWindup, Gains, Pid, PidConfig};
 use crate::telemetry::Telemetry;
-use crate::watchdog::{RearmRefused, Watchdog, WatchdogState};
+use crate::watchdog::{RearmRefused, TripReason, Watchdog, WatchdogState};
 
 /// The control loop around the simulated motor.
 #[derive(Clone, Debug)]
@@ -131,6 +131,20 @@ impl ControlLoop {
         self.watchdog.rearm()?;
         self.pid.restart_from(0.0);
         Ok(())
+    }
+
+    /// Trips the watchdog from outside the loop (the RT side's supervisor thread, on a
+    /// stalled loop or an envelope exit it saw first) and puts the actuator in its safe
+    /// state at once: the brake holds from now on, whatever the loop computes.
+    pub fn trip(&mut self, reason: TripReason) -> WatchdogState {
+        let state = self.watchdog.trip(reason);
+        self.applied = Actuation::SafeStop;
+        state
+    }
+
+    /// The actuation in force (what the motor gets until the next command).
+    pub fn applied(&self) -> Actuation {
+        self.applied
     }
 
     /// Runs one period whose actuation came `latency_ns` after its release. A latency of a

@@ -148,6 +148,19 @@ impl Watchdog {
         }
     }
 
+    /// Trips at once for `reason` (an armed watchdog only; a tripped one keeps its first
+    /// reason): what a supervisor outside the loop does when it sees the loop stall or the
+    /// plant leave its envelope between releases. Returns the state after it.
+    pub fn trip(&mut self, reason: TripReason) -> WatchdogState {
+        if self.state == WatchdogState::Armed {
+            self.state = WatchdogState::Tripped(reason);
+        }
+        if let TripReason::Envelope(exit) = reason {
+            self.last_envelope = Err(exit);
+        }
+        self.state
+    }
+
     /// Re-arms a tripped watchdog (clearing the consecutive count), unless the plant was
     /// outside its envelope at the last observation. Re-arming an armed watchdog does nothing.
     pub fn rearm(&mut self) -> Result<(), RearmRefused> {
@@ -241,6 +254,21 @@ mod tests {
         assert_eq!(wd.total_misses(), 2);
         // A fresh run of misses is needed to trip again.
         assert_eq!(wd.observe(false, INSIDE), WatchdogState::Armed);
+    }
+
+    #[test]
+    fn an_outside_trip_latches_its_reason_and_an_envelope_trip_blocks_the_rearm() {
+        let mut wd = Watchdog::new(5);
+        let stalled = TripReason::DeadlineMisses { consecutive: 5 };
+        assert_eq!(wd.trip(stalled), WatchdogState::Tripped(stalled));
+        assert_eq!(
+            wd.trip(TripReason::Envelope(EnvelopeExit::Speed)),
+            WatchdogState::Tripped(stalled)
+        );
+        assert_eq!(wd.gate(DRIVE), Actuation::SafeStop);
+        assert!(wd.rearm().is_err());
+        wd.observe(true, INSIDE);
+        assert_eq!(wd.rearm(), Ok(()));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use channel::hv_stats::{
 use channel::params::{read_published, reader_record, Publisher, Reject, Snapshot};
 use channel::ring::{ring_fill, Direction};
 use channel::schema::{Schema, Shown, MAX_PARAMS};
-use channel::telemetry::{read_telemetry, Telemetry, TelemetryError, HISTOGRAM_BUCKETS};
+use channel::telemetry::{
+    read_telemetry, Publisher as TelemetryPublisher, Telemetry, TelemetryError, HISTOGRAM_BUCKETS,
+};
 use channel::Channel;
 
 use crate::devtree::Span;
@@ -354,18 +356,38 @@ pub fn watch_sample(ch: &Channel, json: bool, sample: u64) -> String {
                 out.push(',');
             }
             let _ = match t {
-                Ok((updates, t)) => write!(
-                    out,
-                    "{{\"cpu\":{cpu},\"updates\":{updates},\"periods\":{},\"missed\":{},\
-                     \"last_latency_ns\":{},\"max_latency_ns\":{},\"params_version\":{},\
-                     \"process_value\":{}}}",
-                    t.periods,
-                    t.missed,
-                    t.last_latency_ns,
-                    t.max_latency_ns,
-                    t.params_version,
-                    t.process_value
-                ),
+                Ok((updates, t)) => {
+                    let _ = write!(
+                        out,
+                        "{{\"cpu\":{cpu},\"updates\":{updates},\"periods\":{},\"missed\":{},\
+                         \"last_latency_ns\":{},\"max_latency_ns\":{},\"params_version\":{},\
+                         \"publisher\":\"{}\"",
+                        t.periods,
+                        t.missed,
+                        t.last_latency_ns,
+                        t.max_latency_ns,
+                        t.params_version,
+                        publisher_name(t.publisher)
+                    );
+                    if t.publisher == TelemetryPublisher::Control {
+                        let c = &t.control;
+                        let _ = write!(
+                            out,
+                            ",\"control\":{{\"setpoint\":{},\"measurement\":{},\"effort\":{},\
+                             \"current\":{},\"disturbance\":{},\"watchdog\":\"{}\",\
+                             \"consecutive_misses\":{},\"fingerprint\":\"{:#018x}\"}}",
+                            Json(c.setpoint),
+                            Json(c.measurement),
+                            Json(c.effort),
+                            Json(c.current),
+                            Json(c.disturbance),
+                            c.watchdog.name(),
+                            c.consecutive_misses,
+                            c.fingerprint
+                        );
+                    }
+                    write!(out, "}}")
+                }
                 Err(e) => write!(
                     out,
                     "{{\"cpu\":{cpu},\"error\":\"{}\"}}",
@@ -379,16 +401,55 @@ pub fn watch_sample(ch: &Channel, json: bool, sample: u64) -> String {
     let mut out = String::new();
     for (cpu, t) in cpus {
         let _ = match t {
-            Ok((updates, t)) => writeln!(
-                out,
-                "[{sample}] rt cpu {cpu}: {updates} updates, {} periods, {} missed, \
-                 last {} ns, max {} ns, params v{}",
-                t.periods, t.missed, t.last_latency_ns, t.max_latency_ns, t.params_version
-            ),
+            Ok((updates, t)) => {
+                let _ = write!(
+                    out,
+                    "[{sample}] rt cpu {cpu}: {updates} updates, {} periods, {} missed, \
+                     last {} ns, max {} ns, params v{}",
+                    t.periods, t.missed, t.last_latency_ns, t.max_latency_ns, t.params_version
+                );
+                if t.publisher == TelemetryPublisher::Control {
+                    let c = &t.control;
+                    let _ = write!(
+                        out,
+                        "; control: setpoint {:.4} rad/s, measurement {:.4} rad/s, effort \
+                         {:.3} V, current {:.3} A, disturbance {:.3} N*m, watchdog {}",
+                        c.setpoint,
+                        c.measurement,
+                        c.effort,
+                        c.current,
+                        c.disturbance,
+                        c.watchdog.name()
+                    );
+                }
+                writeln!(out)
+            }
             Err(e) => writeln!(out, "[{sample}] rt cpu {cpu}: {}", telemetry_error(e)),
         };
     }
     out
+}
+
+fn publisher_name(p: TelemetryPublisher) -> &'static str {
+    match p {
+        TelemetryPublisher::Probe => "probe",
+        TelemetryPublisher::Control => "control",
+        TelemetryPublisher::Unknown(_) => "unknown",
+    }
+}
+
+/// A float as JSON: its shortest exact decimal, `null` for NaN and the infinities (JSON
+/// has no such numbers; whatever the RT side wrote, the line stays parseable).
+struct Json(f64);
+
+impl std::fmt::Display for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_finite() {
+            write!(f, "{}", self.0)
+        } else {
+            f.write_str("null")
+        }
+    }
 }
 
 fn telemetry_error(e: TelemetryError) -> &'static str {
@@ -472,20 +533,20 @@ mod tests {
         with_channel(|ch| {
             assert_eq!(
                 get(ch, &CONTROL, Some("kp")).unwrap(),
-                "kp = 1.000 (default: nothing published yet)\n"
+                "kp = 589.990 V/(rad/s) (default: nothing published yet)\n"
             );
-            let changes = parse_set(&CONTROL, &["kp=2.5".into(), "setpoint=-3".into()]).unwrap();
+            let changes = parse_set(&CONTROL, &["kp=2.5".into(), "setpoint=-1.5".into()]).unwrap();
             let mut p = Publisher::new();
             assert_eq!(
                 set(ch, &CONTROL, &mut p, &changes, || {}).unwrap(),
-                "published version 1: kp = 2.500 setpoint = -3.000 degC\n"
+                "published version 1: kp = 2.500 V/(rad/s) setpoint = -1.500 rad/s\n"
             );
             let changes = parse_set(&CONTROL, &["ki=0.5".into()]).unwrap();
             set(ch, &CONTROL, &mut p, &changes, || {}).unwrap();
             let all = get(ch, &CONTROL, None).unwrap();
-            assert!(all.contains("kp = 2.500\n"), "{all}");
-            assert!(all.contains("setpoint = -3.000 degC\n"), "{all}");
-            assert!(all.contains("ki = 0.500 1/s\n"), "{all}");
+            assert!(all.contains("kp = 2.500 V/(rad/s)\n"), "{all}");
+            assert!(all.contains("setpoint = -1.500 rad/s\n"), "{all}");
+            assert!(all.contains("ki = 0.500 V/rad\n"), "{all}");
             assert!(all.contains("probe_period = 1000 us\n"), "{all}");
             assert!(status(ch, SPAN, &CONTROL, false)
                 .contains("parameters: version 2 (schema control)"));
@@ -513,7 +574,7 @@ mod tests {
         );
         assert!(out.ends_with("the others are their defaults)\n"), "{out}");
         let all = get(&ch, &CONTROL, None).unwrap();
-        assert!(all.contains("kp = 1.000\n"), "{all}");
+        assert!(all.contains("kp = 589.990 V/(rad/s)\n"), "{all}");
         assert!(all.contains("probe_period = 700 us\n"), "{all}");
     }
 
@@ -593,7 +654,6 @@ mod tests {
             let mut t = Telemetry {
                 periods: 5,
                 params_version: 2,
-                process_value: 20_125,
                 ..Telemetry::default()
             };
             for ns in [700, 1_200, 1_300, 40_000] {
@@ -609,7 +669,7 @@ mod tests {
                 watch_sample(ch, true, 3),
                 "{\"sample\":3,\"cpus\":[{\"cpu\":0,\"error\":\"no telemetry yet\"},\
                  {\"cpu\":1,\"updates\":1,\"periods\":5,\"missed\":0,\"last_latency_ns\":40000,\
-                 \"max_latency_ns\":40000,\"params_version\":2,\"process_value\":20125}]}\n"
+                 \"max_latency_ns\":40000,\"params_version\":2,\"publisher\":\"probe\"}]}\n"
             );
             assert_eq!(
                 hist(ch),
@@ -623,12 +683,55 @@ mod tests {
     }
 
     #[test]
+    fn the_control_loops_figures_show_as_text_and_json() {
+        with_channel(|ch| {
+            let mut w = TelemetryWriter::new(ch, 0).unwrap();
+            let mut t = Telemetry {
+                periods: 2000,
+                params_version: 1,
+                publisher: TelemetryPublisher::Control,
+                control: channel::telemetry::ControlFigures {
+                    setpoint: 1.5,
+                    measurement: 1.49996,
+                    effort: 15.25,
+                    current: f64::NAN,
+                    disturbance: -0.25,
+                    watchdog: channel::telemetry::WatchdogCode::Armed,
+                    consecutive_misses: 0,
+                    fingerprint: 0xabc,
+                },
+                ..Telemetry::default()
+            };
+            t.record_latency(21_000);
+            w.publish(ch, &t);
+            assert_eq!(
+                watch_sample(ch, false, 1).lines().next().unwrap(),
+                "[1] rt cpu 0: 1 updates, 2000 periods, 0 missed, last 21000 ns, max 21000 ns, \
+                 params v1; control: setpoint 1.5000 rad/s, measurement 1.5000 rad/s, effort \
+                 15.250 V, current NaN A, disturbance -0.250 N*m, watchdog armed"
+            );
+            let json = watch_sample(ch, true, 1);
+            assert!(
+                json.starts_with(
+                    "{\"sample\":1,\"cpus\":[{\"cpu\":0,\"updates\":1,\"periods\":2000,\
+                     \"missed\":0,\"last_latency_ns\":21000,\"max_latency_ns\":21000,\
+                     \"params_version\":1,\"publisher\":\"control\",\"control\":{\
+                     \"setpoint\":1.5,\"measurement\":1.49996,\"effort\":15.25,\
+                     \"current\":null,\"disturbance\":-0.25,\"watchdog\":\"armed\",\
+                     \"consecutive_misses\":0,\"fingerprint\":\"0x0000000000000abc\"}},"
+                ),
+                "{json}"
+            );
+        });
+    }
+
+    #[test]
     fn the_parameter_list_shows_ranges_units_and_defaults() {
         let p = params(&CONTROL);
         assert!(
             p.contains(
-                "  setpoint      -50.000 degC to 150.000 degC, default 20.000 degC: \
-             temperature the control loop holds\n"
+                "  setpoint      -2.000 rad/s to 2.000 rad/s, default 1.000 rad/s: \
+             motor speed the control loop holds\n"
             ),
             "{p}"
         );

@@ -74,10 +74,11 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
 
     // Out-of-range values are refused before the region is touched.
     assert_eq!(
-        s.shell("rtctl set kp=1000; echo status=$?", COMMAND)
+        s.shell("rtctl set kp=5000; echo status=$?", COMMAND)
             .unwrap(),
         [
-            "rtctl: refused: 1000.000 is out of range: kp takes 0.000 to 100.000",
+            "rtctl: refused: 5000.000 V/(rad/s) is out of range: kp takes 0.000 V/(rad/s) to \
+             2000.000 V/(rad/s)",
             "status=1"
         ]
     );
@@ -101,8 +102,8 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     // Publishing through the mapping: each set reads the published version and publishes
     // the next; two at once queue on the writer lock, so neither change is lost.
     assert_eq!(
-        s.shell("rtctl set kp=2.5 setpoint=21.5", COMMAND).unwrap(),
-        ["published version 1: kp = 2.500 setpoint = 21.500 degC"]
+        s.shell("rtctl set kp=2.5 setpoint=1.5", COMMAND).unwrap(),
+        ["published version 1: kp = 2.500 V/(rad/s) setpoint = 1.500 rad/s"]
     );
     let both = s
         .shell("(rtctl set ki=0.25 & rtctl set kd=1.5 & wait)", COMMAND)
@@ -115,11 +116,14 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     assert_eq!(
         s.shell("rtctl get", COMMAND).unwrap(),
         [
-            "setpoint = 21.500 degC",
-            "kp = 2.500",
-            "ki = 0.250 1/s",
-            "kd = 1.500 s",
-            "output_limit = 100.0 %",
+            "setpoint = 1.500 rad/s",
+            "kp = 2.500 V/(rad/s)",
+            "ki = 0.250 V/rad",
+            "kd = 1.500 V*s^2/rad",
+            "disturbance = 0.000 N*m",
+            "setpoint_ramp = 0.000 rad/s^2",
+            "watchdog_misses = 3 periods",
+            "rearm = 0",
             "probe_period = 1000 us"
         ]
     );
@@ -174,7 +178,10 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
             .any(|l| l == "parameters: version 3 (schema control)"),
         "{after:?}"
     );
-    assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), ["kp = 2.500"]);
+    assert_eq!(
+        s.shell("rtctl get kp", COMMAND).unwrap(),
+        ["kp = 2.500 V/(rad/s)"]
+    );
 }
 
 /// `count` 64-bit words from `base`, read with devmem from Linux's shell.

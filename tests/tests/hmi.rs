@@ -167,7 +167,7 @@ fn hmi_in_chromium(board_name: &str) {
     let from = s.line_count();
     let input = web.find("#param-setpoint").unwrap();
     web.clear(&input).unwrap();
-    web.type_text(&input, "42.5").unwrap();
+    web.type_text(&input, "1.5").unwrap();
     web.click(&web.find("#set-setpoint").unwrap()).unwrap();
     let result = web
         .wait_for("the page's answer to the set", STEP, |w| {
@@ -175,7 +175,7 @@ fn hmi_in_chromium(board_name: &str) {
             Ok((!text.is_empty()).then_some(text))
         })
         .unwrap();
-    assert_eq!(result, "published version 1: setpoint = 42.500 degC");
+    assert_eq!(result, "published version 1: setpoint = 1.500 rad/s");
     assert_eq!(
         web.attribute(&web.find("#result").unwrap(), "class")
             .unwrap(),
@@ -198,7 +198,7 @@ fn hmi_in_chromium(board_name: &str) {
         .unwrap();
     }
     web.wait_for("the published set-point in the page", STEP, |w| {
-        Ok((w.text_of("#value-setpoint")? == "42.500 degC").then_some(()))
+        Ok((w.text_of("#value-setpoint")? == "1.500 rad/s").then_some(()))
     })
     .unwrap();
     // An app that reports its set-point (the control loop) must report the new one.
@@ -206,11 +206,11 @@ fn hmi_in_chromium(board_name: &str) {
         .script("return hmi.last.cpus.map(c => c.setpoint).filter(v => v !== undefined);")
         .unwrap();
     for v in reported.as_array().unwrap() {
-        assert_eq!(v.as_f64(), Some(42.5), "reported set-point {reported}");
+        assert_eq!(v.as_f64(), Some(1.5), "reported set-point {reported}");
     }
     assert_eq!(
         s.shell("rtctl get setpoint", STEP).unwrap(),
-        ["setpoint = 42.500 degC"]
+        ["setpoint = 1.500 rad/s"]
     );
 
     // Out of range: refused, shown in the page, nothing published.
@@ -225,11 +225,11 @@ fn hmi_in_chromium(board_name: &str) {
     .unwrap();
     assert_eq!(
         web.text_of("#result").unwrap(),
-        "refused: 999.000 degC is out of range: setpoint takes -50.000 degC to 150.000 degC"
+        "refused: 999.000 rad/s is out of range: setpoint takes -2.000 rad/s to 2.000 rad/s"
     );
     assert_eq!(web.text_of("#version").unwrap(), "1");
     assert_eq!(
         s.shell("rtctl get setpoint", STEP).unwrap(),
-        ["setpoint = 42.500 degC"]
+        ["setpoint = 1.500 rad/s"]
     );
 }

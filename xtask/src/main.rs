@@ -310,7 +310,7 @@ mod tests {
             ),
             (
                 &["--app", "nope"][..],
-                "unknown app `nope`; apps: latency, kernel-bench",
+                "unknown app `nope`; apps: latency, control, kernel-bench",
             ),
             (&["--frobnicate"][..], "unknown option `--frobnicate`"),
         ] {

@@ -1,15 +1,19 @@
 //! Applications apart from the kernel: what the RT partition runs on its vCPUs once
 //! guest-rt is up, selected with `rt.app=NAME`.
 //!
-//! Owns the registry ([`APPS`]) and what an app is handed ([`Context`]). To add an app:
-//! a module here (or behind its own cargo feature) with a `pub const APP: App`, and one
-//! line in [`APPS`]; `rt.app` is checked against [`NAMES`] by [`guest_rt::bootargs`], so
-//! a name that is not registered is refused at boot. An app uses the runtime
-//! ([`crate::arch`]: threads, timer, ready, heartbeat) and the kernel, and never touches
-//! registers itself.
+//! Owns the registry ([`APPS`]), what an app is handed ([`Context`]) and the app API an
+//! app is written against ([`api`]: threads, periodic releases, locks, completions,
+//! per-CPU and RCU data, device interrupts, the channel). To add an app: a module here
+//! (or behind its own cargo feature) with a `pub const APP: App`, one line in [`APPS`]
+//! and its row in `abi::bootargs::RT_APPS` (what `cargo xtask run --help` lists);
+//! `rt.app` is checked against [`NAMES`] by [`guest_rt::bootargs`], so a name that is not
+//! registered is refused at boot. An app uses [`api`] (the latency probe, older, still
+//! calls the runtime directly) and never touches registers itself.
 
 use guest_rt::bootargs::BootArgs;
 
+pub mod api;
+pub mod control;
 pub mod latency;
 
 /// A registered app.
@@ -37,6 +41,7 @@ pub struct Context {
 /// Every app built into this image.
 pub const APPS: &[App] = &[
     latency::APP,
+    control::APP,
     #[cfg(feature = "selftests")]
     crate::selftests::kernel_bench::APP,
 ];

@@ -248,9 +248,9 @@ mod tests {
             ));
             assert_eq!(p["version"], Value::Null);
             assert_eq!(p["params"][0]["name"], "setpoint");
-            assert_eq!(p["params"][0]["value"], "20.000 degC");
+            assert_eq!(p["params"][0]["value"], "1.000 rad/s");
             let r = respond(
-                &req("POST", "/api/set", "setpoint=42.5&kp=2"),
+                &req("POST", "/api/set", "setpoint=1.5&kp=2"),
                 Link::Up(ch),
                 &CONTROL,
                 0,
@@ -260,7 +260,7 @@ mod tests {
             assert_eq!(v["version"], 1);
             assert_eq!(
                 v["message"],
-                "published version 1: setpoint = 42.500 degC kp = 2.000"
+                "published version 1: setpoint = 1.500 rad/s kp = 2.000 V/(rad/s)"
             );
             let p = body(&respond(
                 &req("GET", "/api/params", ""),
@@ -269,8 +269,8 @@ mod tests {
                 0,
             ));
             assert_eq!(p["version"], 1);
-            assert_eq!(p["params"][0]["value"], "42.500 degC");
-            assert_eq!(p["params"][0]["min"], "-50.000 degC");
+            assert_eq!(p["params"][0]["value"], "1.500 rad/s");
+            assert_eq!(p["params"][0]["min"], "-2.000 rad/s");
             // Refusals: the same words as `rtctl set`, nothing published.
             let r = respond(
                 &req("POST", "/api/set", "setpoint=999"),
