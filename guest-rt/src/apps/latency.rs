@@ -20,7 +20,7 @@ use log::info;
 
 use super::{App, Context};
 use crate::arch::boot::{heartbeat, report_ready};
-use crate::arch::{channel, threads, timer};
+use crate::arch::{channel, threads, timer, trace};
 
 pub const APP: App = App {
     name: "latency",
@@ -34,6 +34,36 @@ pub const PRIORITY: u8 = 80;
 const REPORT_EVERY: u64 = 1_000;
 
 fn report(vcpu: usize, what: &str, s: &LatencyStats) {
+    report_stats(vcpu, what, s);
+    report_trace(vcpu);
+}
+
+/// The latency tracer's records of this vCPU so far ([`crate::arch::trace`]).
+fn report_trace(vcpu: usize) {
+    let t = trace::read();
+    let site = |l: &guest_rt::tracing::sections::Longest| match l.site {
+        Some(site) => alloc::format!("{} ns at {site}", l.ticks),
+        None => alloc::string::String::from("none"),
+    };
+    info!(
+        "latency vCPU {vcpu}: trace: longest kernel-lock hold {}; longest kernel-lock wait {}; \
+         longest interrupts-masked {}",
+        site(&t.lock_hold),
+        site(&t.lock_wait),
+        site(&t.masked)
+    );
+    info!(
+        "latency vCPU {vcpu}: trace: longest wake-up {} ns, cause {} (interrupt delivery {} \
+         ns, kernel lock wait {} ns, interrupt path and kernel {} ns)",
+        t.wake.total(),
+        t.wake.cause().name(),
+        t.wake.delivery,
+        t.wake.lock_wait,
+        t.wake.kernel
+    );
+}
+
+fn report_stats(vcpu: usize, what: &str, s: &LatencyStats) {
     info!(
         "latency vCPU {vcpu}: {what}{} periods of {} us: min {} ns, avg {} ns, max {} ns, \
          p99 {} ns, missed {}",
@@ -102,6 +132,7 @@ fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
     while periods == 0 || stats.samples < periods {
         threads::sleep_until_ns(deadline);
         let woke = timer::now_ns();
+        trace::woke(deadline, woke);
         let latency = woke.saturating_sub(deadline);
         deadline = stats.record(deadline, woke);
         let refresh_at = timer::now_ns();
