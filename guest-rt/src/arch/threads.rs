@@ -1,8 +1,8 @@
 //! Runs the portable [`Kernel`] on this partition's vCPUs: real threads with their own
 //! stacks, preempted from the interrupt return path.
 //!
-//! Owns the one kernel lock (a raw spinlock taken with interrupts masked: the "run queue"
-//! raw section), each thread's saved context and stack, each vCPU's idle context, and the
+//! Owns the one kernel lock (a fair ticket spinlock taken with interrupts masked: the "run
+//! queue" raw section), each thread's saved context and stack, each vCPU's idle context, and the
 //! translation of the kernel's answers into hardware actions: [`KernelEvent::Ipi`] becomes
 //! the reschedule SGI, [`Kernel::schedule`] a context switch, [`Kernel::next_deadline`] the
 //! one-shot virtual timer. It decides nothing the kernel decides.
@@ -18,8 +18,8 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use core::panic::Location;
-use core::sync::atomic::AtomicU64;
 
+use guest_rt::sync::ticket_lock::TicketLock;
 use guest_rt::{
     CpuId, Kernel, KernelConfig, KernelEvent, ThreadId, ThreadSpec, WaitOutcome, WaitStatus,
 };
@@ -61,9 +61,8 @@ struct KernelCell(UnsafeCell<Option<Rt>>);
 // SAFETY: the contents are only reached through `Locked`, which holds `LOCK`.
 unsafe impl Sync for KernelCell {}
 
-static LOCK: AtomicBool = AtomicBool::new(false);
-/// Acquisitions of LOCK so far (for counting how many holds one wait was behind).
-static HOLDS: AtomicU64 = AtomicU64::new(0);
+/// The kernel lock: fair (FIFO), so a vCPU waits for at most one hold per other vCPU.
+static LOCK: TicketLock = TicketLock::new();
 static RT: KernelCell = KernelCell(UnsafeCell::new(None));
 /// Set once the kernel exists (before that, no vCPU runs threads).
 static READY: AtomicBool = AtomicBool::new(false);
@@ -91,23 +90,13 @@ impl Locked {
     #[track_caller]
     fn acquire() -> Locked {
         let masked = IrqMasked::new();
-        let try_take = || {
-            LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        };
-        let (waited, holds_before) = if try_take() {
+        let (waited, holds_before) = if LOCK.try_lock() {
             (0, 0)
         } else {
-            let (since, holds) = (timer::now_ticks(), HOLDS.load(Ordering::Relaxed));
-            while !try_take() {
-                core::hint::spin_loop();
-            }
-            (
-                timer::now_ticks() - since,
-                HOLDS.load(Ordering::Relaxed) - holds,
-            )
+            let since = timer::now_ticks();
+            let waited = LOCK.lock();
+            (timer::now_ticks() - since, u64::from(waited.holds_before))
         };
-        HOLDS.store(HOLDS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         trace::lock_taken(Location::caller(), waited, holds_before);
         Locked { _masked: masked }
     }
@@ -129,7 +118,7 @@ impl Drop for Locked {
 /// Ends the hold of whichever context holds the lock on this vCPU.
 fn release() {
     trace::lock_releasing();
-    LOCK.store(false, Ordering::Release);
+    LOCK.unlock();
 }
 
 /// Creates the kernel for `cpus` vCPUs (vCPU 0, once, before any other call here).
@@ -146,12 +135,10 @@ pub fn init(cpus: usize) {
         switches: 0,
     };
     let _masked = IrqMasked::new();
-    while LOCK.swap(true, Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
+    LOCK.lock();
     // SAFETY: LOCK is held; nobody reads RT before READY.
     unsafe { *RT.0.get() = Some(rt) };
-    LOCK.store(false, Ordering::Release);
+    LOCK.unlock();
     READY.store(true, Ordering::Release);
 }
 

@@ -181,9 +181,9 @@ fn lock_wait(done: CompletionId) {
             w.contended
         ));
         print(format_args!(
-            "kernel-bench: kernel lock: {} of {} entries on vCPU 0 waited; the most holds by \
-             vCPU 1 during one wait: {}",
-            w.contended, w.taken, w.most_holds_before
+            "kernel-bench: most holds by vCPU 1 during one kernel-lock wait of vCPU 0: {} holds \
+             ({} of {} entries waited)",
+            w.most_holds_before, w.contended, w.taken
         ));
         with(|k, cpu| k.complete(cpu, done));
     });
