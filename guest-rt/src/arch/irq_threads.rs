@@ -112,7 +112,8 @@ pub fn owed_here() -> bool {
 /// whose handlers returned on another vCPU while their interrupts were active here (on
 /// the reschedule SGI they send). Two loads when there is nothing to do.
 pub fn in_kernel_entry(k: &mut guest_rt::Kernel, cpu: guest_rt::CpuId) {
-    if ANY_DEFERRED[cpu].swap(false, Ordering::Relaxed) {
+    let any = &ANY_DEFERRED[cpu];
+    if any.load(Ordering::Relaxed) && any.swap(false, Ordering::Relaxed) {
         for (word, bits) in DEFERRED[cpu].iter().enumerate() {
             let mut bits = bits.swap(0, Ordering::Relaxed);
             while bits != 0 {

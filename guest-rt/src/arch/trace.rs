@@ -4,7 +4,8 @@
 //! by that vCPU with its interrupts masked; times are raw counter ticks, converted only
 //! when read.
 //!
-//! Never takes a lock and never allocates: it runs inside the sections it measures.
+//! Never takes a lock and never allocates: it runs inside the sections it measures. Built
+//! without the `tracer` feature, every measuring point is empty.
 
 use core::cell::UnsafeCell;
 use core::panic::Location;
@@ -89,6 +90,9 @@ fn mine<R>(f: impl FnOnce(&mut Vcpu) -> R) -> R {
 /// `holds_before` other holds.
 #[inline]
 pub fn lock_taken(site: &'static Location<'static>, waited_ticks: u64, holds_before: u64) {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     let now = timer::now_ticks();
     mine(|v| {
         v.held_since = now;
@@ -113,6 +117,9 @@ pub fn lock_taken(site: &'static Location<'static>, waited_ticks: u64, holds_bef
 /// here now: a switch hands it over).
 #[inline]
 pub fn lock_releasing() {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     let now = timer::now_ticks();
     mine(|v| {
         let site = v.held_site;
@@ -123,6 +130,9 @@ pub fn lock_releasing() {
 /// Interrupts were unmasked and have just been masked at `site`.
 #[inline]
 pub fn masked(site: Site) {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     let now = timer::now_ticks();
     mine(|v| {
         v.masked_since = now;
@@ -134,6 +144,9 @@ pub fn masked(site: Site) {
 /// starting, an interrupt returning).
 #[inline]
 pub fn unmasking() {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     let now = timer::now_ticks();
     mine(|v| {
         if v.masked_since != 0 {
@@ -147,6 +160,9 @@ pub fn unmasking() {
 /// An interrupt's first Rust code on this vCPU (interrupts masked by the exception).
 #[inline]
 pub fn interrupt_entered() {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     let now = timer::now_ticks();
     mine(|v| {
         v.irq_at = now;
@@ -161,12 +177,18 @@ pub fn interrupt_entered() {
 /// The interrupt's kernel entry has the lock: its wait is part of the wake-up it causes.
 #[inline]
 pub fn interrupt_locked() {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     mine(|v| v.irq_lock_wait = v.last_wait);
 }
 
 /// The latency probe woke at `woke_ns` for `deadline_ns`: keeps the wake-up, split at
 /// the last interrupt entry, if it is this vCPU's longest.
 pub fn woke(deadline_ns: u64, woke_ns: u64) {
+    if !cfg!(feature = "tracer") {
+        return;
+    }
     let _masked = super::irqmask::IrqMasked::new();
     let (irq_at, lock_wait) = mine(|v| (v.irq_at, v.irq_lock_wait));
     let wake = WakeUp::split(

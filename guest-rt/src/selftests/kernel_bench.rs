@@ -147,7 +147,7 @@ fn driver() {
 }
 
 /// Kernel entries the measured vCPU makes while the other hammers the kernel.
-const LOCK_ROUNDS: u64 = 20_000;
+const LOCK_ROUNDS: u64 = 2_000;
 
 /// One vCPU's wait for the kernel lock while the other vCPU makes kernel calls back to
 /// back: vCPU 0 makes [`LOCK_ROUNDS`] short kernel entries, vCPU 1 as many as it can until

@@ -37,6 +37,10 @@ impl Ratio {
     /// `floor(a * b / d)` truncated to u64, as `(a as u128 * b as u128 / d as u128) as u64`.
     #[inline]
     fn apply(&self, a: u64) -> u64 {
+        if self.r == 0 {
+            // A whole ratio (62.5 MHz is 16 ns a tick): one multiplication.
+            return a.wrapping_mul(self.q);
+        }
         let mut frac = ((u128::from(a) * u128::from(self.r_mult)) >> 64) as u64;
         // frac is floor(a * r / d) or one below it (r_mult is at most 1 below r * 2^64 / d,
         // which costs a * 1 / 2^64 < 1).
@@ -79,6 +83,16 @@ impl ClockConversion {
     /// `ns`: a timer set to it fires at the deadline or after, never before.
     #[inline]
     pub fn ns_to_ticks(&self, ns: u64) -> u64 {
+        if self.to_ns.r == 0 {
+            // A whole number of ns per tick: one (hardware) division, rounded up.
+            let per_tick = self.to_ns.q;
+            let ticks = ns / per_tick;
+            return if ticks * per_tick < ns {
+                ticks + 1
+            } else {
+                ticks
+            };
+        }
         let floor = self.to_ticks.apply(ns);
         if self.ticks_to_ns(floor) < ns {
             floor + 1
