@@ -14,7 +14,7 @@
 //! and ends by publishing this vCPU's telemetry block, both under the vCPU's locked
 //! per-CPU endpoint ([`crate::arch::channel`]); neither ever waits for Linux.
 
-use guest_rt::tracing::latency::{LatencyStats, BUCKETS};
+use guest_rt::tracing::latency::{bucket_floor_us, LatencyStats, OVERFLOW};
 use guest_rt::{CpuMask, ThreadSpec};
 use log::info;
 
@@ -189,9 +189,11 @@ fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
         );
     }
     let mut line = alloc::string::String::new();
-    for (us, &count) in stats.histogram.iter().enumerate().filter(|(_, &c)| c > 0) {
-        let more = if us == BUCKETS - 1 { "+" } else { "" };
-        line.push_str(&alloc::format!(" {us}{more}us:{count}"));
+    // Each bucket by its lower edge (1 us wide to 64 us, then doubling); the overflow
+    // bucket marked with a `+`.
+    for (b, &count) in stats.histogram.iter().enumerate().filter(|(_, &c)| c > 0) {
+        let more = if b == OVERFLOW { "+" } else { "" };
+        line.push_str(&alloc::format!(" {}{more}us:{count}", bucket_floor_us(b)));
     }
     info!("latency vCPU {vcpu}: histogram (bucket: count){line}");
 }
