@@ -39,11 +39,12 @@ static OWED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VC
 /// INTIDs the GIC can name (SPIs end at 1019): the deferred set's size in bits.
 const INTIDS: usize = 1024;
 /// Per vCPU: threaded lines whose top half ran here and whose threads the interrupt's
-/// kernel entry must wake (bit n: INTID n), and whether any is set. Only their own vCPU
-/// touches them, with interrupts masked.
+/// kernel entry must wake (bit n: INTID n), and which of those words are not zero (bit w:
+/// word w), so the entry visits only those. Only their own vCPU touches them, with
+/// interrupts masked.
 static DEFERRED: [[AtomicU64; INTIDS / 64]; MAX_VCPUS] =
     [const { [const { AtomicU64::new(0) }; INTIDS / 64] }; MAX_VCPUS];
-static ANY_DEFERRED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+static DEFERRED_WORDS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
 /// Registers `handler` for SPI `intid`, run by a new thread at `priority` (on any vCPU).
 /// The line is enabled when this returns; each interrupt runs `handler` once in that
@@ -93,13 +94,13 @@ fn top_half(intid: u32) -> Ending {
     let me = vcpu_index();
     let n = intid as usize % INTIDS;
     DEFERRED[me][n / 64].fetch_or(1 << (n % 64), Ordering::Relaxed);
-    ANY_DEFERRED[me].store(true, Ordering::Relaxed);
+    DEFERRED_WORDS[me].fetch_or(1 << (n / 64), Ordering::Relaxed);
     Ending::LeaveActive
 }
 
 /// Whether a top half on this vCPU left a wake-up for the kernel entry.
 pub fn deferred_here() -> bool {
-    ANY_DEFERRED[vcpu_index()].load(Ordering::Relaxed)
+    DEFERRED_WORDS[vcpu_index()].load(Ordering::Relaxed) != 0
 }
 
 /// Whether another vCPU asked this one to deactivate a line (see [`in_kernel_entry`]).
@@ -112,17 +113,21 @@ pub fn owed_here() -> bool {
 /// whose handlers returned on another vCPU while their interrupts were active here (on
 /// the reschedule SGI they send). Two loads when there is nothing to do.
 pub fn in_kernel_entry(k: &mut guest_rt::Kernel, cpu: guest_rt::CpuId) {
-    let any = &ANY_DEFERRED[cpu];
-    if any.load(Ordering::Relaxed) && any.swap(false, Ordering::Relaxed) {
-        for (word, bits) in DEFERRED[cpu].iter().enumerate() {
-            let mut bits = bits.swap(0, Ordering::Relaxed);
-            while bits != 0 {
-                let intid = (word * 64) as u32 + bits.trailing_zeros();
-                bits &= bits - 1;
-                // Woken or (never, by the architecture) already active: either way the
-                // interrupt stays active until the handler's pass ends.
-                with_line(k, intid, |line, k| line.top_half(k, cpu));
-            }
+    let words = &DEFERRED_WORDS[cpu];
+    let mut words = match words.load(Ordering::Relaxed) {
+        0 => 0,
+        _ => words.swap(0, Ordering::Relaxed),
+    };
+    while words != 0 {
+        let word = words.trailing_zeros() as usize;
+        words &= words - 1;
+        let mut bits = DEFERRED[cpu][word].swap(0, Ordering::Relaxed);
+        while bits != 0 {
+            let intid = (word * 64) as u32 + bits.trailing_zeros();
+            bits &= bits - 1;
+            // Woken or (never, by the architecture) already active: either way the
+            // interrupt stays active until the handler's pass ends.
+            with_line(k, intid, |line, k| line.top_half(k, cpu));
         }
     }
     let owed = &OWED[cpu];
