@@ -21,6 +21,11 @@ use crate::sync::rwsem::RwSem;
 use crate::sync::semaphore::Semaphore;
 use crate::time::timer::{Nanos, TimerAction, TimerKey, TimerQueue};
 
+/// Most timers one [`Kernel::expire`] fires (one hold of the kernel lock); the rest wait
+/// for the next pass. Each costs one wake-up (a bounded walk when it ends a timed
+/// rt-mutex wait).
+pub const EXPIRE_BATCH: usize = 4;
+
 #[derive(Clone, Copy, Debug)]
 pub struct KernelConfig {
     pub cpus: usize,
@@ -319,10 +324,22 @@ impl Kernel {
         }
     }
 
-    /// Fires the expired timers of `cpu` and handles round-robin slice
-    /// expiry. Called from the CPU's timer interrupt.
+    /// Fires the expired timers of `cpu`, at most [`EXPIRE_BATCH`] of them, and handles
+    /// round-robin slice expiry. Called from the CPU's timer interrupt. Timers still due
+    /// after the batch keep [`Kernel::next_deadline`] in the past, so the one-shot timer
+    /// fires again at once and the next pass (a new hold of the kernel lock, interrupts
+    /// open in between) takes the next batch: one hold's work stays bounded however many
+    /// timers fall due together.
     pub fn expire(&mut self, cpu: CpuId) {
-        while let Some(action) = self.timers[cpu].pop_expired(self.now) {
+        self.expire_at_most(cpu, EXPIRE_BATCH);
+    }
+
+    /// [`Kernel::expire`] with a batch of `max` timers; returns whether due timers remain.
+    pub fn expire_at_most(&mut self, cpu: CpuId, max: usize) -> bool {
+        for _ in 0..max {
+            let Some(action) = self.timers[cpu].pop_expired(self.now) else {
+                break;
+            };
             match action {
                 TimerAction::SleepEnd(tid) => {
                     self.th(tid).timer = None;
@@ -336,6 +353,9 @@ impl Kernel {
             }
         }
         self.expire_slice(cpu);
+        self.timers[cpu]
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= self.now)
     }
 
     /// Earliest time `cpu` needs a timer interrupt (timer or slice end).

@@ -12,6 +12,11 @@ use xtask::vcpu_insns::{self, Plan};
 
 const PERIODS: u64 = 200;
 
+/// The RT CPU's own wake-up path (hv's IRQ vector -> probe thread running, trap-and-inject
+/// on virt), in instructions: the measured count (the same every run and under every Linux
+/// load, see `cargo xtask bench --only wake`) plus about 5%, so a 10% regression fails.
+const WAKE_PATH_BUDGET: u64 = 1_416; // measured 1349 (CPU 2), 1348 (CPU 3)
+
 #[test]
 fn virt_each_rt_cpu_runs_its_own_probe_every_period() {
     let (config, image) = board("virt");
@@ -56,6 +61,13 @@ fn virt_each_rt_cpu_runs_its_own_probe_every_period() {
         assert!(
             paths.iter().all(|&p| p == paths[0]),
             "CPU {cpu}: the wake-up path changed from period to period: {paths:?}"
+        );
+        println!("CPU {cpu}: wake-up path {} instructions", paths[0]);
+        assert!(
+            paths[0] <= WAKE_PATH_BUDGET,
+            "CPU {cpu}: the wake-up path takes {} instructions, over its budget of \
+             {WAKE_PATH_BUDGET}",
+            paths[0]
         );
         let total = report.totals.get(&cpu).copied().unwrap_or(0);
         assert!(total > PERIODS * paths[0], "CPU {cpu}: total {total}");

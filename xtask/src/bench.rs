@@ -214,6 +214,14 @@ fn kernel_rows(lines: &[String]) -> Vec<KernelRow> {
         .filter_map(|l| {
             let rest = &l[l.find("kernel-bench: ")? + "kernel-bench: ".len()..];
             let (what, value) = rest.split_once(": ")?;
+            // A count of holds (the kernel lock's fairness figure), else nanoseconds.
+            if let Some((holds, _)) = value.split_once(" holds") {
+                return Some(KernelRow {
+                    what: format!("{what} (holds)"),
+                    avg: holds.parse().ok()?,
+                    min_max: None,
+                });
+            }
             let (avg, extra) = value.split_once(" ns")?;
             let min_max = match extra {
                 "" => None,

@@ -14,13 +14,13 @@
 //! and ends by publishing this vCPU's telemetry block, both under the vCPU's locked
 //! per-CPU endpoint ([`crate::arch::channel`]); neither ever waits for Linux.
 
-use guest_rt::tracing::latency::{LatencyStats, BUCKETS};
+use guest_rt::tracing::latency::{bucket_floor_us, LatencyStats, OVERFLOW};
 use guest_rt::{CpuMask, ThreadSpec};
 use log::info;
 
 use super::{App, Context};
 use crate::arch::boot::{heartbeat, report_ready};
-use crate::arch::{channel, threads, timer};
+use crate::arch::{channel, threads, timer, trace};
 
 pub const APP: App = App {
     name: "latency",
@@ -34,6 +34,36 @@ pub const PRIORITY: u8 = 80;
 const REPORT_EVERY: u64 = 1_000;
 
 fn report(vcpu: usize, what: &str, s: &LatencyStats) {
+    report_stats(vcpu, what, s);
+    report_trace(vcpu);
+}
+
+/// The latency tracer's records of this vCPU so far ([`crate::arch::trace`]).
+fn report_trace(vcpu: usize) {
+    let t = trace::read();
+    let site = |l: &guest_rt::tracing::sections::Longest| match l.site {
+        Some(site) => alloc::format!("{} ns at {site}", l.ticks),
+        None => alloc::string::String::from("none"),
+    };
+    info!(
+        "latency vCPU {vcpu}: trace: longest kernel-lock hold {}; longest kernel-lock wait {}; \
+         longest interrupts-masked {}",
+        site(&t.lock_hold),
+        site(&t.lock_wait),
+        site(&t.masked)
+    );
+    info!(
+        "latency vCPU {vcpu}: trace: longest wake-up {} ns, cause {} (interrupt delivery {} \
+         ns, kernel lock wait {} ns, interrupt path and kernel {} ns)",
+        t.wake.total(),
+        t.wake.cause().name(),
+        t.wake.delivery,
+        t.wake.lock_wait,
+        t.wake.kernel
+    );
+}
+
+fn report_stats(vcpu: usize, what: &str, s: &LatencyStats) {
     info!(
         "latency vCPU {vcpu}: {what}{} periods of {} us: min {} ns, avg {} ns, max {} ns, \
          p99 {} ns, missed {}",
@@ -102,6 +132,7 @@ fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
     while periods == 0 || stats.samples < periods {
         threads::sleep_until_ns(deadline);
         let woke = timer::now_ns();
+        trace::woke(deadline, woke);
         let latency = woke.saturating_sub(deadline);
         deadline = stats.record(deadline, woke);
         let refresh_at = timer::now_ns();
@@ -158,9 +189,11 @@ fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
         );
     }
     let mut line = alloc::string::String::new();
-    for (us, &count) in stats.histogram.iter().enumerate().filter(|(_, &c)| c > 0) {
-        let more = if us == BUCKETS - 1 { "+" } else { "" };
-        line.push_str(&alloc::format!(" {us}{more}us:{count}"));
+    // Each bucket by its lower edge (1 us wide to 64 us, then doubling); the overflow
+    // bucket marked with a `+`.
+    for (b, &count) in stats.histogram.iter().enumerate().filter(|(_, &c)| c > 0) {
+        let more = if b == OVERFLOW { "+" } else { "" };
+        line.push_str(&alloc::format!(" {}{more}us:{count}", bucket_floor_us(b)));
     }
     info!("latency vCPU {vcpu}: histogram (bucket: count){line}");
 }

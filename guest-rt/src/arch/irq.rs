@@ -4,14 +4,16 @@
 //! too (the CPU interface runs with EOImode = 1, see [`gic`]). On a vCPU that runs
 //! threads, the timer and the reschedule SGI end in one kernel entry after all interrupts
 //! are ended, which may switch to another thread: the kernel is preemptible from the
-//! interrupt return path.
+//! interrupt return path. A threaded line's top half only notes the wake-up; it is done
+//! in that same one kernel entry ([`irq_threads::in_kernel_entry`]), so an interrupt takes
+//! the kernel lock once.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use guest_rt::interrupts::source::{self, Source};
 
 use super::devices::Ending;
-use super::{gic, irq_threads, threads, timer, vcpu_index, MAX_VCPUS};
+use super::{gic, irq_threads, threads, timer, trace, vcpu_index, MAX_VCPUS};
 
 /// Interrupts that nobody here expects, per vCPU.
 static UNEXPECTED: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
@@ -36,6 +38,7 @@ pub fn sgis() -> u64 {
 }
 
 pub extern "C" fn handle() {
+    trace::interrupt_entered();
     // Whether the kernel must look at this vCPU (timer expiry or a reschedule request).
     let mut kernel_entry = false;
     let scheduler_here = threads::active_here();
@@ -62,9 +65,9 @@ pub extern "C" fn handle() {
             Source::Line(n) => match super::devices::handler(n) {
                 Some(handler) => {
                     ending = handler(n);
-                    // A threaded line's top half may have woken a thread that should run
-                    // now.
-                    kernel_entry |= scheduler_here;
+                    // A threaded line's top half noted a wake-up for the kernel entry
+                    // below (on any vCPU: the woken thread may run elsewhere).
+                    kernel_entry |= scheduler_here || irq_threads::deferred_here();
                 }
                 None => {
                     UNEXPECTED[vcpu_index()].fetch_add(1, Ordering::Relaxed);
@@ -76,17 +79,17 @@ pub extern "C" fn handle() {
             Ending::LeaveActive => gic::drop_priority(acked),
         }
     }
-    if resched {
-        // Threaded lines whose handlers returned on another vCPU (which sent this SGI)
-        // while their interrupts were active here.
-        irq_threads::deactivate_owed_here();
-    }
+    // Threaded lines whose handlers returned on another vCPU (which sent this SGI) while
+    // their interrupts were active here are deactivated in the kernel entry.
+    kernel_entry |= resched && irq_threads::owed_here();
     // Every interrupt's priority is dropped before the kernel may switch away from the
     // interrupted context: a switched-out handler must not hold the CPU interface's
     // running priority.
     if kernel_entry {
-        threads::on_interrupt();
+        threads::on_interrupt(irq_threads::in_kernel_entry);
     }
+    // The exception return opens interrupts again (in whichever context returns here).
+    trace::unmasking();
 }
 
 pub fn unexpected() -> u64 {

@@ -12,10 +12,13 @@
 //! is active makes it active and pending, delivered right after that deactivation. Only
 //! the vCPU that acknowledged the interrupt can deactivate it (under hv it sits in that
 //! vCPU's list register): a handler that returns on another vCPU asks that one, with the
-//! reschedule SGI, to do it on its interrupt path ([`deactivate_owed_here`]).
+//! reschedule SGI, to do it on its interrupt path ([`in_kernel_entry`]).
+//!
+//! The top half takes no lock: it notes the line in this vCPU's deferred set, and the
+//! interrupt's one kernel entry wakes the handler threads ([`in_kernel_entry`]).
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use guest_rt::interrupts::irq_registry::IrqError;
 use guest_rt::interrupts::irq_thread::{Deactivate, ThreadedLine};
@@ -32,6 +35,16 @@ static LINES: Mutex<Vec<ThreadedLine>> = Mutex::new(Vec::new());
 /// Per vCPU: a threaded line's interrupt is still active on its interface although its
 /// handler returned (on another vCPU); set before the SGI that asks it to deactivate.
 static OWED: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+
+/// INTIDs the GIC can name (SPIs end at 1019): the deferred set's size in bits.
+const INTIDS: usize = 1024;
+/// Per vCPU: threaded lines whose top half ran here and whose threads the interrupt's
+/// kernel entry must wake (bit n: INTID n), and which of those words are not zero (bit w:
+/// word w), so the entry visits only those. Only their own vCPU touches them, with
+/// interrupts masked.
+static DEFERRED: [[AtomicU64; INTIDS / 64]; MAX_VCPUS] =
+    [const { [const { AtomicU64::new(0) }; INTIDS / 64] }; MAX_VCPUS];
+static DEFERRED_WORDS: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
 /// Registers `handler` for SPI `intid`, run by a new thread at `priority` (on any vCPU).
 /// The line is enabled when this returns; each interrupt runs `handler` once in that
@@ -74,13 +87,57 @@ fn with_line<R>(
 }
 
 /// A threaded line's top half (interrupts masked, acknowledged, priority not dropped
-/// yet): wake its thread and leave the interrupt active. The switch to that thread, if it
-/// is the most urgent here, happens on the interrupt's way out.
+/// yet): note its thread's wake-up for the interrupt's kernel entry and leave the
+/// interrupt active. The switch to that thread, if it is the most urgent here, happens in
+/// that entry, on the interrupt's way out.
 fn top_half(intid: u32) -> Ending {
-    // Woken or (never, by the architecture) already active: either way the interrupt
-    // stays active until the handler's pass ends.
-    threads::from_interrupt(|k, cpu| with_line(k, intid, |line, k| line.top_half(k, cpu)));
+    let me = vcpu_index();
+    let n = intid as usize % INTIDS;
+    DEFERRED[me][n / 64].fetch_or(1 << (n % 64), Ordering::Relaxed);
+    DEFERRED_WORDS[me].fetch_or(1 << (n / 64), Ordering::Relaxed);
     Ending::LeaveActive
+}
+
+/// Whether a top half on this vCPU left a wake-up for the kernel entry.
+pub fn deferred_here() -> bool {
+    DEFERRED_WORDS[vcpu_index()].load(Ordering::Relaxed) != 0
+}
+
+/// Whether another vCPU asked this one to deactivate a line (see [`in_kernel_entry`]).
+pub fn owed_here() -> bool {
+    OWED[vcpu_index()].load(Ordering::Relaxed)
+}
+
+/// The threaded lines' part of an interrupt's kernel entry on `cpu` (kernel lock held):
+/// wake the threads of the lines whose top halves ran here, and deactivate the lines
+/// whose handlers returned on another vCPU while their interrupts were active here (on
+/// the reschedule SGI they send). Two loads when there is nothing to do.
+pub fn in_kernel_entry(k: &mut guest_rt::Kernel, cpu: guest_rt::CpuId) {
+    let words = &DEFERRED_WORDS[cpu];
+    let mut words = match words.load(Ordering::Relaxed) {
+        0 => 0,
+        _ => words.swap(0, Ordering::Relaxed),
+    };
+    while words != 0 {
+        let word = words.trailing_zeros() as usize;
+        words &= words - 1;
+        let mut bits = DEFERRED[cpu][word].swap(0, Ordering::Relaxed);
+        while bits != 0 {
+            let intid = (word * 64) as u32 + bits.trailing_zeros();
+            bits &= bits - 1;
+            // Woken or (never, by the architecture) already active: either way the
+            // interrupt stays active until the handler's pass ends.
+            with_line(k, intid, |line, k| line.top_half(k, cpu));
+        }
+    }
+    let owed = &OWED[cpu];
+    if owed.load(Ordering::Relaxed) && owed.swap(false, Ordering::Acquire) {
+        for line in LINES.lock().iter_mut() {
+            if line.take_owed(cpu) {
+                gic::deactivate_spi(line.intid());
+            }
+        }
+    }
 }
 
 fn handler_thread(intid: u32, handler: fn(u32)) {
@@ -104,24 +161,6 @@ fn handler_thread(intid: u32, handler: fn(u32)) {
             gic::send_sgi(threads::RESCHED_SGI, other);
         }
     }
-}
-
-/// On the interrupt path, after every acknowledged interrupt's priority was dropped:
-/// deactivates the threaded lines whose handlers returned on another vCPU while their
-/// interrupts were active on this one (on the reschedule SGI they send). One load when
-/// there are none.
-pub fn deactivate_owed_here() {
-    let owed = &OWED[vcpu_index()];
-    if !owed.load(Ordering::Relaxed) || !owed.swap(false, Ordering::Acquire) {
-        return;
-    }
-    threads::from_interrupt(|_, cpu| {
-        for line in LINES.lock().iter_mut() {
-            if line.take_owed(cpu) {
-                gic::deactivate_spi(line.intid());
-            }
-        }
-    });
 }
 
 /// (woken, handled) counts of a threaded line.

@@ -38,6 +38,7 @@ pub mod mmu;
 pub mod pl031;
 pub mod threads;
 pub mod timer;
+pub mod trace;
 
 /// vCPUs guest-rt can run on (stacks are reserved for this many).
 pub const MAX_VCPUS: usize = 8;

@@ -1,8 +1,8 @@
 //! Runs the portable [`Kernel`] on this partition's vCPUs: real threads with their own
 //! stacks, preempted from the interrupt return path.
 //!
-//! Owns the one kernel lock (a raw spinlock taken with interrupts masked: the "run queue"
-//! raw section), each thread's saved context and stack, each vCPU's idle context, and the
+//! Owns the one kernel lock (a fair ticket spinlock taken with interrupts masked: the "run
+//! queue" raw section), each thread's saved context and stack, each vCPU's idle context, and the
 //! translation of the kernel's answers into hardware actions: [`KernelEvent::Ipi`] becomes
 //! the reschedule SGI, [`Kernel::schedule`] a context switch, [`Kernel::next_deadline`] the
 //! one-shot virtual timer. It decides nothing the kernel decides.
@@ -17,14 +17,16 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use aarch64_cpu::registers::{Writeable, CNTV_CTL_EL0, CNTV_CVAL_EL0};
+use core::panic::Location;
+
+use guest_rt::sync::ticket_lock::TicketLock;
 use guest_rt::{
     CpuId, Kernel, KernelConfig, KernelEvent, ThreadId, ThreadSpec, WaitOutcome, WaitStatus,
 };
 
 use super::context::{self, Stack};
 use super::irqmask::{self, IrqMasked};
-use super::{gic, timer, vcpu_index, MAX_VCPUS};
+use super::{gic, timer, trace, vcpu_index, MAX_VCPUS};
 
 /// The SGI that asks a vCPU to reschedule (the other SGI numbers are the self-tests').
 pub const RESCHED_SGI: u32 = 15;
@@ -59,7 +61,8 @@ struct KernelCell(UnsafeCell<Option<Rt>>);
 // SAFETY: the contents are only reached through `Locked`, which holds `LOCK`.
 unsafe impl Sync for KernelCell {}
 
-static LOCK: AtomicBool = AtomicBool::new(false);
+/// The kernel lock: fair (FIFO), so a vCPU waits for at most one hold per other vCPU.
+static LOCK: TicketLock = TicketLock::new();
 static RT: KernelCell = KernelCell(UnsafeCell::new(None));
 /// Set once the kernel exists (before that, no vCPU runs threads).
 static READY: AtomicBool = AtomicBool::new(false);
@@ -74,6 +77,7 @@ struct Locked {
 
 impl Locked {
     /// A kernel entry: the lock, this vCPU, and the kernel's clock brought up to now.
+    #[track_caller]
     fn enter() -> (Locked, CpuId) {
         let mut lk = Locked::acquire();
         let now = timer::now_ns();
@@ -81,14 +85,19 @@ impl Locked {
         (lk, vcpu_index())
     }
 
+    /// Takes the lock with interrupts masked; the caller (through `#[track_caller]`
+    /// callers) is the site the tracer names for this hold.
+    #[track_caller]
     fn acquire() -> Locked {
         let masked = IrqMasked::new();
-        while LOCK
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
+        let (waited, holds_before) = if LOCK.try_lock() {
+            (0, 0)
+        } else {
+            let since = timer::now_ticks();
+            let waited = LOCK.lock();
+            (timer::now_ticks() - since, u64::from(waited.holds_before))
+        };
+        trace::lock_taken(Location::caller(), waited, holds_before);
         Locked { _masked: masked }
     }
 
@@ -102,8 +111,14 @@ impl Locked {
 
 impl Drop for Locked {
     fn drop(&mut self) {
-        LOCK.store(false, Ordering::Release);
+        release();
     }
+}
+
+/// Ends the hold of whichever context holds the lock on this vCPU.
+fn release() {
+    trace::lock_releasing();
+    LOCK.unlock();
 }
 
 /// Creates the kernel for `cpus` vCPUs (vCPU 0, once, before any other call here).
@@ -120,12 +135,10 @@ pub fn init(cpus: usize) {
         switches: 0,
     };
     let _masked = IrqMasked::new();
-    while LOCK.swap(true, Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
+    LOCK.lock();
     // SAFETY: LOCK is held; nobody reads RT before READY.
     unsafe { *RT.0.get() = Some(rt) };
-    LOCK.store(false, Ordering::Release);
+    LOCK.unlock();
     READY.store(true, Ordering::Release);
 }
 
@@ -141,15 +154,10 @@ fn deliver_events(lk: &mut Locked) {
     }
 }
 
-/// Programs this vCPU's one-shot timer for the kernel's next deadline (off when none).
+/// Programs this vCPU's one-shot timer for the kernel's next deadline (off when none);
+/// the timer is left alone when that did not change.
 fn program_timer(deadline: Option<u64>) {
-    match deadline {
-        Some(ns) => {
-            CNTV_CVAL_EL0.set(timer::ns_to_ticks(ns));
-            CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
-        }
-        None => CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR),
-    }
+    timer::program(deadline);
 }
 
 /// After a kernel entry on `cpu`: IPIs out, then, if this vCPU must reschedule (or `force`),
@@ -243,6 +251,7 @@ pub fn enter() -> ! {
 
 /// Runs `op` on the kernel as the current context of this vCPU, then acts on what it asked
 /// for (IPIs, a switch if a woken thread should run here, the timer).
+#[track_caller]
 pub fn with<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
     let (mut lk, cpu) = Locked::enter();
     let result = op(&mut lk.rt().kernel, cpu);
@@ -251,6 +260,7 @@ pub fn with<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
 }
 
 /// Runs an operation that may block the calling thread; returns how the wait ended.
+#[track_caller]
 pub fn wait(op: impl FnOnce(&mut Kernel, CpuId) -> WaitStatus) -> WaitOutcome {
     let (mut lk, cpu) = Locked::enter();
     let me = lk.rt().kernel.current(cpu).expect("wait() from a thread");
@@ -285,6 +295,7 @@ pub fn current() -> ThreadId {
 }
 
 /// Creates a thread running `body`; it exits when `body` returns.
+#[track_caller]
 pub fn spawn(spec: ThreadSpec, body: impl FnOnce() + Send + 'static) -> ThreadId {
     let body: Box<Body> = Box::new(Box::new(body));
     let arg = Box::into_raw(body) as u64;
@@ -308,7 +319,7 @@ pub fn spawn(spec: ThreadSpec, body: impl FnOnce() + Send + 'static) -> ThreadId
 /// First Rust code of every thread (from `guest_rt_thread_entry`), entered by a switch made
 /// under the kernel lock: release it, open interrupts, run the body, exit.
 pub extern "C" fn thread_start(arg: u64) -> ! {
-    LOCK.store(false, Ordering::Release);
+    release();
     irqmask::unmask();
     // SAFETY: `spawn` leaked exactly this box for exactly this thread.
     let body = unsafe { Box::from_raw(arg as *mut Body) };
@@ -335,6 +346,10 @@ pub extern "C" fn thread_start(arg: u64) -> ! {
 /// A kernel entry from an interrupt top half (interrupts masked, the interrupt not yet
 /// ended): runs `op` and sends its IPIs but never switches; the handler asks for the
 /// reschedule check on its way out ([`on_interrupt`]).
+// No top half of this crate needs it since threaded lines defer their wake-ups to the
+// interrupt's one kernel entry; kept for a top half that must act on the kernel at once.
+#[allow(dead_code)]
+#[track_caller]
 pub fn from_interrupt<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
     let (mut lk, cpu) = Locked::enter();
     let result = op(&mut lk.rt().kernel, cpu);
@@ -342,15 +357,19 @@ pub fn from_interrupt<R>(op: impl FnOnce(&mut Kernel, CpuId) -> R) -> R {
     result
 }
 
-/// The interrupt path's kernel entry (timer expiry or reschedule SGI on this vCPU), after
-/// every acknowledged interrupt was ended: expire timers, then reschedule, switching away
-/// from the interrupted context if a more urgent thread is runnable here.
-pub fn on_interrupt() {
+/// The interrupt path's one kernel entry (timer expiry, reschedule SGI, threaded lines'
+/// wake-ups on this vCPU), after every acknowledged interrupt was ended: `deferred` (the
+/// top halves' kernel work), expire timers, then reschedule, switching away from the
+/// interrupted context if a more urgent thread is runnable here.
+#[track_caller]
+pub fn on_interrupt(deferred: impl FnOnce(&mut Kernel, CpuId)) {
     let mut lk = Locked::acquire();
+    trace::interrupt_locked();
     let cpu = vcpu_index();
     let now = timer::now_ns();
     let k = &mut lk.rt().kernel;
     k.advance_time(now);
+    deferred(k, cpu);
     k.expire(cpu);
     reschedule(&mut lk, cpu, false);
 }

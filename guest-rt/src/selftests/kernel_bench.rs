@@ -19,7 +19,7 @@ use crate::arch::boot::report_ready;
 use crate::arch::console::print;
 use crate::arch::threads::{sleep_ns, spawn, wait, with};
 use crate::arch::timer::now_ns;
-use crate::arch::{gic, irq_threads, pl031};
+use crate::arch::{gic, irq_threads, pl031, trace};
 
 const ROUNDS: u64 = 1_000;
 
@@ -141,8 +141,53 @@ fn driver() {
         await_done(done, 2);
         report(what, total.load(Ordering::Relaxed), ROUNDS);
     }
+    lock_wait(done);
     device_interrupt(done);
     print(format_args!("kernel-bench: done"));
+}
+
+/// Kernel entries the measured vCPU makes while the other hammers the kernel.
+const LOCK_ROUNDS: u64 = 2_000;
+
+/// One vCPU's wait for the kernel lock while the other vCPU makes kernel calls back to
+/// back: vCPU 0 makes [`LOCK_ROUNDS`] short kernel entries, vCPU 1 as many as it can until
+/// vCPU 0 is done. Reports the waits of the entries that found the lock taken (under
+/// -icount single-threaded TCG, contention happens where the emulator switches vCPUs
+/// inside the other's hold, so the wait itself is mostly the emulator's round-robin
+/// slice) and the most holds one wait was behind: the fairness figure, which a ticket lock
+/// bounds at one per other vCPU.
+fn lock_wait(done: CompletionId) {
+    static STOP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    spawn(ThreadSpec::fifo(20).on(CpuMask::single(1)), move || {
+        while !STOP.load(Ordering::Acquire) {
+            with(|k, _| core::hint::black_box(k.now()));
+        }
+        with(|k, cpu| k.complete(cpu, done));
+    });
+    spawn(ThreadSpec::fifo(20).on(CpuMask::single(0)), move || {
+        trace::reset_lock_waits();
+        for _ in 0..LOCK_ROUNDS {
+            with(|k, _| core::hint::black_box(k.now()));
+        }
+        let w = trace::lock_waits();
+        STOP.store(true, Ordering::Release);
+        let ns = crate::arch::timer::ticks_to_ns;
+        print(format_args!(
+            "kernel-bench: kernel lock wait on vCPU 0 while vCPU 1 hammers kernel calls: {} \
+             ns (min {} ns, max {} ns, {} samples)",
+            ns(w.wait_ticks) / w.contended.max(1),
+            ns(w.shortest_ticks),
+            ns(w.longest_ticks),
+            w.contended
+        ));
+        print(format_args!(
+            "kernel-bench: most holds by vCPU 1 during one kernel-lock wait of vCPU 0: {} holds \
+             ({} of {} entries waited)",
+            w.most_holds_before, w.contended, w.taken
+        ));
+        with(|k, cpu| k.complete(cpu, done));
+    });
+    await_done(done, 2);
 }
 
 /// Rounds of the device-interrupt measurement, after one warm-up round.

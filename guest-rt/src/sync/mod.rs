@@ -3,7 +3,8 @@
 //! Owns the sleeping locks ([`rtmutex`] with priority inheritance, [`rwsem`],
 //! [`semaphore`]), [`completion`]s, the priority-ordered [`waitqueue`] they share,
 //! per-CPU data behind a lock ([`percpu_locked`]), [`rcu`] over a sleeping lock, and
-//! the list of raw (non-preemptible) sections ([`rawlock`]). Picking who runs next
+//! the list of raw (non-preemptible) sections ([`rawlock`]), and the fair spinlock the
+//! kernel lock is ([`ticket_lock`]). Picking who runs next
 //! is [`crate::scheduling`]'s, never this module's.
 pub mod completion;
 pub mod percpu_locked;
@@ -12,4 +13,5 @@ pub mod rcu;
 pub mod rtmutex;
 pub mod rwsem;
 pub mod semaphore;
+pub mod ticket_lock;
 pub mod waitqueue;

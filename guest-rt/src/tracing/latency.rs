@@ -5,9 +5,46 @@
 //! hot loop without touching the allocator. Never reads a clock itself: callers pass
 //! nanoseconds.
 
-/// Histogram buckets of 1 µs each; the last one collects everything at or above it.
-pub const BUCKETS: usize = 64;
+/// Buckets of 1 µs each up to [`LINEAR_US`]; then [`LOG_BUCKETS`] buckets doubling in
+/// width (64-128 µs, 128-256 µs, ... up to [`OVERFLOW_US`], about 1 s); the last one,
+/// [`OVERFLOW`], collects everything from there up (printed with a `+`).
+pub const LINEAR_US: u64 = 64;
+pub const LOG_BUCKETS: usize = 14;
+pub const BUCKETS: usize = LINEAR_US as usize + LOG_BUCKETS + 1;
+pub const OVERFLOW: usize = BUCKETS - 1;
+pub const OVERFLOW_US: u64 = LINEAR_US << LOG_BUCKETS;
 const BUCKET_NS: u64 = 1_000;
+
+/// The bucket a latency of `ns` falls in.
+pub fn bucket_of(ns: u64) -> usize {
+    let us = ns / BUCKET_NS;
+    if us < LINEAR_US {
+        us as usize
+    } else if us >= OVERFLOW_US {
+        OVERFLOW
+    } else {
+        // us in [64 * 2^k, 64 * 2^(k+1)): k = log2(us / 64).
+        LINEAR_US as usize + (us / LINEAR_US).ilog2() as usize
+    }
+}
+
+/// Lower edge of bucket `i`, in µs.
+pub fn bucket_floor_us(i: usize) -> u64 {
+    if i < LINEAR_US as usize {
+        i as u64
+    } else {
+        LINEAR_US << (i.min(OVERFLOW) - LINEAR_US as usize)
+    }
+}
+
+/// Upper edge of bucket `i`, in µs (the overflow bucket's is unbounded: u64::MAX).
+pub fn bucket_ceiling_us(i: usize) -> u64 {
+    if i >= OVERFLOW {
+        u64::MAX
+    } else {
+        bucket_floor_us(i + 1)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LatencyStats {
@@ -43,8 +80,7 @@ impl LatencyStats {
         self.min_ns = self.min_ns.min(latency);
         self.max_ns = self.max_ns.max(latency);
         self.sum_ns += u128::from(latency);
-        let bucket = ((latency / BUCKET_NS) as usize).min(BUCKETS - 1);
-        self.histogram[bucket] += 1;
+        self.histogram[bucket_of(latency)] += 1;
         let interval = self.interval_ns.max(1);
         let late_periods = latency / interval;
         self.missed += late_periods;
@@ -59,17 +95,21 @@ impl LatencyStats {
         }
     }
 
-    /// Smallest latency bound (bucket upper edge, ns) that covers `percent` of samples.
+    /// Smallest latency bound (bucket upper edge, ns) that covers `percent` of samples;
+    /// in the overflow bucket, the max.
     pub fn percentile_ns(&self, percent: u64) -> u64 {
         let wanted = (self.samples * percent).div_ceil(100);
         let mut seen = 0;
         for (i, &count) in self.histogram.iter().enumerate() {
             seen += count;
             if seen >= wanted && count > 0 {
-                return (i as u64 + 1) * BUCKET_NS;
+                return match i {
+                    OVERFLOW => self.max_ns,
+                    _ => bucket_ceiling_us(i) * BUCKET_NS,
+                };
             }
         }
-        BUCKETS as u64 * BUCKET_NS
+        bucket_floor_us(OVERFLOW) * BUCKET_NS
     }
 }
 
@@ -103,9 +143,43 @@ mod tests {
         let next = s.record(10_000, 12_500);
         assert_eq!(s.missed, 2);
         assert_eq!(next, 13_000);
-        assert_eq!(s.histogram[BUCKETS - 1], 0, "2.5 us is bucket 2");
+        assert_eq!(s.histogram[2], 1, "2.5 us is bucket 2");
         s.record(13_000, 13_000 + 200_000);
-        assert_eq!(s.histogram[BUCKETS - 1], 1, "overflow bucket");
+        assert_eq!(s.histogram[bucket_of(200_000)], 1, "a log bucket");
+        assert_eq!(s.histogram[OVERFLOW], 0);
+        s.record(0, 2_000_000_000);
+        assert_eq!(s.histogram[OVERFLOW], 1, "overflow bucket");
+    }
+
+    #[test]
+    fn buckets_are_linear_to_64_us_then_double_then_overflow() {
+        assert_eq!(bucket_of(63_999), 63);
+        assert_eq!(bucket_of(64_000), 64);
+        assert_eq!(bucket_of(127_999), 64);
+        assert_eq!(bucket_of(128_000), 65);
+        assert_eq!(bucket_of(OVERFLOW_US * 1_000 - 1), OVERFLOW - 1);
+        assert_eq!(bucket_of(OVERFLOW_US * 1_000), OVERFLOW);
+        assert_eq!(bucket_of(u64::MAX), OVERFLOW);
+        // Every latency lies within its bucket's edges, and the edges tile the range.
+        for ns in (0..3_000_000u64).step_by(997).chain([u64::MAX / 2]) {
+            let b = bucket_of(ns);
+            assert!(bucket_floor_us(b) * 1_000 <= ns, "{ns} below bucket {b}");
+            assert!(ns / 1_000 < bucket_ceiling_us(b), "{ns} above bucket {b}");
+        }
+        for b in 0..OVERFLOW {
+            assert_eq!(bucket_ceiling_us(b), bucket_floor_us(b + 1));
+        }
+        assert_eq!(OVERFLOW_US, 1_048_576);
+    }
+
+    #[test]
+    fn percentiles_read_log_buckets_and_the_overflow_as_the_max() {
+        let mut s = LatencyStats::new(10_000_000_000);
+        s.record(0, 100_000);
+        assert_eq!(s.percentile_ns(99), 128_000);
+        s.record(0, 5_000_000_000);
+        s.record(0, 5_000_000_000);
+        assert_eq!(s.percentile_ns(99), 5_000_000_000);
     }
 
     #[test]
