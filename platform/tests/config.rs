@@ -410,9 +410,12 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::TooManyCpus { .. } => 18,
         ConfigError::SecondLinuxPartition { .. } => 19,
         ConfigError::ExitlessLinux { .. } => 20,
+        ConfigError::DoorbellLine { .. } => 21,
+        ConfigError::DoorbellWithoutPeer { .. } => 22,
+        ConfigError::DoorbellInterval { .. } => 23,
     }
 }
-const VARIANTS: usize = 21;
+const VARIANTS: usize = 24;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -436,6 +439,9 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     too_many_cpus,
     second_linux_partition,
     exitless_linux,
+    doorbell_on_a_device_line,
+    doorbells_without_an_rt_partition,
+    doorbell_interval_zero,
 ];
 
 #[test]
@@ -845,4 +851,130 @@ fn region_display() {
         Region::new(u64::MAX, 2).to_string(),
         "[0xffffffffffffffff+0x2 wraps]"
     );
+}
+
+fn doorbells(config: &mut Config) -> &mut platform::config::DoorbellSpec {
+    config
+        .channel
+        .as_mut()
+        .and_then(|c| c.doorbells.as_mut())
+        .expect("virt has doorbells")
+}
+
+#[test]
+fn virt_names_its_doorbells() {
+    let mut config = virt();
+    let d = *doorbells(&mut config);
+    assert_eq!((d.to_rt, d.to_linux, d.min_interval_us), (96, 97, 1000));
+}
+
+fn doorbell_on_a_device_line() -> Case {
+    let mut config = virt();
+    doorbells(&mut config).to_rt = 34;
+    Case {
+        config,
+        expected: ConfigError::DoorbellLine {
+            which: "to_rt",
+            irq: 34,
+            user: "the line of device `rtc`".into(),
+        },
+        parts: &["to_rt = 34", "`rtc`"],
+    }
+}
+
+#[test]
+fn refuses_a_doorbell_on_a_device_line() {
+    assert_refused(doorbell_on_a_device_line());
+}
+
+fn doorbell_interval_zero() -> Case {
+    let mut config = virt();
+    doorbells(&mut config).min_interval_us = 0;
+    Case {
+        config,
+        expected: ConfigError::DoorbellInterval { us: 0 },
+        parts: &["min_interval_us = 0"],
+    }
+}
+
+fn doorbells_without_an_rt_partition() -> Case {
+    let mut config = virt();
+    config.partitions.retain(|p| p.name != "rt");
+    Case {
+        config,
+        expected: ConfigError::DoorbellWithoutPeer { missing: "RT" },
+        parts: &["no RT partition"],
+    }
+}
+
+#[test]
+fn refuses_a_doorbell_on_the_consoles_line() {
+    let mut config = virt();
+    doorbells(&mut config).to_linux = 33;
+    assert_refused(Case {
+        config,
+        expected: ConfigError::DoorbellLine {
+            which: "to_linux",
+            irq: 33,
+            user: "the line of hv's console `uart0`".into(),
+        },
+        parts: &["to_linux = 33", "console"],
+    });
+}
+
+#[test]
+fn refuses_the_same_line_both_ways() {
+    let mut config = virt();
+    doorbells(&mut config).to_rt = 97;
+    assert_refused(Case {
+        config,
+        expected: ConfigError::DoorbellLine {
+            which: "to_rt",
+            irq: 97,
+            user: "the other doorbell's line".into(),
+        },
+        parts: &["to_rt = 97", "other doorbell"],
+    });
+}
+
+#[test]
+fn refuses_doorbells_that_are_not_spis() {
+    for irq in [27, 1020] {
+        let mut config = virt();
+        doorbells(&mut config).to_linux = irq;
+        assert_refused(Case {
+            config,
+            expected: ConfigError::DoorbellLine {
+                which: "to_linux",
+                irq,
+                user: "not an SPI".into(),
+            },
+            parts: &["not an SPI"],
+        });
+    }
+}
+
+#[test]
+fn refuses_a_doorbell_interval_out_of_range() {
+    for us in [0, 1_000_001] {
+        let mut config = virt();
+        doorbells(&mut config).min_interval_us = us;
+        assert_refused(Case {
+            config,
+            expected: ConfigError::DoorbellInterval { us },
+            parts: &["min_interval_us", "1..=1000000"],
+        });
+    }
+}
+
+#[test]
+fn refuses_doorbells_without_an_rt_partition() {
+    assert_refused(doorbells_without_an_rt_partition());
+}
+
+#[test]
+fn board_files_refuse_a_clashing_doorbell_by_name() {
+    let text = include_str!("../boards/virt.toml").replace("to_rt = 96", "to_rt = 34");
+    let err = Config::from_toml(&text).expect_err("a clash is refused when parsed");
+    assert!(err.starts_with("doorbell-line: "), "{err}");
 }
