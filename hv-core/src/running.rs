@@ -8,6 +8,7 @@ use platform::config::Region;
 use spin::Mutex;
 
 use crate::emulated_console::EmulatedConsole;
+use crate::emulated_gpio::EmulatedGpio;
 use crate::guest_image::Placement;
 use crate::partition::PartitionState;
 use crate::vgic::VgicDistributor;
@@ -39,6 +40,8 @@ pub struct Running {
     pub console: Option<EmulatedConsole>,
     /// Linux: hv's control page (unmapped; every access traps).
     pub control: Option<Region>,
+    /// Linux, on a board with doorbells: the PL061 whose line the RT partition rings.
+    pub doorbell_gpio: Option<EmulatedGpio>,
 }
 
 impl Running {
