@@ -135,7 +135,13 @@ mod tests {
         let mut p = linux();
         // A 32-bit store of a register whose top half is not zero still carries the magic.
         assert_eq!(
-            access(&mut p, 0, abort(2, true), 0xffff_ffff_0000_0000 | MAGIC, None),
+            access(
+                &mut p,
+                0,
+                abort(2, true),
+                0xffff_ffff_0000_0000 | MAGIC,
+                None
+            ),
             ControlAccess::Ready { first: true }
         );
         // A byte store cannot carry it.
@@ -178,7 +184,13 @@ mod tests {
             ControlAccess::Ring
         );
         assert_eq!(
-            access(&mut p, 8, abort(2, true), 0xdead_0000_0000_0000 | RING, Some(COUNTS)),
+            access(
+                &mut p,
+                8,
+                abort(2, true),
+                0xdead_0000_0000_0000 | RING,
+                Some(COUNTS)
+            ),
             ControlAccess::Ring,
             "a 32-bit store of a wider register"
         );

@@ -350,7 +350,9 @@ mod tests {
         assert_eq!(info.bootargs.as_deref(), Some("rt.selftest=none"));
         assert!(info.uarts.is_empty(), "no device leaks in");
         let fdt = fdt::Fdt::new(&blob).unwrap();
-        let doorbell = fdt.find_node("/hypervisor/doorbell").expect("RT's doorbell");
+        let doorbell = fdt
+            .find_node("/hypervisor/doorbell")
+            .expect("RT's doorbell");
         assert_eq!(
             doorbell.property("compatible").unwrap().as_str(),
             Some(DOORBELL_COMPATIBLE)
@@ -360,7 +362,10 @@ mod tests {
             [0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 1],
             "SPI 64 = INTID 96, rising edge"
         );
-        assert!(fdt.find_compatible(&["arm,pl061"]).is_none(), "no PL061 for RT");
+        assert!(
+            fdt.find_compatible(&["arm,pl061"]).is_none(),
+            "no PL061 for RT"
+        );
         // The partition's GICC is the GICV frame: its CPU interface is virtual.
         let seen = info.gic.expect("GIC described");
         assert_eq!(seen.version, GicVersion::V2);
@@ -473,7 +478,9 @@ mod tests {
         let control = hyp.property("bulkhead,control").unwrap().value;
         assert_eq!(&control[..8], &0x7f_0000_0000u64.to_be_bytes());
         assert!(fdt.find_node("/hypervisor/doorbell").is_none());
-        let gpio = fdt.find_node("/gpio@7f00001000").expect("the doorbell's PL061");
+        let gpio = fdt
+            .find_node("/gpio@7f00001000")
+            .expect("the doorbell's PL061");
         assert_eq!(
             gpio.compatible().unwrap().all().collect::<Vec<_>>(),
             ["arm,pl061", "arm,primecell"]

@@ -124,7 +124,12 @@ impl VirtualPl061 {
         Ok(u64::from(value))
     }
 
-    pub fn write(&mut self, offset: u64, width: AccessWidth, value: u64) -> Result<(), AccessError> {
+    pub fn write(
+        &mut self,
+        offset: u64,
+        width: AccessWidth,
+        value: u64,
+    ) -> Result<(), AccessError> {
         check(offset, width)?;
         let v = value as u8;
         match offset {
@@ -182,7 +187,9 @@ mod tests {
     #[test]
     fn identifies_itself_as_a_pl061_primecell() {
         let g = VirtualPl061::new();
-        let ids: Vec<u64> = (0..8).map(|i| g.read(0xfe0 + 4 * i, Word).unwrap()).collect();
+        let ids: Vec<u64> = (0..8)
+            .map(|i| g.read(0xfe0 + 4 * i, Word).unwrap())
+            .collect();
         assert_eq!(ids, [0x61, 0x10, 0x04, 0x00, 0x0d, 0xf0, 0x05, 0xb1]);
     }
 

@@ -13,6 +13,10 @@ usage: rtctl COMMAND
                        one JSON object a line; --count stops after N samples
   hist                 each RT CPU's wake-up latency histogram
   params               the parameters: names, units, ranges, defaults
+  ring [--count N]     ring the RT partition's doorbell (N times: a storm, for tests)
+  wait [--after N]     wait for the RT partition's next doorbell (an edge on the GPIO
+                       line `bulkhead-doorbell`), or for its ring number N + 1
+  doorbells            hv's doorbell counters
   scribble [SEED]      debugging: overwrite the whole region with pseudo-random words (a
                        hostile Linux, for tests; hv writes the header again at a reboot)";
 
@@ -28,6 +32,11 @@ pub enum Command {
     Help,
     /// Overwrite the region with the words of a xorshift sequence from this seed.
     Scribble(u64),
+    /// Ring the RT partition's doorbell this many times.
+    Ring(u64),
+    /// Wait until the RT partition rang more than this many times (None: than now).
+    Wait(Option<u64>),
+    Doorbells,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +86,20 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             [] => Ok(Command::Scribble(1)),
             [seed] => Ok(Command::Scribble(number("scribble", Some(seed))?)),
             _ => Err(UsageError("`scribble` takes one SEED".into())),
+        },
+        "doorbells" => none_expected(Command::Doorbells),
+        "ring" => match rest {
+            [] => Ok(Command::Ring(1)),
+            [flag, n] if flag == "--count" => match number("--count", Some(n))? {
+                0 => Err(UsageError("--count 0: ring at least once".into())),
+                n => Ok(Command::Ring(n)),
+            },
+            _ => Err(UsageError("`ring` takes only --count N".into())),
+        },
+        "wait" => match rest {
+            [] => Ok(Command::Wait(None)),
+            [flag, n] if flag == "--after" => Ok(Command::Wait(Some(number("--after", Some(n))?))),
+            _ => Err(UsageError("`wait` takes only --after N".into())),
         },
         "get" => match rest {
             [] => Ok(Command::Get(None)),
@@ -131,6 +154,14 @@ mod tests {
         assert_eq!(parse(&args("scribble")), Ok(Command::Scribble(1)));
         assert_eq!(parse(&args("scribble 7")), Ok(Command::Scribble(7)));
         assert_eq!(parse(&args("get")), Ok(Command::Get(None)));
+        assert_eq!(parse(&args("ring")), Ok(Command::Ring(1)));
+        assert_eq!(
+            parse(&args("ring --count 1000000")),
+            Ok(Command::Ring(1_000_000))
+        );
+        assert_eq!(parse(&args("wait")), Ok(Command::Wait(None)));
+        assert_eq!(parse(&args("wait --after 3")), Ok(Command::Wait(Some(3))));
+        assert_eq!(parse(&args("doorbells")), Ok(Command::Doorbells));
         assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
         assert_eq!(
             parse(&args("set kp=1 ki=2")),
@@ -175,6 +206,10 @@ mod tests {
             ("watch --yaml", "unknown option `--yaml`"),
             ("scribble x", "scribble x: not a number"),
             ("scribble 1 2", "`scribble` takes one SEED"),
+            ("ring --count 0", "--count 0: ring at least once"),
+            ("ring 5", "`ring` takes only --count N"),
+            ("wait --after x", "--after x: not a number"),
+            ("wait now", "`wait` takes only --after N"),
         ] {
             let e = parse(&args(line)).unwrap_err();
             assert_eq!(e.0, why, "{line:?}");

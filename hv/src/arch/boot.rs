@@ -457,7 +457,12 @@ fn start_partition(
     virtual_spis.extend(gpio_spi);
     virtual_spis.extend(doorbells.filter(|_| !linux).map(|d| d.to_rt));
     let vgic = VgicDistributor::new(gic.version, physical.lines(), &virtual_spis, &p.cpus)
-        .and_then(|v| console_spi.into_iter().chain(gpio_spi).try_fold(v, |v, spi| v.with_emulated_spi(spi)))
+        .and_then(|v| {
+            console_spi
+                .into_iter()
+                .chain(gpio_spi)
+                .try_fold(v, |v, spi| v.with_emulated_spi(spi))
+        })
         .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
     let partition = Running {
         // Partitions live for hv's whole life: their names are leaked once, at boot.

@@ -22,8 +22,8 @@ use hv_core::running::Running;
 use hv_core::trap::{self, Trap};
 use hv_core::vgic::Effect;
 
-use super::super::exception::Frame;
 use super::super::doorbell::{self, GpioWiring};
+use super::super::exception::Frame;
 use super::super::vconsole::ConsoleWiring;
 use super::super::{console, cpu, gic};
 use super::irq_exit::deliver;
