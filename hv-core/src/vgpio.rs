@@ -158,7 +158,7 @@ fn check(offset: u64, width: AccessWidth) -> Result<(), AccessError> {
     if !matches!(width, AccessWidth::Byte | AccessWidth::Word) {
         return Err(AccessError::BadWidth { offset, width });
     }
-    if offset % 4 != 0 {
+    if !offset.is_multiple_of(4) {
         return Err(AccessError::Misaligned { offset, width });
     }
     Ok(())

@@ -5,9 +5,11 @@
 //! Today: the latency probe on the RT cores of every board (wake-up latency in virtual
 //! ns), what hv spends per forwarded interrupt (PMU cycle counter = instructions), and
 //! guest-rt's kernel paths on real threads (context switch, locks, wake-ups, a device
-//! interrupt to its handler thread), with trap-and-inject and exit-less delivery.
+//! interrupt to its handler thread), with trap-and-inject and exit-less delivery; the
+//! doorbells' latency both ways with Linux running.
 
 mod compare;
+mod doorbell;
 mod preempt_rt;
 mod wake;
 
@@ -245,7 +247,7 @@ fn kernel_figure(row: Option<&KernelRow>) -> String {
 
 /// The parts of `cargo xtask bench`, each runnable alone with `--only NAME`, and what
 /// each takes on a 2-core machine (measured, other work running beside it).
-pub const PARTS: [(&str, &str); 5] = [
+pub const PARTS: [(&str, &str); 6] = [
     (
         "kernel",
         "guest-rt kernel paths on real threads, both delivery modes (about 10 s)",
@@ -261,6 +263,11 @@ pub const PARTS: [(&str, &str); 5] = [
     (
         "wake",
         "RT CPU's own instructions per path and Linux load, vcpu-insn plugin (about 4 min)",
+    ),
+    (
+        "doorbell",
+        "doorbell latency both ways on virt with Linux, rtctl in its shell (Linux boots \
+         under -icount: minutes)",
     ),
     (
         "preempt-rt",
@@ -312,6 +319,11 @@ pub fn run_all(only: Option<&str>) -> Result<(), Error> {
             wake::print(&name, &results.rows);
             bulkhead.push((name, results));
         }
+        Ok(())
+    })?;
+    timed("doorbell", &mut || {
+        let (to_rt, to_linux) = doorbell::run()?;
+        doorbell::print(&to_rt, &to_linux);
         Ok(())
     })?;
     let mut prt = Vec::new();
