@@ -266,8 +266,8 @@ pub const PARTS: [(&str, &str); 6] = [
     ),
     (
         "doorbell",
-        "doorbell latency both ways on virt with Linux, rtctl in its shell (Linux boots \
-         under -icount: minutes)",
+        "doorbell latency both ways on virt with Linux, rtctl in its shell, both delivery \
+         modes (about 1 min)",
     ),
     (
         "preempt-rt",
@@ -322,8 +322,16 @@ pub fn run_all(only: Option<&str>) -> Result<(), Error> {
         Ok(())
     })?;
     timed("doorbell", &mut || {
-        let (to_rt, to_linux) = doorbell::run()?;
-        doorbell::print(&to_rt, &to_linux);
+        let modes = [(false, "virt"), (true, "virt-exitless")];
+        // BULKHEAD_BENCH_DOORBELL=exitless|trap: one mode only.
+        let only_mode = std::env::var("BULKHEAD_BENCH_DOORBELL").ok();
+        for (exitless, name) in modes
+            .into_iter()
+            .filter(|(e, _)| only_mode.as_deref().is_none_or(|m| (m == "exitless") == *e))
+        {
+            let (to_rt, to_linux) = doorbell::run(exitless)?;
+            doorbell::print(name, &to_rt, &to_linux);
+        }
         Ok(())
     })?;
     let mut prt = Vec::new();
