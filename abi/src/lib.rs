@@ -59,3 +59,29 @@ pub const CONTROL_PAGE_SIZE: u64 = 0x1000;
 pub const CONTROL_READY: u64 = 0x0;
 /// "REDY": any other value written to [`CONTROL_READY`] is refused (an external abort).
 pub const CONTROL_READY_MAGIC: u32 = 0x5245_4459;
+
+/// The RT partition rings Linux's doorbell (the emulated PL061's input line rises, at
+/// most once per pending doorbell: rings before Linux acknowledged the last one
+/// coalesce). No arguments; x0 = SUCCESS, or NOT_SUPPORTED when the board has no
+/// doorbells or the caller is not the RT partition. Never waits for Linux.
+pub const HVC_DOORBELL_RING: u32 = VENDOR_HYP_FAST64 | 0x0004;
+
+/// Offset in the control page: writing [`CONTROL_DOORBELL_MAGIC`] (32-bit) rings the RT
+/// partition's doorbell; a read gives how many rings hv took from Linux so far.
+pub const CONTROL_DOORBELL: u64 = 0x8;
+/// "RING": any other value written to [`CONTROL_DOORBELL`] is refused.
+pub const CONTROL_DOORBELL_MAGIC: u32 = 0x5249_4e47;
+/// Read-only: how many times hv raised the RT partition's doorbell line (rings coalesce
+/// while it is pending and wait out the board's minimum interval, so this is at most the
+/// ring count).
+pub const CONTROL_DOORBELL_RAISED: u64 = 0x10;
+/// Read-only: how many times the RT partition rang Linux ([`HVC_DOORBELL_RING`]).
+pub const CONTROL_RT_RINGS: u64 = 0x18;
+
+/// The PL061 GPIO controller hv emulates for Linux (next to the control page): its input
+/// line 0, named [`DOORBELL_GPIO_LINE`] in the DTB, rises when the RT partition rings, so
+/// Linux user space waits for a doorbell with the GPIO character device.
+pub const DOORBELL_GPIO_IPA: u64 = CONTROL_PAGE_IPA + CONTROL_PAGE_SIZE;
+pub const DOORBELL_GPIO_SIZE: u64 = 0x1000;
+/// `gpio-line-names` of the doorbell line (line 0 of the emulated PL061).
+pub const DOORBELL_GPIO_LINE: &str = "bulkhead-doorbell";

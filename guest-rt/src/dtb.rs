@@ -159,6 +159,30 @@ pub fn channel(dtb: &[u8]) -> Option<Region> {
     found
 }
 
+/// The `compatible` of hv's doorbell node (`/hypervisor/doorbell`).
+pub const DOORBELL_COMPATIBLE: &str = "bulkhead,doorbell";
+
+/// The SPI (INTID) Linux's doorbell rings raise, if hv names one: the first SPI in the
+/// `interrupts` of the `/hypervisor` child whose `compatible` is [`DOORBELL_COMPATIBLE`].
+pub fn doorbell(dtb: &[u8]) -> Option<u32> {
+    let clean = checked(dtb)?;
+    let fdt = fdt::Fdt::new(&clean).ok()?;
+    let hyp = fdt.find_node("/hypervisor")?;
+    let found = hyp.children().find_map(|node| {
+        let raw = node.property("compatible")?.value;
+        if raw.split(|&b| b == 0).next()? != DOORBELL_COMPATIBLE.as_bytes() {
+            return None;
+        }
+        let cells = node.property("interrupts")?.value;
+        cells
+            .chunks_exact(12)
+            .find(|c| be32(&c[0..4]) == 0)
+            .and_then(|c| be32(&c[4..8]).checked_add(32))
+            .filter(|intid| (32..1020).contains(intid))
+    });
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +257,48 @@ mod tests {
         assert_eq!(channel(&none), None);
         assert_eq!(channel(&dtb(&[], &[])), None);
         assert_eq!(channel(b"not a dtb"), None);
+    }
+
+    /// A DTB with a `/hypervisor` node holding `children` (compatible, interrupt cells).
+    fn hypervisor(children: &[(&str, Vec<u32>)]) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let hyp = w.begin_node("hypervisor").unwrap();
+        w.property_string("compatible", "bulkhead,hypervisor")
+            .unwrap();
+        for (i, (compatible, cells)) in children.iter().enumerate() {
+            let node = w.begin_node(&format!("child{i}")).unwrap();
+            w.property_string("compatible", compatible).unwrap();
+            w.property_array_u32("interrupts", cells).unwrap();
+            w.end_node(node).unwrap();
+        }
+        w.end_node(hyp).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn finds_the_doorbells_spi_under_the_hypervisor_node_only() {
+        let blob = hypervisor(&[
+            ("vendor,other", vec![0, 10, 1]),
+            (DOORBELL_COMPATIBLE, vec![0, 64, 1]),
+        ]);
+        assert_eq!(doorbell(&blob), Some(96));
+        assert_eq!(
+            doorbell(&hypervisor(&[("vendor,other", vec![0, 64, 1])])),
+            None
+        );
+        // A PPI or an SPI number past the architecture's is no doorbell.
+        assert_eq!(
+            doorbell(&hypervisor(&[(DOORBELL_COMPATIBLE, vec![1, 5, 1])])),
+            None
+        );
+        assert_eq!(
+            doorbell(&hypervisor(&[(DOORBELL_COMPATIBLE, vec![0, 2000, 1])])),
+            None
+        );
+        assert_eq!(doorbell(&dtb(&[], &[])), None);
+        assert_eq!(doorbell(b"garbage"), None);
     }
 
     #[test]

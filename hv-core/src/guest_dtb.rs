@@ -34,7 +34,26 @@ pub struct GuestDtb<'a> {
     pub linux: Option<LinuxNodes>,
     /// The memory kept for the inter-partition channel (`reserved-memory`, no-map).
     pub channel: Option<platform::config::Region>,
+    /// The partition's end of the doorbells, if the board has them.
+    pub doorbell: Option<DoorbellNode>,
 }
+
+/// What a partition's DTB says about its doorbell ([`GuestDtb::doorbell_node`]).
+#[derive(Clone, Copy, Debug)]
+pub enum DoorbellNode {
+    /// Linux: the PL061 hv emulates (at [`abi::DOORBELL_GPIO_IPA`]) raising SPI `spi`;
+    /// its line 0, named [`abi::DOORBELL_GPIO_LINE`], rises when the RT partition rings.
+    Linux { spi: u32 },
+    /// RT: the SPI Linux's rings raise (`/hypervisor/doorbell`, `bulkhead,doorbell`).
+    Rt { spi: u32 },
+}
+
+/// `compatible` of the RT partition's doorbell node.
+pub const DOORBELL_COMPATIBLE: &str = "bulkhead,doorbell";
+/// PL061 revision 0's peripheral ID (DDI 0190B, 3.3.13), as the AMBA bus matches it.
+const PL061_PERIPHID: u32 = 0x0004_1061;
+/// Interrupt specifier flags: rising edge (the doorbell lines are made pending, not held).
+const IRQ_EDGE_RISING: u32 = 0x1;
 
 /// The nodes hv adds for an unmodified Linux kernel.
 #[derive(Clone, Copy, Debug)]
@@ -67,11 +86,13 @@ const CLOCK_PHANDLE: u32 = 2;
 const GIC_PHANDLE: u32 = 1;
 /// Interrupt specifier flags: level-triggered, active low, as the boards' own DTBs say.
 const IRQ_LEVEL_LOW: u32 = 0x8;
+/// Level-triggered, active high (the emulated devices' SPIs).
+const IRQ_LEVEL_HIGH: u32 = 0x4;
 
 /// A virtio-mmio transport's `compatible` (Linux's `virtio_mmio` driver binds it).
 pub const VIRTIO_MMIO: &str = "virtio,mmio";
-/// Interrupt specifier flags: edge-triggered, rising, as QEMU virt describes virtio-mmio.
-const IRQ_EDGE_RISING: u32 = 0x1;
+// Interrupt specifier flags for virtio-mmio: edge-triggered, rising, as QEMU virt
+// describes it (IRQ_EDGE_RISING, above).
 
 /// A passed-through virtio-mmio transport, described as QEMU's own DTB does: its SPI
 /// edge-triggered, and `dma-coherent` (QEMU's device reads and writes guest memory
@@ -243,6 +264,10 @@ impl GuestDtb<'_> {
             fdt.end_node(node)?;
         }
 
+        if let Some(DoorbellNode::Linux { spi }) = self.doorbell {
+            Self::doorbell_gpio_node(&mut fdt, spi)?;
+        }
+
         let hyp = fdt.begin_node("hypervisor")?;
         fdt.property_string("compatible", "bulkhead,hypervisor")?;
         fdt.property_string("method", "hvc")?;
@@ -252,10 +277,40 @@ impl GuestDtb<'_> {
                 &[linux.control.base, linux.control.size],
             )?;
         }
+        if let Some(DoorbellNode::Rt { spi }) = self.doorbell {
+            let node = fdt.begin_node("doorbell")?;
+            fdt.property_string("compatible", DOORBELL_COMPATIBLE)?;
+            fdt.property_array_u32("interrupts", &[0, spi - 32, IRQ_EDGE_RISING])?;
+            fdt.end_node(node)?;
+        }
         fdt.end_node(hyp)?;
 
         fdt.end_node(root)?;
         fdt.finish()
+    }
+
+    /// Linux's doorbell: the PL061 hv emulates, a PrimeCell clocked by the `apb-pclk`
+    /// node the console already uses, with its eight lines named (line 0 the doorbell).
+    fn doorbell_gpio_node(fdt: &mut FdtWriter, spi: u32) -> Result<(), Error> {
+        let base = abi::DOORBELL_GPIO_IPA;
+        let node = fdt.begin_node(&alloc::format!("gpio@{base:x}"))?;
+        fdt.property_string_list(
+            "compatible",
+            alloc::vec![String::from("arm,pl061"), String::from("arm,primecell")],
+        )?;
+        fdt.property_array_u64("reg", &[base, abi::DOORBELL_GPIO_SIZE])?;
+        fdt.property_array_u32("interrupts", &[0, spi - 32, IRQ_LEVEL_HIGH])?;
+        fdt.property_null("gpio-controller")?;
+        fdt.property_u32("#gpio-cells", 2)?;
+        fdt.property_null("interrupt-controller")?;
+        fdt.property_u32("#interrupt-cells", 2)?;
+        fdt.property_u32("clocks", CLOCK_PHANDLE)?;
+        fdt.property_string("clock-names", "apb_pclk")?;
+        fdt.property_u32("arm,primecell-periphid", PL061_PERIPHID)?;
+        let mut names = alloc::vec![String::from(abi::DOORBELL_GPIO_LINE)];
+        names.extend((1..8).map(|_| String::new()));
+        fdt.property_string_list("gpio-line-names", names)?;
+        fdt.end_node(node)
     }
 }
 
@@ -310,6 +365,7 @@ mod tests {
             redistributors: None,
             linux: None,
             channel: None,
+            doorbell: Some(DoorbellNode::Rt { spi: 96 }),
         }
         .generate()
         .unwrap();
@@ -324,6 +380,23 @@ mod tests {
         assert_eq!(info.psci, Some(PsciConduit::Hvc));
         assert_eq!(info.bootargs.as_deref(), Some("rt.selftest=none"));
         assert!(info.uarts.is_empty(), "no device leaks in");
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let doorbell = fdt
+            .find_node("/hypervisor/doorbell")
+            .expect("RT's doorbell");
+        assert_eq!(
+            doorbell.property("compatible").unwrap().as_str(),
+            Some(DOORBELL_COMPATIBLE)
+        );
+        assert_eq!(
+            doorbell.property("interrupts").unwrap().value,
+            [0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 1],
+            "SPI 64 = INTID 96, rising edge"
+        );
+        assert!(
+            fdt.find_compatible(&["arm,pl061"]).is_none(),
+            "no PL061 for RT"
+        );
         // The partition's GICC is the GICV frame: its CPU interface is virtual.
         let seen = info.gic.expect("GIC described");
         assert_eq!(seen.version, GicVersion::V2);
@@ -389,6 +462,7 @@ mod tests {
                 control: Region::new(0x7f_0000_0000, 0x1000),
             }),
             channel: Some(Region::new(0xb000_0000, 0x20_0000)),
+            doorbell: Some(DoorbellNode::Linux { spi: 97 }),
         }
         .generate()
         .unwrap();
@@ -438,6 +512,32 @@ mod tests {
         let hyp = fdt.find_node("/hypervisor").unwrap();
         let control = hyp.property("bulkhead,control").unwrap().value;
         assert_eq!(&control[..8], &0x7f_0000_0000u64.to_be_bytes());
+        assert!(fdt.find_node("/hypervisor/doorbell").is_none());
+        let gpio = fdt
+            .find_node("/gpio@7f00001000")
+            .expect("the doorbell's PL061");
+        assert_eq!(
+            gpio.compatible().unwrap().all().collect::<Vec<_>>(),
+            ["arm,pl061", "arm,primecell"]
+        );
+        let reg = gpio.reg().unwrap().next().unwrap();
+        assert_eq!(
+            (reg.starting_address as u64, reg.size),
+            (abi::DOORBELL_GPIO_IPA, Some(0x1000))
+        );
+        assert_eq!(
+            gpio.property("interrupts").unwrap().value,
+            [0, 0, 0, 0, 0, 0, 0, 65, 0, 0, 0, 4],
+            "SPI 65 = INTID 97"
+        );
+        assert!(gpio.property("gpio-controller").is_some());
+        let names = gpio.property("gpio-line-names").unwrap().value;
+        assert!(names.starts_with(b"bulkhead-doorbell\0"));
+        assert_eq!(names.iter().filter(|&&b| b == 0).count(), 8, "eight lines");
+        assert_eq!(
+            gpio.property("clocks").unwrap().as_usize(),
+            Some(CLOCK_PHANDLE as usize)
+        );
     }
 
     #[test]
@@ -474,6 +574,7 @@ mod tests {
             redistributors: None,
             linux: None,
             channel: None,
+            doorbell: None,
         }
         .generate()
         .unwrap();

@@ -42,6 +42,8 @@ pub enum Call {
     ConsoleWrite(ConsoleBytes),
     PartitionStatus,
     Ready,
+    /// The caller rings its peer's doorbell ([`abi::HVC_DOORBELL_RING`]).
+    DoorbellRing,
     Uid,
     Revision,
     /// A known function with arguments out of range (answered INVALID_PARAMETER).
@@ -115,6 +117,7 @@ pub fn decode(x: &[u64; 8]) -> Call {
         }
         abi::HVC_PARTITION_STATUS => Call::PartitionStatus,
         abi::HVC_READY => Call::Ready,
+        abi::HVC_DOORBELL_RING => Call::DoorbellRing,
         abi::HVC_CALL_UID => Call::Uid,
         abi::HVC_REVISION => Call::Revision,
         other => Call::Unknown(other),

@@ -69,6 +69,9 @@ pub enum Reply {
     Console(ConsoleBytes),
     /// This vCPU reported ready (already recorded); x0 = 0.
     Ready,
+    /// The partition rings its peer's doorbell: hv raises it if the board has doorbells
+    /// and the caller is the RT partition (x0 = 0), else answers NOT_SUPPORTED.
+    RingDoorbell,
 }
 
 impl Reply {
@@ -76,7 +79,7 @@ impl Reply {
     pub fn answer(&self) -> Option<Answer> {
         match self {
             Self::Return(answer) => Some(*answer),
-            Self::Started { .. } | Self::Ready => Some(Answer::result(0)),
+            Self::Started { .. } | Self::Ready | Self::RingDoorbell => Some(Answer::result(0)),
             Self::Console(bytes) => Some(Answer::result(bytes.as_slice().len() as i64)),
             Self::CpuOff | Self::SystemOff | Self::SystemReset => None,
         }
@@ -121,6 +124,7 @@ pub fn serve(call: Call, state: &mut PartitionState, vcpu: usize) -> Reply {
             state.mark_ready(vcpu);
             Reply::Ready
         }
+        Call::DoorbellRing => Reply::RingDoorbell,
         Call::Uid => Reply::Return(Answer::registers(&abi::BULKHEAD_UID.map(u64::from))),
         Call::Revision => Reply::Return(Answer::registers(&[
             u64::from(abi::REVISION.0),
@@ -272,5 +276,13 @@ mod tests {
         assert_eq!(x(bad), [abi::SMCCC_INVALID_PARAMETER as u64]);
         let unknown = serve_regs(&[0xc600_1234], &mut p, 0);
         assert_eq!(x(unknown), [abi::SMCCC_NOT_SUPPORTED as u64]);
+    }
+
+    #[test]
+    fn a_doorbell_ring_asks_hv_to_raise_the_peers_line() {
+        let mut p = rt();
+        let r = serve_regs(&[abi::HVC_DOORBELL_RING.into()], &mut p, 1);
+        assert_eq!(r, Reply::RingDoorbell);
+        assert_eq!(x(r), [0]);
     }
 }

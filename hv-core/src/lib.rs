@@ -2,7 +2,7 @@
 //! unit-tested on the host (`cargo test -p hv-core`).
 //!
 //! It owns the partitions' run-time state, trap and data-abort decoding, the emulated GIC
-//! distributor and redistributors, the emulated devices (console UART, control page), the
+//! distributor and redistributors, the emulated devices (console UART, control page, the doorbell's PL061), the doorbell's rate limit, the
 //! console ring and input routing, the channel's header, guest placement, the guests' DTBs and stage-2 tables.
 //! It must never touch a register, a physical address or the MMU: hv's `arch` layer does
 //! that, with the values and decisions this crate hands it.
@@ -18,7 +18,9 @@ pub mod console_input;
 pub mod console_ring;
 pub mod control_page;
 pub mod cpu_stats;
+pub mod doorbell;
 pub mod emulated_console;
+pub mod emulated_gpio;
 pub mod entry_level;
 pub mod esr;
 pub mod exception_injection;
@@ -38,5 +40,6 @@ pub mod running;
 pub mod stage2;
 pub mod trap;
 pub mod vgic;
+pub mod vgpio;
 pub mod virtual_sgi;
 pub mod vuart;

@@ -8,6 +8,7 @@ use platform::config::Region;
 use spin::Mutex;
 
 use crate::emulated_console::EmulatedConsole;
+use crate::emulated_gpio::EmulatedGpio;
 use crate::guest_image::Placement;
 use crate::partition::PartitionState;
 use crate::vgic::VgicDistributor;
@@ -42,6 +43,8 @@ pub struct Running {
     /// A cache-coloured partition's RAM runs (IPA -> PA, `hv_core::cache_colour`); empty
     /// when its RAM is identity-mapped. The loader copies through them.
     pub ram_runs: Vec<crate::cache_colour::Run>,
+    /// Linux, on a board with doorbells: the PL061 whose line the RT partition rings.
+    pub doorbell_gpio: Option<EmulatedGpio>,
 }
 
 impl Running {

@@ -225,6 +225,10 @@ impl Banked {
     }
 }
 
+/// Most SPIs of one partition whose devices hv emulates (the console, the doorbell).
+pub const MAX_EMULATED_SPIS: usize = 2;
+type EmulatedSpis = [Option<u32>; MAX_EMULATED_SPIS];
+
 /// The distributor of one partition. `Clone` keeps a pristine copy for partition reset.
 #[derive(Clone)]
 pub struct VgicDistributor {
@@ -249,10 +253,10 @@ pub struct VgicDistributor {
     banked: Vec<Banked>,
     /// INTIDs 0-31 hv keeps: invisible to the guest in every frame.
     hv_private: u32,
-    /// The owned SPI whose device hv emulates (a Linux partition's console UART): the
-    /// guest configures it like any of its lines, but no physical line stands behind it,
-    /// so none of its effects leave the model.
-    emulated_spi: Option<u32>,
+    /// The owned SPIs whose devices hv emulates (a Linux partition's console UART and
+    /// doorbell PL061): the guest configures them like any of its lines, but no physical
+    /// line stands behind them, so none of their effects leave the model.
+    emulated_spis: EmulatedSpis,
     /// GICv3 GICR_WAKER.ProcessorSleep per vCPU (bit i = vCPU i); set at reset, as on
     /// hardware, until the guest wakes its redistributor.
     processor_sleep: u64,
@@ -319,7 +323,7 @@ impl VgicDistributor {
             route: alloc::vec![0; lines as usize],
             banked: alloc::vec![Banked::new(); n],
             hv_private: DEFAULT_HV_PRIVATE,
-            emulated_spi: None,
+            emulated_spis: [None; MAX_EMULATED_SPIS],
             ctlr: 0,
             processor_sleep: u64::MAX >> (64 - n),
             stats: VgicStats::default(),
@@ -334,30 +338,35 @@ impl VgicDistributor {
         self
     }
 
-    /// Makes owned SPI `intid` one whose device hv emulates (see `emulated_spi`); an SPI
-    /// the partition does not own is refused.
+    /// Makes owned SPI `intid` one whose device hv emulates (see `emulated_spis`); an SPI
+    /// the partition does not own, or more than [`MAX_EMULATED_SPIS`], is refused.
     pub fn with_emulated_spi(mut self, intid: u32) -> Result<Self, SetupError> {
         if !self.owns_spi(intid) {
             return Err(SetupError::NotAnSpi(intid));
         }
-        self.emulated_spi = Some(intid);
+        let slot = self
+            .emulated_spis
+            .iter_mut()
+            .find(|s| s.is_none())
+            .ok_or(SetupError::NotAnSpi(intid))?;
+        *slot = Some(intid);
         Ok(self)
     }
 
-    /// Whether `intid` is the partition's emulated SPI (it has no physical line).
+    /// Whether `intid` is one of the partition's emulated SPIs (it has no physical line).
     #[inline]
     pub fn is_emulated(&self, intid: u32) -> bool {
-        self.emulated_spi == Some(intid)
+        self.emulated_spis.contains(&Some(intid))
     }
 
-    /// Whether `effect` may reach the physical GIC: not when it names the emulated SPI.
+    /// Whether `effect` may reach the physical GIC: not when it names an emulated SPI.
     #[inline]
-    fn reaches_hardware(emulated_spi: Option<u32>, effect: &Effect) -> bool {
+    fn reaches_hardware(emulated_spis: EmulatedSpis, effect: &Effect) -> bool {
         let intid = match *effect {
             Effect::Target { intid, .. } | Effect::Route { intid, .. } => Some(intid),
             ref other => other.irq().map(|irq| irq.intid),
         };
-        emulated_spi.is_none() || intid != emulated_spi
+        intid.is_none() || !emulated_spis.contains(&intid)
     }
 
     #[inline]
@@ -537,9 +546,9 @@ impl VgicDistributor {
         let reg = self.decode(offset, width, accessing_vcpu)?;
         let value = value & width.mask();
         let vcpu = accessing_vcpu;
-        let emulated_spi = self.emulated_spi;
+        let emulated_spis = self.emulated_spis;
         let mut physical_only = |effect: Effect| {
-            if Self::reaches_hardware(emulated_spi, &effect) {
+            if Self::reaches_hardware(emulated_spis, &effect) {
                 apply(effect);
             }
         };

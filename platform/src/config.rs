@@ -228,7 +228,28 @@ pub const MAX_RESTART_LIMIT: u32 = 1000;
 #[serde(deny_unknown_fields)]
 pub struct ChannelSpec {
     pub ram: Region,
+    /// The doorbells both ways (`[channel.doorbells]`); none without it.
+    #[serde(default)]
+    pub doorbells: Option<DoorbellSpec>,
 }
+
+/// The channel's doorbell lines. Neither is a board device's line: hv raises them itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorbellSpec {
+    /// SPI (INTID) hv makes pending in the physical distributor when Linux rings: a free
+    /// line the RT partition owns, taken like any of its device lines (both delivery modes).
+    pub to_rt: u32,
+    /// SPI (INTID) of the PL061 GPIO controller hv emulates for Linux, raised when the RT
+    /// partition rings (virtual: no physical line behind it).
+    pub to_linux: u32,
+    /// Least time between two raises of `to_rt` (µs): rings in between are held and
+    /// delivered once the interval is over (1..=1_000_000).
+    pub min_interval_us: u32,
+}
+
+/// Most `min_interval_us` a board may ask for (1 s).
+pub const MAX_DOORBELL_INTERVAL_US: u32 = 1_000_000;
 
 /// A whole board configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,6 +432,21 @@ pub enum ConfigError {
         first: String,
         second: String,
     },
+    /// A doorbell line that is not an SPI, or that a device, hv's console, a partition or
+    /// the other doorbell already uses (`user` says which).
+    DoorbellLine {
+        which: &'static str,
+        irq: u32,
+        user: String,
+    },
+    /// Doorbells need one Linux and one RT partition (`missing` names the kind).
+    DoorbellWithoutPeer {
+        missing: &'static str,
+    },
+    /// `min_interval_us` outside 1..=[`MAX_DOORBELL_INTERVAL_US`].
+    DoorbellInterval {
+        us: u32,
+    },
 }
 
 impl ConfigError {
@@ -434,6 +470,9 @@ impl ConfigError {
             Self::IrqTwice { .. } => "irq-twice",
             Self::BadDeviceIrq { .. } => "bad-device-irq",
             Self::BoardWithoutCpus => "board-without-cpus",
+            Self::DoorbellLine { .. } => "doorbell-line",
+            Self::DoorbellWithoutPeer { .. } => "doorbell-without-peer",
+            Self::DoorbellInterval { .. } => "doorbell-interval",
             Self::TooManyCpus { .. } => "too-many-cpus",
             Self::SecondLinuxPartition { .. } => "second-linux-partition",
             Self::ExitlessLinux { .. } => "exitless-linux",
@@ -577,6 +616,21 @@ impl fmt::Display for ConfigError {
                 first,
                 second,
             } => write!(f, "colour {colour} is given to `{first}` and to `{second}`"),
+            Self::DoorbellLine { which, irq, user } => write!(
+                f,
+                "[channel.doorbells] {which} = {irq}: {user}; a doorbell needs an SPI \
+                 (32-1019) no device, partition or other doorbell uses"
+            ),
+            Self::DoorbellWithoutPeer { missing } => write!(
+                f,
+                "[channel.doorbells] needs a Linux and an RT partition; the board has no \
+                 {missing} partition"
+            ),
+            Self::DoorbellInterval { us } => write!(
+                f,
+                "[channel.doorbells] min_interval_us = {us} refused: must be within \
+                 1..={MAX_DOORBELL_INTERVAL_US}"
+            ),
         }
     }
 }
@@ -673,7 +727,56 @@ impl Config {
         self.validate_colours()?;
         self.validate_cpus()?;
         self.validate_devices()?;
-        self.validate_irqs()
+        self.validate_irqs()?;
+        self.validate_doorbells()
+    }
+
+    /// The doorbell lines are SPIs no board device raises (that covers hv's console and
+    /// every partition's lines), distinct from each other, between a Linux and an RT
+    /// partition, with a sane minimum interval.
+    fn validate_doorbells(&self) -> Result<(), ConfigError> {
+        let Some(d) = self.channel.as_ref().and_then(|c| c.doorbells) else {
+            return Ok(());
+        };
+        for kind in [PartitionKind::Linux, PartitionKind::Rt] {
+            if !self.partitions.iter().any(|p| p.kind == kind) {
+                return Err(ConfigError::DoorbellWithoutPeer {
+                    missing: match kind {
+                        PartitionKind::Linux => "Linux",
+                        PartitionKind::Rt => "RT",
+                    },
+                });
+            }
+        }
+        if d.min_interval_us == 0 || d.min_interval_us > MAX_DOORBELL_INTERVAL_US {
+            return Err(ConfigError::DoorbellInterval {
+                us: d.min_interval_us,
+            });
+        }
+        for (which, irq, other) in [
+            ("to_rt", d.to_rt, d.to_linux),
+            ("to_linux", d.to_linux, d.to_rt),
+        ] {
+            let refuse = |user: String| ConfigError::DoorbellLine { which, irq, user };
+            if !(32..1020).contains(&irq) {
+                return Err(refuse(String::from("not an SPI")));
+            }
+            if irq == other {
+                return Err(refuse(String::from("the other doorbell's line")));
+            }
+            if let Some(dev) = self.board.devices.iter().find(|d| d.irqs.contains(&irq)) {
+                let user = if dev.name == self.hv.console {
+                    alloc::format!("the line of hv's console `{}`", dev.name)
+                } else {
+                    alloc::format!("the line of device `{}`", dev.name)
+                };
+                return Err(refuse(user));
+            }
+            if let Some(p) = self.partitions.iter().find(|p| p.irqs.contains(&irq)) {
+                return Err(refuse(alloc::format!("a line of partition `{}`", p.name)));
+            }
+        }
+        Ok(())
     }
 
     fn validate_ram(&self) -> Result<(), ConfigError> {

@@ -510,9 +510,12 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::ColourTwice { .. } => 23,
         ConfigError::FaultPolicyOnLinux { .. } => 24,
         ConfigError::BadRestartLimit { .. } => 25,
+        ConfigError::DoorbellLine { .. } => 26,
+        ConfigError::DoorbellWithoutPeer { .. } => 27,
+        ConfigError::DoorbellInterval { .. } => 28,
     }
 }
-const VARIANTS: usize = 26;
+const VARIANTS: usize = 29;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -541,6 +544,9 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     colour_twice,
     fault_policy_on_linux,
     bad_restart_limit,
+    doorbell_on_a_device_line,
+    doorbells_without_an_rt_partition,
+    doorbell_interval_zero,
 ];
 
 #[test]
@@ -1041,4 +1047,130 @@ fn dtb_ram_windows_may_lie_outside_the_board_ram_but_never_overlap_owned_ram() {
     partition_mut(&mut config, "rt").dtb_ram = vec![window];
     let err = config.validate().expect_err("two windows overlap");
     assert_eq!(err.name(), "overlapping-ram", "{err}");
+}
+
+fn doorbells(config: &mut Config) -> &mut platform::config::DoorbellSpec {
+    config
+        .channel
+        .as_mut()
+        .and_then(|c| c.doorbells.as_mut())
+        .expect("virt has doorbells")
+}
+
+#[test]
+fn virt_names_its_doorbells() {
+    let mut config = virt();
+    let d = *doorbells(&mut config);
+    assert_eq!((d.to_rt, d.to_linux, d.min_interval_us), (96, 97, 1000));
+}
+
+fn doorbell_on_a_device_line() -> Case {
+    let mut config = virt();
+    doorbells(&mut config).to_rt = 34;
+    Case {
+        config,
+        expected: ConfigError::DoorbellLine {
+            which: "to_rt",
+            irq: 34,
+            user: "the line of device `rtc`".into(),
+        },
+        parts: &["to_rt = 34", "`rtc`"],
+    }
+}
+
+#[test]
+fn refuses_a_doorbell_on_a_device_line() {
+    assert_refused(doorbell_on_a_device_line());
+}
+
+fn doorbell_interval_zero() -> Case {
+    let mut config = virt();
+    doorbells(&mut config).min_interval_us = 0;
+    Case {
+        config,
+        expected: ConfigError::DoorbellInterval { us: 0 },
+        parts: &["min_interval_us = 0"],
+    }
+}
+
+fn doorbells_without_an_rt_partition() -> Case {
+    let mut config = virt();
+    config.partitions.retain(|p| p.name != "rt");
+    Case {
+        config,
+        expected: ConfigError::DoorbellWithoutPeer { missing: "RT" },
+        parts: &["no RT partition"],
+    }
+}
+
+#[test]
+fn refuses_a_doorbell_on_the_consoles_line() {
+    let mut config = virt();
+    doorbells(&mut config).to_linux = 33;
+    assert_refused(Case {
+        config,
+        expected: ConfigError::DoorbellLine {
+            which: "to_linux",
+            irq: 33,
+            user: "the line of hv's console `uart0`".into(),
+        },
+        parts: &["to_linux = 33", "console"],
+    });
+}
+
+#[test]
+fn refuses_the_same_line_both_ways() {
+    let mut config = virt();
+    doorbells(&mut config).to_rt = 97;
+    assert_refused(Case {
+        config,
+        expected: ConfigError::DoorbellLine {
+            which: "to_rt",
+            irq: 97,
+            user: "the other doorbell's line".into(),
+        },
+        parts: &["to_rt = 97", "other doorbell"],
+    });
+}
+
+#[test]
+fn refuses_doorbells_that_are_not_spis() {
+    for irq in [27, 1020] {
+        let mut config = virt();
+        doorbells(&mut config).to_linux = irq;
+        assert_refused(Case {
+            config,
+            expected: ConfigError::DoorbellLine {
+                which: "to_linux",
+                irq,
+                user: "not an SPI".into(),
+            },
+            parts: &["not an SPI"],
+        });
+    }
+}
+
+#[test]
+fn refuses_a_doorbell_interval_out_of_range() {
+    for us in [0, 1_000_001] {
+        let mut config = virt();
+        doorbells(&mut config).min_interval_us = us;
+        assert_refused(Case {
+            config,
+            expected: ConfigError::DoorbellInterval { us },
+            parts: &["min_interval_us", "1..=1000000"],
+        });
+    }
+}
+
+#[test]
+fn refuses_doorbells_without_an_rt_partition() {
+    assert_refused(doorbells_without_an_rt_partition());
+}
+
+#[test]
+fn board_files_refuse_a_clashing_doorbell_by_name() {
+    let text = include_str!("../boards/virt.toml").replace("to_rt = 96", "to_rt = 34");
+    let err = Config::from_toml(&text).expect_err("a clash is refused when parsed");
+    assert!(err.starts_with("doorbell-line: "), "{err}");
 }

@@ -21,6 +21,10 @@ usage: rtctl COMMAND
   params               the parameters: names, units, ranges, defaults
   serve [--port N]     the web HMI on TCP port N (default 80): a live chart of the
                        telemetry, the parameters to set, as `watch --json` and `set` do
+  ring [--count N]     ring the RT partition's doorbell (N times: a storm, for tests)
+  wait [--after N]     wait for the RT partition's next doorbell (an edge on the GPIO
+                       line `bulkhead-doorbell`), or for its ring number N + 1
+  doorbells            hv's doorbell counters
   scribble [SEED]      debugging: overwrite the whole region with pseudo-random words (a
                        hostile Linux, for tests; hv writes the header again at a reboot)";
 
@@ -38,6 +42,11 @@ pub enum Command {
     Help,
     /// Overwrite the region with the words of a xorshift sequence from this seed.
     Scribble(u64),
+    /// Ring the RT partition's doorbell this many times.
+    Ring(u64),
+    /// Wait until the RT partition rang more than this many times (None: than now).
+    Wait(Option<u64>),
+    Doorbells,
     /// The web HMI on this TCP port.
     Serve {
         port: u16,
@@ -115,6 +124,20 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }),
             _ => Err(UsageError("`serve` takes --port N".into())),
         },
+        "doorbells" => none_expected(Command::Doorbells),
+        "ring" => match rest {
+            [] => Ok(Command::Ring(1)),
+            [flag, n] if flag == "--count" => match number("--count", Some(n))? {
+                0 => Err(UsageError("--count 0: ring at least once".into())),
+                n => Ok(Command::Ring(n)),
+            },
+            _ => Err(UsageError("`ring` takes only --count N".into())),
+        },
+        "wait" => match rest {
+            [] => Ok(Command::Wait(None)),
+            [flag, n] if flag == "--after" => Ok(Command::Wait(Some(number("--after", Some(n))?))),
+            _ => Err(UsageError("`wait` takes only --after N".into())),
+        },
         "get" => match rest {
             [] => Ok(Command::Get(None)),
             [name] => Ok(Command::Get(Some(name.clone()))),
@@ -188,6 +211,14 @@ mod tests {
             parse(&args("serve --port 8080")),
             Ok(Command::Serve { port: 8080 })
         );
+        assert_eq!(parse(&args("ring")), Ok(Command::Ring(1)));
+        assert_eq!(
+            parse(&args("ring --count 1000000")),
+            Ok(Command::Ring(1_000_000))
+        );
+        assert_eq!(parse(&args("wait")), Ok(Command::Wait(None)));
+        assert_eq!(parse(&args("wait --after 3")), Ok(Command::Wait(Some(3))));
+        assert_eq!(parse(&args("doorbells")), Ok(Command::Doorbells));
         assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
         assert_eq!(
             parse(&args("set kp=1 ki=2")),
@@ -247,6 +278,10 @@ mod tests {
             ("scribble 1 2", "`scribble` takes one SEED"),
             ("serve --port", "`serve` takes --port N"),
             ("serve --port 70000", "--port 70000: not a number"),
+            ("ring --count 0", "--count 0: ring at least once"),
+            ("ring 5", "`ring` takes only --count N"),
+            ("wait --after x", "--after x: not a number"),
+            ("wait now", "`wait` takes only --after N"),
         ] {
             let e = parse(&args(line)).unwrap_err();
             assert_eq!(e.0, why, "{line:?}");

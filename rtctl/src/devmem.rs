@@ -1,4 +1,5 @@
-//! The channel region mapped through `/dev/mem`, and the Linux-side writer lock.
+//! The channel region (or hv's control page) mapped through `/dev/mem`, and the
+//! Linux-side writer lock.
 //!
 //! All of rtctl's unsafe code is here: one `mmap`, one slice over it, one `munmap`,
 //! `flock`, `fstat`, and the test hook's `raise(SIGSTOP)`.
@@ -40,12 +41,12 @@ impl Mapping {
             .custom_flags(libc::O_SYNC)
             .open(DEV_MEM)
             .map_err(|e| format!("{DEV_MEM}: {e}"))?;
-        let len = usize::try_from(span.size).map_err(|_| "channel size too large".to_string())?;
+        let len = usize::try_from(span.size).map_err(|_| "span too large".to_string())?;
         let offset = libc::off_t::try_from(span.base)
-            .map_err(|_| format!("channel base {:#x} out of range", span.base))?;
+            .map_err(|_| format!("base {:#x} out of range", span.base))?;
         if len == 0 || !len.is_multiple_of(4096) || !span.base.is_multiple_of(4096) {
             return Err(format!(
-                "channel span {:#x}+{:#x} is not whole pages",
+                "span {:#x}+{:#x} is not whole pages",
                 span.base, span.size
             ));
         }

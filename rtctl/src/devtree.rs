@@ -1,6 +1,7 @@
 //! Finds the channel region in Linux's device tree (`/proc/device-tree`): the
-//! `reserved-memory` child whose `compatible` is `bulkhead,channel`, and its `reg`.
-//! Reads files only; never maps anything.
+//! `reserved-memory` child whose `compatible` is `bulkhead,channel`, and its `reg`; and
+//! hv's control page (`/hypervisor/bulkhead,control`). Reads files only; never maps
+//! anything.
 
 use std::path::Path;
 
@@ -71,6 +72,28 @@ pub fn find_channel(tree: &Path) -> Result<Span, String> {
     ))
 }
 
+/// hv's control page under `tree`: `/hypervisor/bulkhead,control`, two 64-bit cells.
+pub fn find_control(tree: &Path) -> Result<Span, String> {
+    let file = tree.join("hypervisor/bulkhead,control");
+    let bytes = std::fs::read(&file).map_err(|e| {
+        format!(
+            "{}: {e} (is this Linux running under Bulkhead?)",
+            file.display()
+        )
+    })?;
+    if bytes.len() != 16 {
+        return Err(format!(
+            "{}: {} bytes, expected 16",
+            file.display(),
+            bytes.len()
+        ));
+    }
+    Ok(Span {
+        base: number(&bytes[..8]),
+        size: number(&bytes[8..]),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +146,30 @@ mod tests {
         std::fs::remove_dir_all(&t).unwrap();
         let e = find_channel(&t).unwrap_err();
         assert!(e.contains("is this Linux running under Bulkhead?"), "{e}");
+    }
+
+    #[test]
+    fn finds_hvs_control_page() {
+        let t = tree("control");
+        std::fs::create_dir_all(t.join("hypervisor")).unwrap();
+        let e = find_control(&t).unwrap_err();
+        assert!(e.contains("running under Bulkhead?"), "{e}");
+        let reg: Vec<u8> = [0x7f_0000_0000u64, 0x1000]
+            .iter()
+            .flat_map(|c| c.to_be_bytes())
+            .collect();
+        std::fs::write(t.join("hypervisor/bulkhead,control"), &reg).unwrap();
+        assert_eq!(
+            find_control(&t),
+            Ok(Span {
+                base: 0x7f_0000_0000,
+                size: 0x1000
+            })
+        );
+        std::fs::write(t.join("hypervisor/bulkhead,control"), &reg[..8]).unwrap();
+        assert!(find_control(&t)
+            .unwrap_err()
+            .contains("8 bytes, expected 16"));
+        std::fs::remove_dir_all(&t).unwrap();
     }
 }

@@ -7,6 +7,7 @@
 mod cli;
 mod devmem;
 mod devtree;
+mod doorbell;
 mod report;
 mod serve;
 
@@ -78,6 +79,12 @@ fn run(args: &[String]) -> Result<(), Failure> {
         Command::Set(set) => report::parse_set(schema, &set.assignments)?,
         _ => Vec::new(),
     };
+    if matches!(
+        command,
+        Command::Ring(_) | Command::Wait(_) | Command::Doorbells
+    ) {
+        return doorbells(&command);
+    }
     let span = devtree::find_channel(Path::new(DEVICE_TREE))?;
     let mapping = devmem::Mapping::open(span)?;
     if let Command::Scribble(seed) = command {
@@ -132,6 +139,61 @@ fn run(args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         Command::Hist => out(&report::hist(&ch)),
-        Command::Help | Command::Params | Command::Scribble(_) | Command::Serve { .. } => Ok(()),
+        Command::Help
+        | Command::Params
+        | Command::Scribble(_)
+        | Command::Ring(_)
+        | Command::Wait(_)
+        | Command::Doorbells
+        | Command::Serve { .. } => Ok(()),
+    }
+}
+
+/// `ring`, `wait` and `doorbells`: hv's control page, and the doorbell GPIO line.
+fn doorbells(command: &Command) -> Result<(), Failure> {
+    let span = devtree::find_control(Path::new(DEVICE_TREE))?;
+    let page = devmem::Mapping::open(span)?;
+    let words = page.words();
+    let before = doorbell::counts(words);
+    match *command {
+        Command::Ring(n) => {
+            let start = doorbell::now_ns();
+            for _ in 0..n {
+                doorbell::ring(words);
+            }
+            let end = doorbell::now_ns();
+            let after = doorbell::counts(words);
+            if n == 1 {
+                out(&format!("doorbell: rang RT (at {start} ns)\n"))?;
+            }
+            out(&format!(
+                "doorbell: rang RT {n} times from {start} ns to {end} ns ({} us); hv took {} \
+                 rings and raised the RT line {} times in that span ({} rings, {} raises in all)\n",
+                (end - start) / 1000,
+                after.rings - before.rings,
+                after.raised - before.raised,
+                after.rings,
+                after.raised
+            ))
+        }
+        Command::Wait(after) => {
+            let after = after.unwrap_or(before.rt_rings);
+            out(&format!(
+                "doorbell: waiting for RT's ring {} (an edge on GPIO line `{}`)\n",
+                after + 1,
+                abi::DOORBELL_GPIO_LINE
+            ))?;
+            let got = doorbell::wait(words, after)?;
+            out(&format!(
+                "doorbell: from RT, ring {} (at {} ns, {} edge events)\n",
+                got.rt_rings,
+                doorbell::now_ns(),
+                got.edges
+            ))
+        }
+        _ => out(&format!(
+            "doorbells: {} rings from Linux, RT line raised {} times; {} rings from RT\n",
+            before.rings, before.raised, before.rt_rings
+        )),
     }
 }

@@ -5,9 +5,11 @@
 //! Today: the latency probe on the RT cores of every board (wake-up latency in virtual
 //! ns), what hv spends per forwarded interrupt (PMU cycle counter = instructions), and
 //! guest-rt's kernel paths on real threads (context switch, locks, wake-ups, a device
-//! interrupt to its handler thread), with trap-and-inject and exit-less delivery.
+//! interrupt to its handler thread), with trap-and-inject and exit-less delivery; the
+//! doorbells' latency both ways with Linux running.
 
 mod compare;
+mod doorbell;
 mod preempt_rt;
 mod wake;
 
@@ -253,7 +255,7 @@ fn kernel_figure(row: Option<&KernelRow>) -> String {
 
 /// The parts of `cargo xtask bench`, each runnable alone with `--only NAME`, and what
 /// each takes on a 2-core machine (measured, other work running beside it).
-pub const PARTS: [(&str, &str); 5] = [
+pub const PARTS: [(&str, &str); 6] = [
     (
         "kernel",
         "guest-rt kernel paths on real threads, both delivery modes (about 10 s)",
@@ -269,6 +271,11 @@ pub const PARTS: [(&str, &str); 5] = [
     (
         "wake",
         "RT CPU's own instructions per path and Linux load, vcpu-insn plugin (about 4 min)",
+    ),
+    (
+        "doorbell",
+        "doorbell latency both ways on virt with Linux, rtctl in its shell, both delivery \
+         modes (about 1 min)",
     ),
     (
         "preempt-rt",
@@ -319,6 +326,19 @@ pub fn run_all(only: Option<&str>) -> Result<(), Error> {
             let results = wake::run(&config, &name, &image)?;
             wake::print(&name, &results.rows);
             bulkhead.push((name, results));
+        }
+        Ok(())
+    })?;
+    timed("doorbell", &mut || {
+        let modes = [(false, "virt"), (true, "virt-exitless")];
+        // BULKHEAD_BENCH_DOORBELL=exitless|trap: one mode only.
+        let only_mode = std::env::var("BULKHEAD_BENCH_DOORBELL").ok();
+        for (exitless, name) in modes
+            .into_iter()
+            .filter(|(e, _)| only_mode.as_deref().is_none_or(|m| (m == "exitless") == *e))
+        {
+            let (to_rt, to_linux) = doorbell::run(exitless)?;
+            doorbell::print(name, &to_rt, &to_linux);
         }
         Ok(())
     })?;

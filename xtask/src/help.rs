@@ -29,7 +29,8 @@ commands:
   test               fmt, clippy, host unit tests, QEMU tests on every board
   bench [--only PART]
                      deterministic measurements under -icount (parts: kernel, probe,
-                     bare, wake, preempt-rt; `cargo xtask bench` lists what each takes)
+                     bare, wake, doorbell, preempt-rt; `cargo xtask bench` lists what
+                     each takes)
   help               this text (also `run --help`)
 
 options:

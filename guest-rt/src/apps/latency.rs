@@ -20,7 +20,7 @@ use log::info;
 
 use super::{App, Context};
 use crate::arch::boot::{heartbeat, report_ready};
-use crate::arch::{channel, threads, timer, trace};
+use crate::arch::{channel, doorbell, threads, timer, trace};
 
 pub const APP: App = App {
     name: "latency",
@@ -151,6 +151,13 @@ fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
                 "latency vCPU {vcpu}: parameters version {version} taken (probe_period \
                  {period_us} us)"
             );
+            // Linux learns that its version is in use (once: vCPU 0 speaks for both).
+            if vcpu == 0 {
+                let at = timer::now_ns();
+                if doorbell::ring_linux() {
+                    info!("doorbell: rang Linux for version {version} (at {at} ns)");
+                }
+            }
             // The schema's range (100 us to 1 s) was checked by the reader.
             let interval = period_us as u64 * 1_000;
             if interval != stats.interval_ns {
@@ -172,6 +179,13 @@ fn probe(vcpu: usize, interval_ns: u64, periods: u64) {
         cost.periods += u64::from(published.is_some());
         if stats.samples.is_multiple_of(REPORT_EVERY) {
             report(vcpu, "", &stats);
+            if vcpu == 0 && (doorbell::taken_count() > 0 || doorbell::rang_count() > 0) {
+                info!(
+                    "latency vCPU 0: doorbells: {} taken from Linux, {} rung",
+                    doorbell::taken_count(),
+                    doorbell::rang_count()
+                );
+            }
         }
     }
     report(vcpu, "done: ", &stats);

@@ -241,6 +241,9 @@ fn vcpu_main(index: usize) -> ! {
             timer::interrupts()
         );
     }
+    if index == 0 && !is_bare() {
+        super::doorbell::init();
+    }
     let cx = Context {
         vcpu: index,
         vcpus: boot.vcpus,

@@ -10,6 +10,8 @@ use guest_rt::interrupts::irq_registry::{IrqError, IrqRegistry};
 use spin::{Mutex, Once};
 
 static DEVICES: Once<Vec<Device>> = Once::new();
+/// The SPI Linux's doorbell raises (hv's `/hypervisor/doorbell`), if any.
+static DOORBELL: Once<Option<u32>> = Once::new();
 
 /// How the interrupt path ends an interrupt after its top half (it always drops the
 /// priority first).
@@ -29,19 +31,27 @@ static HANDLERS: Once<Mutex<IrqRegistry<Handler>>> = Once::new();
 /// The devices passed through, read from the DTB ([`guest_rt::dtb::passed_through`])
 /// by vCPU 0, once; later calls return the same.
 pub fn discover(dtb: &[u8]) -> &'static [Device] {
+    DOORBELL.call_once(|| guest_rt::dtb::doorbell(dtb));
     DEVICES.call_once(|| guest_rt::dtb::passed_through(dtb))
+}
+
+/// The doorbell's SPI, which the partition owns like a device's line.
+pub fn doorbell() -> Option<u32> {
+    DOORBELL.get().copied().flatten()
 }
 
 pub fn find(compatible: &str) -> Option<&'static Device> {
     DEVICES.get()?.iter().find(|d| d.compatible == compatible)
 }
 
-/// INTIDs of the SPIs the partition owns (its devices').
+/// INTIDs of the SPIs the partition owns (its devices' and the doorbell's).
 pub fn owned_spis() -> Vec<u32> {
-    DEVICES
+    let mut spis: Vec<u32> = DEVICES
         .get()
         .map(|ds| guest_rt::dtb::owned_spis(ds))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    spis.extend(doorbell());
+    spis
 }
 
 fn registry() -> &'static Mutex<IrqRegistry<Handler>> {

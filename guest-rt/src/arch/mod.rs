@@ -12,6 +12,7 @@ pub mod context;
 // self-tests and the kernel bench do.
 #[cfg_attr(not(feature = "selftests"), allow(dead_code))]
 pub mod devices;
+pub mod doorbell;
 pub mod entry;
 pub mod exception;
 // The device-interrupt API (distributor line setup, threaded handlers, the device

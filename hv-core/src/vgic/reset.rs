@@ -13,7 +13,7 @@ impl VgicDistributor {
     /// priority 0 and (PPIs) not pending. Banked effects name the vCPU's CPU.
     pub fn reset_effects(&self, mut apply: impl FnMut(Effect)) {
         let mut apply = |effect: Effect| {
-            if Self::reaches_hardware(self.emulated_spi, &effect) {
+            if Self::reaches_hardware(self.emulated_spis, &effect) {
                 apply(effect);
             }
         };

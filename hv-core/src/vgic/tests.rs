@@ -63,6 +63,21 @@ fn an_emulated_spi_is_configured_virtually_and_never_reaches_hardware() {
 }
 
 #[test]
+fn two_emulated_spis_both_stay_virtual() {
+    let mut d = v3()
+        .with_emulated_spi(35)
+        .and_then(|d| d.with_emulated_spi(34))
+        .unwrap();
+    assert!(d.is_emulated(34) && d.is_emulated(35));
+    assert!(w(&mut d, BITMAPS + 4, (1 << 2) | (1 << 3)).is_empty());
+    assert!(d.line_enabled(34, 0) && d.line_enabled(35, 0));
+    assert!(
+        d.clone().with_emulated_spi(34).is_err(),
+        "no third emulated line"
+    );
+}
+
+#[test]
 fn enable_and_disable_an_owned_spi_give_exactly_that_effect() {
     let mut d = v2();
     assert_eq!(w(&mut d, 0x104, 1 << 1), [Effect::Enable(spi(33))]);

@@ -18,7 +18,8 @@ use crate::arch::vcpu::{self, PartitionRestart};
 use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
 use crate::options::{self, BootOptions, SelfTest};
 use hv_core::emulated_console::EmulatedConsole;
-use hv_core::guest_dtb::{EmulatedUart, GuestDtb, LinuxNodes};
+use hv_core::emulated_gpio::EmulatedGpio;
+use hv_core::guest_dtb::{DoorbellNode, EmulatedUart, GuestDtb, LinuxNodes};
 use hv_core::guest_image;
 use hv_core::layout;
 use hv_core::partition::PartitionState;
@@ -236,6 +237,24 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
     // Before either partition runs: neither may see a region without its header.
     super::channel::prepare(&config);
     let running = start_partitions(&config, &payloads, &board, &options);
+    if let Some(spec) = config.channel.as_ref().and_then(|c| c.doorbells.as_ref()) {
+        // Only a started Linux is kicked when the RT partition rings.
+        let linux_cpus: Vec<u32> = running
+            .iter()
+            .filter(|p| p.is_linux())
+            .filter_map(|p| config.partition(p.name))
+            .flat_map(|p| p.cpus.iter().copied())
+            .collect();
+        super::doorbell::init(spec, &linux_cpus);
+        info!(
+            "doorbells: Linux -> RT on SPI {} (raised at most every {} us), RT -> Linux on \
+             the PL061 at {:#x} (SPI {})",
+            spec.to_rt,
+            spec.min_interval_us,
+            abi::DOORBELL_GPIO_IPA,
+            spec.to_linux
+        );
+    }
     if running.is_empty() && options.smoke {
         info!("smoke: every CPU reported ready, powering off");
         power::system_off();
@@ -391,6 +410,7 @@ fn start_partition(
             },
         )
     });
+    let doorbells = config.channel.as_ref().and_then(|c| c.doorbells);
     let args = if linux {
         options::for_linux(bootargs, &p.name, abi::CONTROL_PAGE_IPA)
     } else {
@@ -407,6 +427,10 @@ fn start_partition(
         redistributors,
         linux: linux_nodes.map(|(_, nodes)| nodes),
         channel: config.channel.as_ref().map(|c| c.ram),
+        doorbell: doorbells.map(|d| match p.kind {
+            PartitionKind::Linux => DoorbellNode::Linux { spi: d.to_linux },
+            PartitionKind::Rt => DoorbellNode::Rt { spi: d.to_rt },
+        }),
     }
     .generate()
     .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
@@ -467,13 +491,20 @@ fn start_partition(
     let physical = gic::get().expect("the GIC is up before partitions start");
     // The emulated console's SPI is the partition's in its virtual distributor, but the
     // physical line stays hv's: the model keeps its effects to itself.
+    // So is the doorbell PL061's; the RT partition's doorbell line is a physical one it
+    // owns like a device line (hv makes it pending).
     let console_spi = linux_nodes.map(|(_, nodes)| nodes.console.spi);
+    let gpio_spi = doorbells.filter(|_| linux).map(|d| d.to_linux);
     let mut virtual_spis = p.irqs.clone();
     virtual_spis.extend(console_spi);
+    virtual_spis.extend(gpio_spi);
+    virtual_spis.extend(doorbells.filter(|_| !linux).map(|d| d.to_rt));
     let vgic = VgicDistributor::new(gic.version, physical.lines(), &virtual_spis, &p.cpus)
-        .and_then(|v| match console_spi {
-            Some(spi) => v.with_emulated_spi(spi),
-            None => Ok(v),
+        .and_then(|v| {
+            console_spi
+                .into_iter()
+                .chain(gpio_spi)
+                .try_fold(v, |v, spi| v.with_emulated_spi(spi))
         })
         .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
     let partition = Running {
@@ -494,6 +525,7 @@ fn start_partition(
         console: linux_nodes.map(|(_, nodes)| EmulatedConsole::new(nodes.console)),
         control: linux_nodes.map(|(_, nodes)| nodes.control),
         ram_runs,
+        doorbell_gpio: gpio_spi.map(EmulatedGpio::new),
     };
     partition.reset_interrupts();
     for &intid in &p.irqs {

@@ -7,6 +7,7 @@ pub mod channel;
 pub mod console;
 pub mod cpu;
 pub mod device_regs;
+pub mod doorbell;
 pub mod entry;
 pub mod exception;
 pub mod gic;

@@ -116,6 +116,9 @@ impl PartitionRestart for Running {
         if let Some(console) = &self.console {
             console.reset();
         }
+        if let Some(gpio) = &self.doorbell_gpio {
+            gpio.reset();
+        }
         if let Some((bytes, at)) = self.initrd {
             // SAFETY: as above; `guest_image::place_initrd` put the initramfs between the
             // Image's memory and the DTB room (Linux, never coloured: IPA = PA).
@@ -174,6 +177,12 @@ pub fn print_irq_stats() {
         );
     }
     super::vconsole::print_stats(partitions());
+    if let Some((rings, raised, rt_rings, unread)) = super::doorbell::stats() {
+        info!(
+            "stats: doorbells: {rings} rings from Linux, the RT line raised {raised} times; \
+             {rt_rings} rings from RT, {unread} of them while Linux's last was not taken yet"
+        );
+    }
     for cpu in 0..MAX_CPUS {
         let Some(s) = super::stats::STATS.read(cpu) else {
             continue;

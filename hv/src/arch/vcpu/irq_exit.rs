@@ -17,7 +17,7 @@ use hv_core::virtual_sgi::SgiQueue;
 
 use super::super::stats::{self, STATS};
 use super::super::vconsole::ConsoleWiring;
-use super::super::{cpu, gic, pmu};
+use super::super::{cpu, doorbell, gic, pmu};
 use super::{
     partitions, pinned, stop_with_partition, DEFAULT_HYP_TIMER, DEFAULT_VTIMER, HYP_TIMER, VTIMER,
 };
@@ -59,6 +59,7 @@ pub fn handle_irq() {
                 inject_owed(gic);
                 if let Some((p, console)) = console {
                     console.update_irq(p);
+                    doorbell::deliver_to_linux(p);
                 }
             }
             Disposition::ConsoleTick => {
@@ -68,6 +69,7 @@ pub fn handle_irq() {
                     super::super::vconsole::poll_input(partitions());
                     // A level still high after the guest's EOI is raised again here.
                     console.update_irq(p);
+                    doorbell::tick(p);
                 }
                 gic.deactivate(intid);
             }

@@ -23,6 +23,7 @@ use hv_core::running::Running;
 use hv_core::trap::{self, Trap};
 use hv_core::vgic::Effect;
 
+use super::super::doorbell::{self, GpioWiring};
 use super::super::exception::Frame;
 use super::super::stats;
 use super::super::vconsole::ConsoleWiring;
@@ -222,6 +223,13 @@ fn emulate_mmio(
                 .into();
         }
     }
+    if let Some(gpio) = partition.doorbell_gpio.as_ref() {
+        if gpio.frame().contains_addr(ipa) {
+            return gpio
+                .access(frame, partition, ipa - gpio.frame().base, da)
+                .into();
+        }
+    }
     if let Some(control) = partition.control.filter(|r| r.contains_addr(ipa)) {
         stats::count(Counter::TrapControl);
         return control_page(frame, partition, ipa - control.base, da).into();
@@ -321,10 +329,12 @@ fn control_page(
     da: DataAbort,
 ) -> Result<(), Refusal> {
     let stored = frame.reg(da.register);
-    let outcome = control_page::access(&mut partition.state.lock(), offset, da, stored);
+    let counts = doorbell::counts();
+    let outcome = control_page::access(&mut partition.state.lock(), offset, da, stored, counts);
     match outcome {
         ControlAccess::Refused(why) => return Err(Refusal::Device(why)),
         ControlAccess::Read(value) => frame.complete_load(da, value),
+        ControlAccess::Ring => doorbell::ring_from_linux(),
         ControlAccess::Ready { first } => {
             if first {
                 partition_ready(partition, None);
@@ -454,5 +464,11 @@ fn hvc(frame: &mut Frame, partition: &Running, vcpu: usize) {
             });
         }
         Reply::Ready => partition_ready(partition, Some(vcpu)),
+        Reply::RingDoorbell => {
+            // Only the RT partition rings Linux (Linux rings through the control page).
+            if partition.is_linux() || !doorbell::ring_from_rt() {
+                frame.x[0] = abi::SMCCC_NOT_SUPPORTED as u64;
+            }
+        }
     }
 }
