@@ -146,9 +146,11 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         // Passed-through devices, identity-mapped by hv.
         devices.extend(super::devices::discover(blob).iter().map(|d| d.region));
     }
+    // The redistributors: guest-rt's own when bare, hv's emulated ones otherwise (the
+    // `gic` self-test reads them back).
+    devices.extend(gic::redistributor_frame(&gic_info));
     if bare {
         // Booted bare, guest-rt owns the GIC and its console UART.
-        devices.extend(gic::redistributor_frame(&gic_info));
         devices.extend(
             board
                 .uarts

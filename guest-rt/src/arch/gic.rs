@@ -72,7 +72,7 @@ pub fn init(info: &GicInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The GICv3 redistributors (guest-rt maps them only when booted bare).
+/// The GICv3 redistributors (guest-rt's when booted bare; under hv they are emulated).
 pub fn redistributor_frame(info: &GicInfo) -> Option<platform::config::Region> {
     info.gicr
 }
@@ -158,6 +158,49 @@ pub fn gicd_read(offset: usize) -> u32 {
         // SAFETY: as for [`gicd_write`].
         Some(base) => unsafe { reg(*base, offset).read_volatile() },
         None => 0,
+    }
+}
+
+/// A 32-bit read of vCPU `vcpu`'s GICv3 redistributor frame at `offset` (RD_base; SGI_base
+/// at 64 KiB); 0 on GICv2.
+pub fn gicr_read(vcpu: usize, offset: usize) -> u32 {
+    match GICR.get() {
+        // SAFETY: the redistributor region is mapped as device memory (emulated by hv,
+        // every access traps); `vcpu` picks one 128 KiB frame of it.
+        Some(base) => unsafe { reg(*base + vcpu * GICR_FRAME, offset).read_volatile() },
+        None => 0,
+    }
+}
+
+/// A 32-bit write to vCPU `vcpu`'s GICv3 redistributor frame (see [`gicr_read`]).
+pub fn gicr_write(vcpu: usize, offset: usize, value: u32) {
+    if let Some(base) = GICR.get() {
+        // SAFETY: as for [`gicr_read`].
+        unsafe { reg(*base + vcpu * GICR_FRAME, offset).write_volatile(value) };
+    }
+}
+
+/// One GICv3 redistributor frame: RD_base and SGI_base.
+const GICR_FRAME: usize = 0x2_0000;
+const GICR_SGI_BASE: usize = 0x1_0000;
+
+/// Banked word 0 (SGIs and PPIs) of the one-bit-per-line register at distributor offset
+/// `bank` (0x100 ISENABLER ... 0x380 ICACTIVER) for this vCPU: its redistributor's copy on
+/// GICv3, the banked GICD register on GICv2.
+pub fn banked_read(vcpu: usize, bank: usize) -> u32 {
+    if is_v3() {
+        gicr_read(vcpu, GICR_SGI_BASE + bank)
+    } else {
+        gicd_read(bank)
+    }
+}
+
+/// Writes banked word 0 of `bank` for this vCPU (see [`banked_read`]).
+pub fn banked_write(vcpu: usize, bank: usize, value: u32) {
+    if is_v3() {
+        gicr_write(vcpu, GICR_SGI_BASE + bank, value)
+    } else {
+        gicd_write(bank, value)
     }
 }
 

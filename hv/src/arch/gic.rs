@@ -294,6 +294,24 @@ impl Gic {
         }
     }
 
+    /// Physical (pending, active) of 32-line word `word`: word 0 is CPU `cpu`'s banked
+    /// SGIs/PPIs (its redistributor on GICv3; on GICv2 only this CPU's own bank is
+    /// readable, another's reads as zero).
+    pub fn physical_word(&self, word: usize, cpu: usize) -> (u32, u32) {
+        let gicd = self.gicd.get();
+        match (&self.frames, word) {
+            (Frames::V3 { .. }, 0) => {
+                let sgi = self.gicr_sgi(cpu);
+                (sgi.ispendr0.get(), sgi.isactiver0.get())
+            }
+            (Frames::V2 { .. }, 0) if cpu != cpu::index() => (0, 0),
+            _ if word < gicd.ispendr.len() => {
+                (gicd.ispendr[word].get(), gicd.isactiver[word].get())
+            }
+            _ => (0, 0),
+        }
+    }
+
     fn gicr_sgi(&self, cpu: usize) -> &'static GicrSgi {
         self.redistributor(cpu).sgi.get()
     }

@@ -28,6 +28,7 @@ use platform::config::GicVersion;
 use super::{cache, console, cpu, gic, pmu, power};
 
 mod irq_exit;
+mod live_lines;
 mod trap_exit;
 
 pub use irq_exit::handle_irq;

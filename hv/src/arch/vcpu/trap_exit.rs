@@ -368,11 +368,17 @@ fn emulate_vgic(
             console.update_irq(partition);
         }
     } else {
+        // Pending and active read as the lines' true state: the physical GIC, this CPU's
+        // list registers and hv's queues, merged with the model.
+        let live = super::live_lines::Live {
+            gic: gic::get().expect("partitions run only once the GIC is up"),
+            exitless: partition.exitless,
+        };
         let value = {
             let vgic = partition.vgic.lock();
             match which {
-                VgicFrame::Distributor => vgic.read(offset, width, vcpu),
-                VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
+                VgicFrame::Distributor => vgic.read_live(offset, width, vcpu, &live),
+                VgicFrame::Redistributors => vgic.read_redist_live(offset, width, vcpu, &live),
             }
         };
         frame.complete_load(
