@@ -45,8 +45,8 @@ pub const PARAMS: &[Param] = &[
     },
     Param {
         name: "rt.selftest",
-        range: "hypercalls | escape@0xADDR | system-off | system-reset | gic | spi | \
-                spi-cross | kernel (images built with the `selftests` feature)",
+        range: "hypercalls | escape@0xADDR | exec-channel | system-off | system-reset | gic | \
+                spi | spi-cross | kernel (images built with the `selftests` feature)",
         default: "none",
         meaning: "a boot self-test the QEMU integration tests ask for",
     },
@@ -77,6 +77,9 @@ pub enum SelfTest {
     Hypercalls,
     /// vCPU 1 reads this address, outside the partition.
     Escape(u64),
+    /// vCPU 1 jumps into the channel (mapped executable in its own stage 1): hv's stage 2
+    /// must stop it with an instruction abort.
+    ExecChannel,
     /// The partition powers itself off through PSCI.
     SystemOff,
     /// Reset once (first boot only), through PSCI SYSTEM_RESET.
@@ -95,6 +98,7 @@ pub enum SelfTest {
 /// The self-tests named by a single word, and their names.
 const NAMED_SELFTESTS: &[(&str, SelfTest)] = &[
     ("hypercalls", SelfTest::Hypercalls),
+    ("exec-channel", SelfTest::ExecChannel),
     ("system-off", SelfTest::SystemOff),
     ("system-reset", SelfTest::SystemReset),
     ("gic", SelfTest::Gic),
@@ -346,6 +350,7 @@ mod tests {
         assert_eq!(parse("rt.app=kernel-bench", &FULL).unwrap().app, Some(1));
         for (word, test) in [
             ("hypercalls", SelfTest::Hypercalls),
+            ("exec-channel", SelfTest::ExecChannel),
             ("system-off", SelfTest::SystemOff),
             ("system-reset", SelfTest::SystemReset),
             ("gic", SelfTest::Gic),

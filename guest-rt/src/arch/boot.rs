@@ -25,6 +25,15 @@ struct Boot {
     /// An address just past the partition's RAM (for the self-tests).
     #[cfg(feature = "selftests")]
     outside: u64,
+    /// The channel hv named in the DTB (the `exec-channel` self-test jumps into it).
+    #[cfg(feature = "selftests")]
+    channel: Option<Region>,
+}
+
+/// The channel region hv named in our DTB, if any (self-tests only).
+#[cfg(feature = "selftests")]
+pub fn channel_region() -> Option<Region> {
+    BOOT.get().and_then(|b| b.channel)
 }
 
 static BOOT: Once<Boot> = Once::new();
@@ -174,6 +183,8 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         vcpus: board.cpus.len(),
         #[cfg(feature = "selftests")]
         outside,
+        #[cfg(feature = "selftests")]
+        channel,
     });
     // Nothing runs cached yet: the whole image (code, data, heap, page tables, stacks) is
     // only in memory, so stale lines can go.

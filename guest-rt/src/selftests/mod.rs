@@ -5,6 +5,8 @@
 //!   what the ABI promises and printed; hv must survive all of them.
 //! * `escape@ADDR`: vCPU 1 reads ADDR (outside the partition): hv must stop that vCPU and
 //!   report it while vCPU 0 keeps printing.
+//! * `exec-channel`: vCPU 1 jumps into the channel: hv's stage 2 (execute-never) must stop
+//!   it with an instruction abort while vCPU 0 keeps printing.
 //! * `system-off`: the partition powers itself off through PSCI.
 //! * `gic`: vCPU 0 sends SGIs to vCPU 1, then tries to enable, prioritize, route and
 //!   trigger lines it does not own through its distributor; all must read back as
@@ -84,6 +86,21 @@ pub fn after_ready(test: SelfTest, cx: &Context) {
             // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
             let value = unsafe { (addr as *const u64).read_volatile() };
             error!("selftest: read {value:#x} from outside the partition: isolation is broken");
+        }
+        SelfTest::ExecChannel if index == 1 => {
+            let Some(channel) = crate::arch::boot::channel_region() else {
+                error!("selftest: exec-channel: hv named no channel");
+                return;
+            };
+            // The last page (the channel's top is unused by the layout; what is there is
+            // data either way).
+            let target = channel.base + channel.size - 0x1000;
+            info!("selftest: vCPU 1 jumps into the channel at {target:#x}");
+            mmu::remap_executable(target);
+            // SAFETY: not safe on purpose: hv's stage 2 must stop this vCPU at the fetch.
+            let code: extern "C" fn() = unsafe { core::mem::transmute(target as usize) };
+            code();
+            error!("selftest: ran code from the channel: execute-never is broken");
         }
         SelfTest::SystemOff if index == 0 => {
             every_vcpu_running(cx);

@@ -23,7 +23,7 @@ use hv_core::guest_image;
 use hv_core::layout;
 use hv_core::partition::PartitionState;
 use hv_core::running::Running;
-use hv_core::stage2::Stage2Tables;
+use hv_core::stage2::{PartitionMap, Stage2Tables};
 use hv_core::vgic::{self, VgicDistributor};
 
 /// The GICv2 CPU-interface frame a partition sees as its GICC (none on GICv3).
@@ -381,40 +381,29 @@ fn start_partition(
             dtb.len()
         );
     }
-    let mut tables = Stage2Tables::new();
-    for region in &p.ram {
-        tables
-            .map_ram(*region)
-            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name));
-    }
-    // The channel's memory is in every partition, non-cacheable and never executable.
-    if let Some(channel) = &config.channel {
-        tables.map_shared(channel.ram).unwrap_or_else(|e| {
-            fatal!(
-                "partition `{}`: stage-2 map of the channel {}: {e:?}",
-                p.name,
-                channel.ram
-            )
-        });
-    }
-    for dev in &devices {
-        tables
-            .map_device(Region::new(dev.base, dev.size))
-            .unwrap_or_else(|e| {
-                fatal!(
-                    "partition `{}`: stage-2 map of `{}`: {e:?}",
-                    p.name,
-                    dev.name
-                )
-            });
-    }
-    // GICv2: the partition's GICC is the virtual interface (GICV), or with exit-less
-    // delivery the physical one (banked per CPU, so it reaches only its own CPU's).
-    if let Some(frame) = guest_gicc(gic, p.exitless_irqs) {
-        tables
-            .map_device(frame)
-            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICC: {e:?}", p.name));
-    }
+    // Its RAM (the only executable memory), the channel's memory (in every partition,
+    // non-cacheable), its devices and, on GICv2, its GICC: the virtual interface (GICV), or
+    // with exit-less delivery the physical one (banked per CPU, so it reaches only its own
+    // CPU's).
+    let device_regions: Vec<(&str, Region)> = devices
+        .iter()
+        .map(|d| (d.name.as_str(), Region::new(d.base, d.size)))
+        .collect();
+    let map = PartitionMap {
+        ram: &p.ram,
+        channel: config.channel.as_ref().map(|c| c.ram),
+        devices: &device_regions,
+        gicc: guest_gicc(gic, p.exitless_irqs),
+    };
+    let tables = Stage2Tables::for_partition(&map).unwrap_or_else(|f| {
+        fatal!(
+            "partition `{}`: stage-2 map of {} {}: {:?}",
+            p.name,
+            f.what,
+            f.region,
+            f.error
+        )
+    });
     let root = tables.root();
     // The tables live as long as the partition: for ever.
     alloc::boxed::Box::leak(alloc::boxed::Box::new(tables));

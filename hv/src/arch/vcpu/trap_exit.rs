@@ -123,6 +123,20 @@ pub fn handle_trap(frame: &mut Frame) {
             let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
             refuse_access(frame, partition, vcpu, ipa, Access::Fetch, None);
         }
+        Trap::InstructionAbort => {
+            // A fetch outside the partition's RAM (stage 2 maps nothing else executable).
+            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
+            error!(
+                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} (VA \
+                 {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
+                 partitions keep running",
+                partition_name(partition),
+                frame.far,
+                frame.elr,
+                frame.esr
+            );
+            stop_here(partition, vcpu, Some(StopReason::Fault));
+        }
         _ if partition.is_linux() => {
             // Linux takes it as an undefined instruction (SIGILL for a process) instead of
             // losing a vCPU to something an unprivileged program could do.
