@@ -33,6 +33,7 @@ mod trap_exit;
 
 pub use irq_exit::handle_irq;
 use irq_exit::{arm_console_tick, DROPPED, FORWARDED, FORWARD_COST, OWED, PENDING_SGIS, REFILLS};
+use trap_exit::MONITOR_TRAPS;
 pub use trap_exit::{handle_serror, handle_trap};
 
 /// What (re)starting a partition does to memory and to the GIC.
@@ -140,6 +141,15 @@ pub fn print_irq_stats() {
                 DROPPED[cpu].load(Ordering::Relaxed),
                 REFILLS[cpu].load(Ordering::Relaxed),
                 PENDING_SGIS[cpu].refused()
+            );
+        }
+        let [pmu, debug] = MONITOR_TRAPS[cpu]
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        if pmu + debug > 0 {
+            info!(
+                "stats: CPU {cpu}: guest register accesses answered read-as-zero, \
+                 write-ignored: {pmu} PMU, {debug} debug"
             );
         }
     }
@@ -270,6 +280,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
     CNTVOFF_EL2.set(0);
     pmu::init();
+    pmu::trap_guest_access();
     // Nothing of a previous boot of this vCPU may fire into the new one.
     CNTV_CTL_EL0.set(0);
     VBAR_EL1.set(0);

@@ -8,6 +8,8 @@ use aarch64_cpu::registers::{
     Readable, Writeable, ELR_EL1, ESR_EL1, FAR_EL1, HPFAR_EL2, ID_AA64MMFR1_EL1, SCTLR_EL1,
     SPSR_EL1, VBAR_EL1,
 };
+use core::sync::atomic::{AtomicU64, Ordering};
+use hv_core::layout::MAX_CPUS;
 use log::{error, info, warn};
 
 use hv_core::control_page::{self, ControlAccess};
@@ -19,7 +21,7 @@ use hv_core::hypercall_server::{self, Reply};
 use hv_core::mmio_access::{AccessWidth, Refusal};
 use hv_core::partition::StopReason;
 use hv_core::running::Running;
-use hv_core::trap::{self, Trap};
+use hv_core::trap::{self, Monitor, Trap};
 use hv_core::vgic::Effect;
 
 use super::super::exception::Frame;
@@ -29,6 +31,11 @@ use super::irq_exit::deliver;
 use super::{
     partition_name, partition_ready, pinned, run, stop_here, stop_with_partition, CONSOLES,
 };
+
+/// Guest PMU and debug register accesses answered read-as-zero, write-ignored, per CPU:
+/// [PMU, debug] (written by the owning CPU, read by whoever prints statistics).
+pub(super) static MONITOR_TRAPS: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 2] }; MAX_CPUS];
 
 /// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
 pub fn handle_serror(frame: &mut Frame) -> ! {
@@ -65,6 +72,22 @@ pub fn handle_trap(frame: &mut Frame) {
             frame.skip_instruction();
         }
         Trap::WaitForInterrupt => frame.skip_instruction(),
+        Trap::MonitorAccess {
+            unit,
+            register,
+            read,
+        } => {
+            // The PMU and debug hardware are hv's (MDCR_EL2): read-as-zero, write-ignored.
+            if read {
+                frame.set_reg(register, 0);
+            }
+            let index = match unit {
+                Monitor::Pmu => 0,
+                Monitor::Debug => 1,
+            };
+            MONITOR_TRAPS[cpu::index()][index].fetch_add(1, Ordering::Relaxed);
+            frame.skip_instruction();
+        }
         Trap::Sgi1rWrite { register } => {
             let value = frame.reg(register);
             let effect = partition.vgic.lock().write_sgi1r(value, vcpu);
