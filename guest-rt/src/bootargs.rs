@@ -45,8 +45,9 @@ pub const PARAMS: &[Param] = &[
     },
     Param {
         name: "rt.selftest",
-        range: "hypercalls | escape@0xADDR | exec-channel | system-off | system-reset | gic | \
-                spi | spi-cross | kernel (images built with the `selftests` feature)",
+        range: "hypercalls | escape@0xADDR | exec-channel | stray-sgis | system-off | \
+                system-reset | gic | spi | spi-cross | kernel (images built with the \
+                `selftests` feature)",
         default: "none",
         meaning: "a boot self-test the QEMU integration tests ask for",
     },
@@ -80,6 +81,9 @@ pub enum SelfTest {
     /// vCPU 1 jumps into the channel (mapped executable in its own stage 1): hv's stage 2
     /// must stop it with an instruction abort.
     ExecChannel,
+    /// vCPU 0 sends every SGI number to the CPUs outside the partition (exit-less on
+    /// GICv3 only): hv must ignore and count them.
+    StraySgis,
     /// The partition powers itself off through PSCI.
     SystemOff,
     /// Reset once (first boot only), through PSCI SYSTEM_RESET.
@@ -99,6 +103,7 @@ pub enum SelfTest {
 const NAMED_SELFTESTS: &[(&str, SelfTest)] = &[
     ("hypercalls", SelfTest::Hypercalls),
     ("exec-channel", SelfTest::ExecChannel),
+    ("stray-sgis", SelfTest::StraySgis),
     ("system-off", SelfTest::SystemOff),
     ("system-reset", SelfTest::SystemReset),
     ("gic", SelfTest::Gic),
@@ -351,6 +356,7 @@ mod tests {
         for (word, test) in [
             ("hypercalls", SelfTest::Hypercalls),
             ("exec-channel", SelfTest::ExecChannel),
+            ("stray-sgis", SelfTest::StraySgis),
             ("system-off", SelfTest::SystemOff),
             ("system-reset", SelfTest::SystemReset),
             ("gic", SelfTest::Gic),

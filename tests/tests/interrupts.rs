@@ -253,3 +253,37 @@ fn virt_gicv2_exitless_delivery_works() {
 fn rpi4_exitless_delivery_works() {
     exitless_delivery_works("rpi4", 4, false);
 }
+
+/// An exit-less RT partition on GICv3 owns its CPUs' interfaces, so it can send physical
+/// SGIs anywhere: every number to Linux's CPUs 0 and 1. hv must not act on them: SGIs
+/// 1-15 stay disabled on those CPUs (hv enables only its kick), and a kick hv did not
+/// request is ignored and counted; Linux boots to ready regardless.
+#[test]
+fn virt_exitless_stray_physical_sgis_are_ignored_and_counted() {
+    let (config, image) = bulkhead_tests::board_exitless("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=stray-sgis".into());
+    b.bootargs.push(xtask::qemu::SMOKE_ARG.into());
+    let log = bulkhead_tests::boot(&b);
+    assert!(
+        log.contains("[rt cpu2] stray-sgis: sent 32 physical SGIs to the 2 CPUs below ours"),
+        "{}",
+        log.text()
+    );
+    for cpu in [0, 1] {
+        let line = log
+            .line(&format!(
+                "stats: CPU {cpu}: SGIs hv did not send, ignored: "
+            ))
+            .unwrap_or_else(|| panic!("CPU {cpu} counted the stray kick:\n{}", log.text()));
+        let kicks: u64 = line
+            .split("ignored: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(kicks >= 1, "{line}");
+    }
+    assert!(log.contains("smoke: every CPU and partition reported ready"));
+    assert!(log.fatal().is_none() && !log.contains("left its sandbox"));
+}

@@ -144,6 +144,28 @@ pub fn send_sgi(intid: u32, target: usize) {
     }
 }
 
+/// Sends physical SGI `intid` to the CPU of affinity `mpidr`, whoever runs there: only an
+/// exit-less partition on GICv3 owns an interface that can (its ICC_SGI1R_EL1 writes do
+/// not trap). False when this partition cannot (the `stray-sgis` self-test then says so).
+#[cfg(feature = "selftests")]
+pub fn send_physical_sgi(intid: u32, mpidr: u64) -> bool {
+    let (Some(Interface::V3), Some(_)) = (INTERFACE.get(), PHYSICAL_MPIDRS.get()) else {
+        return false;
+    };
+    let Some(value) = cpu_interface::sgi1r(intid, mpidr) else {
+        return false;
+    };
+    // SAFETY: exit-less, the write reaches the physical GIC: the self-test means it to.
+    unsafe { core::arch::asm!("msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack)) };
+    true
+}
+
+/// The physical MPIDR of this partition's vCPU 0, when hv gave them (exit-less).
+#[cfg(feature = "selftests")]
+pub fn physical_mpidr0() -> Option<u64> {
+    PHYSICAL_MPIDRS.get().and_then(|m| m.first().copied())
+}
+
 /// A 32-bit write to the (emulated) distributor.
 pub fn gicd_write(offset: usize, value: u32) {
     if let Some(base) = GICD.get() {

@@ -143,6 +143,15 @@ pub fn print_irq_stats() {
                 PENDING_SGIS[cpu].refused()
             );
         }
+        let [kicks, others] = gic::STRAY_SGIS[cpu]
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        if kicks + others > 0 {
+            info!(
+                "stats: CPU {cpu}: SGIs hv did not send, ignored: {kicks} on its kick number, \
+                 {others} on other numbers"
+            );
+        }
         let [pmu, debug] = MONITOR_TRAPS[cpu]
             .each_ref()
             .map(|n| n.load(Ordering::Relaxed));
@@ -410,7 +419,7 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         // WFI loop before it resets): a kick makes them stop now.
         if let Some(gic) = gic::get() {
             for cpu in running {
-                gic.send_sgi(gic::KICK_SGI, cpu as usize);
+                gic.kick(cpu as usize);
             }
         }
     }
