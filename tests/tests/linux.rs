@@ -290,7 +290,7 @@ fn corrupt_linux_payloads_are_named() {
             let at = payload_offset(bytes, index) + 0x1000;
             bytes[at] ^= 0xff;
         });
-        let log = bulkhead_tests::boot(&Boot::new(&config, &image));
+        let log = bulkhead_tests::boot(&Boot::new(&config, &image).unverified());
         let fatal = log
             .fatal()
             .unwrap_or_else(|| panic!("corrupt {what} refused"));

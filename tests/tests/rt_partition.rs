@@ -238,7 +238,7 @@ fn corrupt_guest_rt_payload_is_refused() {
         let at = payload_offset(bytes, 1) + 100;
         bytes[at] ^= 0xff;
     });
-    let log = boot(&Boot::new(&config, &image));
+    let log = boot(&Boot::new(&config, &image).unverified());
     let fatal = log.fatal().expect("refused");
     assert!(
         fatal.contains("guest-rt payload is corrupt (CRC-32"),

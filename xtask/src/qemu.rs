@@ -33,6 +33,9 @@ pub struct Boot<'a> {
     pub plugin: Option<String>,
     /// QEMU's gdbstub on this local TCP port, the CPUs held at reset until gdb continues.
     pub gdb_port: Option<u16>,
+    /// Check the image before starting QEMU ([`crate::image::verify`]); the tests of
+    /// hv's own checks turn it off to boot a corrupt image on purpose.
+    pub verify: bool,
 }
 
 impl<'a> Boot<'a> {
@@ -45,7 +48,14 @@ impl<'a> Boot<'a> {
             icount: false,
             plugin: None,
             gdb_port: None,
+            verify: true,
         }
+    }
+
+    /// Boots the image without checking it first (to test hv's own checks on a corrupt one).
+    pub fn unverified(mut self) -> Self {
+        self.verify = false;
+        self
     }
 
     /// The DTB file to pass with `-dtb`: an SD card board's DTB from its card folder (the
@@ -87,6 +97,9 @@ impl<'a> Boot<'a> {
                 self.config.name
             ))
         })?;
+        if self.verify {
+            crate::image::verify_file(self.image)?;
+        }
         let mut cmd = Command::new(QEMU);
         cmd.args(["-M", &q.machine, "-cpu", &q.cpu, "-m", &q.memory])
             .args(["-smp", &self.smp.unwrap_or(q.smp).to_string()])

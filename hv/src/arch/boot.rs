@@ -165,9 +165,11 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
         "Bulkhead hv {} starting on CPU 0 at EL2 (DTB at {dtb:#x})",
         env!("CARGO_PKG_VERSION")
     );
-
     let board = board.unwrap_or_else(|e| fatal!("cannot read the board's DTB: {e}"));
     set_power_method(&board);
+    // First thing once a FATAL can stop the machine: nothing of hv's beyond the console
+    // and the DTB reader has run yet.
+    hv_image::check_own_image().unwrap_or_else(|e| fatal!("{e}"));
     let payloads = payloads.unwrap_or_else(|e| fatal!("bad system image: {e}"));
     let config = config.unwrap_or_else(|e| fatal!("bad system image: {e}"));
     let names: Vec<&str> = config.partitions.iter().map(|p| p.name.as_str()).collect();
