@@ -217,4 +217,41 @@ mod tests {
         assert!(hvc.data_abort().is_none());
         assert_eq!(Esr(0x3f << 26).class(), "reserved exception class");
     }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any syndrome decodes and prints: a data abort exactly for EC 0x24/0x25 with
+            /// fields in range, an instruction abort exactly for EC 0x20/0x21.
+            #[test]
+            fn every_syndrome_decodes(raw in any::<u64>(), value in any::<u64>()) {
+                let esr = Esr(raw);
+                let text = alloc::format!("{esr}");
+                prop_assert!(text.contains(esr.class()));
+                let ec = (raw >> 26) & 0x3f;
+                prop_assert_eq!(esr.data_abort().is_some(), ec == 0x24 || ec == 0x25);
+                prop_assert_eq!(esr.instruction_abort().is_some(), ec == 0x20 || ec == 0x21);
+                if let Some(ifsc) = esr.instruction_abort() {
+                    prop_assert!(ifsc < 64 && text.contains("instruction fetch"));
+                }
+                if let Some(da) = esr.data_abort() {
+                    prop_assert!([1, 2, 4, 8].contains(&da.size));
+                    prop_assert!(da.register < 32 && da.dfsc < 64);
+                    let loaded = da.loaded(value);
+                    let bits = 8 * u32::from(da.size);
+                    if !da.sixty_four {
+                        prop_assert_eq!(loaded >> 32, 0);
+                    }
+                    if !da.sign_extend && bits < 64 {
+                        prop_assert_eq!(loaded >> bits, 0);
+                    }
+                    if bits < 64 {
+                        prop_assert_eq!(loaded & ((1 << bits) - 1), value & ((1 << bits) - 1));
+                    }
+                }
+            }
+        }
+    }
 }
