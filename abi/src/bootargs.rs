@@ -119,6 +119,16 @@ pub const RT_SELFTESTS: &[Choice] = &[
             "SGIs between the vCPUs, then writes to interrupt lines the partition does not own",
     },
     Choice {
+        name: "exec-channel",
+        argument: ChoiceArgument::None,
+        meaning: "vCPU 1 jumps into the channel: hv's stage 2 stops it (execute-never)",
+    },
+    Choice {
+        name: "stray-sgis",
+        argument: ChoiceArgument::None,
+        meaning: "exit-less on GICv3: physical SGIs to the CPUs outside the partition, which hv ignores and counts",
+    },
+    Choice {
         name: "spi",
         argument: ChoiceArgument::None,
         meaning: "the passed-through RTC's SPI reaches its threaded handler",

@@ -29,6 +29,12 @@ pub enum SelfTest {
     Hypercalls,
     /// vCPU 1 reads this address, outside the partition.
     Escape(u64),
+    /// vCPU 1 jumps into the channel (mapped executable in its own stage 1): hv's stage 2
+    /// must stop it with an instruction abort.
+    ExecChannel,
+    /// vCPU 0 sends every SGI number to the CPUs outside the partition (exit-less on
+    /// GICv3 only): hv must ignore and count them.
+    StraySgis,
     /// The partition powers itself off through PSCI.
     SystemOff,
     /// Reset once (first boot only), through PSCI SYSTEM_RESET.
@@ -47,6 +53,8 @@ pub enum SelfTest {
 /// The self-tests named by a single word, and their names.
 const NAMED_SELFTESTS: &[(&str, SelfTest)] = &[
     ("hypercalls", SelfTest::Hypercalls),
+    ("exec-channel", SelfTest::ExecChannel),
+    ("stray-sgis", SelfTest::StraySgis),
     ("system-off", SelfTest::SystemOff),
     ("system-reset", SelfTest::SystemReset),
     ("gic", SelfTest::Gic),
@@ -350,6 +358,8 @@ mod tests {
         );
         for (word, test) in [
             ("hypercalls", SelfTest::Hypercalls),
+            ("exec-channel", SelfTest::ExecChannel),
+            ("stray-sgis", SelfTest::StraySgis),
             ("system-off", SelfTest::SystemOff),
             ("system-reset", SelfTest::SystemReset),
             ("gic", SelfTest::Gic),

@@ -85,6 +85,14 @@ impl Esr {
     }
 }
 
+impl Esr {
+    /// The instruction fault status code (IFSC, ISS [5:0]) when EC is an instruction abort.
+    #[inline]
+    pub fn instruction_abort(self) -> Option<u8> {
+        matches!(self.ec(), 0x20 | 0x21).then_some((self.iss() & 0x3f) as u8)
+    }
+}
+
 impl DataAbort {
     /// The register value a load of `value` leaves: the accessed bytes only, sign-extended
     /// when the syndrome says so (SSE: LDRSB, LDRSH, LDRSW), and for a W register (SF
@@ -135,6 +143,14 @@ impl fmt::Display for Esr {
                 write!(f, " of {} bytes via x{}", da.size, da.register)?;
             }
         }
+        if let Some(ifsc) = self.instruction_abort() {
+            write!(
+                f,
+                ", {} level {}, instruction fetch",
+                fault_status(ifsc),
+                ifsc & 0b11
+            )?;
+        }
         Ok(())
     }
 }
@@ -142,6 +158,20 @@ impl fmt::Display for Esr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_an_instruction_abort_and_its_fault() {
+        // A stage-2 permission fault at level 3 on a fetch from EL1 (EC 0x20, IFSC 0x0f).
+        let esr = Esr((0x20 << 26) | (1 << 25) | 0x0f);
+        assert_eq!(esr.instruction_abort(), Some(0x0f));
+        assert_eq!(esr.data_abort(), None);
+        assert_eq!(
+            alloc::format!("{esr}"),
+            "instruction abort from a lower EL (EC 0x20), permission fault level 3, \
+             instruction fetch"
+        );
+        assert_eq!(Esr(0x24 << 26).instruction_abort(), None);
+    }
 
     #[test]
     fn decodes_a_data_abort_store() {
@@ -186,5 +216,42 @@ mod tests {
         assert_eq!(hvc.iss(), 0x1234);
         assert!(hvc.data_abort().is_none());
         assert_eq!(Esr(0x3f << 26).class(), "reserved exception class");
+    }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any syndrome decodes and prints: a data abort exactly for EC 0x24/0x25 with
+            /// fields in range, an instruction abort exactly for EC 0x20/0x21.
+            #[test]
+            fn every_syndrome_decodes(raw in any::<u64>(), value in any::<u64>()) {
+                let esr = Esr(raw);
+                let text = alloc::format!("{esr}");
+                prop_assert!(text.contains(esr.class()));
+                let ec = (raw >> 26) & 0x3f;
+                prop_assert_eq!(esr.data_abort().is_some(), ec == 0x24 || ec == 0x25);
+                prop_assert_eq!(esr.instruction_abort().is_some(), ec == 0x20 || ec == 0x21);
+                if let Some(ifsc) = esr.instruction_abort() {
+                    prop_assert!(ifsc < 64 && text.contains("instruction fetch"));
+                }
+                if let Some(da) = esr.data_abort() {
+                    prop_assert!([1, 2, 4, 8].contains(&da.size));
+                    prop_assert!(da.register < 32 && da.dfsc < 64);
+                    let loaded = da.loaded(value);
+                    let bits = 8 * u32::from(da.size);
+                    if !da.sixty_four {
+                        prop_assert_eq!(loaded >> 32, 0);
+                    }
+                    if !da.sign_extend && bits < 64 {
+                        prop_assert_eq!(loaded >> bits, 0);
+                    }
+                    if bits < 64 {
+                        prop_assert_eq!(loaded & ((1 << bits) - 1), value & ((1 << bits) - 1));
+                    }
+                }
+            }
+        }
     }
 }

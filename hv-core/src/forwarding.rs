@@ -39,6 +39,10 @@ pub enum Disposition {
     Forward,
     /// Nobody's on this CPU: deactivate and count.
     Drop,
+    /// An SGI other than the kick: hv sends none to a CPU whose interrupts it takes (its
+    /// guests' SGIs are virtual there), so it came from an exit-less partition that owns
+    /// its GIC interface: deactivate and count (see [`crate::kick_requests`]).
+    ForeignSgi,
 }
 
 /// Decides `intid`'s fate on a CPU running `pinned` (its partition's distributor model and
@@ -58,6 +62,9 @@ pub fn dispose(
     }
     if intid == lines.hyp_timer {
         return Disposition::ConsoleTick;
+    }
+    if intid < 16 {
+        return Disposition::ForeignSgi;
     }
     let Some((vgic, vcpu)) = pinned else {
         return Disposition::Drop;
@@ -146,6 +153,19 @@ mod tests {
             .unwrap();
         assert_eq!(dispose(23, &LINES, Some((&vgic, 0))), Disposition::Forward);
         assert_eq!(dispose(23, &LINES, Some((&vgic, 1))), Disposition::Drop);
-        assert_eq!(dispose(3, &LINES, Some((&vgic, 0))), Disposition::Drop);
+        assert_eq!(
+            dispose(3, &LINES, Some((&vgic, 0))),
+            Disposition::ForeignSgi
+        );
+    }
+
+    #[test]
+    fn sgis_other_than_the_kick_are_foreign_whoever_runs() {
+        let vgic = partition();
+        for pinned in [None, Some((&vgic, 0))] {
+            for sgi in 1..16 {
+                assert_eq!(dispose(sgi, &LINES, pinned), Disposition::ForeignSgi);
+            }
+        }
     }
 }

@@ -207,4 +207,63 @@ mod tests {
         assert_eq!(psci_features(psci::PSCI_CPU_SUSPEND_64), -1);
         assert_eq!(psci_features(0xdead_beef), -1);
     }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn function() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                Just(u64::from(abi::HVC_CONSOLE_WRITE)),
+                Just(u64::from(psci::PSCI_CPU_ON_32)),
+                Just(u64::from(psci::PSCI_CPU_ON_64)),
+                Just(u64::from(psci::PSCI_AFFINITY_INFO_32)),
+                Just(u64::from(psci::PSCI_FEATURES)),
+                any::<u32>().prop_map(u64::from),
+                any::<u64>(),
+            ]
+        }
+
+        proptest! {
+            /// Any register contents decode to a call, never a panic: a function ID above
+            /// 32 bits is unknown; 32-bit calls see 32-bit arguments only; a console write
+            /// carries exactly the bytes its length names (1..=max) or is malformed.
+            #[test]
+            fn every_register_file_decodes(f in function(), rest in any::<[u64; 7]>()) {
+                let mut x = [0u64; 8];
+                x[0] = f;
+                x[1..].copy_from_slice(&rest);
+                let call = decode(&x);
+                let Ok(id) = u32::try_from(f) else {
+                    prop_assert_eq!(call, Call::Unknown(u32::MAX));
+                    return Ok(());
+                };
+                match call {
+                    Call::CpuOn { target, entry, context } if id == psci::PSCI_CPU_ON_32 => {
+                        prop_assert!(target <= 0xffff_ffff && entry <= 0xffff_ffff && context <= 0xffff_ffff);
+                        prop_assert_eq!(entry, x[2] & 0xffff_ffff);
+                    }
+                    Call::CpuOn { target, entry, context } => {
+                        prop_assert_eq!((target, entry, context), (x[1], x[2], x[3]));
+                    }
+                    Call::ConsoleWrite(bytes) => {
+                        prop_assert_eq!(id, abi::HVC_CONSOLE_WRITE);
+                        let len = x[1] as usize;
+                        prop_assert!((1..=abi::CONSOLE_WRITE_MAX).contains(&len));
+                        prop_assert_eq!(bytes.len, len);
+                        for (i, b) in bytes.bytes[..len].iter().enumerate() {
+                            prop_assert_eq!(*b, x[2 + i / 8].to_le_bytes()[i % 8]);
+                        }
+                    }
+                    Call::Malformed(m) => {
+                        prop_assert_eq!(m, id);
+                        let len = x[1] as usize;
+                        prop_assert!(len == 0 || len > abi::CONSOLE_WRITE_MAX);
+                    }
+                    Call::Unknown(u) => prop_assert_eq!(u, id),
+                    _ => {}
+                }
+            }
+        }
+    }
 }

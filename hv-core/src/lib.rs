@@ -31,6 +31,7 @@ pub mod guest_dtb;
 pub mod guest_image;
 pub mod hypercall;
 pub mod hypercall_server;
+pub mod kick_requests;
 pub mod layout;
 pub mod list_register;
 pub mod mmio_access;

@@ -70,6 +70,33 @@ pub mod v3 {
     pub fn linked_physical(lr: u64) -> Option<u32> {
         (lr & HW != 0 && !is_free(lr)).then_some(((lr >> PINTID_SHIFT) & PINTID_MASK) as u32)
     }
+
+    /// The virtual interrupt an entry holds and its state, if it holds one.
+    #[inline]
+    pub fn held(lr: u64) -> Option<super::Held> {
+        super::Held::of((lr & VINTID_MASK) as u32, (lr >> STATE_SHIFT) as u32)
+    }
+}
+
+/// A list register's interrupt and state, as the guest sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub intid: u32,
+    pub pending: bool,
+    pub active: bool,
+}
+
+impl Held {
+    /// From a vINTID and the 2-bit state field (0 = free).
+    #[inline]
+    fn of(intid: u32, state: u32) -> Option<Self> {
+        let state = state & 0b11;
+        (state != 0).then_some(Self {
+            intid,
+            pending: state & 0b01 != 0,
+            active: state & 0b10 != 0,
+        })
+    }
 }
 
 /// GICv2 GICH_LR<n> values.
@@ -135,6 +162,12 @@ pub mod v2 {
     pub fn linked_physical(lr: u32) -> Option<u32> {
         (lr & HW != 0 && !is_free(lr)).then_some((lr >> PHYSICAL_SHIFT) & PHYSICAL_MASK)
     }
+
+    /// The virtual interrupt an entry holds and its state, if it holds one.
+    #[inline]
+    pub fn held(lr: u32) -> Option<super::Held> {
+        super::Held::of(lr & VIRTUAL_MASK, lr >> STATE_SHIFT)
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +176,40 @@ mod tests {
 
     /// hv's priority for forwarded interrupts.
     const PRIORITY: u8 = 0xa0;
+
+    #[test]
+    fn held_entries_report_their_interrupt_and_state() {
+        let lr = v3::encode(VirtualIrq::Hardware(27), PRIORITY);
+        let pending = Held {
+            intid: 27,
+            pending: true,
+            active: false,
+        };
+        assert_eq!(v3::held(lr), Some(pending));
+        let both = Held {
+            active: true,
+            ..pending
+        };
+        assert_eq!(v3::held(lr | 0b11 << 62), Some(both));
+        assert_eq!(v3::held(lr & !(0b11 << 62)), None);
+        let sgi = v2::encode(
+            VirtualIrq::Sgi {
+                intid: 5,
+                source: 3,
+            },
+            PRIORITY,
+        );
+        let active = (sgi & !(0b11 << 28)) | 0b10 << 28;
+        assert_eq!(
+            v2::held(active),
+            Some(Held {
+                intid: 5,
+                pending: false,
+                active: true
+            })
+        );
+        assert_eq!(v2::held(5), None);
+    }
 
     #[test]
     fn v3_hardware_entries_link_the_same_physical_interrupt() {

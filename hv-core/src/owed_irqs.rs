@@ -56,6 +56,11 @@ impl OwedIrqs {
         self.len = kept;
     }
 
+    /// The owed IDs, oldest first.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids[..self.len]
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

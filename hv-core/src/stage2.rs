@@ -3,6 +3,12 @@
 //! a cache-coloured partition's RAM from scattered pages (`map_ram_at`), and nothing else.
 //! Any other access by the partition faults to `hv`.
 //!
+//! Only a partition's own RAM is executable: the channel, passed-through devices and the
+//! GICv2 CPU interface frame are execute-never, and what hv emulates (distributor,
+//! redistributors, console UART, control page) is not mapped at all.
+//! [`Stage2Tables::for_partition`] builds a partition's whole map from a
+//! [`PartitionMap`], so the boot path and the tests build the same thing.
+//!
 //! Portable: the tables are built the same way on the host, where tests walk them.
 
 use aarch64_paging::descriptor::PhysicalAddress;
@@ -48,6 +54,31 @@ pub struct Stage2Tables {
     map: Mapping<IdTranslation<S2>, Stage2>,
 }
 
+/// Everything one partition's stage 2 maps.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionMap<'a> {
+    /// Its RAM (the only executable memory), identity-mapped unless `ram_runs` is given.
+    pub ram: &'a [Region],
+    /// A cache-coloured partition's RAM instead: runs of (IPA, PA, size).
+    pub ram_runs: &'a [crate::cache_colour::Run],
+    /// The inter-partition channel.
+    pub channel: Option<Region>,
+    /// Passed-through devices (named, for the error).
+    pub devices: &'a [(&'a str, Region)],
+    /// GICv2: the frame the partition uses as its GICC (GICV, or the physical GICC with
+    /// exit-less delivery).
+    pub gicc: Option<Region>,
+}
+
+/// What could not be mapped: the region's role (`RAM`, `the channel`, a device's name,
+/// `GICC`), the region and why.
+#[derive(Clone, Debug)]
+pub struct MapFailure<'a> {
+    pub what: &'a str,
+    pub region: Region,
+    pub error: MapError,
+}
+
 impl Default for Stage2Tables {
     fn default() -> Self {
         Self::new()
@@ -59,6 +90,41 @@ impl Stage2Tables {
         Self {
             map: Mapping::new(IdTranslation::new(), ROOT_LEVEL, Stage2),
         }
+    }
+
+    /// The whole stage 2 of one partition: RAM executable, everything else execute-never.
+    pub fn for_partition<'a>(map: &PartitionMap<'a>) -> Result<Self, MapFailure<'a>> {
+        let mut tables = Self::new();
+        let fail = |what, region| {
+            move |error| MapFailure {
+                what,
+                region,
+                error,
+            }
+        };
+        if map.ram_runs.is_empty() {
+            for &region in map.ram {
+                tables.map_ram(region).map_err(fail("RAM", region))?;
+            }
+        }
+        for run in map.ram_runs {
+            let region = Region::new(run.ipa, run.size);
+            tables
+                .map_ram_at(run.ipa, run.pa, run.size)
+                .map_err(fail("RAM", region))?;
+        }
+        if let Some(channel) = map.channel {
+            tables
+                .map_shared(channel)
+                .map_err(fail("the channel", channel))?;
+        }
+        for &(name, region) in map.devices {
+            tables.map_device(region).map_err(fail(name, region))?;
+        }
+        if let Some(gicc) = map.gicc {
+            tables.map_device(gicc).map_err(fail("GICC", gicc))?;
+        }
+        Ok(tables)
     }
 
     fn range(region: Region) -> MemoryRegion {
@@ -100,6 +166,25 @@ impl Stage2Tables {
     /// Physical address of the root table (for VTTBR_EL2).
     pub fn root(&self) -> u64 {
         self.map.root_address().0 as u64
+    }
+
+    /// Every mapped page (or block) as (start IPA, end IPA, attributes).
+    #[cfg(test)]
+    fn mappings(&self) -> alloc::vec::Vec<(usize, usize, S2)> {
+        let mut out = alloc::vec::Vec::new();
+        let all = MemoryRegion::new(0, 1 << IPA_BITS);
+        self.map
+            .walk_range(&all, &mut |range, desc, level| {
+                let flags = desc.flags();
+                // A leaf: a level-3 page, or a block (no TABLE bit) above it.
+                let leaf = level == 3 || !flags.contains(S2::TABLE_OR_PAGE);
+                if flags.contains(S2::VALID) && leaf {
+                    out.push((range.start().0, range.end().0, flags));
+                }
+                Ok(())
+            })
+            .unwrap();
+        out
     }
 
     /// The attributes `ipa` is mapped with, if it is mapped.
@@ -199,5 +284,86 @@ mod tests {
         assert_eq!(t.translate(0x0400_4010), Some(0x0401_0010));
         assert_eq!(t.translate(0x0400_8000), None);
         assert!(t.lookup(0x0400_4000).unwrap().contains(RAM));
+    }
+
+    /// A virt-like partition: RAM, the channel, a passed-through UART and RTC, GICV.
+    fn virt_like<'a>(ram: &'a [Region], devices: &'a [(&'a str, Region)]) -> PartitionMap<'a> {
+        PartitionMap {
+            ram,
+            ram_runs: &[],
+            channel: Some(Region::new(0x7e00_0000, 0x20_0000)),
+            devices,
+            gicc: Some(Region::new(0x0804_0000, 0x2000)),
+        }
+    }
+
+    #[test]
+    fn only_the_partitions_ram_is_executable() {
+        let ram = [Region::new(0x4200_0000, 0x600_0000)];
+        let devices = [
+            ("uart", Region::new(0x0900_0000, 0x1000)),
+            ("rtc", Region::new(0x0901_0000, 0x1000)),
+        ];
+        let t = Stage2Tables::for_partition(&virt_like(&ram, &devices)).unwrap();
+        let maps = t.mappings();
+        assert!(!maps.is_empty());
+        let in_ram = |start: usize| ram.iter().any(|r| r.contains_addr(start as u64));
+        for &(start, end, flags) in &maps {
+            assert_eq!(
+                flags.contains(S2::XN),
+                !in_ram(start),
+                "{start:#x}..{end:#x}: {flags:?}"
+            );
+        }
+        // Each region is there, with its kind.
+        assert!(t.lookup(0x7e1f_f000).unwrap().contains(S2::XN));
+        assert!(t.lookup(0x0804_1000).unwrap().contains(S2::XN));
+        assert!(!t.lookup(0x4200_0000).unwrap().contains(S2::XN));
+    }
+
+    #[test]
+    fn a_failed_mapping_names_its_region() {
+        let ram = [Region::new(0x4200_0000, 0x600_0000)];
+        // An IPA beyond the 39-bit space.
+        let devices = [("far", Region::new(1 << 40, 0x1000))];
+        let failure = Stage2Tables::for_partition(&virt_like(&ram, &devices))
+            .err()
+            .expect("refused");
+        assert_eq!(failure.what, "far");
+    }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the layout (disjoint pages of RAM, devices, channel), a page is
+            /// executable exactly when it is the partition's RAM.
+            #[test]
+            fn executable_exactly_where_ram_is(
+                slots in proptest::collection::vec(0u8..4, 1..24),
+            ) {
+                // Slot i is the 2 MiB at 0x4000_0000 + i * 2 MiB; 0 = unmapped, 1 = RAM,
+                // 2 = device, 3 = the channel (the first such slot).
+                let base = |i: usize| 0x4000_0000 + (i as u64) * 0x20_0000;
+                let ram: alloc::vec::Vec<Region> = slots.iter().enumerate()
+                    .filter(|(_, &k)| k == 1).map(|(i, _)| Region::new(base(i), 0x20_0000)).collect();
+                let devices: alloc::vec::Vec<(&str, Region)> = slots.iter().enumerate()
+                    .filter(|(_, &k)| k == 2).map(|(i, _)| ("dev", Region::new(base(i), 0x1000))).collect();
+                let channel = slots.iter().position(|&k| k == 3).map(|i| Region::new(base(i), 0x20_0000));
+                let map = PartitionMap { ram: &ram, ram_runs: &[], channel, devices: &devices, gicc: None };
+                let t = Stage2Tables::for_partition(&map).unwrap();
+                for (i, &kind) in slots.iter().enumerate() {
+                    let found = t.lookup(base(i));
+                    let is_channel = channel.is_some_and(|c| c.base == base(i));
+                    match kind {
+                        0 => prop_assert!(found.is_none()),
+                        1 => prop_assert!(!found.unwrap().contains(S2::XN)),
+                        3 if !is_channel => prop_assert!(found.is_none()),
+                        _ => prop_assert!(found.unwrap().contains(S2::XN)),
+                    }
+                }
+            }
+        }
     }
 }

@@ -99,8 +99,28 @@ pub enum Trap {
     DataAbort(DataAbort),
     /// A stage-2 instruction abort from the guest (EC 0x20).
     InstructionAbort,
+    /// An MRS/MSR (EC 0x18) of a PMU or debug register, trapped by MDCR_EL2 (TPM, TPMCR;
+    /// TDA, TDOSA, TDRA): hv answers it read-as-zero, write-ignored (no partition gets
+    /// the PMU or the debug hardware, so none can disturb hv's counters or another's).
+    /// `register` is the general-purpose register moved to or from.
+    MonitorAccess {
+        unit: Monitor,
+        register: u8,
+        read: bool,
+    },
     /// Anything else (hv emulates nothing more).
     Other,
+}
+
+/// The unit a trapped [`Trap::MonitorAccess`] belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Monitor {
+    /// Performance monitors: PMCR_EL0 and the rest of op0 3, op1 3, CRn 9, CRm 12-14;
+    /// the event counters and types (op1 3, CRn 14, CRm 8-15); PMINTEN{SET,CLR}_EL1.
+    Pmu,
+    /// The debug registers (op0 2: breakpoints, watchpoints, MDSCR_EL1, the OS lock,
+    /// MDRAR_EL1, the debug communication channel).
+    Debug,
 }
 
 /// ESR_EL2 exception classes hv acts on.
@@ -121,10 +141,34 @@ impl Trap {
             EC_SYSREG if is_sgi1r_write(esr) => Self::Sgi1rWrite {
                 register: ((esr.iss() >> 5) & 0x1f) as u8,
             },
+            EC_SYSREG => monitor_unit(esr).map_or(Self::Other, |unit| Self::MonitorAccess {
+                unit,
+                register: ((esr.iss() >> 5) & 0x1f) as u8,
+                read: esr.iss() & 1 != 0,
+            }),
             EC_DABT_LOWER => esr.data_abort().map_or(Self::Other, Self::DataAbort),
             EC_IABT_LOWER => Self::InstructionAbort,
             _ => Self::Other,
         }
+    }
+}
+
+/// The PMU or debug register a trapped MRS/MSR names, if it is one (encodings: Arm ARM
+/// C5.3, "op0 == 0b10" debug and "op0 == 0b11, CRn 9/14" performance monitors).
+#[inline]
+fn monitor_unit(esr: Esr) -> Option<Monitor> {
+    let iss = esr.iss();
+    let (op0, op2, op1, crn, crm) = (
+        (iss >> 20) & 3,
+        (iss >> 17) & 7,
+        (iss >> 14) & 7,
+        (iss >> 10) & 0xf,
+        (iss >> 1) & 0xf,
+    );
+    match (op0, op1, crn, crm, op2) {
+        (2, ..) => Some(Monitor::Debug),
+        (3, 3, 9, 12..=14, _) | (3, 3, 14, 8..=15, _) | (3, 0, 9, 14, 1 | 2) => Some(Monitor::Pmu),
+        _ => None,
     }
 }
 
@@ -262,6 +306,52 @@ mod tests {
         assert_eq!(Trap::decode(sysreg(3, 0, 12, 11, 5, 7, true)), Trap::Other);
         assert_eq!(Trap::decode(sysreg(3, 0, 12, 11, 6, 7, false)), Trap::Other);
         assert_eq!(Trap::decode(sysreg(3, 0, 12, 11, 7, 7, false)), Trap::Other);
+    }
+
+    #[test]
+    fn pmu_and_debug_registers_are_monitor_accesses() {
+        let pmu = |rt, read| Trap::MonitorAccess {
+            unit: Monitor::Pmu,
+            register: rt,
+            read,
+        };
+        // PMCR_EL0 write, PMCCNTR_EL0 read, PMUSERENR_EL0 write (Linux's boot), PMEVCNTR3,
+        // PMCCFILTR_EL0, PMINTENSET_EL1.
+        assert_eq!(
+            Trap::decode(sysreg(3, 3, 9, 12, 0, 2, false)),
+            pmu(2, false)
+        );
+        assert_eq!(Trap::decode(sysreg(3, 3, 9, 13, 0, 4, true)), pmu(4, true));
+        assert_eq!(
+            Trap::decode(sysreg(3, 3, 9, 14, 0, 31, false)),
+            pmu(31, false)
+        );
+        assert_eq!(Trap::decode(sysreg(3, 3, 14, 8, 3, 1, true)), pmu(1, true));
+        assert_eq!(
+            Trap::decode(sysreg(3, 3, 14, 15, 7, 1, false)),
+            pmu(1, false)
+        );
+        assert_eq!(
+            Trap::decode(sysreg(3, 0, 9, 14, 1, 1, false)),
+            pmu(1, false)
+        );
+        // OSLAR_EL1, MDSCR_EL1, DBGBVR0_EL1: debug.
+        for (crn, crm, op2) in [(1, 0, 4), (0, 2, 2), (0, 0, 4)] {
+            assert_eq!(
+                Trap::decode(sysreg(2, 0, crn, crm, op2, 0, false)),
+                Trap::MonitorAccess {
+                    unit: Monitor::Debug,
+                    register: 0,
+                    read: false
+                }
+            );
+        }
+        // Not monitors: CNTV_CTL_EL0 (3, 3, 14, 3, 1), PMSCR_EL1 (SPE, 3, 0, 9, 9, 0),
+        // PMINTENSET's neighbours in CRm 14 of op1 0 (op2 0, 3).
+        assert_eq!(Trap::decode(sysreg(3, 3, 14, 3, 1, 0, true)), Trap::Other);
+        assert_eq!(Trap::decode(sysreg(3, 0, 9, 9, 0, 0, true)), Trap::Other);
+        assert_eq!(Trap::decode(sysreg(3, 0, 9, 14, 0, 0, true)), Trap::Other);
+        assert_eq!(Trap::decode(sysreg(3, 0, 9, 14, 3, 0, true)), Trap::Other);
     }
 
     #[test]

@@ -57,6 +57,7 @@ use platform::config::GicVersion;
 mod effect;
 mod gicv2;
 mod gicv3;
+pub mod live_state;
 pub mod redistributor;
 mod reset;
 mod sgi;
@@ -110,6 +111,7 @@ pub const DEFAULT_HV_PRIVATE: u32 = (1 << 25) | (1 << 26);
 
 pub use crate::mmio_access::{AccessError, AccessWidth};
 pub use effect::{CpuSet, Effect, Effects, Irq, MAX_EFFECTS};
+pub use live_state::LiveLines;
 
 /// A partition description the model cannot represent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -467,13 +469,39 @@ impl VgicDistributor {
         true
     }
 
-    /// A guest read of `width` at `offset` in the GICD frame by `accessing_vcpu`.
+    /// A guest read of `width` at `offset` in the GICD frame by `accessing_vcpu`, from the
+    /// model alone (pending and active as the guest wrote them).
     #[inline]
     pub fn read(
         &self,
         offset: u64,
         width: AccessWidth,
         accessing_vcpu: usize,
+    ) -> Result<u64, AccessError> {
+        self.read_with(offset, width, accessing_vcpu, None)
+    }
+
+    /// [`Self::read`] on the trap path: pending and active are the lines' true state, the
+    /// model merged with what `live` reports (the physical GIC, list registers, hv's
+    /// queues; see [`live_state`]).
+    #[inline]
+    pub fn read_live(
+        &self,
+        offset: u64,
+        width: AccessWidth,
+        accessing_vcpu: usize,
+        live: &dyn LiveLines,
+    ) -> Result<u64, AccessError> {
+        self.read_with(offset, width, accessing_vcpu, Some(live))
+    }
+
+    #[inline]
+    fn read_with(
+        &self,
+        offset: u64,
+        width: AccessWidth,
+        accessing_vcpu: usize,
+        live: Option<&dyn LiveLines>,
     ) -> Result<u64, AccessError> {
         let reg = self.decode(offset, width, accessing_vcpu)?;
         let vcpu = accessing_vcpu;
@@ -486,7 +514,9 @@ impl VgicDistributor {
             Reg::Iidr => u64::from(IIDR_VALUE),
             Reg::Pidr2 => u64::from(self.pidr2()),
             Reg::Group { word } => u64::from(self.visible_mask(View::Distributor, word)),
-            Reg::Bits { op, word } => u64::from(self.read_bits(View::Distributor, op, word, vcpu)),
+            Reg::Bits { op, word } => {
+                u64::from(self.read_bits(View::Distributor, op, word, vcpu, live))
+            }
             Reg::Priority { first } => self.read_priority(View::Distributor, first, width, vcpu),
             Reg::Targets { first } => self.read_bytes(View::Distributor, first, width, |intid| {
                 if intid < 32 {
@@ -657,12 +687,13 @@ impl VgicDistributor {
 
     // ---- register values -------------------------------------------------------------
 
-    /// GICD_TYPER: ITLinesNumber [4:0]; GICv2 CPUNumber [7:5] = vCPUs - 1; GICv3 IDbits
-    /// [23:19] = 9 (10 INTID bits: no LPIs), No1N [25] = 0 (IRM is honoured, see
+    /// GICD_TYPER: ITLinesNumber [4:0] = the partition's lines (up to the word of its
+    /// highest SPI, not the physical GIC's); GICv2 CPUNumber [7:5] = vCPUs - 1; GICv3
+    /// IDbits [23:19] = 9 (10 INTID bits: no LPIs), No1N [25] = 0 (IRM is honoured, see
     /// `write_route`). SecurityExtn = 0: a single security state.
     #[inline]
     fn typer(&self) -> u32 {
-        let it_lines = self.lines / 32 - 1;
+        let it_lines = self.owned.iter().rposition(|&w| w != 0).unwrap_or(0) as u32;
         match self.version {
             GicVersion::V2 => it_lines | ((self.cpus.len() as u32 - 1) << 5),
             GicVersion::V3 => it_lines | (9 << 19),
@@ -726,9 +757,18 @@ impl VgicDistributor {
         }
     }
 
-    /// A set/clear bitmap register's value: the state of its visible lines.
+    /// A set/clear bitmap register's value: the state of its visible lines (with `live`,
+    /// their true pending and active state; `vcpu` is the accessing vCPU, or the frame's
+    /// through a redistributor).
     #[inline]
-    fn read_bits(&self, view: View, op: BitOp, word: usize, vcpu: usize) -> u32 {
+    fn read_bits(
+        &self,
+        view: View,
+        op: BitOp,
+        word: usize,
+        vcpu: usize,
+        live: Option<&dyn LiveLines>,
+    ) -> u32 {
         let field = op.field();
         let state = if word == 0 {
             self.banked.get(vcpu).map_or(0, |b| *b.field(field))
@@ -740,7 +780,30 @@ impl VgicDistributor {
             };
             words.get(word).copied().unwrap_or(0)
         };
-        state & self.visible_mask(view, word)
+        let visible = self.visible_mask(view, word);
+        let (Some(live), Some(&cpu)) = (live, self.cpus.get(vcpu)) else {
+            return state & visible;
+        };
+        let which = match field {
+            Field::Enabled => return state & visible,
+            Field::Pending => live_state::State::Pending,
+            Field::Active => live_state::State::Active,
+        };
+        let hardware = match word {
+            0 if live.physical_sgis() => !0,
+            0 => !SGI_MASK,
+            // Lines hv emulates (the console UART's, the doorbell PL061's) have no
+            // physical state: only the model's.
+            _ => !self
+                .emulated_spis
+                .iter()
+                .flatten()
+                .filter(|&&spi| (spi / 32) as usize == word)
+                .fold(0u32, |m, &spi| m | 1 << (spi % 32)),
+        };
+        let physical = live.physical(word, cpu);
+        let held = live.held(word, cpu);
+        live_state::merge(which, state, hardware, physical, held) & visible
     }
 
     #[inline]

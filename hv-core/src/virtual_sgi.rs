@@ -84,6 +84,20 @@ impl SgiQueue {
         left
     }
 
+    /// The SGIs queued from any source (bit n = INTID n): pending for the vCPU.
+    #[inline]
+    pub fn queued(&self) -> u32 {
+        self.words.iter().fold(0, |sgis, word| {
+            let mut bits = word.load(Ordering::Acquire);
+            let mut mask = 0;
+            while bits != 0 {
+                mask |= bits as u32 & 0xffff;
+                bits >>= SGIS;
+            }
+            sgis | mask
+        })
+    }
+
     /// Forgets everything queued (the vCPU restarts).
     pub fn clear(&self) {
         for word in &self.words {
@@ -128,6 +142,18 @@ mod tests {
         });
         assert!(!left);
         taken
+    }
+
+    #[test]
+    fn queued_names_each_sgi_once_whatever_its_sources() {
+        let q = SgiQueue::new();
+        assert_eq!(q.queued(), 0);
+        q.push(1, 3).unwrap();
+        q.push(6, 3).unwrap();
+        q.push(MAX_SOURCES - 1, 15).unwrap();
+        assert_eq!(q.queued(), (1 << 3) | (1 << 15));
+        take(&q);
+        assert_eq!(q.queued(), 0);
     }
 
     #[test]

@@ -1090,4 +1090,107 @@ mod tests {
         wr(&mut uart, reg::ICR, int::TX);
         assert!(!uart.line_high(), "staying free is no new event");
     }
+
+    mod random {
+        use super::*;
+        use alloc::collections::VecDeque;
+        use alloc::vec::Vec;
+        use proptest::prelude::*;
+
+        /// What a guest or hv does to the UART.
+        #[derive(Clone, Debug)]
+        enum Op {
+            Read(u64, AccessWidth),
+            Write(u64, AccessWidth, u64),
+            Typed(u8),
+            Drain,
+            Backpressure(bool),
+        }
+
+        fn width() -> impl Strategy<Value = AccessWidth> {
+            prop_oneof![
+                Just(AccessWidth::Byte),
+                Just(AccessWidth::Half),
+                Just(AccessWidth::Word),
+                Just(AccessWidth::Double),
+            ]
+        }
+
+        /// Offsets mostly on the registers, some anywhere (and past the frame).
+        fn offset() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                4 => (0u64..0x13).prop_map(|i| i * 4),
+                1 => 0u64..0x1100,
+                1 => any::<u64>(),
+            ]
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (offset(), width()).prop_map(|(o, w)| Op::Read(o, w)),
+                3 => (offset(), width(), any::<u64>()).prop_map(|(o, w, v)| Op::Write(o, w, v)),
+                2 => any::<u8>().prop_map(Op::Typed),
+                1 => Just(Op::Drain),
+                1 => any::<bool>().prop_map(Op::Backpressure),
+            ]
+        }
+
+        proptest! {
+            /// Whatever a guest writes and hv feeds it: accesses are refused exactly when
+            /// outside the frame, 64-bit or misaligned; typed and looped-back bytes come out
+            /// of DR in order, once, and FR.RXFE says when none is left; the FIFO and the
+            /// output never hold more than their capacity; the interrupt line is MIS != 0.
+            #[test]
+            fn the_uart_behaves_like_its_model(ops in proptest::collection::vec(op(), 1..200)) {
+                let mut uart = VirtualPl011::new();
+                let mut rx: VecDeque<u8> = VecDeque::new();
+                for op in ops {
+                    match op {
+                        Op::Read(offset, width) => {
+                            let bad = offset >= FRAME_SIZE
+                                || width == AccessWidth::Double
+                                || offset % 4 != 0;
+                            let got = uart.read(offset, width);
+                            prop_assert_eq!(got.is_err(), bad);
+                            if let Ok(value) = got {
+                                prop_assert_eq!(value & !width.mask(), 0);
+                                if offset == reg::DR {
+                                    prop_assert_eq!(value, u64::from(rx.pop_front().unwrap_or(0)));
+                                }
+                            }
+                        }
+                        Op::Write(offset, width, value) => {
+                            let bad = offset >= FRAME_SIZE
+                                || width == AccessWidth::Double
+                                || offset % 4 != 0;
+                            let loopback = uart.read(reg::CR, AccessWidth::Word).unwrap()
+                                & u64::from(cr::LBE) != 0;
+                            prop_assert_eq!(uart.write(offset, width, value).is_err(), bad);
+                            if !bad && offset == reg::DR && loopback && rx.len() < RX_FIFO_DEPTH {
+                                rx.push_back(value as u8);
+                            }
+                        }
+                        Op::Typed(byte) => {
+                            let room = rx.len() < RX_FIFO_DEPTH;
+                            prop_assert_eq!(uart.push_rx(byte), room);
+                            if room {
+                                rx.push_back(byte);
+                            }
+                        }
+                        Op::Drain => {
+                            let out: Vec<u8> = uart.take_tx().as_slice().to_vec();
+                            prop_assert!(out.len() <= TX_CAPACITY);
+                        }
+                        Op::Backpressure(full) => uart.set_tx_full(full),
+                    }
+                    prop_assert_eq!(uart.rx_room(), RX_FIFO_DEPTH - rx.len());
+                    let fr = uart.read(reg::FR, AccessWidth::Word).unwrap() as u32;
+                    prop_assert_eq!(fr & fr::RXFE != 0, rx.is_empty());
+                    prop_assert_eq!(fr & fr::RXFF != 0, rx.len() == RX_FIFO_DEPTH);
+                    let mis = uart.read(reg::MIS, AccessWidth::Word).unwrap();
+                    prop_assert_eq!(uart.line_high(), mis != 0);
+                }
+            }
+        }
+    }
 }

@@ -327,8 +327,12 @@ pub fn strip_nops(dtb: &[u8]) -> Result<Vec<u8>, DtbError> {
                     be32(structure, at + 4).ok_or_else(|| bad("truncated property"))? as usize;
                 let name_off =
                     be32(structure, at + 8).ok_or_else(|| bad("truncated property"))? as usize;
-                if name_at(name_off).is_none() {
+                let Some(name) = name_at(name_off) else {
                     return Err(bad("property name outside the strings block or not UTF-8"));
+                };
+                // `fdt` panics on a cell-count property shorter than one cell.
+                if name.starts_with('#') && name.ends_with("-cells") && value_len != 4 {
+                    return Err(bad("a #...-cells property that is not one cell"));
                 }
                 if !props_allowed {
                     return Err(bad("property outside a node or after a child node"));

@@ -14,4 +14,5 @@ extern crate alloc;
 pub mod check;
 pub mod config;
 pub mod dtb;
+pub mod hv_seal;
 pub mod image;

@@ -38,6 +38,37 @@ fn rpi4_timer_interrupts_reach_both_rt_vcpus() {
     timer_interrupts_reach_both_vcpus("rpi4");
 }
 
+/// The `gic-live` checks: the ID registers describe the partition, a masked virtual timer
+/// with its level high reads pending, and vCPU 1 reads the whole masked burst pending (in
+/// list registers, hv's queue or, exit-less, at the GIC).
+fn assert_live_state(log: &xtask::qemu::BootLog, checks: u32) {
+    let summary = format!("[rt cpu2] gic-live: {checks}/{checks} as expected");
+    assert!(log.contains(&summary), "{summary}:\n{}", log.text());
+    let burst = log
+        .line("[rt cpu3] gic-live: vCPU 1 reads its burst pending: 0xff0 of 0xff0: ok")
+        .is_some();
+    assert!(burst, "the masked burst reads pending:\n{}", log.text());
+}
+
+/// How many `gic-live` checks a board's 2-vCPU RT partition makes: lines, IIDR, PIDR2,
+/// 3 timer states, and GICR_TYPER's 3 fields per vCPU (GICv3) or CPUNumber (GICv2).
+fn live_checks(name: &str) -> u32 {
+    if name == "virt" {
+        2 + 1 + 3 + 2 * 3
+    } else {
+        2 + 2 + 3
+    }
+}
+
+fn live_state_seen(lines: &[String]) -> bool {
+    lines
+        .iter()
+        .any(|l| l.contains("gic-live: vCPU 1 reads its burst"))
+        && lines
+            .iter()
+            .any(|l| l.contains("gic-live: ") && l.contains("as expected"))
+}
+
 fn sgis_arrive_and_foreign_lines_stay_untouched(name: &str, checks: u32) {
     let (config, image) = board(name);
     let mut b = Boot::new(&config, &image);
@@ -50,11 +81,13 @@ fn sgis_arrive_and_foreign_lines_stay_untouched(name: &str, checks: u32) {
     let all = "(11 SGIs received";
     let log = boot_until(&b, |lines| {
         lines.iter().any(|l| l.contains(&summary))
+            && live_state_seen(lines)
             && lines
                 .iter()
                 .any(|l| l.starts_with(received) && l.contains(all))
     });
     assert!(log.contains("[rt cpu2] gic-check: sent 3 SGIs to vCPU 1"));
+    assert_live_state(&log, live_checks(name));
     assert!(
         log.contains(&summary),
         "foreign lines changed:\n{}",
@@ -171,10 +204,12 @@ fn exitless_delivery_works(name: &str, checks: u32, with_rtc: bool) {
     let summary = format!("gic-check: {checks}/{checks} as expected");
     let log = boot_until(&b, |lines| {
         lines.iter().any(|l| l.contains(&summary))
+            && live_state_seen(lines)
             && lines
                 .iter()
                 .any(|l| l.starts_with("[rt cpu3] heartbeat") && l.contains("(11 SGIs received"))
     });
+    assert_live_state(&log, live_checks(name));
     assert!(
         log.contains("exit-less interrupt delivery"),
         "the guest saw exit-less mode"
@@ -217,4 +252,38 @@ fn virt_gicv2_exitless_delivery_works() {
 #[test]
 fn rpi4_exitless_delivery_works() {
     exitless_delivery_works("rpi4", 4, false);
+}
+
+/// An exit-less RT partition on GICv3 owns its CPUs' interfaces, so it can send physical
+/// SGIs anywhere: every number to Linux's CPUs 0 and 1. hv must not act on them: SGIs
+/// 1-15 stay disabled on those CPUs (hv enables only its kick), and a kick hv did not
+/// request is ignored and counted; Linux boots to ready regardless.
+#[test]
+fn virt_exitless_stray_physical_sgis_are_ignored_and_counted() {
+    let (config, image) = bulkhead_tests::board_exitless("virt");
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=stray-sgis".into());
+    b.bootargs.push(xtask::qemu::SMOKE_ARG.into());
+    let log = bulkhead_tests::boot(&b);
+    assert!(
+        log.contains("[rt cpu2] stray-sgis: sent 32 physical SGIs to the 2 CPUs below ours"),
+        "{}",
+        log.text()
+    );
+    for cpu in [0, 1] {
+        let line = log
+            .line(&format!(
+                "stats: CPU {cpu}: SGIs hv did not send, ignored: "
+            ))
+            .unwrap_or_else(|| panic!("CPU {cpu} counted the stray kick:\n{}", log.text()));
+        let kicks: u64 = line
+            .split("ignored: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(kicks >= 1, "{line}");
+    }
+    assert!(log.contains("smoke: every CPU and partition reported ready"));
+    assert!(log.fatal().is_none() && !log.contains("left its sandbox"));
 }

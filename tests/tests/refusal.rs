@@ -47,7 +47,7 @@ fn corrupt_board_config_payload_is_refused() {
         let payload = table_offset(bytes) + 4096;
         bytes[payload + 3] ^= 0x5a;
     });
-    let log = boot(&Boot::new(&config, &image));
+    let log = boot(&Boot::new(&config, &image).unverified());
     assert_refused(&log, "board config payload is corrupt (CRC-32");
 }
 
@@ -57,7 +57,7 @@ fn truncated_image_is_refused() {
         let cut = table_offset(bytes) + 4096 + 8;
         bytes.truncate(cut);
     });
-    let log = boot(&Boot::new(&config, &image));
+    let log = boot(&Boot::new(&config, &image).unverified());
     // The loader zero-fills past the file: the checksum over the missing bytes fails.
     assert_refused(&log, "bad system image");
 }
@@ -68,7 +68,7 @@ fn image_without_payload_table_is_refused() {
         let at = table_offset(bytes);
         bytes.truncate(at);
     });
-    let log = boot(&Boot::new(&config, &image));
+    let log = boot(&Boot::new(&config, &image).unverified());
     assert_refused(&log, "not a Bulkhead system image");
 }
 
@@ -127,4 +127,53 @@ fn an_unknown_bulkhead_word_is_refused() {
         "bulkhead.smok",
         "FATAL: boot argument `bulkhead.smok`: unknown boot argument",
     );
+}
+
+/// One bit of hv's own code flipped (in the middle of its trap handler, which runs only
+/// once guests do): hv's boot-time check of its seal stops the machine with a FATAL line
+/// naming the checksum before that code could run. (Booted unverified: xtask would refuse
+/// the file first.)
+#[test]
+fn a_flipped_bit_in_hvs_text_is_fatal_at_boot() {
+    let elf = std::fs::read(xtask::image::binaries().hv).expect("hv's ELF");
+    let handler = xtask::code_points::Elf::parse(&elf)
+        .and_then(|e| e.function("hv::arch::vcpu::trap_exit::handle_trap"))
+        .expect("hv's trap handler");
+    let at = (handler.addr + handler.size / 2) as usize;
+    let (config, image) = edited_image("virt", "hv-bitflip", |bytes| {
+        bytes[at] ^= 0x04;
+    });
+    let log = boot(&Boot::new(&config, &image).unverified());
+    assert_refused(&log, "hv's own image fails its checksum: CRC-32");
+}
+
+/// What xtask says, instead of starting QEMU on a file it could not boot: an empty file,
+/// a header whose magic or first instruction is gone, hv's bytes changed.
+#[test]
+fn xtask_refuses_to_boot_empty_header_corrupt_and_flipped_images() {
+    type Edit = fn(&mut Vec<u8>);
+    let cases: [(&str, Edit, &str); 4] = [
+        ("empty", |b| b.clear(), "the image is empty"),
+        ("no-magic", |b| b[0x38] ^= 0xff, "no arm64 Image header"),
+        ("no-branch", |b| b[3] = 0, "does not start with a branch"),
+        (
+            "hv-flip",
+            |b| {
+                let end = u32::from_le_bytes(b[0x20..0x24].try_into().unwrap()) as usize;
+                b[end / 2] ^= 0x04;
+            },
+            "hv's own image fails its checksum",
+        ),
+    ];
+    for (suffix, edit, reason) in cases {
+        let (config, image) = edited_image("virt", suffix, edit);
+        let err = match Boot::new(&config, &image).command() {
+            Ok(_) => panic!("{suffix}: xtask would boot it"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("refusing to boot") && err.contains(reason),
+            "{suffix}: {err}"
+        );
+    }
 }

@@ -102,6 +102,54 @@ fn rpi4_escaping_vcpu_is_stopped_while_the_other_keeps_running() {
     escape_is_contained("rpi4");
 }
 
+/// vCPU 1 maps a channel page executable in its own stage 1 and jumps there: hv's stage 2
+/// (execute-never everywhere but the partition's RAM) stops it with an instruction abort.
+fn fetch_from_the_channel_is_stopped(name: &str) {
+    let (config, image) = board(name);
+    let channel = config
+        .channel
+        .as_ref()
+        .expect("the board has a channel")
+        .ram;
+    let target = channel.base + channel.size - 0x1000;
+    let mut b = Boot::new(&config, &image);
+    b.bootargs.push("rt.selftest=exec-channel".into());
+    b.bootargs.push("rt.heartbeat-ms=20".into());
+    let log = boot_until(&b, |lines| {
+        let after = lines.iter().skip_while(|l| !l.contains(VIOLATION));
+        after
+            .filter(|l| l.starts_with("[rt cpu2] heartbeat"))
+            .count()
+            >= 3
+    });
+    assert!(log.contains(&format!("vCPU 1 jumps into the channel at {target:#x}")));
+    let report = log.line(VIOLATION).expect("hv reports the fetch");
+    assert!(report.starts_with("[hv cpu3]"), "{report}");
+    assert!(
+        report.contains("instruction abort from a lower EL")
+            && report.contains("permission fault")
+            && report.contains("instruction fetch")
+            && report.contains(&format!("IPA {target:#x}")),
+        "{report}"
+    );
+    let after = log.after(VIOLATION);
+    assert!(
+        !after.iter().any(|l| l.starts_with("[rt cpu3]")),
+        "vCPU 1 printed after it was stopped"
+    );
+    assert!(!log.contains("execute-never is broken") && log.fatal().is_none());
+}
+
+#[test]
+fn virt_a_fetch_from_the_channel_is_stopped_by_stage_2() {
+    fetch_from_the_channel_is_stopped("virt");
+}
+
+#[test]
+fn virt_gicv2_a_fetch_from_the_channel_is_stopped_by_stage_2() {
+    fetch_from_the_channel_is_stopped("virt-gicv2");
+}
+
 fn hypercall_sweep(name: &str) {
     let (config, image) = board(name);
     let mut b = Boot::new(&config, &image);
@@ -190,7 +238,7 @@ fn corrupt_guest_rt_payload_is_refused() {
         let at = payload_offset(bytes, 1) + 100;
         bytes[at] ^= 0xff;
     });
-    let log = boot(&Boot::new(&config, &image));
+    let log = boot(&Boot::new(&config, &image).unverified());
     let fatal = log.fatal().expect("refused");
     assert!(
         fatal.contains("guest-rt payload is corrupt (CRC-32"),

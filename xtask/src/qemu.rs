@@ -48,6 +48,9 @@ pub struct Boot<'a> {
     /// On a board with a NIC: the local TCP port forwarded to Linux's web HMI (port
     /// [`HMI_GUEST_PORT`] of the partition's user-mode network address).
     pub hmi_port: Option<u16>,
+    /// Check the image before starting QEMU ([`crate::image::verify`]); the tests of
+    /// hv's own checks turn it off to boot a corrupt image on purpose.
+    pub verify: bool,
 }
 
 impl<'a> Boot<'a> {
@@ -61,7 +64,14 @@ impl<'a> Boot<'a> {
             plugin: None,
             gdb_port: None,
             hmi_port: None,
+            verify: true,
         }
+    }
+
+    /// Boots the image without checking it first (to test hv's own checks on a corrupt one).
+    pub fn unverified(mut self) -> Self {
+        self.verify = false;
+        self
     }
 
     /// The DTB file to pass with `-dtb`: an SD card board's DTB from its card folder (the
@@ -103,6 +113,9 @@ impl<'a> Boot<'a> {
                 self.config.name
             ))
         })?;
+        if self.verify {
+            crate::image::verify_file(self.image)?;
+        }
         let mut cmd = Command::new(QEMU);
         cmd.args(["-M", &q.machine, "-cpu", &q.cpu, "-m", &q.memory])
             .args(["-smp", &self.smp.unwrap_or(q.smp).to_string()])

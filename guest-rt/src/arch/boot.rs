@@ -25,6 +25,15 @@ struct Boot {
     /// An address just past the partition's RAM (for the self-tests).
     #[cfg(feature = "selftests")]
     outside: u64,
+    /// The channel hv named in the DTB (the `exec-channel` self-test jumps into it).
+    #[cfg(feature = "selftests")]
+    channel: Option<Region>,
+}
+
+/// The channel region hv named in our DTB, if any (self-tests only).
+#[cfg(feature = "selftests")]
+pub fn channel_region() -> Option<Region> {
+    BOOT.get().and_then(|b| b.channel)
 }
 
 static BOOT: Once<Boot> = Once::new();
@@ -146,9 +155,11 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         // Passed-through devices, identity-mapped by hv.
         devices.extend(super::devices::discover(blob).iter().map(|d| d.region));
     }
+    // The redistributors: guest-rt's own when bare, hv's emulated ones otherwise (the
+    // `gic` self-test reads them back).
+    devices.extend(gic::redistributor_frame(&gic_info));
     if bare {
         // Booted bare, guest-rt owns the GIC and its console UART.
-        devices.extend(gic::redistributor_frame(&gic_info));
         devices.extend(
             board
                 .uarts
@@ -172,6 +183,8 @@ pub extern "C" fn boot_main(dtb: usize) -> ! {
         vcpus: board.cpus.len(),
         #[cfg(feature = "selftests")]
         outside,
+        #[cfg(feature = "selftests")]
+        channel,
     });
     // Nothing runs cached yet: the whole image (code, data, heap, page tables, stacks) is
     // only in memory, so stale lines can go.

@@ -72,7 +72,7 @@ pub fn init(info: &GicInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The GICv3 redistributors (guest-rt maps them only when booted bare).
+/// The GICv3 redistributors (guest-rt's when booted bare; under hv they are emulated).
 pub fn redistributor_frame(info: &GicInfo) -> Option<platform::config::Region> {
     info.gicr
 }
@@ -144,6 +144,28 @@ pub fn send_sgi(intid: u32, target: usize) {
     }
 }
 
+/// Sends physical SGI `intid` to the CPU of affinity `mpidr`, whoever runs there: only an
+/// exit-less partition on GICv3 owns an interface that can (its ICC_SGI1R_EL1 writes do
+/// not trap). False when this partition cannot (the `stray-sgis` self-test then says so).
+#[cfg(feature = "selftests")]
+pub fn send_physical_sgi(intid: u32, mpidr: u64) -> bool {
+    let (Some(Interface::V3), Some(_)) = (INTERFACE.get(), PHYSICAL_MPIDRS.get()) else {
+        return false;
+    };
+    let Some(value) = cpu_interface::sgi1r(intid, mpidr) else {
+        return false;
+    };
+    // SAFETY: exit-less, the write reaches the physical GIC: the self-test means it to.
+    unsafe { core::arch::asm!("msr icc_sgi1r_el1, {0}", "isb", in(reg) value, options(nostack)) };
+    true
+}
+
+/// The physical MPIDR of this partition's vCPU 0, when hv gave them (exit-less).
+#[cfg(feature = "selftests")]
+pub fn physical_mpidr0() -> Option<u64> {
+    PHYSICAL_MPIDRS.get().and_then(|m| m.first().copied())
+}
+
 /// A 32-bit write to the (emulated) distributor.
 pub fn gicd_write(offset: usize, value: u32) {
     if let Some(base) = GICD.get() {
@@ -158,6 +180,49 @@ pub fn gicd_read(offset: usize) -> u32 {
         // SAFETY: as for [`gicd_write`].
         Some(base) => unsafe { reg(*base, offset).read_volatile() },
         None => 0,
+    }
+}
+
+/// A 32-bit read of vCPU `vcpu`'s GICv3 redistributor frame at `offset` (RD_base; SGI_base
+/// at 64 KiB); 0 on GICv2.
+pub fn gicr_read(vcpu: usize, offset: usize) -> u32 {
+    match GICR.get() {
+        // SAFETY: the redistributor region is mapped as device memory (emulated by hv,
+        // every access traps); `vcpu` picks one 128 KiB frame of it.
+        Some(base) => unsafe { reg(*base + vcpu * GICR_FRAME, offset).read_volatile() },
+        None => 0,
+    }
+}
+
+/// A 32-bit write to vCPU `vcpu`'s GICv3 redistributor frame (see [`gicr_read`]).
+pub fn gicr_write(vcpu: usize, offset: usize, value: u32) {
+    if let Some(base) = GICR.get() {
+        // SAFETY: as for [`gicr_read`].
+        unsafe { reg(*base + vcpu * GICR_FRAME, offset).write_volatile(value) };
+    }
+}
+
+/// One GICv3 redistributor frame: RD_base and SGI_base.
+const GICR_FRAME: usize = 0x2_0000;
+const GICR_SGI_BASE: usize = 0x1_0000;
+
+/// Banked word 0 (SGIs and PPIs) of the one-bit-per-line register at distributor offset
+/// `bank` (0x100 ISENABLER ... 0x380 ICACTIVER) for this vCPU: its redistributor's copy on
+/// GICv3, the banked GICD register on GICv2.
+pub fn banked_read(vcpu: usize, bank: usize) -> u32 {
+    if is_v3() {
+        gicr_read(vcpu, GICR_SGI_BASE + bank)
+    } else {
+        gicd_read(bank)
+    }
+}
+
+/// Writes banked word 0 of `bank` for this vCPU (see [`banked_read`]).
+pub fn banked_write(vcpu: usize, bank: usize, value: u32) {
+    if is_v3() {
+        gicr_write(vcpu, GICR_SGI_BASE + bank, value)
+    } else {
+        gicd_write(bank, value)
     }
 }
 

@@ -82,6 +82,39 @@ pub fn map_page(addr: u64) {
     };
 }
 
+/// Remaps the page at `addr` as normal executable memory in the live tables (break, then
+/// make: the page changes type). Used by the `exec-channel` self-test, so a jump into the
+/// channel reaches hv's stage 2 instead of stopping at our own execute-never.
+#[cfg(feature = "selftests")]
+pub fn remap_executable(addr: u64) {
+    let page = (addr & !0xfff) as usize;
+    let range = MemoryRegion::new(page, page + 0x1000);
+    if let Some(map) = MAP.lock().as_mut() {
+        // The split of a live block and the type change are made with the checks off: this
+        // vCPU is the only one touching that page, and it invalidates its TLB in between.
+        map.mark_inactive();
+        map.map_range(&range, Attr::empty()).expect("page unmaps");
+        invalidate_tlb();
+        map.map_range(&range, RAM).expect("page maps");
+        map.mark_active();
+    }
+    invalidate_tlb();
+}
+
+#[cfg(feature = "selftests")]
+fn invalidate_tlb() {
+    // SAFETY: invalidating EL1 TLB entries only drops stale translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
+}
+
 fn clean_line(addr: u64) {
     // SAFETY: cleaning a cache line to the point of coherency leaves memory's contents as
     // the program wrote them.

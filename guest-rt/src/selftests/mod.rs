@@ -5,6 +5,11 @@
 //!   what the ABI promises and printed; hv must survive all of them.
 //! * `escape@ADDR`: vCPU 1 reads ADDR (outside the partition): hv must stop that vCPU and
 //!   report it while vCPU 0 keeps printing.
+//! * `exec-channel`: vCPU 1 jumps into the channel: hv's stage 2 (execute-never) must stop
+//!   it with an instruction abort while vCPU 0 keeps printing.
+//! * `stray-sgis`: exit-less on GICv3, vCPU 0 sends every SGI number to each CPU outside
+//!   the partition (Aff0 below its own on the same cluster: Linux's on QEMU virt), before
+//!   it reports ready; hv must ignore and count them.
 //! * `system-off`: the partition powers itself off through PSCI.
 //! * `gic`: vCPU 0 sends SGIs to vCPU 1, then tries to enable, prioritize, route and
 //!   trigger lines it does not own through its distributor; all must read back as
@@ -54,8 +59,32 @@ fn check(test: &str, name: &str, got: i64, expected: i64, passed: &mut u32, tota
     ));
 }
 
+/// The `stray-sgis` self-test: SGIs 0-15 to each CPU of our cluster below our own vCPU 0.
+fn stray_sgis() {
+    use crate::arch::gic;
+    let Some(own) = gic::physical_mpidr0() else {
+        error!("stray-sgis: needs exit-less delivery (physical SGIs)");
+        return;
+    };
+    let mut sent = 0;
+    for aff0 in 0..(own & 0xff) {
+        for intid in 0..16 {
+            if gic::send_physical_sgi(intid, (own & !0xff) | aff0) {
+                sent += 1;
+            }
+        }
+    }
+    print(format_args!(
+        "stray-sgis: sent {sent} physical SGIs to the {} CPUs below ours",
+        own & 0xff
+    ));
+}
+
 /// What `test` does on this vCPU before it reports ready.
 pub fn before_ready(test: SelfTest, cx: &Context, outside: u64) {
+    if cx.vcpu == 0 && test == SelfTest::StraySgis {
+        stray_sgis();
+    }
     if cx.vcpu == 0 && test == SelfTest::Hypercalls {
         // Wait until vCPU 1 runs, so "already on" is what the sweep sees.
         while cx.vcpus > 1 && hvc::call(smccc::psci::PSCI_AFFINITY_INFO_64, &[1, 0])[0] != 0 {
@@ -84,6 +113,21 @@ pub fn after_ready(test: SelfTest, cx: &Context) {
             // SAFETY: not safe on purpose: hv must stop this vCPU at this access.
             let value = unsafe { (addr as *const u64).read_volatile() };
             error!("selftest: read {value:#x} from outside the partition: isolation is broken");
+        }
+        SelfTest::ExecChannel if index == 1 => {
+            let Some(channel) = crate::arch::boot::channel_region() else {
+                error!("selftest: exec-channel: hv named no channel");
+                return;
+            };
+            // The last page (the channel's top is unused by the layout; what is there is
+            // data either way).
+            let target = channel.base + channel.size - 0x1000;
+            info!("selftest: vCPU 1 jumps into the channel at {target:#x}");
+            mmu::remap_executable(target);
+            // SAFETY: not safe on purpose: hv's stage 2 must stop this vCPU at the fetch.
+            let code: extern "C" fn() = unsafe { core::mem::transmute(target as usize) };
+            code();
+            error!("selftest: ran code from the channel: execute-never is broken");
         }
         SelfTest::SystemOff if index == 0 => {
             every_vcpu_running(cx);

@@ -34,8 +34,8 @@
 use platform::config::GicVersion;
 
 use super::{
-    AccessError, AccessWidth, BitOp, Effect, Effects, VgicDistributor, View, BITMAPS, BITMAP_BANK,
-    ICFGR, IIDR_VALUE, IPRIORITYR,
+    AccessError, AccessWidth, BitOp, Effect, Effects, LiveLines, VgicDistributor, View, BITMAPS,
+    BITMAP_BANK, ICFGR, IIDR_VALUE, IPRIORITYR,
 };
 
 /// One vCPU's redistributor: RD_base and SGI_base, 64 KiB each.
@@ -116,6 +116,30 @@ impl VgicDistributor {
         width: AccessWidth,
         accessing_vcpu: usize,
     ) -> Result<u64, AccessError> {
+        self.read_redist_with(offset, width, accessing_vcpu, None)
+    }
+
+    /// [`Self::read_redist`] on the trap path: pending and active are the lines' true
+    /// state (see [`super::live_state`]).
+    #[inline]
+    pub fn read_redist_live(
+        &self,
+        offset: u64,
+        width: AccessWidth,
+        accessing_vcpu: usize,
+        live: &dyn LiveLines,
+    ) -> Result<u64, AccessError> {
+        self.read_redist_with(offset, width, accessing_vcpu, Some(live))
+    }
+
+    #[inline]
+    fn read_redist_with(
+        &self,
+        offset: u64,
+        width: AccessWidth,
+        accessing_vcpu: usize,
+        live: Option<&dyn LiveLines>,
+    ) -> Result<u64, AccessError> {
         let (frame, reg) = self.decode_redist(offset, width, accessing_vcpu)?;
         let view = View::Redistributor;
         let value = match reg {
@@ -138,7 +162,7 @@ impl VgicDistributor {
             }
             RedistReg::Pidr2 => u64::from(self.pidr2()),
             RedistReg::Group => u64::from(self.visible_mask(view, 0)),
-            RedistReg::Bits(op) => u64::from(self.read_bits(view, op, 0, frame)),
+            RedistReg::Bits(op) => u64::from(self.read_bits(view, op, 0, frame, live)),
             RedistReg::Priority { first } => self.read_priority(view, first, width, frame),
             RedistReg::Config { index } => u64::from(self.read_config(view, index, frame)),
             RedistReg::RazWi | RedistReg::Reserved => 0,

@@ -573,23 +573,28 @@ fn ctlr_is_a_virtual_enable() {
 #[test]
 fn id_registers() {
     let d = v2();
-    // 288 lines -> ITLinesNumber 8; 2 vCPUs -> CPUNumber 1.
-    assert_eq!(r(&d, 4), 8 | (1 << 5));
+    // The partition's lines, not the GIC's 288: its highest SPI (100) is in word 3 ->
+    // ITLinesNumber 3 (128 lines); 2 vCPUs -> CPUNumber 1.
+    assert_eq!(r(&d, 4), 3 | (1 << 5));
     assert_eq!(r(&d, 8), u64::from(IIDR_VALUE));
     assert_eq!(r(&d, 0xfe8), 0x2b);
     let d = v3();
-    assert_eq!(r(&d, 4), 8 | (9 << 19));
+    // SPIs 34 and 35: 64 lines.
+    assert_eq!(r(&d, 4), 1 | (9 << 19));
     assert_eq!(r(&d, 8), u64::from(IIDR_VALUE));
     assert_eq!(r(&d, 0xffe8), 0x3b);
     assert_eq!(r(&d, 0xfe8), 0);
     // Pi 4 GIC-400: 224 lines.
     let pi = VgicDistributor::new(GicVersion::V2, 224, &[153], &[0, 1]).unwrap();
-    assert_eq!(r(&pi, 4) & 0x1f, 6);
+    assert_eq!(r(&pi, 4) & 0x1f, 4);
+    // No SPIs at all: the 32 banked lines; 4 vCPUs -> CPUNumber 3.
+    let bare = VgicDistributor::new(GicVersion::V2, 224, &[], &[0, 1, 2, 3]).unwrap();
+    assert_eq!(r(&bare, 4), 3 << 5);
     // Read-only: writes are dropped and counted.
     let mut d = v2();
     assert!(w(&mut d, 4, 0).is_empty());
     assert!(w(&mut d, 0xfe8, 0).is_empty());
-    assert_eq!(r(&d, 4), 8 | (1 << 5));
+    assert_eq!(r(&d, 4), 3 | (1 << 5));
     assert_eq!(d.stats().reserved, 2);
 }
 
@@ -889,4 +894,98 @@ fn cpu_sets_iterate_their_members_in_order() {
     assert_eq!(set.iter().collect::<Vec<_>>(), [0, 2, 5, 63]);
     assert_eq!(CpuSet::empty().iter().count(), 0);
     assert!(set.contains(63) && !set.contains(1) && !set.contains(64));
+}
+
+/// A fixed physical/held state for the live reads.
+struct Live {
+    physical: [live_state::PhysicalWord; 4],
+    held: [live_state::HeldWord; 4],
+    /// The physical CPU whose list registers are readable.
+    me: u32,
+    sgis: bool,
+}
+
+impl LiveLines for Live {
+    fn physical(&self, word: usize, _cpu: u32) -> live_state::PhysicalWord {
+        self.physical.get(word).copied().unwrap_or_default()
+    }
+    fn held(&self, word: usize, cpu: u32) -> live_state::HeldWord {
+        if cpu != self.me {
+            return Default::default();
+        }
+        self.held.get(word).copied().unwrap_or_default()
+    }
+    fn physical_sgis(&self) -> bool {
+        self.sgis
+    }
+}
+
+#[test]
+fn live_reads_show_lines_in_flight_and_a_masked_high_timer() {
+    use live_state::{HeldWord, PhysicalWord};
+    // vCPU 0 on CPU 0. SPI 40 is in vCPU 0's list registers, active; SPI 33 is the
+    // emulated console line, pending in a list register; the virtual timer (27) is
+    // disabled by the guest with its level high; SGI 3 is queued.
+    let d = v2().with_emulated_spi(33).unwrap();
+    let mut live = Live {
+        physical: [PhysicalWord::default(); 4],
+        held: [HeldWord::default(); 4],
+        me: 0,
+        sgis: false,
+    };
+    live.physical[0].pending = 1 << 27;
+    live.physical[1].active = 1 << (40 - 32);
+    live.held[1] = HeldWord {
+        pending: 1 << 1,
+        active: 1 << 8,
+        held: (1 << 1) | (1 << 8),
+    };
+    live.held[0].pending = 1 << 3;
+    let read = |offset: u64, vcpu: usize| d.read_live(offset, Word, vcpu, &live).unwrap();
+    for bank in [0x200, 0x280] {
+        // ISPENDR0 / ICPENDR0, ISPENDR1 / ICPENDR1.
+        assert_eq!(read(bank, 0), (1 << 27) | (1 << 3), "{bank:#x}");
+        assert_eq!(read(bank + 4, 0), 1 << 1, "{bank:#x}");
+    }
+    for bank in [0x300, 0x380] {
+        assert_eq!(read(bank, 0), 0);
+        assert_eq!(read(bank + 4, 0), 1 << 8);
+    }
+    // vCPU 1 (CPU 1) cannot see CPU 0's list registers: the physically active SPI 40
+    // reads as active; the emulated line and the queued SGI are not its.
+    assert_eq!(read(0x304, 1), 1 << 8);
+    assert_eq!(read(0x204, 1), 0);
+    // The model alone knows none of it.
+    assert_eq!(r(&d, 0x200) | r(&d, 0x204) | r(&d, 0x304), 0);
+    // A foreign line pending physically (SPI 34) stays invisible.
+    live.physical[1].pending = 1 << 2;
+    assert_eq!(d.read_live(0x204, Word, 0, &live).unwrap(), 1 << 1);
+}
+
+#[test]
+fn live_reads_through_a_redistributor_and_with_physical_sgis() {
+    use live_state::{HeldWord, PhysicalWord};
+    let d = v3();
+    let mut live = Live {
+        physical: [PhysicalWord::default(); 4],
+        held: [HeldWord::default(); 4],
+        me: 2,
+        sgis: false,
+    };
+    // Physical SGI 1 pending (hv's kick, say) and the timer pending.
+    live.physical[0].pending = (1 << 1) | (1 << 27);
+    let gicr_ispendr0 = redistributor::REDIST_FRAME + 0x1_0200;
+    // Frame 0 = vCPU 0 on CPU 2: the timer, never the physical SGI.
+    assert_eq!(
+        d.read_redist_live(0x1_0200, Word, 0, &live).unwrap(),
+        1 << 27
+    );
+    // Exit-less: SGIs are the partition's own physical ones.
+    live.sgis = true;
+    assert_eq!(
+        d.read_redist_live(gicr_ispendr0, Word, 0, &live).unwrap(),
+        (1 << 1) | (1 << 27)
+    );
+    // GICD word 0 is RAZ on GICv3 whatever the GIC says.
+    assert_eq!(d.read_live(0x200, Word, 0, &live).unwrap(), 0);
 }

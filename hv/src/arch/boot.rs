@@ -24,7 +24,7 @@ use hv_core::guest_image;
 use hv_core::layout;
 use hv_core::partition::PartitionState;
 use hv_core::running::Running;
-use hv_core::stage2::Stage2Tables;
+use hv_core::stage2::{PartitionMap, Stage2Tables};
 use hv_core::vgic::{self, VgicDistributor};
 
 /// The GICv2 CPU-interface frame a partition sees as its GICC (none on GICv3).
@@ -167,9 +167,11 @@ pub unsafe extern "C" fn primary_main(dtb: usize) -> ! {
         env!("CARGO_PKG_VERSION"),
         hv_image::hv_region().base
     );
-
     let board = board.unwrap_or_else(|e| fatal!("cannot read the board's DTB: {e}"));
     set_power_method(&board);
+    // First thing once a FATAL can stop the machine: nothing of hv's beyond the console
+    // and the DTB reader has run yet.
+    hv_image::check_own_image().unwrap_or_else(|e| fatal!("{e}"));
     let payloads = payloads.unwrap_or_else(|e| fatal!("bad system image: {e}"));
     let config = config.unwrap_or_else(|e| fatal!("bad system image: {e}"));
     let names: Vec<&str> = config.partitions.iter().map(|p| p.name.as_str()).collect();
@@ -441,47 +443,30 @@ fn start_partition(
             dtb.len()
         );
     }
-    let mut tables = Stage2Tables::new();
-    if ram_runs.is_empty() {
-        for region in &p.ram {
-            tables.map_ram(*region).unwrap_or_else(|e| {
-                fatal!("partition `{}`: stage-2 map of {region}: {e:?}", p.name)
-            });
-        }
-    }
-    for run in &ram_runs {
-        tables
-            .map_ram_at(run.ipa, run.pa, run.size)
-            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of {run:?}: {e:?}", p.name));
-    }
-    // The channel's memory is in every partition, non-cacheable and never executable.
-    if let Some(channel) = &config.channel {
-        tables.map_shared(channel.ram).unwrap_or_else(|e| {
-            fatal!(
-                "partition `{}`: stage-2 map of the channel {}: {e:?}",
-                p.name,
-                channel.ram
-            )
-        });
-    }
-    for dev in &devices {
-        tables
-            .map_device(Region::new(dev.base, dev.size))
-            .unwrap_or_else(|e| {
-                fatal!(
-                    "partition `{}`: stage-2 map of `{}`: {e:?}",
-                    p.name,
-                    dev.name
-                )
-            });
-    }
-    // GICv2: the partition's GICC is the virtual interface (GICV), or with exit-less
-    // delivery the physical one (banked per CPU, so it reaches only its own CPU's).
-    if let Some(frame) = guest_gicc(gic, p.exitless_irqs) {
-        tables
-            .map_device(frame)
-            .unwrap_or_else(|e| fatal!("partition `{}`: stage-2 map of GICC: {e:?}", p.name));
-    }
+    // Its RAM (the only executable memory), the channel's memory (in every partition,
+    // non-cacheable), its devices and, on GICv2, its GICC: the virtual interface (GICV), or
+    // with exit-less delivery the physical one (banked per CPU, so it reaches only its own
+    // CPU's).
+    let device_regions: Vec<(&str, Region)> = devices
+        .iter()
+        .map(|d| (d.name.as_str(), Region::new(d.base, d.size)))
+        .collect();
+    let map = PartitionMap {
+        ram: &p.ram,
+        ram_runs: &ram_runs,
+        channel: config.channel.as_ref().map(|c| c.ram),
+        devices: &device_regions,
+        gicc: guest_gicc(gic, p.exitless_irqs),
+    };
+    let tables = Stage2Tables::for_partition(&map).unwrap_or_else(|f| {
+        fatal!(
+            "partition `{}`: stage-2 map of {} {}: {:?}",
+            p.name,
+            f.what,
+            f.region,
+            f.error
+        )
+    });
     let root = tables.root();
     // The tables live as long as the partition: for ever.
     alloc::boxed::Box::leak(alloc::boxed::Box::new(tables));

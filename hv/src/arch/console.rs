@@ -180,6 +180,10 @@ pub fn wait_tick() {
             let Some(intid) = gic.acknowledge() else {
                 break;
             };
+            // A kick only wakes this wait; an SGI hv did not send is counted.
+            if intid < 16 {
+                gic.sgi_expected(intid);
+            }
             gic.deactivate(intid);
         }
     }

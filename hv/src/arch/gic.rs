@@ -17,10 +17,11 @@ use spin::Once;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use super::cpu;
 use super::device_regs::{DeviceRegs, RegisterBlock};
+use hv_core::kick_requests::{self, KickRequests, SgiVerdict};
 use hv_core::layout::MAX_CPUS;
 use hv_core::vgic::{Effect, Irq};
 
@@ -170,6 +171,14 @@ mod list_registers;
 
 static GIC: Once<Gic> = Once::new();
 
+/// Kicks hv requested and not yet taken, per CPU.
+static KICKS: KickRequests = KickRequests::new();
+
+/// SGIs hv took but did not send, per CPU: [its kick number unrequested, other numbers]
+/// (written by the owning CPU, read by whoever prints statistics).
+pub static STRAY_SGIS: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 2] }; MAX_CPUS];
+
 /// What differs between the GIC versions' frames: GICv2's CPU interface (GICC) and
 /// virtual interface control (GICH) frames; GICv3's routing registers and one
 /// redistributor per CPU (its CPU interfaces are system registers).
@@ -291,6 +300,24 @@ impl Gic {
                 .flatten()
                 .expect("a redistributor frame per CPU"),
             Frames::V2 { .. } => panic!("GICv2 has no redistributors"),
+        }
+    }
+
+    /// Physical (pending, active) of 32-line word `word`: word 0 is CPU `cpu`'s banked
+    /// SGIs/PPIs (its redistributor on GICv3; on GICv2 only this CPU's own bank is
+    /// readable, another's reads as zero).
+    pub fn physical_word(&self, word: usize, cpu: usize) -> (u32, u32) {
+        let gicd = self.gicd.get();
+        match (&self.frames, word) {
+            (Frames::V3 { .. }, 0) => {
+                let sgi = self.gicr_sgi(cpu);
+                (sgi.ispendr0.get(), sgi.isactiver0.get())
+            }
+            (Frames::V2 { .. }, 0) if cpu != cpu::index() => (0, 0),
+            _ if word < gicd.ispendr.len() => {
+                (gicd.ispendr[word].get(), gicd.isactiver[word].get())
+            }
+            _ => (0, 0),
         }
     }
 
@@ -542,6 +569,31 @@ impl Gic {
             (GicVersion::V3, Some(cpu)) => banked(self.gicr_sgi(cpu as usize)),
             _ => shared(),
         }
+    }
+
+    /// Kicks CPU `cpu` (hv's kick SGI), recording the request first so the kick is told
+    /// from one hv did not send (see [`Self::sgi_expected`]).
+    pub fn kick(&self, cpu: usize) {
+        KICKS.request(cpu);
+        self.send_sgi(KICK_SGI, cpu);
+    }
+
+    /// Whether SGI `intid`, just acknowledged on this CPU, is a kick hv requested (taking
+    /// the request). Any other SGI is one hv did not send (an exit-less partition's on
+    /// GICv3 can reach any CPU): counted in [`STRAY_SGIS`]; the caller only deactivates it.
+    pub fn sgi_expected(&self, intid: u32) -> bool {
+        let me = cpu::index();
+        let slot = match kick_requests::classify(&KICKS, me, intid, KICK_SGI) {
+            SgiVerdict::Kick => return true,
+            SgiVerdict::UnrequestedKick => 0,
+            SgiVerdict::Foreign => 1,
+        };
+        if STRAY_SGIS[me][slot].fetch_add(1, Ordering::Relaxed) == 0 {
+            log::warn!(
+                "SGI {intid} on CPU {me} not sent by hv: ignored (counted in the statistics)"
+            );
+        }
+        false
     }
 
     /// Sends physical SGI `intid` to CPU `cpu` (hv's index).

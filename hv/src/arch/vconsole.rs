@@ -110,7 +110,7 @@ impl ConsoleWiring for EmulatedConsole {
             // No free list register: the next tick or trap tries again.
             gic.inject_virtual(self.spi());
         } else {
-            gic.send_sgi(gic::KICK_SGI, target as usize);
+            gic.kick(target as usize);
         }
     }
 }

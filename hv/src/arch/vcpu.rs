@@ -30,10 +30,12 @@ use platform::config::GicVersion;
 use super::{cache, console, cpu, gic, pmu, power};
 
 mod irq_exit;
+mod live_lines;
 mod trap_exit;
 
 pub use irq_exit::handle_irq;
 use irq_exit::{arm_console_tick, OWED, PENDING_SGIS};
+use trap_exit::MONITOR_TRAPS;
 pub use trap_exit::{handle_serror, handle_trap};
 
 /// What (re)starting a partition does to memory and to the GIC.
@@ -183,7 +185,7 @@ pub fn print_irq_stats() {
              {rt_rings} rings from RT, {unread} of them while Linux's last was not taken yet"
         );
     }
-    for cpu in 0..MAX_CPUS {
+    for (cpu, (stray, monitor)) in gic::STRAY_SGIS.iter().zip(&MONITOR_TRAPS).enumerate() {
         let Some(s) = super::stats::STATS.read(cpu) else {
             continue;
         };
@@ -196,6 +198,20 @@ pub fn print_irq_stats() {
                 s.get(Counter::IrqsDropped),
                 s.get(Counter::LrRefills),
                 s.get(Counter::SgisRefused)
+            );
+        }
+        let [kicks, others] = stray.each_ref().map(|n| n.load(Ordering::Relaxed));
+        if kicks + others > 0 {
+            info!(
+                "stats: CPU {cpu}: SGIs hv did not send, ignored: {kicks} on its kick number, \
+                 {others} on other numbers"
+            );
+        }
+        let [pmu, debug] = monitor.each_ref().map(|n| n.load(Ordering::Relaxed));
+        if pmu + debug > 0 {
+            info!(
+                "stats: CPU {cpu}: guest register accesses answered read-as-zero, \
+                 write-ignored: {pmu} PMU, {debug} debug"
             );
         }
     }
@@ -326,6 +342,7 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
     CNTVOFF_EL2.set(0);
     pmu::init();
+    pmu::trap_guest_access();
     // Nothing of a previous boot of this vCPU may fire into the new one.
     CNTV_CTL_EL0.set(0);
     VBAR_EL1.set(0);
@@ -490,7 +507,7 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         // WFI loop before it resets): a kick makes them stop now.
         if let Some(gic) = gic::get() {
             for cpu in running {
-                gic.send_sgi(gic::KICK_SGI, cpu as usize);
+                gic.kick(cpu as usize);
             }
         }
     }

@@ -135,6 +135,30 @@ impl Gic {
         held.is_some() || self.write_free_lr(VirtualIrq::Emulated(intid))
     }
 
+    /// The interrupts of 32-line word `word` in this CPU's list registers: (pending,
+    /// active, held in any state), bit n = INTID 32 * word + n.
+    pub fn list_register_word(&self, word: usize) -> (u32, u32, u32) {
+        let count = self.list_registers.get().copied().unwrap_or(0);
+        let mut states = (0, 0, 0);
+        let mut add = |held: Option<lr::Held>| {
+            let Some(held) = held.filter(|h| (h.intid / 32) as usize == word) else {
+                return;
+            };
+            let bit = 1 << (held.intid % 32);
+            states.0 |= if held.pending { bit } else { 0 };
+            states.1 |= if held.active { bit } else { 0 };
+            states.2 |= bit;
+        };
+        match &self.frames {
+            Frames::V3 { .. } => (0..count.min(4)).for_each(|n| add(lr::v3::held(read_lr(n)))),
+            Frames::V2 { gich, .. } => {
+                let gich = gich.get();
+                (0..count.min(64)).for_each(|n| add(lr::v2::held(gich.lr[n].get())));
+            }
+        }
+        states
+    }
+
     /// Marks an SGI that is already in a list register pending; false if none holds it.
     fn merge_pending(&self, intid: u32, source: u32) -> bool {
         let count = self.list_registers.get().copied().unwrap_or(0);

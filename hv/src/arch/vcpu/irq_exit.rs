@@ -51,6 +51,12 @@ pub fn handle_irq() {
             break;
         };
         match forwarding::dispose(intid, &lines, pinned_vgic) {
+            // A kick hv did not request, or another SGI number (an exit-less partition's,
+            // on GICv3): counted and ignored.
+            Disposition::Kick | Disposition::ForeignSgi if !gic.sgi_expected(intid) => {
+                gic.deactivate(intid);
+            }
+            Disposition::ForeignSgi => gic.deactivate(intid),
             disposition @ (Disposition::Kick | Disposition::Refill) => {
                 stats::count(Counter::IrqsTaken);
                 gic.deactivate(intid);
@@ -179,7 +185,7 @@ pub(super) fn deliver(partition: &Running, effect: &Effect, source: usize) {
         if cpu as usize == me {
             drain_sgis(gic);
         } else {
-            gic.send_sgi(gic::KICK_SGI, cpu as usize);
+            gic.kick(cpu as usize);
         }
     }
 }

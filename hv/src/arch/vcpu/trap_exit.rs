@@ -9,6 +9,8 @@ use aarch64_cpu::registers::{
     SPSR_EL1, VBAR_EL1,
 };
 use channel::hv_stats::Counter;
+use core::sync::atomic::{AtomicU64, Ordering};
+use hv_core::layout::MAX_CPUS;
 use log::{error, info, warn};
 
 use hv_core::control_page::{self, ControlAccess};
@@ -20,7 +22,7 @@ use hv_core::hypercall_server::{self, Reply};
 use hv_core::mmio_access::{AccessWidth, Refusal};
 use hv_core::partition::StopReason;
 use hv_core::running::Running;
-use hv_core::trap::{self, Trap};
+use hv_core::trap::{self, Monitor, Trap};
 use hv_core::vgic::Effect;
 
 use super::super::doorbell::{self, GpioWiring};
@@ -33,6 +35,11 @@ use super::{
     partition_name, partition_ready, pinned, run, stop_for_fault, stop_here, stop_with_partition,
     CONSOLES,
 };
+
+/// Guest PMU and debug register accesses answered read-as-zero, write-ignored, per CPU:
+/// [PMU, debug] (written by the owning CPU, read by whoever prints statistics).
+pub(super) static MONITOR_TRAPS: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 2] }; MAX_CPUS];
 
 /// An SError taken while this CPU's vCPU ran: the vCPU is stopped and reported.
 pub fn handle_serror(frame: &mut Frame) -> ! {
@@ -75,6 +82,22 @@ pub fn handle_trap(frame: &mut Frame) {
         Trap::WaitForInterrupt => {
             stats::count(Counter::TrapWfi);
             frame.skip_instruction()
+        }
+        Trap::MonitorAccess {
+            unit,
+            register,
+            read,
+        } => {
+            // The PMU and debug hardware are hv's (MDCR_EL2): read-as-zero, write-ignored.
+            if read {
+                frame.set_reg(register, 0);
+            }
+            let index = match unit {
+                Monitor::Pmu => 0,
+                Monitor::Debug => 1,
+            };
+            MONITOR_TRAPS[cpu::index()][index].fetch_add(1, Ordering::Relaxed);
+            frame.skip_instruction();
         }
         Trap::Sgi1rWrite { register } => {
             stats::count(Counter::TrapSgi1r);
@@ -140,6 +163,20 @@ pub fn handle_trap(frame: &mut Frame) {
             stats::add(&[(Counter::TrapOther, 1), (Counter::Refused, 1)]);
             let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
             refuse_access(frame, partition, vcpu, ipa, Access::Fetch, None);
+        }
+        Trap::InstructionAbort => {
+            // A fetch outside the partition's RAM (stage 2 maps nothing else executable).
+            let ipa = trap::fault_ipa(HPFAR_EL2.read(HPFAR_EL2::FIPA), frame.far);
+            error!(
+                "partition `{}` vCPU {vcpu} left its sandbox: {esr} at IPA {ipa:#x} (VA \
+                 {:#x}), PC {:#x}, ESR {:#010x}; vCPU {vcpu} stopped, other vCPUs and \
+                 partitions keep running",
+                partition_name(partition),
+                frame.far,
+                frame.elr,
+                frame.esr
+            );
+            stop_here(partition, vcpu, Some(StopReason::Fault));
         }
         _ if partition.is_linux() => {
             // Linux takes it as an undefined instruction (SIGILL for a process) instead of
@@ -403,11 +440,17 @@ fn emulate_vgic(
             console.update_irq(partition);
         }
     } else {
+        // Pending and active read as the lines' true state: the physical GIC, this CPU's
+        // list registers and hv's queues, merged with the model.
+        let live = super::live_lines::Live {
+            gic: gic::get().expect("partitions run only once the GIC is up"),
+            exitless: partition.exitless,
+        };
         let value = {
             let vgic = partition.vgic.lock();
             match which {
-                VgicFrame::Distributor => vgic.read(offset, width, vcpu),
-                VgicFrame::Redistributors => vgic.read_redist(offset, width, vcpu),
+                VgicFrame::Distributor => vgic.read_live(offset, width, vcpu, &live),
+                VgicFrame::Redistributors => vgic.read_redist_live(offset, width, vcpu, &live),
             }
         };
         frame.complete_load(
