@@ -291,12 +291,109 @@ impl PartitionEntry {
     }
 }
 
+/// Words of an entry that [`write_partitions`] writes (kind, CPUs, name); the rest of the
+/// line is the run record ([`write_run`]).
+const STATIC_WORDS: usize = 4;
+/// Where the run record starts in an entry.
+const RUN_AT: usize = STATIC_WORDS;
+
+/// What became of a partition, as hv last said (`state` word of its run record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunState {
+    /// Nothing written yet (hv not yet booted it, or an older hv).
+    #[default]
+    Unknown,
+    Running,
+    /// It powered itself off (PSCI SYSTEM_OFF).
+    Off,
+    /// hv stopped it after a fault (its board file's `on_fault`).
+    Faulted,
+    /// Being reloaded and rebooted (SYSTEM_RESET, or a fault restart).
+    Resetting,
+    /// A state word this side does not know (a scribble, or a newer hv).
+    Other(u64),
+}
+
+impl RunState {
+    fn word(self) -> u64 {
+        match self {
+            RunState::Unknown => 0,
+            RunState::Running => 1,
+            RunState::Off => 2,
+            RunState::Faulted => 3,
+            RunState::Resetting => 4,
+            RunState::Other(w) => w,
+        }
+    }
+
+    fn from_word(w: u64) -> Self {
+        match w {
+            0 => RunState::Unknown,
+            1 => RunState::Running,
+            2 => RunState::Off,
+            3 => RunState::Faulted,
+            4 => RunState::Resetting,
+            other => RunState::Other(other),
+        }
+    }
+
+    /// As `rtctl status` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Unknown => "unknown",
+            RunState::Running => "running",
+            RunState::Off => "off",
+            RunState::Faulted => "stopped after a fault",
+            RunState::Resetting => "resetting",
+            RunState::Other(_) => "unknown state",
+        }
+    }
+}
+
+/// A partition's run record: how often hv booted it, how many of those boots were fault
+/// restarts, and its state. hv writes it (under the partition's own lock, so writers never
+/// race) whenever one of them changes, and again after each Linux restart; each word is
+/// read on its own, so a reader may see a boot count one ahead of the state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionRun {
+    pub boots: u64,
+    pub fault_restarts: u64,
+    pub state: RunState,
+}
+
+/// Writes partition `index`'s run record (hv); an index past [`MAX_PARTITIONS`] is
+/// left out.
+pub fn write_run(ch: &Channel, index: usize, run: PartitionRun) {
+    if index >= MAX_PARTITIONS {
+        return;
+    }
+    let at = ch.layout.hv_partition(index) + RUN_AT;
+    ch.region
+        .copy_in(at, &[run.boots, run.fault_restarts, run.state.word()]);
+}
+
+/// Partition `index`'s run record as found (Linux).
+pub fn read_run(ch: &Channel, index: usize) -> PartitionRun {
+    if index >= MAX_PARTITIONS {
+        return PartitionRun::default();
+    }
+    let mut words = [0u64; 3];
+    ch.region
+        .copy_out(ch.layout.hv_partition(index) + RUN_AT, &mut words);
+    PartitionRun {
+        boots: words[0],
+        fault_restarts: words[1],
+        state: RunState::from_word(words[2]),
+    }
+}
+
 /// Writes the partition table (hv, before Linux runs): `entries` first, the rest empty;
-/// entries past [`MAX_PARTITIONS`] are left out.
+/// entries past [`MAX_PARTITIONS`] are left out. Run records ([`write_run`]) are not
+/// touched.
 pub fn write_partitions(ch: &Channel, entries: &[PartitionEntry]) {
     for i in 0..MAX_PARTITIONS {
         let at = ch.layout.hv_partition(i);
-        let mut words = [0u64; PARTITION_WORDS];
+        let mut words = [0u64; STATIC_WORDS];
         if let Some(e) = entries.get(i) {
             words[0] = e.kind.word();
             words[1] = e.cpus;
@@ -407,6 +504,32 @@ mod tests {
             assert_eq!(c as usize, i);
             assert_eq!(c.name(), name);
         }
+    }
+
+    #[test]
+    fn run_records_read_back_and_survive_a_table_rewrite() {
+        let words = zeroed(WORDS);
+        let ch = Channel::new(Region::new(&words), Layout::new(WORDS, 2).unwrap()).unwrap();
+        assert_eq!(read_run(&ch, 1), PartitionRun::default());
+        let run = PartitionRun {
+            boots: 3,
+            fault_restarts: 2,
+            state: RunState::Faulted,
+        };
+        write_run(&ch, 1, run);
+        assert_eq!(read_run(&ch, 1), run);
+        write_partitions(&ch, &[PartitionEntry::new(PartitionKind::Rt, 0b1100, "rt")]);
+        assert_eq!(
+            read_run(&ch, 1),
+            run,
+            "the table's rewrite keeps run records"
+        );
+        assert_eq!(read_run(&ch, 0), PartitionRun::default());
+        write_run(&ch, MAX_PARTITIONS, run);
+        assert_eq!(read_run(&ch, MAX_PARTITIONS), PartitionRun::default());
+        let at = ch.layout.hv_partition(2) + RUN_AT + 2;
+        ch.region.store(at, 77, Ordering::Relaxed);
+        assert_eq!(read_run(&ch, 2).state, RunState::Other(77));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::fault_policy::FaultPolicy;
 use crate::fault_reports::FaultReports;
 use alloc::string::String;
 use alloc::vec::Vec;
+use channel::hv_stats::{PartitionRun, RunState};
 
 use platform::config::{Partition, Region};
 use smccc::psci::error as psci;
@@ -244,6 +245,24 @@ impl PartitionState {
             .collect()
     }
 
+    /// What the channel's run record says of it (`channel::hv_stats::write_run`).
+    pub fn run_record(&self) -> PartitionRun {
+        let state = match self.stopped {
+            None if self.boots == 0 => RunState::Unknown,
+            None => RunState::Running,
+            Some(StopReason::SystemOff) => RunState::Off,
+            Some(StopReason::Fault | StopReason::FaultStop) => RunState::Faulted,
+            Some(StopReason::SystemReset | StopReason::FaultRestart | StopReason::Rebooting) => {
+                RunState::Resetting
+            }
+        };
+        PartitionRun {
+            boots: self.boots.into(),
+            fault_restarts: self.fault_policy.restarts().into(),
+            state,
+        }
+    }
+
     /// Stops one vCPU for good (its CPU parks in hv).
     pub fn stop_vcpu(&mut self, vcpu: usize) {
         self.vcpus[vcpu] = VcpuState::Stopped;
@@ -453,6 +472,31 @@ mod tests {
         p.fault_policy.decide();
         p.reboot(0x4208_0000, 0x47e0_0000);
         assert_eq!(p.fault_policy.restarts(), 1, "a reboot keeps the count");
+    }
+
+    #[test]
+    fn the_run_record_follows_boots_restarts_and_stops() {
+        let mut p = rt();
+        assert_eq!(p.run_record().state, RunState::Unknown);
+        p.boot(0x4208_0000, 0);
+        assert_eq!(p.run_record().state, RunState::Running);
+        let mut config = fixtures::config(PartitionKind::Rt, &[2, 3], Region::new(0, 0x1000));
+        config.on_fault = platform::config::OnFault::Restart;
+        p.fault_policy = FaultPolicy::new(&config);
+        p.fault_policy.decide();
+        p.stop(StopReason::FaultRestart);
+        assert_eq!(p.run_record().state, RunState::Resetting);
+        p.reboot(0x4208_0000, 0);
+        assert_eq!(
+            p.run_record(),
+            PartitionRun {
+                boots: 2,
+                fault_restarts: 1,
+                state: RunState::Running
+            }
+        );
+        p.stop(StopReason::FaultStop);
+        assert_eq!(p.run_record().state, RunState::Faulted);
     }
 
     #[test]

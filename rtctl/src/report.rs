@@ -95,14 +95,19 @@ pub fn status(ch: &Channel, span: Span, schema: &Schema, json: bool) -> String {
         l.rt_cpus
     );
     let partitions = read_partitions(ch);
-    for p in partitions.iter().flatten() {
+    for (i, p) in partitions.iter().enumerate() {
+        let Some(p) = p else { continue };
         let cpus: Vec<String> = cpu_list(p.cpus).iter().map(u32::to_string).collect();
+        let run = hv_stats::read_run(ch, i);
         let _ = writeln!(
             out,
-            "partition {} ({}): CPUs {}",
+            "partition {} ({}): CPUs {}; {}, boot {}, {} fault restarts",
             shown_name(p),
             kind_name(p.kind),
-            cpus.join(", ")
+            cpus.join(", "),
+            run.state.name(),
+            run.boots,
+            run.fault_restarts
         );
     }
     let _ = match read_published(ch, schema) {
@@ -181,16 +186,24 @@ fn status_json(ch: &Channel, span: Span, schema: &Schema) -> String {
     };
     let partitions = read_partitions(ch);
     out.push_str("\"partitions\":[");
-    for (i, p) in partitions.iter().flatten().enumerate() {
+    let mut first = true;
+    for (i, p) in partitions.iter().enumerate() {
+        let Some(p) = p else { continue };
         let cpus: Vec<String> = cpu_list(p.cpus).iter().map(u32::to_string).collect();
+        let run = hv_stats::read_run(ch, i);
         let _ = write!(
             out,
-            "{}{{\"name\":\"{}\",\"kind\":\"{}\",\"cpus\":[{}]}}",
-            if i > 0 { "," } else { "" },
+            "{}{{\"name\":\"{}\",\"kind\":\"{}\",\"cpus\":[{}],\"state\":\"{}\",\
+             \"boots\":{},\"fault_restarts\":{}}}",
+            if first { "" } else { "," },
             shown_name(p),
             kind_name(p.kind),
-            cpus.join(",")
+            cpus.join(","),
+            run.state.name(),
+            run.boots,
+            run.fault_restarts
         );
+        first = false;
     }
     out.push_str("],\"rt_cpus\":[");
     for cpu in 0..l.rt_cpus {
@@ -616,18 +629,32 @@ mod tests {
                     PartitionEntry::new(PartitionKind::Rt, 0b1100, "rt\"x"),
                 ],
             );
+            hv_stats::write_run(
+                ch,
+                1,
+                hv_stats::PartitionRun {
+                    boots: 4,
+                    fault_restarts: 3,
+                    state: hv_stats::RunState::Faulted,
+                },
+            );
             let own: Vec<Word> = (0..hv_stats::BLOCK_WORDS).map(|_| Word::new(0)).collect();
             let mine = Block::own(&own).unwrap();
             let cpu3 = Block::in_channel(ch, 3);
             hv_stats::add(mine, cpu3, &[(hv_stats::Counter::IrqsForwarded, 7)]);
             let text = status(ch, SPAN, &CONTROL, false);
             assert!(
-                text.contains("\npartition linux (linux): CPUs 0, 1\n"),
+                text.contains(
+                    "\npartition linux (linux): CPUs 0, 1; unknown, boot 0, 0 fault restarts\n"
+                ),
                 "{text}"
             );
             // A quote in a name (a scribble) is never shown as one.
             assert!(
-                text.contains("\npartition rt?x (rt): CPUs 2, 3\n"),
+                text.contains(
+                    "\npartition rt?x (rt): CPUs 2, 3; stopped after a fault, boot 4, 3 fault \
+                     restarts\n"
+                ),
                 "{text}"
             );
             let hv = text.lines().last().unwrap();
@@ -638,7 +665,13 @@ mod tests {
             assert!(hv.contains(" irqs_forwarded=7 "), "{hv}");
             assert!(hv.ends_with(" console_in=0"), "{hv}");
             let json = status(ch, SPAN, &CONTROL, true);
-            assert!(json.starts_with("{\"channel\":{\"base\":2852126720,\"size\":65536,\"layout_version\":2,\"rt_cpus\":2},\"parameters\":null,\"partitions\":[{\"name\":\"linux\",\"kind\":\"linux\",\"cpus\":[0,1]},"), "{json}");
+            assert!(json.starts_with("{\"channel\":{\"base\":2852126720,\"size\":65536,\"layout_version\":2,\"rt_cpus\":2},\"parameters\":null,\"partitions\":[{\"name\":\"linux\",\"kind\":\"linux\",\"cpus\":[0,1],\"state\":\"unknown\",\"boots\":0,\"fault_restarts\":0},"), "{json}");
+            assert!(
+                json.contains(
+                    "\"state\":\"stopped after a fault\",\"boots\":4,\"fault_restarts\":3}"
+                ),
+                "{json}"
+            );
             assert!(json.contains("\"rt_cpus\":[{\"cpu\":0,\"holds\":0,\"accepted\":0,\"rejected\":0,\"contended\":0,\"telemetry\":{\"error\":\"no telemetry yet\"}},"), "{json}");
             assert!(json.contains("\"hv_cpus\":[{\"cpu\":3,\"partition\":\"rt?x\",\"vcpu\":1,\"updates\":1,\"counters\":{\"traps_hvc\":0,"), "{json}");
             assert!(json.contains(",\"irqs_forwarded\":7,"), "{json}");

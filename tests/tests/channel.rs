@@ -60,8 +60,8 @@ fn virt_rtctl_finds_hvs_header_publishes_and_recovers_after_a_linux_reboot() {
     assert_eq!(
         status_before[1..4],
         [
-            "partition linux (linux): CPUs 0, 1",
-            "partition rt (rt): CPUs 2, 3",
+            "partition linux (linux): CPUs 0, 1; running, boot 1, 0 fault restarts",
+            "partition rt (rt): CPUs 2, 3; running, boot 1, 0 fault restarts",
             "parameters: none published (the RT side uses its defaults)"
         ],
         "{status_before:?}"

@@ -3,8 +3,9 @@
 //! restarts it up to its limit, after which the partition stops.
 #![forbid(unsafe_code)]
 
-use bulkhead_tests::{board_variant, boot_until};
+use bulkhead_tests::{board_variant, boot_until, linux_session};
 use platform::config::{Config, OnFault};
+use std::time::Duration;
 use xtask::qemu::Boot;
 
 const VIOLATION: &str = "partition `rt` vCPU 1 left its sandbox";
@@ -71,4 +72,33 @@ fn stop_stops_the_whole_partition_at_its_first_fault() {
     let off = text.find(VCPU0_OFF).expect("vCPU 0 stopped");
     assert!(fault < stops && stops < off, "{text}");
     assert!(!text.contains("restarted (boot 2)"), "{text}");
+}
+
+#[test]
+fn linux_sees_the_rt_partitions_fault_restarts_in_rtctl_status() {
+    let (config, image) = board_variant("virt", "virt-on-fault-restart-1", |c| {
+        let rt = c.partitions.iter_mut().find(|p| p.name == "rt").unwrap();
+        (rt.on_fault, rt.restart_limit) = (OnFault::Restart, Some(1));
+    });
+    let mut b = Boot::new(&config, &image);
+    let target = config.hv.ram.base + 0x8_0000;
+    b.bootargs.push(format!("rt.selftest=escape@{target:#x}"));
+    let mut s = linux_session(&b);
+    // The RT side's end, whenever it comes relative to Linux's shell: an event, not a wait.
+    s.wait_line(0, VCPU0_OFF, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = s
+        .shell("rtctl status", Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        status.iter().any(|l| l
+            == "partition rt (rt): CPUs 2, 3; stopped after a fault, boot 2, 1 fault restarts"),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .iter()
+            .any(|l| l == "partition linux (linux): CPUs 0, 1; running, boot 1, 0 fault restarts"),
+        "{status:?}"
+    );
 }

@@ -9,8 +9,9 @@ use spin::Once;
 
 use alloc::vec::Vec;
 
-use channel::hv_stats::PartitionEntry;
+use channel::hv_stats::{self, PartitionEntry};
 use channel::{Channel, Layout, Region, Word};
+use hv_core::partition::PartitionState;
 use platform::config::Config;
 
 static CHANNEL: Once<(&'static [Word], Layout, Vec<PartitionEntry>)> = Once::new();
@@ -49,6 +50,17 @@ pub fn prepare(config: &Config) {
     );
 }
 
+/// Writes a partition's run record (boots, fault restarts, state) for Linux to read. The
+/// caller holds the partition's state lock, so two CPUs never write one record at once.
+pub fn publish_run(state: &PartitionState) {
+    if let Some((region, layout, _)) = CHANNEL.get() {
+        // The layout fitted the region at boot: it still does.
+        if let Ok(ch) = Channel::new(Region::new(region), *layout) {
+            hv_stats::write_run(&ch, state.index, state.run_record());
+        }
+    }
+}
+
 /// Writes the header and partition table again (Linux restarts), if hv prepared a
 /// channel, and has every CPU copy its whole statistics block there at its next update.
 pub fn rewrite_header() {
@@ -56,6 +68,8 @@ pub fn rewrite_header() {
         // The layout fitted the region at boot: it still does.
         let _ = hv_core::channel_setup::rewrite_header(region, *layout, partitions);
         super::stats::STATS.recopy();
+        // Linux may have scribbled over the run records too.
+        super::vcpu::publish_runs();
         info!("channel: header written again for Linux's restart");
     }
 }

@@ -233,7 +233,15 @@ pub fn install(partitions: Vec<Running>, smoke: bool, vtimer: u32, hyp_timer: u3
     HYP_TIMER.call_once(|| hyp_timer);
     let partitions = PARTITIONS.call_once(|| partitions);
     super::vconsole::init_input(partitions);
+    publish_runs();
     cpu::send_event();
+}
+
+/// Every started partition's run record, written to the channel again.
+pub fn publish_runs() {
+    for p in partitions() {
+        super::channel::publish_run(&p.state.lock());
+    }
 }
 
 fn partitions() -> &'static [Running] {
@@ -490,6 +498,7 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         ) = reason
         {
             state.stop(reason);
+            super::channel::publish_run(&state);
         }
         (state.take_restart(), state.running_cpus())
     };
@@ -523,6 +532,7 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         let boots = {
             let mut state = partition.state.lock();
             state.reboot(partition.placement.load, partition.placement.dtb);
+            super::channel::publish_run(&state);
             state.boots()
         };
         info!("partition `{}` restarted (boot {boots})", partition.name);
