@@ -517,7 +517,10 @@ fn virt_a_writer_stopped_mid_publish_costs_rt_nothing_and_queues_the_next_writer
         assert!(report.ends_with("missed 0"), "{report}");
     }
     // Readers take no lock: version 1 is what is published and what both CPUs hold.
-    assert_eq!(s.shell("rtctl get kp", COMMAND).unwrap(), [default_of("kp")]);
+    assert_eq!(
+        s.shell("rtctl get kp", COMMAND).unwrap(),
+        [default_of("kp")]
+    );
     let status = s.shell("rtctl status", COMMAND).unwrap();
     for cpu in 0..2 {
         assert!(
@@ -554,7 +557,7 @@ fn virt_a_writer_stopped_mid_publish_costs_rt_nothing_and_queues_the_next_writer
     let a = s
         .wait_line(from, "published version 2: kp = 3.000", COMMAND)
         .unwrap();
-    s.wait_line(a, "published version 3: kd = 2.000 s", COMMAND)
+    s.wait_line(a, "published version 3: kd = 2.000 V*s^2/rad", COMMAND)
         .unwrap();
     for vcpu in 0..2 {
         let taken = line_with(
@@ -565,7 +568,7 @@ fn virt_a_writer_stopped_mid_publish_costs_rt_nothing_and_queues_the_next_writer
         assert!(taken.ends_with("taken (probe_period 500 us)"), "{taken}");
     }
     let get = s.shell("rtctl get kp; rtctl get kd", COMMAND).unwrap();
-    assert_eq!(get, ["kp = 3.000", "kd = 2.000 s"]);
+    assert_eq!(get, ["kp = 3.000 V/(rad/s)", "kd = 2.000 V*s^2/rad"]);
     let watch = s.shell("rtctl watch --json --count 1", COMMAND).unwrap();
     assert_eq!(watch[0].matches("\"missed\":0,").count(), 2, "{watch:?}");
     assert_eq!(
@@ -584,7 +587,11 @@ fn default_of(name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} is in the schema"));
     let scale = 10i64.pow(spec.decimals);
     let (whole, frac) = (spec.default / scale, (spec.default % scale).abs());
-    let sign = if spec.default < 0 && whole == 0 { "-" } else { "" };
+    let sign = if spec.default < 0 && whole == 0 {
+        "-"
+    } else {
+        ""
+    };
     format!(
         "{name} = {sign}{whole}.{frac:0width$} {}",
         spec.unit,
