@@ -115,7 +115,8 @@ pub fn ring_from_rt() -> bool {
     if !FOR_LINUX.swap(true, Ordering::AcqRel) {
         if let Some(gic) = gic::get() {
             for &cpu in &setup.linux_cpus {
-                gic.send_sgi(gic::KICK_SGI, cpu as usize);
+                // A kick hv requested, not a bare SGI (which is counted stray and ignored).
+                gic.kick(cpu as usize);
             }
         }
     }
@@ -195,26 +196,8 @@ impl GpioWiring for EmulatedGpio {
     }
 
     fn update_irq(&self, partition: &Running) {
-        if !self.model().lock().line_high() {
-            return;
-        }
-        {
-            let vgic = partition.vgic.lock();
-            if !vgic.distributor_enabled() || !vgic.line_enabled(self.spi(), 0) {
-                return;
-            }
-        }
-        let Some(gic) = gic::get() else {
-            return;
-        };
-        let Some(target) = partition.state.lock().first_running_cpu() else {
-            return;
-        };
-        if cpu::index() == target as usize {
-            // No free list register: the next tick or trap tries again.
-            gic.inject_virtual(self.spi());
-        } else {
-            gic.send_sgi(gic::KICK_SGI, target as usize);
+        if self.model().lock().line_high() {
+            super::virtual_line::raise(partition, self.spi());
         }
     }
 }

@@ -21,4 +21,5 @@ pub mod smp;
 pub mod stats;
 pub mod vconsole;
 pub mod vcpu;
+pub mod virtual_line;
 pub mod wrong_level;

@@ -19,8 +19,8 @@ use channel::hv_stats::Counter;
 use log::info;
 use spin::Mutex;
 
+use super::console;
 use super::exception::Frame;
-use super::{console, cpu, gic};
 use hv_core::console_input::{Cmd, InputRouter, Routed, HELP};
 use hv_core::emulated_console::EmulatedConsole;
 use hv_core::esr::DataAbort;
@@ -91,26 +91,8 @@ impl ConsoleWiring for EmulatedConsole {
     }
 
     fn update_irq(&self, partition: &Running) {
-        if !self.model().lock().line_high() {
-            return;
-        }
-        {
-            let vgic = partition.vgic.lock();
-            if !vgic.distributor_enabled() || !vgic.line_enabled(self.spi(), 0) {
-                return;
-            }
-        }
-        let Some(gic) = gic::get() else {
-            return;
-        };
-        let Some(target) = partition.state.lock().first_running_cpu() else {
-            return;
-        };
-        if cpu::index() == target as usize {
-            // No free list register: the next tick or trap tries again.
-            gic.inject_virtual(self.spi());
-        } else {
-            gic.kick(target as usize);
+        if self.model().lock().line_high() {
+            super::virtual_line::raise(partition, self.spi());
         }
     }
 }
