@@ -44,6 +44,10 @@ fi
 # The web HMI (in the background, its log in /tmp: the console stays the shell's).
 rtctl serve --port @HMI_PORT@ > /tmp/rtctl-serve.log 2>&1 &
 echo "bulkhead-linux: rtctl serve on port @HMI_PORT@ (log /tmp/rtctl-serve.log)" > /dev/console
+# From here the console is the shell's: kernel lines below warning level (a NIC's link
+# coming up, a CPU going offline) would land inside a command's output. Panics and
+# warnings still print; `dmesg` shows the rest.
+dmesg -n 4
 echo "bulkhead-linux: ready ($(nproc) cpus)" > /dev/console
 # Tell hv too: its control page (an address outside this partition's RAM, named on the
 # command line) takes a 32-bit "REDY" write as the partition's ready report.
