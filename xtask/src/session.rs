@@ -213,6 +213,26 @@ impl Session {
         text
     }
 
+    /// Waits until QEMU exits (after a quit typed with [`Self::send`], say), taking the
+    /// output it prints meanwhile; an error if it stays silent and alive for `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus, Error> {
+        let mut patience = Patience::new(timeout);
+        loop {
+            if let Some(status) = self.exited() {
+                return Ok(status);
+            }
+            if let Err(why) = self.pump(&mut patience) {
+                if let Some(status) = self.exited() {
+                    return Ok(status);
+                }
+                return Err(Error::new(format!(
+                    "waiting for QEMU to exit: {why}; last output:\n{}",
+                    self.tail(30)
+                )));
+            }
+        }
+    }
+
     /// Whether QEMU has exited (and with what).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
