@@ -5,7 +5,9 @@
 //! drives the plant out of its envelope and the watchdog puts the actuator in its safe
 //! state, a re-arm brings the loop back; no deadline is missed throughout. The RT side's
 //! replay of the `control` crate's reference script prints the same fingerprint as the
-//! host's run of the same crate.
+//! host's run of the same crate. Linux's faults (a panic, one and ten reboots, an out of
+//! memory, a fork bomb) cost the 1 kHz loops no deadline and leave the plant at its
+//! set-point and the telemetry moving for Linux afterwards.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -293,6 +295,262 @@ fn alone_misses_nothing(name: &str) -> Vec<String> {
         out.extend(reports[..3].iter().map(|r| r.to_string()));
     }
     out
+}
+
+/// The set-point the fault tests publish before their faults (parameters version 1).
+const HELD: f64 = 0.5;
+
+/// The loop at 1 kHz beside Linux under -icount, Linux booted `quiet` (its kernel prints
+/// warnings and worse, as its init asks anyway once it is up: the same kernel and
+/// userspace, a console without the boot's ~230 info lines between the test's commands);
+/// set-point [`HELD`] published and taken by both loops.
+/// Returns the session and each RT CPU's telemetry period counter.
+fn fault_boot() -> (Session, Vec<f64>) {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.app=control".to_string(),
+        "rt.control.period-us=1000".to_string(),
+        "rt.heartbeat-ms=1000000".to_string(),
+        "linux.quiet".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    assert_eq!(
+        s.shell("rtctl set setpoint=0.5", COMMAND).unwrap(),
+        ["published version 1: setpoint = 0.500 rad/s"]
+    );
+    let from = s.line_count();
+    for vcpu in 0..2 {
+        converges(&mut s, from, vcpu, HELD, 0.001, 5);
+    }
+    let periods = numbers(&watch(&mut s), "periods");
+    assert_eq!(periods.len(), 2, "{periods:?}");
+    (s, periods)
+}
+
+/// The RT side held from line `from` on, through `what`: after one more report of each
+/// vCPU (so the range has at least one of each), every report in it says no deadline
+/// missed, watchdog armed, parameters version 1 and a measurement within 0.001 rad/s of
+/// [`HELD`]; no watchdog trip, no fault and no fatal error from hv.
+fn held_since(s: &mut Session, from: usize, what: &str) {
+    let now = s.line_count();
+    for vcpu in 0..2 {
+        report(s, now, vcpu);
+    }
+    let mut seen = [0usize; 2];
+    for line in s.lines_from(from) {
+        assert!(
+            !line.contains("watchdog tripped") && !line.contains("FATAL"),
+            "{what}: {line}"
+        );
+        for (vcpu, n) in seen.iter_mut().enumerate() {
+            if line.contains(&format!("control vCPU {vcpu}: period ")) {
+                *n += 1;
+                assert!(
+                    line.contains("misses 0, watchdog armed, params v1"),
+                    "{what}: {line}"
+                );
+                assert!(
+                    (field(line, "measurement") - HELD).abs() < 0.001,
+                    "{what}: {line}"
+                );
+            }
+        }
+    }
+    assert!(seen.iter().all(|&n| n >= 1), "{what}: reports {seen:?}");
+}
+
+/// Linux's telemetry view after `what`: both RT CPUs' period counters past `periods`
+/// (updated), no miss, parameters version 1 kept, watchdogs armed.
+fn telemetry_moves(s: &mut Session, periods: &mut Vec<f64>, what: &str) {
+    let after = watch(s);
+    let now = numbers(&after, "periods");
+    assert_eq!(now.len(), 2, "{what}: {after}");
+    for cpu in 0..2 {
+        assert!(now[cpu] > periods[cpu], "{what}: {periods:?} -> {now:?}");
+    }
+    assert_eq!(numbers(&after, "missed"), [0.0, 0.0], "{what}: {after}");
+    assert_eq!(
+        numbers(&after, "params_version"),
+        [1.0, 1.0],
+        "{what}: {after}"
+    );
+    assert_eq!(
+        after.matches("\"watchdog\":\"armed\"").count(),
+        2,
+        "{what}: {after}"
+    );
+    for m in numbers(&after, "measurement") {
+        assert!((m - HELD).abs() < 0.001, "{what}: {after}");
+    }
+    *periods = now;
+}
+
+/// Ten Linux reboots in a row with the loop at 1 kHz (-icount): hv restarts the partition
+/// each time (boots 2 to 11), the new Linux reaches its shell, and across every one the
+/// loops miss no deadline, keep the set-point in force and hold the plant in its
+/// envelope; their telemetry is there again for each new Linux, still moving. Prints what
+/// each reboot took in the loop's periods (virtual milliseconds) and in wall time.
+#[test]
+fn virt_control_loop_holds_through_ten_linux_reboots() {
+    let (mut s, mut periods) = fault_boot();
+    for boot in 2..=11 {
+        let what = format!("reboot to boot {boot}");
+        let started = std::time::Instant::now();
+        let before = periods.clone();
+        let from = s.line_count();
+        s.send("reboot\n").unwrap();
+        let restarted = s
+            .wait_line(
+                from,
+                &format!("partition `linux` restarted (boot {boot})"),
+                bulkhead_tests::LINUX_TIMEOUT,
+            )
+            .unwrap();
+        s.wait_line(
+            restarted,
+            xtask::initramfs::READY_PREFIX,
+            bulkhead_tests::LINUX_TIMEOUT,
+        )
+        .unwrap();
+        s.wait_prompt("# ", COMMAND).unwrap();
+        held_since(&mut s, from, &what);
+        telemetry_moves(&mut s, &mut periods, &what);
+        println!(
+            "{what}: {} and {} loop periods (RT vCPU 0 and 1) from `reboot` to the new \
+             shell's telemetry, {:.1} s wall",
+            periods[0] - before[0],
+            periods[1] - before[1],
+            started.elapsed().as_secs_f64()
+        );
+    }
+    assert_eq!(
+        s.shell("rtctl get setpoint", COMMAND).unwrap(),
+        ["setpoint = 0.500 rad/s"]
+    );
+}
+
+/// Linux runs out of memory with the loop at 1 kHz (-icount): busybox awk builds 1 MiB
+/// strings until nothing is left (Linux has no swap), Linux's OOM killer kills it (its
+/// console line names awk, the shell sees SIGKILL), Linux goes on without a restart, and
+/// the loops miss no deadline and hold the plant throughout.
+#[test]
+fn virt_control_loop_holds_through_a_linux_out_of_memory() {
+    let (mut s, mut periods) = fault_boot();
+    let from = s.line_count();
+    let out = s
+        .shell(
+            "awk 'BEGIN { s = \"x\"; for (k = 0; k < 20; k++) s = s s; \
+             for (i = 0; ; i++) a[i] = s i }'; echo status=$?",
+            bulkhead_tests::LINUX_TIMEOUT,
+        )
+        .unwrap();
+    assert!(out.iter().any(|l| l == "status=137"), "{out:?}");
+    let killed = s
+        .lines_from(from)
+        .iter()
+        .find(|l| l.contains("Out of memory: Killed process "))
+        .unwrap_or_else(|| panic!("no OOM kill reported:\n{}", s.tail(40)))
+        .clone();
+    assert!(killed.contains("(awk)"), "{killed}");
+    assert!(
+        !s.lines_from(from)
+            .iter()
+            .any(|l| l.contains("partition `linux` restarted")),
+        "Linux restarted:\n{}",
+        s.tail(40)
+    );
+    held_since(&mut s, from, "out of memory");
+    telemetry_moves(&mut s, &mut periods, "out of memory");
+    println!("OOM kill: {killed}");
+}
+
+/// A fork bomb in Linux with the loop at 1 kHz (-icount), bounded as a system would bound
+/// it: awk processes that each start copies of themselves in a loop, retrying a refused
+/// fork at once (as bash's bomb does; busybox sh would give up), started in a cgroup whose
+/// pids controller allows 200 tasks. It fills the cgroup and keeps Linux's CPUs busy with
+/// fork attempts (Linux counts those it refused in `pids.events` and logs the first) for
+/// two CPU-seconds (the cgroup's `cpu.stat`), then the cgroup is killed (`cgroup.kill`); the loops miss no deadline and hold the
+/// plant, and Linux's shell and telemetry are there afterwards.
+#[test]
+fn virt_control_loop_holds_through_a_linux_fork_bomb() {
+    let (mut s, mut periods) = fault_boot();
+    let cg = "/sys/fs/cgroup";
+    assert_eq!(
+        s.shell(
+            &format!(
+                "mount -t cgroup2 none {cg} && echo +pids > {cg}/cgroup.subtree_control && \
+                 mkdir {cg}/bomb && echo 200 > {cg}/bomb/pids.max && \
+                 echo 'BEGIN {{ while (1) system(\"awk -f /tmp/bomb.awk &\") }}' \
+                 > /tmp/bomb.awk && echo bomb cgroup ready"
+            ),
+            COMMAND,
+        )
+        .unwrap(),
+        ["bomb cgroup ready"]
+    );
+    let from = s.line_count();
+    let out = s
+        .shell(
+            &format!(
+                "sh -c 'echo $$ > {cg}/bomb/cgroup.procs; exec awk -f /tmp/bomb.awk' \
+                 </dev/null >/dev/null 2>&1 & \
+                 until read -r _ used < {cg}/bomb/cpu.stat && [ \"$used\" -ge 2000000 ]; \
+                 do sleep 1; done; read -r tasks < {cg}/bomb/pids.current; \
+                 read -r _ refused < {cg}/bomb/pids.events; \
+                 echo saturated: $tasks tasks, $refused forks refused, $used us of CPU"
+            ),
+            bulkhead_tests::LINUX_TIMEOUT,
+        )
+        .unwrap();
+    let saturated = out
+        .iter()
+        .find(|l| l.starts_with("saturated: "))
+        .unwrap_or_else(|| panic!("{out:?}"))
+        .clone();
+    let figures: Vec<u64> = saturated
+        .split([' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // Two CPU-seconds into the bomb the cgroup is full (a task or two may be between its
+    // exit and the fork that replaces it) and Linux has refused forks by the thousand.
+    assert!(
+        figures.len() == 3
+            && (190..=200).contains(&figures[0])
+            && figures[1] >= 1000
+            && figures[2] >= 2_000_000,
+        "{saturated}"
+    );
+    assert_eq!(
+        s.shell(
+            "dmesg | grep -c 'fork rejected by pids controller in /bomb'",
+            COMMAND
+        )
+        .unwrap(),
+        ["1"]
+    );
+    let out = s
+        .shell(
+            &format!(
+                "echo 1 > {cg}/bomb/cgroup.kill; \
+                 until read -r n < {cg}/bomb/pids.current && [ \"$n\" -eq 0 ]; \
+                 do sleep 1; done; rmdir {cg}/bomb && echo bomb gone"
+            ),
+            bulkhead_tests::LINUX_TIMEOUT,
+        )
+        .unwrap();
+    assert!(out.ends_with(&["bomb gone".to_string()]), "{out:?}");
+    assert!(
+        !s.lines_from(from)
+            .iter()
+            .any(|l| l.contains("partition `linux` restarted")),
+        "Linux restarted:\n{}",
+        s.tail(40)
+    );
+    held_since(&mut s, from, "fork bomb");
+    telemetry_moves(&mut s, &mut periods, "fork bomb");
+    println!("fork bomb: {saturated}");
 }
 
 /// Linux faults with the loop running (-icount): a kernel panic (sysrq `c`, Linux reboots

@@ -1,11 +1,15 @@
 //! Linux's network and the web HMI, in a real browser: QEMU virt with its virtio-mmio NIC
 //! passed through to Linux (Debian's modules loaded by the init), a host port forwarded
-//! to `rtctl serve`, and Debian's headless Chromium driven through chromedriver. The page
-//! loads, its chart's data moves (the RT side's period counters grow between samples), a
-//! set-point typed into the page and applied reaches the RT side (each RT vCPU takes the
-//! new parameter version: the probe says so on the console, its telemetry in the page
-//! reports it, `rtctl get` reads the value back), an out-of-range value is refused in the
-//! page, and malformed HTTP gets 4xx answers from a server that keeps serving.
+//! to `rtctl serve`, and Debian's headless Chromium driven through chromedriver, with the
+//! control demo (`rt.app=control`, 1 kHz) on the RT side under -icount (the loop's
+//! figures do not depend on how busy the host is). The page loads, its chart's data
+//! moves (the RT side's period counters grow between samples) and charts the loop's
+//! set-point and measurement; a set-point typed into the page and applied reaches the
+//! control loops: the parameters thread takes the version, each vCPU's measurement
+//! converges to it (its console reports and its telemetry in the page say so), `rtctl
+//! get` reads the value back; an out-of-range value is refused in the page and the loops
+//! keep the set-point in force; malformed HTTP gets 4xx answers from a server that keeps
+//! serving.
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -66,9 +70,10 @@ fn hmi_in_chromium(board_name: &str) {
     let port = xtask::qemu::free_local_port().unwrap();
     let mut b = Boot::new(&config, &image);
     b.hmi_port = Some(port);
+    b.icount = true;
     b.bootargs.extend([
-        "rt.app=latency".to_string(),
-        "rt.latency.interval-us=1000".to_string(),
+        "rt.app=control".to_string(),
+        "rt.control.period-us=1000".to_string(),
         "rt.heartbeat-ms=1000000".to_string(),
     ]);
     let mut s = linux_session(&b);
@@ -80,7 +85,7 @@ fn hmi_in_chromium(board_name: &str) {
         "the init found eth0 behind the passed-through virtio-mmio transport"
     );
 
-    // The HMI answers through the forwarded port once the probe publishes on both CPUs.
+    // The HMI answers through the forwarded port once the loops publish on both CPUs.
     let start = Instant::now();
     let first = loop {
         if let Ok((200, body)) = get(port, "/api/telemetry") {
@@ -104,7 +109,7 @@ fn hmi_in_chromium(board_name: &str) {
         .find(|l| l.starts_with('{'))
         .unwrap_or_else(|| panic!("no JSON from watch: {watch:?}"));
     let shell_sample: Value = serde_json::from_str(json_line).expect("watch --json is JSON");
-    for field in ["cpu", "periods", "missed", "params_version"] {
+    for field in ["cpu", "periods", "missed", "params_version", "control"] {
         assert!(
             shell_sample["cpus"][0].get(field).is_some() == first["cpus"][0].get(field).is_some(),
             "the API and `rtctl watch --json` report the same fields ({field})"
@@ -156,10 +161,17 @@ fn hmi_in_chromium(board_name: &str) {
     println!("chart points of cpu0.periods: {points:?}");
     assert!(points.windows(2).all(|p| p[1] >= p[0]), "{points:?}");
     let charted: Value = web.script("return [...hmi.selected];").unwrap();
-    assert!(
-        charted.to_string().contains("last_latency_ns"),
-        "the probe's latency is charted by default: {charted}"
-    );
+    for series in [
+        "cpu0.setpoint",
+        "cpu0.measurement",
+        "cpu1.setpoint",
+        "cpu1.measurement",
+    ] {
+        assert!(
+            charted.to_string().contains(series),
+            "the loop's {series} is charted by default: {charted}"
+        );
+    }
     web.wait_for("the page's counters move", STEP, |w| {
         let cell = w.text_of("#cpu0-periods")?;
         let sample: u64 = w.text_of("#sample")?.parse().map_err(|e| format!("{e}"))?;
@@ -186,33 +198,57 @@ fn hmi_in_chromium(board_name: &str) {
             .unwrap(),
         "ok"
     );
-    // The RT side takes it: each vCPU says so, and its telemetry, shown in the page,
-    // reports the new version.
-    for vcpu in 0..2 {
-        s.wait_line(
+    // The RT side takes it, and both loops' measurements converge to it: on the console
+    // (each vCPU's report) and in the page (its telemetry, with the new version).
+    let taken = s
+        .wait_line(
             from,
-            &format!("latency vCPU {vcpu}: parameters version 1 taken"),
+            "control: parameters version 1 taken: set-point 1.5 rad/s",
             STEP,
         )
         .unwrap();
+    for vcpu in 0..2 {
+        converges(&mut s, taken, vcpu, 1.5);
     }
     for cpu in 0..2 {
-        web.wait_for(&format!("RT CPU {cpu} reports version 1"), STEP, |w| {
-            Ok((w.text_of(&format!("#cpu{cpu}-params_version"))? == "1").then_some(()))
-        })
-        .unwrap();
+        let shown = web
+            .wait_for(
+                &format!("RT CPU {cpu} at 1.5 rad/s, version 1"),
+                STEP,
+                |w| {
+                    let m: f64 = w
+                        .text_of(&format!("#cpu{cpu}-measurement"))?
+                        .parse()
+                        .map_err(|e| format!("{e}"))?;
+                    let v = w.text_of(&format!("#cpu{cpu}-params_version"))?;
+                    Ok(((m - 1.5).abs() < 0.001 && v == "1").then_some(m))
+                },
+            )
+            .unwrap();
+        println!("RT CPU {cpu}'s measurement in the page: {shown}");
+        assert_eq!(
+            web.text_of(&format!("#cpu{cpu}-missed")).unwrap(),
+            "0",
+            "RT CPU {cpu}"
+        );
+        assert_eq!(
+            web.text_of(&format!("#cpu{cpu}-watchdog")).unwrap(),
+            "armed",
+            "RT CPU {cpu}"
+        );
     }
     web.wait_for("the published set-point in the page", STEP, |w| {
         Ok((w.text_of("#value-setpoint")? == "1.500 rad/s").then_some(()))
     })
     .unwrap();
-    // An app that reports its set-point (the control loop) must report the new one.
     let reported = web
-        .script("return hmi.last.cpus.map(c => c.setpoint).filter(v => v !== undefined);")
+        .script("return hmi.last.cpus.map(c => c.setpoint);")
         .unwrap();
-    for v in reported.as_array().unwrap() {
-        assert_eq!(v.as_f64(), Some(1.5), "reported set-point {reported}");
-    }
+    assert_eq!(
+        reported,
+        serde_json::json!([1.5, 1.5]),
+        "reported set-points"
+    );
     assert_eq!(
         s.shell("rtctl get setpoint", STEP).unwrap(),
         ["setpoint = 1.500 rad/s"]
@@ -237,4 +273,36 @@ fn hmi_in_chromium(board_name: &str) {
         s.shell("rtctl get setpoint", STEP).unwrap(),
         ["setpoint = 1.500 rad/s"]
     );
+    // The loops go on at the set-point in force, version 1.
+    let now = s.line_count();
+    for vcpu in 0..2 {
+        let line = converges(&mut s, now, vcpu, 1.5);
+        assert!(
+            line.contains("misses 0, watchdog armed, params v1"),
+            "{line}"
+        );
+    }
+}
+
+/// The next report of control vCPU `vcpu` from line `from` on whose measurement is within
+/// 0.001 rad/s of `target` (at most five reports, one a second of virtual time).
+fn converges(s: &mut xtask::session::Session, from: usize, vcpu: usize, target: f64) -> String {
+    let mut at = from;
+    for _ in 0..5 {
+        let i = s
+            .wait_line(at, &format!("control vCPU {vcpu}: period "), STEP)
+            .unwrap();
+        let line = s.lines_from(i)[0].clone();
+        let measurement: f64 = line
+            .split("measurement ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no measurement in {line}"));
+        if (measurement - target).abs() <= 0.001 {
+            return line;
+        }
+        at = i + 1;
+    }
+    panic!("vCPU {vcpu} did not reach {target} rad/s within 5 reports");
 }
