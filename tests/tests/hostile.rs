@@ -11,7 +11,8 @@
 //!   hv's PPIs and SGI 0, and in the RT CPUs' redistributor frames (RD_base and SGI_base:
 //!   not Linux's, so stray accesses hv reports), on GICv2 hv's GICH and physical GICC
 //!   frames (stray); accesses of a width the GIC does not have (refused, with the device's
-//!   reason). Then the RT partition's doorbell still rings exactly once per ring.
+//!   reason). Then the RT partition's doorbell still rings exactly once per ring (again
+//!   after the storm).
 //! * three reboots in a row;
 //! * stray writes to hv's, the RT partition's and unassigned memory; CPU hotplug;
 //! * a storm of pseudo-random writes over the distributor and, one in eight, a frame
@@ -24,9 +25,10 @@
 //! hv printed no FATAL or EL2 exception.
 //!
 //! The whole run goes under the vcpu-insn plugin (`tools/vcpu-insn-plugin`): from the
-//! first attack to after the panic, every wake-up path of each RT CPU (its own
-//! instructions, hv's IRQ vector to the probe running) is exactly as long as in a run of
-//! the RT side alone just before.
+//! first attack to after the panic, every wake-up of each RT CPU (its own instructions,
+//! hv's IRQ vector to the probe running) is compared with a run of the RT side alone just
+//! before: hv's part exactly, but for one statistics copy per Linux restart, guest-rt's
+//! part within a few instructions (see `WakeCount::check` for why).
 //!
 //! Not repeated here (tests/tests/linux.rs has them): reads of hv and RT memory, the
 //! control page's refusal, poweroff followed by hv's console commands.
