@@ -262,6 +262,11 @@ pub struct VgicDistributor {
     /// GICv3 GICR_WAKER.ProcessorSleep per vCPU (bit i = vCPU i); set at reset, as on
     /// hardware, until the guest wakes its redistributor.
     processor_sleep: u64,
+    /// The partition's SGIs are physical (exit-less delivery: hv sends them with their own
+    /// number and the guest takes them from its physical CPU interface), so its GICv2
+    /// banked SGI writes reach its CPUs. Otherwise they are virtual and the physical SGIs
+    /// of its CPUs (hv's kick SGI among them) are hv's: no SGI write reaches them.
+    physical_sgis: bool,
     ctlr: u32,
     stats: VgicStats,
 }
@@ -328,6 +333,7 @@ impl VgicDistributor {
             emulated_spis: [None; MAX_EMULATED_SPIS],
             ctlr: 0,
             processor_sleep: u64::MAX >> (64 - n),
+            physical_sgis: false,
             stats: VgicStats::default(),
         })
     }
@@ -337,6 +343,14 @@ impl VgicDistributor {
     /// sends those SGIs.
     pub fn with_hv_private(mut self, mask: u32) -> Self {
         self.hv_private = mask;
+        self
+    }
+
+    /// Makes the partition's SGIs physical (exit-less delivery; see `physical_sgis`):
+    /// on GICv2 its banked SGI writes then reach its CPUs' distributor banks. GICv3
+    /// redistributor SGIs stay virtual either way.
+    pub fn with_physical_sgis(mut self) -> Self {
+        self.physical_sgis = true;
         self
     }
 
@@ -934,7 +948,7 @@ impl VgicDistributor {
             let bit = bits.trailing_zeros();
             bits &= bits - 1;
             let intid = word as u32 * 32 + bit;
-            if !reaches_hardware(view, intid, op.field()) {
+            if !reaches_hardware(view, intid, op.field(), self.physical_sgis) {
                 continue;
             }
             let irq = self.irq(intid, vcpu);
@@ -977,7 +991,7 @@ impl VgicDistributor {
             };
             if *slot != priority {
                 *slot = priority;
-                if reaches_hardware(view, intid, Field::Enabled) {
+                if reaches_hardware(view, intid, Field::Enabled, self.physical_sgis) {
                     let irq = self.irq(intid, vcpu);
                     out(Effect::SetPriority { irq, priority });
                 }
@@ -1087,15 +1101,18 @@ const SGI_MASK: u32 = 0xffff;
 
 /// Whether a guest change of `field` (or of priority/config: pass `Field::Enabled`) on
 /// visible line `intid` through `view` is also made on the physical GIC. Through the
-/// distributor: always (SPIs and GICv2 banked lines). Through a GICv3 redistributor: PPI
-/// enable, active, priority and config only. SGIs are virtual there (hv queues and
-/// injects them through list registers; the physical SGIs, kick SGI 0 included, are
-/// hv's), and so is PPI pending state: a guest-set pending PPI is hv's to inject, and
-/// the physical line of a forwarded PPI is pended by its device, not by the guest.
+/// distributor: SPIs and GICv2 banked PPIs always, GICv2 banked SGIs only when the
+/// partition's SGIs are `physical_sgis` (exit-less). Through a GICv3 redistributor: PPI
+/// enable, active, priority and config only. Virtual SGIs are hv's to queue and inject
+/// through list registers, and the physical SGIs of the partition's CPUs, kick SGI 0
+/// included, are hv's: a guest that disabled, activated or lowered the priority of SGI 0
+/// on its CPU would stop hv's kicks reaching it. PPI pending state is virtual in a
+/// redistributor: a guest-set pending PPI is hv's to inject, and the physical line of a
+/// forwarded PPI is pended by its device, not by the guest.
 #[inline]
-fn reaches_hardware(view: View, intid: u32, field: Field) -> bool {
+fn reaches_hardware(view: View, intid: u32, field: Field, physical_sgis: bool) -> bool {
     match view {
-        View::Distributor => true,
+        View::Distributor => intid >= 16 || physical_sgis,
         View::Redistributor => (16..32).contains(&intid) && field != Field::Pending,
     }
 }

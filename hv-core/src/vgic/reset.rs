@@ -8,8 +8,8 @@ use super::{CpuSet, Effect, Irq, VgicDistributor};
 impl VgicDistributor {
     /// The physical setup matching the initial virtual state, for partition (re)start:
     /// each owned SPI disabled, not pending, inactive, priority 0, level, delivered to
-    /// vCPU 0's CPU; also each vCPU's banked lines that reach its CPU (GICv2: SGIs and
-    /// PPIs; GICv3: PPIs only, SGIs are virtual) except hv's, disabled, inactive,
+    /// vCPU 0's CPU; also each vCPU's banked lines that reach its CPU (PPIs, and on GICv2
+    /// SGIs too when they are physical; otherwise SGIs are virtual) except hv's, disabled, inactive,
     /// priority 0 and (PPIs) not pending. Banked effects name the vCPU's CPU.
     pub fn reset_effects(&self, mut apply: impl FnMut(Effect)) {
         let mut apply = |effect: Effect| {
@@ -34,9 +34,10 @@ impl VgicDistributor {
                 GicVersion::V3 => apply(Effect::Route { intid, cpu: cpu0 }),
             }
         }
+        // Virtual SGIs have no physical state to reset (the physical ones are hv's).
         let first_banked = match self.version {
-            GicVersion::V2 => 0,
-            GicVersion::V3 => 16,
+            GicVersion::V2 if self.physical_sgis => 0,
+            _ => 16,
         };
         for &cpu in &self.cpus {
             for intid in (first_banked..32).filter(|i| self.hv_private & (1 << i) == 0) {

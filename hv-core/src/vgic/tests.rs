@@ -445,8 +445,9 @@ fn sgi1r_from_and_to_vcpus_above_3_in_an_eight_vcpu_partition() {
 
 #[test]
 fn v2_banked_sgi_ppi_state_is_per_accessing_vcpu() {
-    let mut d = v2(); // vCPU 0 on CPU 0, vCPU 1 on CPU 1
-                      // vCPU 1 enables the virtual timer PPI (27) and SGI 1.
+    // vCPU 0 on CPU 0, vCPU 1 on CPU 1; exit-less, so its SGIs are physical.
+    let mut d = v2().with_physical_sgis();
+    // vCPU 1 enables the virtual timer PPI (27) and SGI 1.
     let effects = d.write(0x100, Word, (1 << 27) | (1 << 1), 1).unwrap();
     assert_eq!(
         &*effects,
@@ -487,6 +488,43 @@ fn v2_banked_sgi_ppi_state_is_per_accessing_vcpu() {
     assert_eq!(&*effects, [Effect::SetPending(banked(27, 1))]);
 }
 
+/// With trap-and-inject a GICv2 partition's SGIs are virtual: its writes to the banked
+/// SGI bits (enable, active, priority) change only its view, never the physical SGIs of
+/// its CPUs, which are hv's (kick SGI 0: disabled, active or at priority 0xff it would
+/// never reach the CPU again). PPIs still reach the CPU.
+#[test]
+fn v2_virtual_sgis_never_reach_the_physical_sgis() {
+    let mut d = v2();
+    for (offset, value) in [
+        (0x100, 0xffff),      // ISENABLER0
+        (0x180, 0xffff),      // ICENABLER0
+        (0x300, 0xffff),      // ISACTIVER0
+        (0x380, 0xffff),      // ICACTIVER0
+        (0x400, 0xffff_ffff), // IPRIORITYR0: SGIs 0-3 at 0xff
+        (0x40c, 0xa0a0_a0a0), // IPRIORITYR3: SGIs 12-15
+    ] {
+        for vcpu in 0..2 {
+            let effects = d.write(offset, Word, value, vcpu).unwrap();
+            assert!(effects.is_empty(), "{offset:#x}: {effects:?}");
+        }
+    }
+    // The view keeps what the guest wrote.
+    assert_eq!(d.read(0x400, Word, 1), Ok(0xffff_ffff));
+    assert_eq!(d.read(0x100, Word, 0), Ok(0));
+    // PPIs in the same registers still act on the writing vCPU's CPU.
+    let effects = d.write(0x100, Word, (1 << 27) | 1, 1).unwrap();
+    assert_eq!(&*effects, [Effect::Enable(banked(27, 1))]);
+    // A reset gives the SGIs no physical setup either.
+    let mut reset = Vec::new();
+    d.reset_effects(|e| reset.push(e));
+    assert!(
+        reset
+            .iter()
+            .all(|e| e.irq().is_none_or(|irq| irq.intid >= 16)),
+        "{reset:?}"
+    );
+}
+
 #[test]
 fn hv_private_ppis_are_invisible() {
     let mut d = v2();
@@ -494,7 +532,8 @@ fn hv_private_ppis_are_invisible() {
     assert!(d.write(0x180, Word, 0b11 << 25, 0).unwrap().is_empty());
     assert_eq!(d.stats().foreign_lines, 1);
     let all = d.write(0x100, Word, u64::from(u32::MAX), 0).unwrap();
-    assert_eq!(all.len(), 30);
+    // The 14 PPIs that are not hv's (the SGIs are virtual).
+    assert_eq!(all.len(), 14);
     assert!(all
         .iter()
         .all(|e| !matches!(e, Effect::Enable(Irq { intid: 25 | 26, .. }))));
@@ -723,7 +762,11 @@ fn check_effect(d: &VgicDistributor, owned: &[u32], part: &[u32], e: &Effect) {
         None => assert!(owned.contains(&irq.intid), "{e:?}"),
         Some(cpu) => {
             // GICv3 SGIs are virtual: only PPIs reach a redistributor.
-            let first = if d.version == GicVersion::V2 { 0 } else { 16 };
+            let first = if d.version == GicVersion::V2 && d.physical_sgis {
+                0
+            } else {
+                16
+            };
             assert!((first..32).contains(&irq.intid), "{e:?}");
             assert!(d.hv_private & (1 << irq.intid) == 0, "{e:?}");
             assert!(part.contains(&cpu), "{e:?}");
@@ -782,6 +825,10 @@ fn random_writes_never_escape_the_partition() {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for (version, lines, owned, part) in configs {
         let mut d = VgicDistributor::new(version, lines, owned, part).unwrap();
+        if part == [2, 3] && version == GicVersion::V2 {
+            // An exit-less GICv2 partition: its banked SGI writes may reach its CPUs.
+            d = d.with_physical_sgis();
+        }
         let frame = d.frame_size();
         let mut effects_seen = 0;
         for _ in 0..20_000 {

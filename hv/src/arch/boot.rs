@@ -491,6 +491,15 @@ fn start_partition(
                 .chain(gpio_spi)
                 .try_fold(v, |v, spi| v.with_emulated_spi(spi))
         })
+        // Exit-less, the guest's SGIs are physical (sent with their own number); else
+        // they are virtual and the physical SGIs of its CPUs stay hv's.
+        .map(|v| {
+            if p.exitless_irqs {
+                v.with_physical_sgis()
+            } else {
+                v
+            }
+        })
         .unwrap_or_else(|e| fatal!("partition `{}`: its interrupt setup: {e}", p.name));
     let partition = Running {
         // Partitions live for hv's whole life: their names are leaked once, at boot.
