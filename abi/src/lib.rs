@@ -85,3 +85,121 @@ pub const DOORBELL_GPIO_IPA: u64 = CONTROL_PAGE_IPA + CONTROL_PAGE_SIZE;
 pub const DOORBELL_GPIO_SIZE: u64 = 0x1000;
 /// `gpio-line-names` of the doorbell line (line 0 of the emulated PL061).
 pub const DOORBELL_GPIO_LINE: &str = "bulkhead-doorbell";
+
+/// Offsets in the control page of `rtctl load NAME`'s request: the app's name as two
+/// 64-bit words at [`CONTROL_LOAD_NAME`] and 8 after it (its bytes little endian,
+/// NUL-padded, at most [`LOAD_NAME_MAX`]), then [`CONTROL_LOAD_MAGIC`] written at
+/// [`CONTROL_LOAD`]. hv restarts the RT partition with that app (the board file must
+/// allow it: `load_from_linux`); Linux keeps running. A read of [`CONTROL_LOAD`] gives the
+/// last request's [`LoadStatus`] word.
+pub const CONTROL_LOAD_NAME: u64 = 0x20;
+pub const CONTROL_LOAD: u64 = 0x30;
+/// "LOAD": any other value written to [`CONTROL_LOAD`] is refused.
+pub const CONTROL_LOAD_MAGIC: u32 = 0x4c4f_4144;
+/// Longest app name a request carries.
+pub const LOAD_NAME_MAX: usize = 16;
+
+/// Where the last `rtctl load` request stands, as the status word at [`CONTROL_LOAD`]
+/// says: bits 7:0 the state, bits 63:32 the RT partition's boot count the request waits
+/// for (restarting) or reached (done).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadStatus {
+    /// No request since hv started.
+    None,
+    /// Accepted: the RT partition is stopping and will boot for the `boot`th time.
+    Restarting {
+        boot: u32,
+    },
+    /// The RT partition booted with the app and every vCPU of it reported ready.
+    Done {
+        boot: u32,
+    },
+    Refused(LoadRefusal),
+}
+
+/// Why hv refused a load request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadRefusal {
+    /// The board file does not set `load_from_linux` for the RT partition.
+    NotAllowed,
+    /// The name is not one of guest-rt's apps ([`bootargs::RT_APPS`]).
+    UnknownApp,
+    /// The RT partition is not running: stopped for good, or already restarting.
+    NotRunning,
+    /// The board has no RT partition, or it was not started (`bulkhead.only`).
+    NoRtPartition,
+}
+
+impl LoadRefusal {
+    const ALL: [LoadRefusal; 4] = [
+        Self::NotAllowed,
+        Self::UnknownApp,
+        Self::NotRunning,
+        Self::NoRtPartition,
+    ];
+
+    fn code(self) -> u64 {
+        0x10 + self as u64
+    }
+
+    /// Why, for hv's log and for `rtctl`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotAllowed => {
+                "the board file does not allow it (set load_from_linux = true on the RT partition)"
+            }
+            Self::UnknownApp => "not one of guest-rt's apps (`rtctl load --help` lists them)",
+            Self::NotRunning => "the RT partition is not running (stopped, or already restarting)",
+            Self::NoRtPartition => "no RT partition was started on this board",
+        }
+    }
+}
+
+impl LoadStatus {
+    /// The word a read of [`CONTROL_LOAD`] gives.
+    pub fn word(self) -> u64 {
+        match self {
+            Self::None => 0,
+            Self::Restarting { boot } => 1 | u64::from(boot) << 32,
+            Self::Done { boot } => 2 | u64::from(boot) << 32,
+            Self::Refused(why) => why.code(),
+        }
+    }
+
+    /// The status a word says, if it is one (`None` for a word hv never writes).
+    pub fn from_word(word: u64) -> Option<Self> {
+        let boot = (word >> 32) as u32;
+        match word & 0xffff_ffff {
+            0 if boot == 0 => Some(Self::None),
+            1 => Some(Self::Restarting { boot }),
+            2 => Some(Self::Done { boot }),
+            code if boot == 0 => LoadRefusal::ALL
+                .into_iter()
+                .find(|r| r.code() == code)
+                .map(Self::Refused),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_load_status_survives_its_word() {
+        let statuses = [
+            LoadStatus::None,
+            LoadStatus::Restarting { boot: 2 },
+            LoadStatus::Done { boot: u32::MAX },
+        ]
+        .into_iter()
+        .chain(LoadRefusal::ALL.map(LoadStatus::Refused));
+        for status in statuses {
+            assert_eq!(LoadStatus::from_word(status.word()), Some(status));
+        }
+        for junk in [3, 0xf, 0x14, 1 << 40 | 0x10, u64::MAX] {
+            assert_eq!(LoadStatus::from_word(junk), None, "{junk:#x}");
+        }
+    }
+}

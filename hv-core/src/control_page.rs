@@ -3,8 +3,10 @@
 //! [`abi::CONTROL_READY`] gives 1 once the partition reported ready; a write of
 //! [`abi::CONTROL_READY_MAGIC`] there reports it. A write of [`abi::CONTROL_DOORBELL_MAGIC`]
 //! at [`abi::CONTROL_DOORBELL`] rings the RT partition's doorbell; that word and the two
-//! after it read the doorbells' counters. Anything else is refused (the arch side answers
-//! with an external abort).
+//! after it read the doorbells' counters. `rtctl load NAME` writes the app's name at
+//! [`abi::CONTROL_LOAD_NAME`] and [`abi::CONTROL_LOAD_MAGIC`] at [`abi::CONTROL_LOAD`],
+//! whose reads give the request's status ([`crate::app_load`] decides). Anything else is
+//! refused (the arch side answers with an external abort).
 //!
 //! Portable and host-tested; the page is unmapped, so every access traps and comes here.
 
@@ -23,6 +25,12 @@ pub enum ControlAccess {
     Ready { first: bool },
     /// Linux rang the RT partition's doorbell.
     Ring,
+    /// Linux wrote word `which` (0 or 1) of a load request's app name.
+    LoadName { which: usize, value: u64 },
+    /// Linux asked for the load it named.
+    Load,
+    /// A read of the load request's status (the arch side answers it).
+    LoadStatus,
 }
 
 /// The doorbells' counters the page reads (the board has doorbells).
@@ -35,6 +43,9 @@ pub struct DoorbellCounts {
     /// Rings from the RT partition.
     pub rt_rings: u64,
 }
+
+/// The second word of a load request's name.
+const LOAD_NAME_HIGH: u64 = abi::CONTROL_LOAD_NAME + 8;
 
 const NO_DOORBELLS: &str = "control page: the board file names no doorbells ([channel.doorbells])";
 
@@ -79,6 +90,28 @@ pub fn access(
             }
         }
         (abi::CONTROL_READY, false) => ControlAccess::Read(u64::from(state.all_ready())),
+        (abi::CONTROL_LOAD_NAME | LOAD_NAME_HIGH, true) if width == AccessWidth::Double => {
+            ControlAccess::LoadName {
+                which: usize::from(offset == LOAD_NAME_HIGH),
+                value: stored,
+            }
+        }
+        (abi::CONTROL_LOAD_NAME | LOAD_NAME_HIGH, true) => {
+            ControlAccess::Refused("control page: the load name words take 64-bit stores")
+        }
+        (abi::CONTROL_LOAD_NAME | LOAD_NAME_HIGH, false) => {
+            ControlAccess::Refused("control page: the load name words are write-only")
+        }
+        (abi::CONTROL_LOAD, true) if stored == u64::from(abi::CONTROL_LOAD_MAGIC) => {
+            ControlAccess::Load
+        }
+        (abi::CONTROL_LOAD, true) => ControlAccess::Refused(
+            "control page: only the load magic (0x4c4f4144) may be written at 0x30",
+        ),
+        (abi::CONTROL_LOAD, false) if width == AccessWidth::Double => ControlAccess::LoadStatus,
+        (abi::CONTROL_LOAD, false) => {
+            ControlAccess::Refused("control page: the load status is a 64-bit word")
+        }
         (abi::CONTROL_DOORBELL_RAISED | abi::CONTROL_RT_RINGS, true) => {
             ControlAccess::Refused("control page: the doorbell counters are read-only")
         }
@@ -162,7 +195,7 @@ mod tests {
         ));
         for write in [false, true] {
             assert!(matches!(
-                access(&mut p, 0x20, abort(2, write), MAGIC, None),
+                access(&mut p, 0x40, abort(2, write), MAGIC, None),
                 ControlAccess::Refused(why) if why.contains("no register")
             ));
         }
@@ -232,6 +265,45 @@ mod tests {
                 ControlAccess::Refused(why) if why.contains("read-only")
             ));
         }
+    }
+
+    #[test]
+    fn a_load_request_takes_its_name_in_64_bit_words_and_its_magic() {
+        let mut p = linux();
+        assert_eq!(
+            access(&mut p, 0x20, abort(3, true), 0x1234, None),
+            ControlAccess::LoadName {
+                which: 0,
+                value: 0x1234
+            }
+        );
+        assert_eq!(
+            access(&mut p, 0x28, abort(3, true), 7, None),
+            ControlAccess::LoadName { which: 1, value: 7 }
+        );
+        for (offset, size, write, part) in [
+            (0x20, 2, true, "64-bit stores"),
+            (0x28, 3, false, "write-only"),
+            (0x30, 2, false, "64-bit word"),
+        ] {
+            assert!(matches!(
+                access(&mut p, offset, abort(size, write), 0, None),
+                ControlAccess::Refused(why) if why.contains(part)
+            ));
+        }
+        let load = u64::from(abi::CONTROL_LOAD_MAGIC);
+        assert_eq!(
+            access(&mut p, 0x30, abort(2, true), load, None),
+            ControlAccess::Load
+        );
+        assert!(matches!(
+            access(&mut p, 0x30, abort(2, true), RING, None),
+            ControlAccess::Refused(why) if why.contains("load magic")
+        ));
+        assert_eq!(
+            access(&mut p, 0x30, abort(3, false), 0, None),
+            ControlAccess::LoadStatus
+        );
     }
 
     #[test]

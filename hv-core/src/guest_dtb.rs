@@ -343,6 +343,7 @@ mod tests {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            load_from_linux: false,
             dtb_ram: alloc::vec![],
             colours: alloc::vec![],
         };
@@ -431,6 +432,7 @@ mod tests {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            load_from_linux: false,
             dtb_ram: alloc::vec![],
             colours: alloc::vec![],
         };
@@ -552,6 +554,7 @@ mod tests {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            load_from_linux: false,
             dtb_ram: alloc::vec![],
             colours: alloc::vec![],
         };

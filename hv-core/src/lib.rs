@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod app_load;
 pub mod board_ram;
 pub mod cache_colour;
 pub mod channel_setup;

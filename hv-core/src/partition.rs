@@ -44,6 +44,9 @@ pub enum StopReason {
     /// A fault restarts the partition (`on_fault = "restart"`): reloaded and rebooted once
     /// no vCPU runs any more, as after SYSTEM_RESET.
     FaultRestart,
+    /// Linux asked for another app (`rtctl load`, [`crate::app_load`]): reloaded and
+    /// rebooted with it once no vCPU runs any more, as after SYSTEM_RESET.
+    Load,
     /// Reset accepted, images being reloaded.
     Rebooting,
 }
@@ -128,7 +131,7 @@ impl PartitionState {
         let quiet = !self.vcpus.contains(&VcpuState::Running);
         let resetting = matches!(
             self.stopped,
-            Some(StopReason::SystemReset | StopReason::FaultRestart)
+            Some(StopReason::SystemReset | StopReason::FaultRestart | StopReason::Load)
         );
         if resetting && quiet {
             self.stopped = Some(StopReason::Rebooting);
@@ -252,9 +255,12 @@ impl PartitionState {
             None => RunState::Running,
             Some(StopReason::SystemOff) => RunState::Off,
             Some(StopReason::Fault | StopReason::FaultStop) => RunState::Faulted,
-            Some(StopReason::SystemReset | StopReason::FaultRestart | StopReason::Rebooting) => {
-                RunState::Resetting
-            }
+            Some(
+                StopReason::SystemReset
+                | StopReason::FaultRestart
+                | StopReason::Load
+                | StopReason::Rebooting,
+            ) => RunState::Resetting,
         };
         PartitionRun {
             boots: self.boots.into(),
@@ -344,6 +350,7 @@ pub(crate) mod fixtures {
             exitless_irqs: false,
             on_fault: Default::default(),
             restart_limit: None,
+            load_from_linux: false,
             dtb_ram: alloc::vec![],
             colours: alloc::vec![],
         }
@@ -472,6 +479,25 @@ mod tests {
         p.fault_policy.decide();
         p.reboot(0x4208_0000, 0x47e0_0000);
         assert_eq!(p.fault_policy.restarts(), 1, "a reboot keeps the count");
+    }
+
+    #[test]
+    fn a_load_restarts_once_its_last_running_vcpu_stopped() {
+        let mut p = rt();
+        p.boot(0x4208_0000, 0x47e0_0000);
+        assert!(p.take_pending(0).is_some());
+        p.stop(StopReason::Load);
+        assert_eq!(p.run_record().state, RunState::Resetting);
+        assert!(!p.take_restart(), "vCPU 0 still runs");
+        p.stop_vcpu(0);
+        assert!(p.take_restart());
+        p.reboot(0x4208_0000, 0x47e0_0000);
+        assert_eq!((p.stopped(), p.boots()), (None, 2));
+        assert_eq!(
+            p.fault_policy.restarts(),
+            0,
+            "a load is not a fault restart"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use platform::config::Region;
 use spin::Mutex;
 
+use crate::app_load::AppDtbs;
 use crate::emulated_console::EmulatedConsole;
 use crate::emulated_gpio::EmulatedGpio;
 use crate::guest_image::Placement;
@@ -21,10 +22,11 @@ pub struct Running {
     pub state: Mutex<PartitionState>,
     pub stage2_root: u64,
     pub vmid: u16,
-    /// The kernel Image payload, where it goes, and the partition's DTB.
+    /// The kernel Image payload, where it goes, and the partition's DTBs (the one its
+    /// next start copies: the boot one, or the app `rtctl load` chose).
     pub image: &'static [u8],
     pub placement: Placement,
-    pub dtb: Vec<u8>,
+    pub dtbs: AppDtbs,
     /// The partition's emulated GIC distributor, and the (unmapped) frame it answers for.
     pub vgic: Mutex<VgicDistributor>,
     /// The distributor as the partition first sees it, restored at each reboot.

@@ -192,6 +192,12 @@ pub struct Partition {
     /// lines. Empty: all of `ram`, identity-mapped. RT partitions only.
     #[serde(default)]
     pub colours: Vec<u64>,
+    /// Linux may restart this (RT) partition with another app of its image (`rtctl load
+    /// NAME`, through hv's control page); refused with a reason when false. Only for an RT
+    /// partition with trap-and-inject delivery: hv stops a running vCPU by kicking its CPU,
+    /// and an exit-less CPU takes that kick at EL1, not in hv.
+    #[serde(default)]
+    pub load_from_linux: bool,
 }
 
 /// A partition's fault policy (`on_fault` in the board file).
@@ -401,6 +407,12 @@ pub enum ConfigError {
     ExitlessLinux {
         partition: String,
     },
+    /// `load_from_linux` on a Linux partition, or on an exit-less one, or on a board
+    /// without a Linux partition to ask for it (`why` says which).
+    LoadNotAllowed {
+        partition: String,
+        why: &'static str,
+    },
     /// `on_fault` other than the default on a Linux partition, whose faults are answered
     /// inside Linux (external abort, undefined instruction).
     FaultPolicyOnLinux {
@@ -476,6 +488,7 @@ impl ConfigError {
             Self::TooManyCpus { .. } => "too-many-cpus",
             Self::SecondLinuxPartition { .. } => "second-linux-partition",
             Self::ExitlessLinux { .. } => "exitless-linux",
+            Self::LoadNotAllowed { .. } => "load-not-allowed",
             Self::FaultPolicyOnLinux { .. } => "fault-policy-on-linux",
             Self::BadRestartLimit { .. } => "bad-restart-limit",
             Self::KernelOutsideHv { .. } => "kernel-outside-hv",
@@ -570,6 +583,9 @@ impl fmt::Display for ConfigError {
                  partition may take the physical CPU interface (it could send SGIs to \
                  every core)"
             ),
+            Self::LoadNotAllowed { partition, why } => {
+                write!(f, "partition `{partition}` sets load_from_linux, but {why}")
+            }
             Self::FaultPolicyOnLinux { partition } => write!(
                 f,
                 "partition `{partition}` is Linux and sets on_fault; Linux's faults are \
@@ -698,6 +714,30 @@ impl Config {
                         partition: p.name.clone(),
                         limit,
                         on_fault: p.on_fault,
+                    });
+                }
+            }
+            if p.load_from_linux {
+                let why = if p.kind == PartitionKind::Linux {
+                    Some("it is Linux: only an RT partition is loaded from Linux")
+                } else if p.exitless_irqs {
+                    Some(
+                        "it has exitless_irqs: hv stops a running vCPU by kicking its CPU, \
+                         and an exit-less CPU takes the kick at EL1",
+                    )
+                } else if !self
+                    .partitions
+                    .iter()
+                    .any(|q| q.kind == PartitionKind::Linux)
+                {
+                    Some("the board has no Linux partition to ask for it")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(ConfigError::LoadNotAllowed {
+                        partition: p.name.clone(),
+                        why,
                     });
                 }
             }

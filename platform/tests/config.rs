@@ -319,6 +319,7 @@ fn second_linux_partition() -> Case {
     let mut config = virt();
     let rt = partition_mut(&mut config, "rt");
     rt.kind = platform::config::PartitionKind::Linux;
+    rt.load_from_linux = false;
     rt.devices.clear();
     rt.irqs.clear();
     Case {
@@ -341,6 +342,35 @@ fn exitless_linux() -> Case {
         },
         parts: &["`linux`", "exitless_irqs", "SGIs"],
     }
+}
+
+fn load_on_an_exitless_partition() -> Case {
+    let mut config = virt();
+    let rt = partition_mut(&mut config, "rt");
+    (rt.load_from_linux, rt.exitless_irqs) = (true, true);
+    Case {
+        config,
+        expected: ConfigError::LoadNotAllowed {
+            partition: "rt".into(),
+            why: "it has exitless_irqs: hv stops a running vCPU by kicking its CPU, and an \
+                  exit-less CPU takes the kick at EL1",
+        },
+        parts: &["`rt`", "load_from_linux", "exitless_irqs", "kick"],
+    }
+}
+
+#[test]
+fn load_from_linux_is_refused_on_linux_and_without_linux() {
+    let mut config = virt();
+    partition_mut(&mut config, "linux").load_from_linux = true;
+    let err = config.validate().unwrap_err();
+    assert!(err.to_string().contains("it is Linux"), "{err}");
+    let mut config = virt();
+    partition_mut(&mut config, "rt").load_from_linux = true;
+    config.channel = None;
+    config.partitions.retain(|p| p.name != "linux");
+    let err = config.validate().unwrap_err();
+    assert!(err.to_string().contains("no Linux partition"), "{err}");
 }
 
 fn fault_policy_on_linux() -> Case {
@@ -513,9 +543,10 @@ fn variant_index(e: &ConfigError) -> usize {
         ConfigError::DoorbellLine { .. } => 26,
         ConfigError::DoorbellWithoutPeer { .. } => 27,
         ConfigError::DoorbellInterval { .. } => 28,
+        ConfigError::LoadNotAllowed { .. } => 29,
     }
 }
-const VARIANTS: usize = 29;
+const VARIANTS: usize = 30;
 
 const ALL_CASES: [fn() -> Case; VARIANTS] = [
     no_partitions,
@@ -547,6 +578,7 @@ const ALL_CASES: [fn() -> Case; VARIANTS] = [
     doorbell_on_a_device_line,
     doorbells_without_an_rt_partition,
     doorbell_interval_zero,
+    load_on_an_exitless_partition,
 ];
 
 #[test]

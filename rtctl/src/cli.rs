@@ -25,6 +25,10 @@ usage: rtctl COMMAND
   wait [--after N]     wait for the RT partition's next doorbell (an edge on the GPIO
                        line `bulkhead-doorbell`), or for its ring number N + 1
   doorbells            hv's doorbell counters
+  load NAME            restart the RT partition with app NAME of its image (one of
+                       latency|control|kernel-bench), if the board file allows it
+                       (load_from_linux); waits until the app's CPUs report ready.
+                       Linux keeps running
   scribble [SEED]      debugging: overwrite the whole region with pseudo-random words (a
                        hostile Linux, for tests; hv writes the header again at a reboot)";
 
@@ -47,6 +51,8 @@ pub enum Command {
     /// Wait until the RT partition rang more than this many times (None: than now).
     Wait(Option<u64>),
     Doorbells,
+    /// Restart the RT partition with this app of its image.
+    Load(String),
     /// The web HMI on this TCP port.
     Serve {
         port: u16,
@@ -125,6 +131,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             _ => Err(UsageError("`serve` takes --port N".into())),
         },
         "doorbells" => none_expected(Command::Doorbells),
+        "load" => match rest {
+            [name] if !name.starts_with('-') => Ok(Command::Load(name.clone())),
+            _ => Err(UsageError("`load` takes one app NAME".into())),
+        },
         "ring" => match rest {
             [] => Ok(Command::Ring(1)),
             [flag, n] if flag == "--count" => match number("--count", Some(n))? {
@@ -219,6 +229,13 @@ mod tests {
         assert_eq!(parse(&args("wait")), Ok(Command::Wait(None)));
         assert_eq!(parse(&args("wait --after 3")), Ok(Command::Wait(Some(3))));
         assert_eq!(parse(&args("doorbells")), Ok(Command::Doorbells));
+        assert_eq!(
+            parse(&args("load control")),
+            Ok(Command::Load("control".into()))
+        );
+        for bad in ["load", "load a b", "load --now"] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
         assert_eq!(parse(&args("get kp")), Ok(Command::Get(Some("kp".into()))));
         assert_eq!(
             parse(&args("set kp=1 ki=2")),

@@ -8,6 +8,7 @@ mod cli;
 mod devmem;
 mod devtree;
 mod doorbell;
+mod load;
 mod report;
 mod serve;
 
@@ -81,7 +82,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
     };
     if matches!(
         command,
-        Command::Ring(_) | Command::Wait(_) | Command::Doorbells
+        Command::Ring(_) | Command::Wait(_) | Command::Doorbells | Command::Load(_)
     ) {
         return doorbells(&command);
     }
@@ -145,15 +146,24 @@ fn run(args: &[String]) -> Result<(), Failure> {
         | Command::Ring(_)
         | Command::Wait(_)
         | Command::Doorbells
+        | Command::Load(_)
         | Command::Serve { .. } => Ok(()),
     }
 }
 
-/// `ring`, `wait` and `doorbells`: hv's control page, and the doorbell GPIO line.
+/// `ring`, `wait`, `doorbells` and `load`: hv's control page, and the doorbell GPIO line.
 fn doorbells(command: &Command) -> Result<(), Failure> {
     let span = devtree::find_control(Path::new(DEVICE_TREE))?;
     let page = devmem::Mapping::open(span)?;
     let words = page.words();
+    if let Command::Load(name) = command {
+        let mut progress = Ok(());
+        let boot = load::load(words, name, |line| progress = out(line))?;
+        progress?;
+        return out(&format!(
+            "load: the RT partition runs `{name}` (boot {boot}, every vCPU ready)\n"
+        ));
+    }
     let before = doorbell::counts(words);
     match *command {
         Command::Ring(n) => {

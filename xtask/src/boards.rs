@@ -66,6 +66,9 @@ pub fn exitless_variant(mut config: Config) -> (Config, String) {
     for p in &mut config.partitions {
         if p.kind == platform::config::PartitionKind::Rt {
             p.exitless_irqs = true;
+            // hv cannot stop an exit-less partition from Linux's CPU (config validation
+            // says why), so the variant is not loadable.
+            p.load_from_linux = false;
         }
     }
     let stem = format!("{}-exitless", config.name);

@@ -17,6 +17,7 @@ use crate::arch::mmu::{self, Kind};
 use crate::arch::vcpu::{self, PartitionRestart};
 use crate::arch::{console, cpu, gic, heap, image as hv_image, power, smp};
 use crate::options::{self, BootOptions, SelfTest};
+use hv_core::app_load::AppDtbs;
 use hv_core::emulated_console::EmulatedConsole;
 use hv_core::emulated_gpio::EmulatedGpio;
 use hv_core::guest_dtb::{DoorbellNode, EmulatedUart, GuestDtb, LinuxNodes};
@@ -418,29 +419,43 @@ fn start_partition(
     } else {
         options::for_partition(bootargs, &p.name)
     };
-    let dtb = GuestDtb {
-        partition: p,
-        devices: &devices,
-        gicc: guest_gicc(gic, p.exitless_irqs),
-        physical_mpidrs: &physical_mpidrs,
-        bootargs: &args,
-        gic,
-        timer_irqs: &board.timer_irqs,
-        redistributors,
-        linux: linux_nodes.map(|(_, nodes)| nodes),
-        channel: config.channel.as_ref().map(|c| c.ram),
-        doorbell: doorbells.map(|d| match p.kind {
-            PartitionKind::Linux => DoorbellNode::Linux { spi: d.to_linux },
-            PartitionKind::Rt => DoorbellNode::Rt { spi: d.to_rt },
-        }),
-    }
-    .generate()
-    .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name));
-    if dtb.len() as u64 > guest_image::DTB_ROOM {
+    let build_dtb = |bootargs: &str| {
+        GuestDtb {
+            partition: p,
+            devices: &devices,
+            gicc: guest_gicc(gic, p.exitless_irqs),
+            physical_mpidrs: &physical_mpidrs,
+            bootargs,
+            gic,
+            timer_irqs: &board.timer_irqs,
+            redistributors,
+            linux: linux_nodes.map(|(_, nodes)| nodes),
+            channel: config.channel.as_ref().map(|c| c.ram),
+            doorbell: doorbells.map(|d| match p.kind {
+                PartitionKind::Linux => DoorbellNode::Linux { spi: d.to_linux },
+                PartitionKind::Rt => DoorbellNode::Rt { spi: d.to_rt },
+            }),
+        }
+        .generate()
+        .unwrap_or_else(|e| fatal!("partition `{}`: cannot build its DTB: {e:?}", p.name))
+    };
+    let boot_dtb = build_dtb(&args);
+    // A partition Linux may load (`rtctl load NAME`) gets one DTB per app now: after boot
+    // a load only picks one (nothing is allocated or built then).
+    let dtbs = if p.load_from_linux {
+        let apps = abi::bootargs::RT_APPS
+            .iter()
+            .map(|app| build_dtb(&hv_core::app_load::args_with_app(&args, app.name)))
+            .collect();
+        AppDtbs::loadable(boot_dtb, apps)
+    } else {
+        AppDtbs::fixed(boot_dtb)
+    };
+    if dtbs.largest() as u64 > guest_image::DTB_ROOM {
         fatal!(
             "partition `{}`: its DTB is {} bytes, too large",
             p.name,
-            dtb.len()
+            dtbs.largest()
         );
     }
     // Its RAM (the only executable memory), the channel's memory (in every partition,
@@ -509,7 +524,7 @@ fn start_partition(
         vmid,
         image,
         placement,
-        dtb,
+        dtbs,
         vgic: spin::Mutex::new(vgic.clone()),
         vgic_at_boot: vgic,
         gicd: Region::new(gic.gicd.base, vgic_frame(gic.version)),

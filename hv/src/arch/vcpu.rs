@@ -29,6 +29,7 @@ use platform::config::GicVersion;
 
 use super::{cache, console, cpu, gic, pmu, power};
 
+mod app_load;
 mod irq_exit;
 mod live_lines;
 mod trap_exit;
@@ -90,6 +91,8 @@ impl PartitionRestart for Running {
     /// every reset, when no vCPU of the partition runs.
     unsafe fn load(&self) {
         let p = &self.placement;
+        // `boot` checked that every DTB of the partition fits its DTB room.
+        let dtb = self.dtbs.current();
         if self.ram_runs.is_empty() {
             // SAFETY: the caller vouches for the placement: `guest_image::place` checked
             // that the Image (with its memory size) and the DTB room lie inside the
@@ -103,17 +106,17 @@ impl PartitionRestart for Running {
                     0,
                     p.size as usize - self.image.len(),
                 );
-                core::ptr::copy_nonoverlapping(self.dtb.as_ptr(), p.dtb as *mut u8, self.dtb.len());
+                core::ptr::copy_nonoverlapping(dtb.as_ptr(), p.dtb as *mut u8, dtb.len());
             }
             cache::clean_for_guest(p.load, p.size);
-            cache::clean_for_guest(p.dtb, self.dtb.len() as u64);
+            cache::clean_for_guest(p.dtb, dtb.len() as u64);
         } else {
             // A coloured partition: its IPA is not its PA, so every byte goes through its
             // runs (the same placement, checked against its IPA range).
             let image_len = self.image.len() as u64;
             self.copy_through_runs(p.load, Some(self.image), image_len);
             self.copy_through_runs(p.load + image_len, None, p.size - image_len);
-            self.copy_through_runs(p.dtb, Some(&self.dtb), self.dtb.len() as u64);
+            self.copy_through_runs(p.dtb, Some(dtb), dtb.len() as u64);
         }
         if let Some(console) = &self.console {
             console.reset();
@@ -418,7 +421,10 @@ fn enter(partition: &Running, vcpu: usize, entry: u64, context: u64) -> ! {
 /// Stops this vCPU because its partition stopped (`reason`) while it ran, and says so.
 fn stop_with_partition(partition: &Running, vcpu: usize, reason: StopReason) -> ! {
     let why = match reason {
-        StopReason::SystemReset | StopReason::FaultRestart | StopReason::Rebooting => "resetting",
+        StopReason::SystemReset
+        | StopReason::FaultRestart
+        | StopReason::Load
+        | StopReason::Rebooting => "resetting",
         StopReason::SystemOff | StopReason::Fault | StopReason::FaultStop => "off",
     };
     info!(
@@ -483,6 +489,47 @@ fn stop_for_fault(partition: &Running, vcpu: usize) -> ! {
     stop_here(partition, vcpu, Some(reason))
 }
 
+/// Its place among the started partitions (the input router's numbering).
+fn index_of(partition: &Running) -> usize {
+    partitions()
+        .iter()
+        .position(|p| core::ptr::eq(p, partition))
+        .unwrap_or(usize::MAX)
+}
+
+/// Kicks `cpus`: a stopping partition's other vCPUs may never trap on their own (Linux
+/// parks them in a WFI loop before it resets), and a kick makes them stop now.
+pub(super) fn kick_all(cpus: &[u32]) {
+    if let Some(gic) = gic::get() {
+        for &cpu in cpus {
+            gic.kick(cpu as usize);
+        }
+    }
+}
+
+/// Reloads and reboots a resetting partition once `take_restart` said no vCPU of it runs
+/// any more (called by whoever saw that: its last vCPU to stop, or the CPU that stopped
+/// it when none ran).
+pub(super) fn restart_stopped(partition: &Running) {
+    partition.reset_interrupts();
+    // SAFETY: the partition came from `arch::boot` (placed by `guest_image`), and
+    // `take_restart` said none of its vCPUs runs.
+    unsafe { partition.load() };
+    if partition.is_linux() {
+        // Linux may have scribbled over the header; its next boot finds it whole.
+        super::channel::rewrite_header();
+    }
+    let boots = {
+        let mut state = partition.state.lock();
+        state.reboot(partition.placement.load, partition.placement.dtb);
+        super::channel::publish_run(&state);
+        state.boots()
+    };
+    info!("partition `{}` restarted (boot {boots})", partition.name);
+    super::vconsole::set_takes_input(partitions(), index_of(partition), true);
+    cpu::send_event();
+}
+
 /// Stops this vCPU; with `reason`, records why. The last vCPU of a resetting partition to
 /// stop reloads and reboots it. The CPU then waits in [`run`] until its vCPU is started
 /// again (after a reset, or never).
@@ -502,42 +549,16 @@ fn stop_here(partition: &Running, vcpu: usize, reason: Option<StopReason>) -> ! 
         }
         (state.take_restart(), state.running_cpus())
     };
-    // Its place among the started partitions (the input router's numbering).
-    let index = partitions()
-        .iter()
-        .position(|p| core::ptr::eq(p, partition))
-        .unwrap_or(usize::MAX);
+    let index = index_of(partition);
     if reason == Some(StopReason::SystemOff) {
         // Nobody reads its console any more: typed bytes go elsewhere (or nowhere).
         super::vconsole::set_takes_input(partitions(), index, false);
     }
     if reason.is_some() {
-        // The partition's other vCPUs may never trap on their own (Linux parks them in a
-        // WFI loop before it resets): a kick makes them stop now.
-        if let Some(gic) = gic::get() {
-            for cpu in running {
-                gic.kick(cpu as usize);
-            }
-        }
+        kick_all(&running);
     }
     if restart {
-        partition.reset_interrupts();
-        // SAFETY: the partition came from `arch::boot` (placed by `guest_image`), and its
-        // last vCPU just stopped: none runs.
-        unsafe { partition.load() };
-        if partition.is_linux() {
-            // Linux may have scribbled over the header; its next boot finds it whole.
-            super::channel::rewrite_header();
-        }
-        let boots = {
-            let mut state = partition.state.lock();
-            state.reboot(partition.placement.load, partition.placement.dtb);
-            super::channel::publish_run(&state);
-            state.boots()
-        };
-        info!("partition `{}` restarted (boot {boots})", partition.name);
-        super::vconsole::set_takes_input(partitions(), index, true);
-        cpu::send_event();
+        restart_stopped(partition);
     }
     run(cpu::index())
 }

@@ -372,6 +372,9 @@ fn control_page(
         ControlAccess::Refused(why) => return Err(Refusal::Device(why)),
         ControlAccess::Read(value) => frame.complete_load(da, value),
         ControlAccess::Ring => doorbell::ring_from_linux(),
+        ControlAccess::LoadName { which, value } => super::app_load::set_name_word(which, value),
+        ControlAccess::Load => super::app_load::request(),
+        ControlAccess::LoadStatus => frame.complete_load(da, super::app_load::status()),
         ControlAccess::Ready { first } => {
             if first {
                 partition_ready(partition, None);
