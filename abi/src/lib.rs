@@ -148,7 +148,7 @@ impl LoadRefusal {
             Self::NotAllowed => {
                 "the board file does not allow it (set load_from_linux = true on the RT partition)"
             }
-            Self::UnknownApp => "not one of guest-rt's apps (`rtctl load --help` lists them)",
+            Self::UnknownApp => "not one of guest-rt's apps",
             Self::NotRunning => "the RT partition is not running (stopped, or already restarting)",
             Self::NoRtPartition => "no RT partition was started on this board",
         }

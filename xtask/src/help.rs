@@ -130,9 +130,59 @@ fn board_line(name: &str) -> String {
     }
 }
 
+/// The README's boot-argument table (Markdown), from the same table: a test keeps the
+/// README's copy equal to it.
+pub fn readme_table() -> String {
+    let mut t =
+        String::from("| word | values | default | meaning | read by |\n|---|---|---|---|---|\n");
+    for arg in BOOT_ARGS {
+        let (word, values) = match arg.value {
+            bootargs::Value::Flag => (format!("`{}`", arg.word), "flag".to_string()),
+            bootargs::Value::Passed => (format!("`{}WORD`", arg.word), "any word".to_string()),
+            bootargs::Value::Number { min, max } => {
+                (format!("`{}=`", arg.word), format!("{min}..={max}"))
+            }
+            bootargs::Value::PartitionNames => {
+                (format!("`{}=`", arg.word), "`NAME[,NAME...]`".to_string())
+            }
+            bootargs::Value::OneOf(choices) => {
+                let names: Vec<String> = choices
+                    .iter()
+                    .map(|c| match c.argument {
+                        ChoiceArgument::HexAddress => format!("`{}@0xADDR`", c.name),
+                        ChoiceArgument::None => format!("`{}`", c.name),
+                    })
+                    .collect();
+                (format!("`{}=`", arg.word), names.join(", "))
+            }
+        };
+        let reader = match arg.reader {
+            bootargs::Reader::Hv => "hv",
+            bootargs::Reader::GuestRt => "guest-rt",
+            bootargs::Reader::Linux => "Linux",
+        };
+        let _ = writeln!(
+            t,
+            "| {word} | {values} | {} | {} | {reader} |",
+            arg.default, arg.meaning
+        );
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_every_boot_argument_as_the_table_says() {
+        let readme = include_str!("../../README.md");
+        let table = readme_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's boot-argument table differs from abi::bootargs; it should read:\n{table}"
+        );
+    }
 
     #[test]
     fn names_every_board_and_every_boot_argument() {
