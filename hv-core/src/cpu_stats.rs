@@ -8,9 +8,11 @@
 //! without stalling the writer, and so does Linux from the channel's copy, which every
 //! update writes too once the channel is attached. It never loads from the channel: what
 //! Linux scribbles there is overwritten by the next update, and a Linux restart asks each
-//! CPU to copy its whole block there again at its next update.
+//! CPU to copy its whole block there again: at its next update, or, on a CPU whose
+//! wake-up path must not depend on Linux (an RT partition's), at its next synchronous
+//! trap ([`CpuStats::at_trap`]), never on its interrupt path.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use channel::hv_stats::{self, Block, Counter, CpuStats as Counts, ReadError, BLOCK_WORDS};
 use channel::{Channel, Word};
@@ -20,13 +22,20 @@ use crate::layout::MAX_CPUS;
 
 const _: () = assert!(MAX_CPUS <= hv_stats::MAX_HV_CPUS);
 
+const NO_COPY: u8 = 0;
+const COPY_AT_UPDATE: u8 = 1;
+const COPY_AT_TRAP: u8 = 2;
+
 /// Every physical CPU's block in hv's memory, and where their channel copies are.
 pub struct CpuStats {
     own: [Word; MAX_CPUS * BLOCK_WORDS],
     channel: Once<Channel<'static>>,
-    /// Per CPU: copy the whole block to the channel at the next update (set by any CPU,
-    /// cleared by the owner).
-    copy_all: [AtomicBool; MAX_CPUS],
+    /// Per CPU: whether (and where) to copy the whole block to the channel: [`NO_COPY`],
+    /// [`COPY_AT_UPDATE`] or [`COPY_AT_TRAP`] (set by any CPU, cleared by the owner). One
+    /// word, so an update costs the same whether an RT CPU's copy waits or none does.
+    pending: [AtomicU8; MAX_CPUS],
+    /// Per CPU: it copies only at synchronous traps (set once at boot).
+    copy_at_traps: [AtomicBool; MAX_CPUS],
 }
 
 impl Default for CpuStats {
@@ -40,7 +49,8 @@ impl CpuStats {
         Self {
             own: [const { Word::new(0) }; MAX_CPUS * BLOCK_WORDS],
             channel: Once::new(),
-            copy_all: [const { AtomicBool::new(false) }; MAX_CPUS],
+            pending: [const { AtomicU8::new(NO_COPY) }; MAX_CPUS],
+            copy_at_traps: [const { AtomicBool::new(false) }; MAX_CPUS],
         }
     }
 
@@ -60,8 +70,44 @@ impl CpuStats {
     /// Asks every CPU to copy its whole block to the channel at its next update (a Linux
     /// restart: Linux may have scribbled over the copies).
     pub fn recopy(&self) {
-        for flag in &self.copy_all {
+        for (pending, at_traps) in self.pending.iter().zip(&self.copy_at_traps) {
+            let when = if at_traps.load(Ordering::Relaxed) {
+                COPY_AT_TRAP
+            } else {
+                COPY_AT_UPDATE
+            };
+            pending.store(when, Ordering::Relaxed);
+        }
+    }
+
+    /// CPU `cpu` runs an RT partition's vCPU: the copy a Linux restart asks for waits for
+    /// its next synchronous trap ([`Self::at_trap`]), so Linux's restarts never lengthen
+    /// its interrupt path (hv at boot, before the CPU runs).
+    pub fn copy_at_traps(&self, cpu: usize) {
+        if let Some(flag) = self.copy_at_traps.get(cpu) {
             flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// CPU `cpu` took a synchronous trap (only CPU `cpu` calls this, interrupts masked):
+    /// the copy a Linux restart asked for, if any, happens now.
+    #[inline]
+    pub fn at_trap(&self, cpu: usize) {
+        if self
+            .pending
+            .get(cpu)
+            .is_some_and(|p| p.load(Ordering::Relaxed) != NO_COPY)
+        {
+            self.copy_now(cpu);
+        }
+    }
+
+    fn copy_now(&self, cpu: usize) {
+        let own = self.own_block(cpu);
+        let mirror = self.channel.get().and_then(|ch| Block::in_channel(ch, cpu));
+        if let (Some(own), Some(mirror)) = (own, mirror) {
+            self.pending[cpu].store(NO_COPY, Ordering::Relaxed);
+            hv_stats::copy_all(own, mirror);
         }
     }
 
@@ -74,11 +120,8 @@ impl CpuStats {
         };
         let mirror = self.channel.get().and_then(|ch| Block::in_channel(ch, cpu));
         hv_stats::add(own, mirror, counts);
-        if let Some(mirror) = mirror {
-            if self.copy_all[cpu].load(Ordering::Relaxed) {
-                self.copy_all[cpu].store(false, Ordering::Relaxed);
-                hv_stats::copy_all(own, mirror);
-            }
+        if mirror.is_some() && self.pending[cpu].load(Ordering::Relaxed) == COPY_AT_UPDATE {
+            self.copy_now(cpu);
         }
     }
 
@@ -141,6 +184,35 @@ mod tests {
         assert_eq!(stats.read(2).unwrap().get(Counter::IrqsForwarded), 2);
         assert!(stats.read(MAX_CPUS).is_none());
         stats.add(MAX_CPUS, &[(Counter::TrapHvc, 1)]);
+    }
+
+    #[test]
+    fn an_rt_cpu_repairs_its_copy_at_a_trap_never_at_an_update() {
+        let stats = CpuStats::new();
+        stats.copy_at_traps(3);
+        let (words, ch) = leaked_channel();
+        stats.attach(ch);
+        stats.add(3, &[(Counter::IrqsTaken, 1)]);
+        stats.add(1, &[(Counter::IrqsTaken, 1)]);
+        for w in words {
+            w.store(u64::MAX / 3, Ordering::Relaxed);
+        }
+        stats.recopy();
+        stats.add(3, &[(Counter::IrqsForwarded, 1)]);
+        stats.add(1, &[(Counter::IrqsForwarded, 1)]);
+        assert_eq!(
+            channel_copy(&ch, 1),
+            stats.read(1).unwrap(),
+            "CPU 1 copies at once"
+        );
+        let copy = hv_stats::read(Block::in_channel(&ch, 3).unwrap(), 4).map(|(_, c)| c);
+        assert_ne!(copy.ok(), stats.read(3), "CPU 3 waits for a trap");
+        stats.at_trap(3);
+        assert_eq!(channel_copy(&ch, 3), stats.read(3).unwrap());
+        // A trap with nothing asked copies nothing (nor breaks anything).
+        stats.at_trap(3);
+        stats.at_trap(MAX_CPUS);
+        assert_eq!(channel_copy(&ch, 3), stats.read(3).unwrap());
     }
 
     /// Writers on their own CPUs (threads) and a reader of every block: every copy the

@@ -536,6 +536,13 @@ fn start_partition(
         ram_runs,
         doorbell_gpio: gpio_spi.map(EmulatedGpio::new),
     };
+    if !linux {
+        // Its CPUs' wake-up paths must not depend on Linux: a statistics copy a Linux
+        // restart asks for waits for their next synchronous trap.
+        for &cpu in &p.cpus {
+            super::stats::STATS.copy_at_traps(cpu as usize);
+        }
+    }
     partition.reset_interrupts();
     for &intid in &p.irqs {
         physical.claim_spi(intid);

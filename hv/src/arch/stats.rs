@@ -27,3 +27,10 @@ pub fn count_n(counter: Counter, n: u64) {
 pub fn add(counts: &[(Counter, u64)]) {
     STATS.add(cpu::index(), counts);
 }
+
+/// This CPU took a synchronous trap: a statistics copy a Linux restart asked for and an
+/// RT CPU deferred happens here, off its interrupt path.
+#[inline]
+pub fn at_trap() {
+    STATS.at_trap(cpu::index());
+}

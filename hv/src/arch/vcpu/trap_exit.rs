@@ -67,6 +67,7 @@ pub fn handle_trap(frame: &mut Frame) {
         // The partition stopped while this vCPU ran: it stops at its first trap.
         stop_with_partition(partition, vcpu, reason);
     }
+    stats::at_trap();
     let esr = Esr(frame.esr);
     match Trap::decode(esr) {
         Trap::Hvc => {
