@@ -13,9 +13,12 @@ use xtask::session::Session;
 const COMMAND: Duration = Duration::from_secs(120);
 const LINE: Duration = Duration::from_secs(120);
 
-/// Linux's shell on `config`'s image, the RT partition running the latency probe.
+/// Linux's shell on `config`'s image, the RT partition running the latency probe, under
+/// -icount: the control app's 1 kHz loop must not depend on how busy the host is (without
+/// it, a loaded host starves the app's reporter thread, which reports ready).
 fn latency_boot(config: &platform::config::Config, image: &std::path::Path) -> Session {
     let mut b = Boot::new(config, image);
+    b.icount = true;
     b.bootargs.extend([
         "rt.app=latency".to_string(),
         "rt.latency.interval-us=1000".to_string(),
