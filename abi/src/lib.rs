@@ -100,19 +100,28 @@ pub const CONTROL_LOAD_MAGIC: u32 = 0x4c4f_4144;
 pub const LOAD_NAME_MAX: usize = 16;
 
 /// Where the last `rtctl load` request stands, as the status word at [`CONTROL_LOAD`]
-/// says: bits 7:0 the state, bits 63:32 the RT partition's boot count the request waits
-/// for (restarting) or reached (done).
+/// says: bits 7:0 the state, bits 15:8 the app's index in [`bootargs::RT_APPS`], bits
+/// 63:32 the RT partition's boot count the request waits for (restarting) or reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadStatus {
     /// No request since hv started.
     None,
-    /// Accepted: the RT partition is stopping and will boot for the `boot`th time.
+    /// Accepted: the RT partition is stopping and will boot for the `boot`th time with
+    /// app `app`.
     Restarting {
         boot: u32,
+        app: u8,
     },
     /// The RT partition booted with the app and every vCPU of it reported ready.
     Done {
         boot: u32,
+        app: u8,
+    },
+    /// The RT partition booted with the app, then stopped for good (the app refused its
+    /// boot arguments or faulted; hv's console says why). Another load can restart it.
+    Failed {
+        boot: u32,
+        app: u8,
     },
     Refused(LoadRefusal),
 }
@@ -124,8 +133,8 @@ pub enum LoadRefusal {
     NotAllowed,
     /// The name is not one of guest-rt's apps ([`bootargs::RT_APPS`]).
     UnknownApp,
-    /// The RT partition is not running: stopped for good, or already restarting.
-    NotRunning,
+    /// The RT partition is restarting already (a reset, a fault restart, another load).
+    Busy,
     /// The board has no RT partition, or it was not started (`bulkhead.only`).
     NoRtPartition,
 }
@@ -134,7 +143,7 @@ impl LoadRefusal {
     const ALL: [LoadRefusal; 4] = [
         Self::NotAllowed,
         Self::UnknownApp,
-        Self::NotRunning,
+        Self::Busy,
         Self::NoRtPartition,
     ];
 
@@ -149,7 +158,9 @@ impl LoadRefusal {
                 "the board file does not allow it (set load_from_linux = true on the RT partition)"
             }
             Self::UnknownApp => "not one of guest-rt's apps",
-            Self::NotRunning => "the RT partition is not running (stopped, or already restarting)",
+            Self::Busy => {
+                "the RT partition is restarting already (a reset, a fault restart or another load)"
+            }
             Self::NoRtPartition => "no RT partition was started on this board",
         }
     }
@@ -160,8 +171,9 @@ impl LoadStatus {
     pub fn word(self) -> u64 {
         match self {
             Self::None => 0,
-            Self::Restarting { boot } => 1 | u64::from(boot) << 32,
-            Self::Done { boot } => 2 | u64::from(boot) << 32,
+            Self::Restarting { boot, app } => 1 | u64::from(app) << 8 | u64::from(boot) << 32,
+            Self::Done { boot, app } => 2 | u64::from(app) << 8 | u64::from(boot) << 32,
+            Self::Failed { boot, app } => 3 | u64::from(app) << 8 | u64::from(boot) << 32,
             Self::Refused(why) => why.code(),
         }
     }
@@ -169,11 +181,16 @@ impl LoadStatus {
     /// The status a word says, if it is one (`None` for a word hv never writes).
     pub fn from_word(word: u64) -> Option<Self> {
         let boot = (word >> 32) as u32;
-        match word & 0xffff_ffff {
-            0 if boot == 0 => Some(Self::None),
-            1 => Some(Self::Restarting { boot }),
-            2 => Some(Self::Done { boot }),
-            code if boot == 0 => LoadRefusal::ALL
+        let app = (word >> 8) as u8;
+        if word & 0xffff_0000 != 0 {
+            return None;
+        }
+        match word & 0xff {
+            0 if word == 0 => Some(Self::None),
+            1 => Some(Self::Restarting { boot, app }),
+            2 => Some(Self::Done { boot, app }),
+            3 => Some(Self::Failed { boot, app }),
+            code if word >> 8 == 0 => LoadRefusal::ALL
                 .into_iter()
                 .find(|r| r.code() == code)
                 .map(Self::Refused),
@@ -190,15 +207,19 @@ mod tests {
     fn every_load_status_survives_its_word() {
         let statuses = [
             LoadStatus::None,
-            LoadStatus::Restarting { boot: 2 },
-            LoadStatus::Done { boot: u32::MAX },
+            LoadStatus::Restarting { boot: 2, app: 1 },
+            LoadStatus::Done {
+                boot: u32::MAX,
+                app: 0,
+            },
+            LoadStatus::Failed { boot: 3, app: 2 },
         ]
         .into_iter()
         .chain(LoadRefusal::ALL.map(LoadStatus::Refused));
         for status in statuses {
             assert_eq!(LoadStatus::from_word(status.word()), Some(status));
         }
-        for junk in [3, 0xf, 0x14, 1 << 40 | 0x10, u64::MAX] {
+        for junk in [4, 0xf, 0x14, 1 << 40 | 0x10, 0x1_0001, u64::MAX] {
             assert_eq!(LoadStatus::from_word(junk), None, "{junk:#x}");
         }
     }

@@ -79,12 +79,13 @@ impl AppDtbs {
 }
 
 /// `args` (the RT partition's boot arguments) with its `rt.app=` word, if any, replaced by
-/// `rt.app=APP`; every other word is kept, in order.
+/// `rt.app=APP` and its `rt.selftest=` words left out (guest-rt refuses an app together
+/// with a self-test); every other word is kept, in order.
 pub fn args_with_app(args: &str, app: &str) -> String {
     let mut line = String::new();
     let words = args
         .split_ascii_whitespace()
-        .filter(|w| !w.starts_with("rt.app="));
+        .filter(|w| !w.starts_with("rt.app=") && !w.starts_with("rt.selftest="));
     for word in words.chain([alloc::format!("rt.app={app}").as_str()]) {
         if !line.is_empty() {
             line.push(' ');
@@ -113,8 +114,9 @@ pub fn app_of(words: [u64; 2]) -> Option<usize> {
 pub struct RtPartition {
     /// Its DTBs are loadable (the board file's `load_from_linux`).
     pub allowed: bool,
-    /// Running: not stopped, not restarting.
-    pub running: bool,
+    /// A restart is under way (a reset, a fault restart, a load). A partition stopped
+    /// for good (powered off, faulted) is not: a load restarts it.
+    pub restarting: bool,
     pub boots: u32,
 }
 
@@ -151,7 +153,7 @@ impl LoadDesk {
         let decision = match rt {
             None => Err(LoadRefusal::NoRtPartition),
             Some(rt) if !rt.allowed => Err(LoadRefusal::NotAllowed),
-            Some(rt) if !rt.running => Err(LoadRefusal::NotRunning),
+            Some(rt) if rt.restarting => Err(LoadRefusal::Busy),
             Some(rt) => app_of(self.name)
                 .map(|app| (app, rt.boots))
                 .ok_or(LoadRefusal::UnknownApp),
@@ -160,6 +162,7 @@ impl LoadDesk {
             Ok((app, boots)) => {
                 self.status = LoadStatus::Restarting {
                     boot: boots.saturating_add(1),
+                    app: app as u8,
                 };
                 Ok(app)
             }
@@ -171,13 +174,21 @@ impl LoadDesk {
     }
 
     /// The status a read gives: a restart counts as done once the partition booted the
-    /// time it waited for and every vCPU reported ready (`boots`, `ready`: now).
-    pub fn status(&mut self, boots: u32, ready: bool) -> LoadStatus {
-        if let LoadStatus::Restarting { boot } = self.status {
-            if boots >= boot && ready {
-                self.status = LoadStatus::Done { boot };
+    /// time it waited for and every vCPU reported ready, as failed once that boot stopped
+    /// for good (`boots`, `ready`, `stopped_for_good`: the partition now).
+    pub fn status(&mut self, boots: u32, ready: bool, stopped_for_good: bool) -> LoadStatus {
+        if let LoadStatus::Restarting { boot, app } = self.status {
+            if boots >= boot && stopped_for_good {
+                self.status = LoadStatus::Failed { boot, app };
+            } else if boots >= boot && ready {
+                self.status = LoadStatus::Done { boot, app };
             }
         }
+        self.status
+    }
+
+    /// The status now, unchanged (for logging only what changed).
+    pub fn last(&self) -> LoadStatus {
         self.status
     }
 }
@@ -218,21 +229,24 @@ mod tests {
         );
         assert_eq!(args_with_app("", "latency"), "rt.app=latency");
         assert_eq!(
-            args_with_app("rt.selftest=gic  rt.app=x rt.app=y", "control"),
-            "rt.selftest=gic rt.app=control"
+            args_with_app(
+                "rt.selftest=gic  rt.app=x rt.heartbeat-ms=5 rt.app=y",
+                "control"
+            ),
+            "rt.heartbeat-ms=5 rt.app=control"
         );
     }
 
     const RT: RtPartition = RtPartition {
         allowed: true,
-        running: true,
+        restarting: false,
         boots: 1,
     };
 
     #[test]
     fn a_request_is_refused_with_its_reason_and_the_status_says_so() {
         let mut desk = LoadDesk::new();
-        assert_eq!(desk.status(1, true), LoadStatus::None);
+        assert_eq!(desk.status(1, true, false), LoadStatus::None);
         desk.set_name_word(0, words(b"control")[0]);
         let cases = [
             (None, LoadRefusal::NoRtPartition),
@@ -245,15 +259,15 @@ mod tests {
             ),
             (
                 Some(RtPartition {
-                    running: false,
+                    restarting: true,
                     ..RT
                 }),
-                LoadRefusal::NotRunning,
+                LoadRefusal::Busy,
             ),
         ];
         for (rt, why) in cases {
             assert_eq!(desk.request(rt), Err(why));
-            assert_eq!(desk.status(1, true), LoadStatus::Refused(why));
+            assert_eq!(desk.status(1, true, false), LoadStatus::Refused(why));
         }
         desk.set_name_word(0, words(b"nope")[0]);
         assert_eq!(desk.request(Some(RT)), Err(LoadRefusal::UnknownApp));
@@ -265,11 +279,45 @@ mod tests {
         let name = words(b"kernel-bench");
         desk.set_name_word(0, name[0]);
         desk.set_name_word(1, name[1]);
-        assert_eq!(desk.request(Some(RT)), Ok(index("kernel-bench")));
-        assert_eq!(desk.status(1, true), LoadStatus::Restarting { boot: 2 });
-        assert_eq!(desk.status(2, false), LoadStatus::Restarting { boot: 2 });
-        assert_eq!(desk.status(2, true), LoadStatus::Done { boot: 2 });
-        assert_eq!(desk.status(3, true), LoadStatus::Done { boot: 2 });
+        let app = index("kernel-bench");
+        assert_eq!(desk.request(Some(RT)), Ok(app));
+        let app = app as u8;
+        assert_eq!(
+            desk.status(1, true, false),
+            LoadStatus::Restarting { boot: 2, app }
+        );
+        assert_eq!(
+            desk.status(1, false, true),
+            LoadStatus::Restarting { boot: 2, app },
+            "the old boot's stop is not the new boot's failure"
+        );
+        assert_eq!(
+            desk.status(2, false, false),
+            LoadStatus::Restarting { boot: 2, app }
+        );
+        assert_eq!(
+            desk.status(2, true, false),
+            LoadStatus::Done { boot: 2, app }
+        );
+        assert_eq!(
+            desk.status(3, true, false),
+            LoadStatus::Done { boot: 2, app }
+        );
+    }
+
+    #[test]
+    fn a_loaded_boot_that_stops_for_good_is_told_and_another_load_is_taken() {
+        let mut desk = LoadDesk::new();
+        desk.set_name_word(0, words(b"control")[0]);
+        let app = desk.request(Some(RT)).unwrap() as u8;
+        assert_eq!(
+            desk.status(2, false, true),
+            LoadStatus::Failed { boot: 2, app }
+        );
+        // Stopped for good is not restarting: the next request restarts it.
+        let stopped = RtPartition { boots: 2, ..RT };
+        assert_eq!(desk.request(Some(stopped)), Ok(app as usize));
+        assert_eq!(desk.last(), LoadStatus::Restarting { boot: 3, app });
     }
 
     #[test]

@@ -274,6 +274,39 @@ impl PartitionState {
         self.vcpus[vcpu] = VcpuState::Stopped;
     }
 
+    /// A restart is under way (reset, fault restart, load): it ends in a reboot.
+    pub fn restarting(&self) -> bool {
+        matches!(
+            self.stopped,
+            Some(
+                StopReason::SystemReset
+                    | StopReason::FaultRestart
+                    | StopReason::Load
+                    | StopReason::Rebooting
+            )
+        )
+    }
+
+    /// Stopped for good: powered off, or stopped by a fault (no restart follows).
+    pub fn stopped_for_good(&self) -> bool {
+        matches!(
+            self.stopped,
+            Some(StopReason::SystemOff | StopReason::FaultStop)
+        )
+    }
+
+    /// Stops the partition for a load (`rtctl load`), which then restarts it like a
+    /// reset, even one stopped for good. The caller checked it is not
+    /// [`Self::restarting`] already.
+    pub fn stop_for_load(&mut self) {
+        self.stopped = Some(StopReason::Load);
+        for state in &mut self.vcpus {
+            if *state != VcpuState::Running {
+                *state = VcpuState::Stopped;
+            }
+        }
+    }
+
     /// Stops the whole partition: no vCPU is entered or started again.
     pub fn stop(&mut self, reason: StopReason) {
         self.stopped.get_or_insert(reason);
@@ -479,6 +512,20 @@ mod tests {
         p.fault_policy.decide();
         p.reboot(0x4208_0000, 0x47e0_0000);
         assert_eq!(p.fault_policy.restarts(), 1, "a reboot keeps the count");
+    }
+
+    #[test]
+    fn a_load_restarts_a_partition_stopped_for_good_at_once() {
+        let mut p = rt();
+        p.boot(0x4208_0000, 0x47e0_0000);
+        assert!(p.take_pending(0).is_some());
+        p.stop(StopReason::SystemOff);
+        p.stop_vcpu(0);
+        assert!(p.stopped_for_good() && !p.restarting());
+        assert!(!p.take_restart());
+        p.stop_for_load();
+        assert!(p.restarting());
+        assert!(p.take_restart(), "no vCPU runs: the caller restarts it");
     }
 
     #[test]

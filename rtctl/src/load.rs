@@ -56,7 +56,8 @@ fn status(page: &[Word]) -> Result<LoadStatus, String> {
 }
 
 /// Sends the request for `name` and waits for its outcome; `progress` gets one line as the
-/// partition restarts. Ok: the boot count the app runs in.
+/// partition restarts. Ok: the boot count the app runs in. hv holds one request: the
+/// caller holds the writer lock, so two `rtctl load`s take turns.
 pub fn load(page: &[Word], name: &str, mut progress: impl FnMut(&str)) -> Result<u32, String> {
     let words = name_words(name)?;
     let (Some(low), Some(high), Some(go)) = (page.get(NAME), page.get(NAME + 1), page.get(LOAD))
@@ -68,11 +69,34 @@ pub fn load(page: &[Word], name: &str, mut progress: impl FnMut(&str)) -> Result
     go.store(u64::from(abi::CONTROL_LOAD_MAGIC), Ordering::Relaxed);
     let start = Instant::now();
     let mut told = false;
+    let ours = |app: u8| {
+        let asked = RT_APPS.iter().position(|a| a.name == name);
+        if asked == Some(usize::from(app)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "load `{name}`: hv's request is for another app (`{}`): another writer of \
+                 hv's control page raced this one",
+                RT_APPS.get(usize::from(app)).map_or("?", |a| a.name)
+            ))
+        }
+    };
     loop {
         match status(page)? {
             LoadStatus::Refused(why) => return Err(refused(name, why)),
-            LoadStatus::Done { boot } => return Ok(boot),
-            LoadStatus::Restarting { boot } => {
+            LoadStatus::Done { boot, app } => {
+                ours(app)?;
+                return Ok(boot);
+            }
+            LoadStatus::Failed { boot, app } => {
+                ours(app)?;
+                return Err(format!(
+                    "load `{name}`: the RT partition booted it (boot {boot}) and then stopped \
+                     (hv's console says why); another `rtctl load` restarts it"
+                ));
+            }
+            LoadStatus::Restarting { boot, app } => {
+                ours(app)?;
                 if !told {
                     progress(&format!(
                         "load: hv accepted `{name}`: the RT partition restarts (boot {boot}); \

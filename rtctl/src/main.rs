@@ -157,6 +157,8 @@ fn doorbells(command: &Command) -> Result<(), Failure> {
     let page = devmem::Mapping::open(span)?;
     let words = page.words();
     if let Command::Load(name) = command {
+        // hv holds one request: two loads take turns (as `set`s do).
+        let _lock = page.writer_lock(devmem::Wait::Yes)?;
         let mut progress = Ok(());
         let boot = load::load(words, name, |line| progress = out(line))?;
         progress?;

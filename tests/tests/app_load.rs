@@ -98,6 +98,13 @@ fn virt_rtctl_load_restarts_only_the_rt_partition_with_the_app_asked_for() {
     );
     let after = s.line_count();
     s.wait_line(after, "control vCPU 0: period ", LINE).unwrap();
+    assert!(
+        !s.lines_from(restarted + 1)
+            .iter()
+            .any(|l| l.contains("partition `rt` restarted")),
+        "a refused load restarted the RT partition:\n{}",
+        s.tail(30)
+    );
 
     // And back to the probe: a third boot of the RT partition, none of Linux.
     let from = s.line_count();
@@ -147,5 +154,27 @@ fn virt_rtctl_load_is_refused_where_the_board_file_does_not_allow_it() {
         "{}",
         s.tail(30)
     );
+    no_linux_restart(&s);
+}
+
+#[test]
+fn virt_rtctl_load_restarts_an_rt_partition_that_powered_itself_off() {
+    let (config, image) = board("virt");
+    let mut b = Boot::new(&config, &image);
+    b.icount = true;
+    b.bootargs.extend([
+        "rt.selftest=system-off".to_string(),
+        "rt.heartbeat-ms=20".to_string(),
+    ]);
+    let mut s = linux_session(&b);
+    s.wait_line(0, "powered itself off", LINE).unwrap();
+    // The load drops the boot's self-test word (guest-rt refuses an app beside one).
+    let from = s.line_count();
+    let (out, rc) = run(&mut s, "rtctl load latency");
+    assert_eq!(rc, "rc=0", "{out:?}\n{}", s.tail(30));
+    let restarted = s
+        .wait_line(from, "partition `rt` restarted (boot 2)", LINE)
+        .unwrap();
+    s.wait_line(restarted, "latency vCPU 1: ", LINE).unwrap();
     no_linux_restart(&s);
 }
